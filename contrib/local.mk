@@ -1,0 +1,2 @@
+# contrib: quick start, packaging helpers.
+EXTRA_DIST += contrib/quickstart.sh
