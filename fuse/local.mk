@@ -1,0 +1,1 @@
+# fuse: build fragment (see Makefile.am).

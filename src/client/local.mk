@@ -1,0 +1,1 @@
+# src/client: build fragment (see Makefile.am).

@@ -1,0 +1,1 @@
+# src/cluster: build fragment (see Makefile.am).

@@ -1,0 +1,1 @@
+# src/lsm: build fragment (see Makefile.am).

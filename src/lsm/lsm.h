@@ -1,0 +1,118 @@
+/*
+ * lsm.h - the public API of the storage engine (src/lsm).
+ *
+ * An lsm_db is an ordered map of byte-string keys to byte-string values kept
+ * in a directory: a commit log, a memtable, SSTables in levels, a manifest.
+ * Keys compare with memcmp order (shorter first on a common prefix).
+ *
+ * Keyspaces: the engine itself treats keys as opaque. Users of the engine
+ * keep node-local data apart from user data by a one-byte key prefix; the
+ * prefixes in use are listed here so that they never collide:
+ *   LSM_KS_DATA  user objects (cluster key -> encoded sibling set)
+ *   LSM_KS_HINT  hinted-handoff records
+ *   LSM_KS_META  node-local metadata (ring state, Merkle metadata, ...)
+ *
+ * Durability: with LSM_SYNC_ALWAYS a successful lsm_put/lsm_delete/lsm_write
+ * is on stable storage when it returns (concurrent writers share one fsync:
+ * group commit). LSM_SYNC_BATCH syncs every sync_batch_ms; LSM_SYNC_NONE
+ * leaves it to the OS.
+ *
+ * Errors: 0 or a negative code (util/qerr.h). Q_ENOTFOUND from lsm_get for an
+ * absent key; Q_ECORRUPT if the only copy of the data is corrupt (the bad
+ * table is quarantined and reported in the log with file and offset).
+ *
+ * Thread safety: an lsm_db may be used by any number of threads at once.
+ * An lsm_iter belongs to one thread. Background threads flush and compact.
+ */
+#ifndef Q_LSM_H
+#define Q_LSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+#include "util/env.h"
+
+enum {
+	LSM_KS_DATA = 0x01,
+	LSM_KS_HINT = 0x02,
+	LSM_KS_META = 0x03
+};
+
+typedef enum lsm_sync {
+	LSM_SYNC_ALWAYS = 0,
+	LSM_SYNC_BATCH = 1,
+	LSM_SYNC_NONE = 2
+} lsm_sync;
+
+typedef struct lsm_options {
+	q_env *env;                /* NULL = q_env_posix() */
+	int create_if_missing;     /* default 1 */
+	lsm_sync sync;             /* default LSM_SYNC_ALWAYS */
+	uint64_t sync_batch_ms;    /* for LSM_SYNC_BATCH, default 10 */
+	size_t write_buffer_size;  /* memtable bytes before a flush, default 4 MiB */
+	size_t block_size;         /* uncompressed data block target, default 4 KiB */
+	int bloom_bits_per_key;    /* default 10; 0 disables bloom filters */
+	size_t block_cache_size;   /* bytes, default 8 MiB; 0 disables */
+	int compression;           /* 1 = snappy where it helps (default), 0 = none */
+	size_t max_key_size;       /* default 64 KiB; larger keys get Q_ETOOBIG */
+	size_t max_value_size;     /* default 64 MiB; larger values get Q_ETOOBIG */
+} lsm_options;
+
+typedef struct lsm_db lsm_db;
+typedef struct lsm_batch lsm_batch;
+typedef struct lsm_iter lsm_iter;
+
+typedef struct lsm_stats {
+	uint64_t disk_bytes;       /* tables + logs + manifest */
+	uint64_t memtable_bytes;
+	uint64_t num_tables;
+	uint64_t tables_per_level[8];
+	uint64_t quarantined_tables;
+	uint64_t corrupt_records_skipped; /* reported during log replay */
+	uint64_t flushes, compactions, compaction_bytes_written;
+	uint64_t stall_ms;         /* total time writers waited on flush/compaction */
+	uint64_t cache_hits, cache_misses;
+} lsm_stats;
+
+void lsm_options_default(lsm_options *o);
+
+/* Opens (creating if allowed) the store in dir. One process at a time:
+ * Q_EBUSY if another holds it. The caller closes it with lsm_close. */
+int lsm_open(const char *dir, const lsm_options *o, lsm_db **out);
+/* Flushes the commit log, stops background work, frees db. */
+int lsm_close(lsm_db *db);
+
+int lsm_put(lsm_db *db, q_slice key, q_slice value);
+int lsm_delete(lsm_db *db, q_slice key);
+/* On success the value is appended to out (out is reset first). */
+int lsm_get(lsm_db *db, q_slice key, q_buf *out);
+
+/* Atomic write batches: all or nothing, also across a crash. */
+lsm_batch *lsm_batch_new(void);
+int lsm_batch_put(lsm_batch *b, q_slice key, q_slice value);
+int lsm_batch_delete(lsm_batch *b, q_slice key);
+void lsm_batch_clear(lsm_batch *b);
+void lsm_batch_free(lsm_batch *b);
+int lsm_write(lsm_db *db, lsm_batch *b);
+
+/* Ordered iteration over a consistent snapshot taken at lsm_iter_new.
+ * Key and value slices are valid until the next move or lsm_iter_free. */
+int lsm_iter_new(lsm_db *db, lsm_iter **out);
+void lsm_iter_seek_first(lsm_iter *it);
+void lsm_iter_seek(lsm_iter *it, q_slice target); /* first key >= target */
+int lsm_iter_valid(const lsm_iter *it);
+void lsm_iter_next(lsm_iter *it);
+q_slice lsm_iter_key(const lsm_iter *it);
+q_slice lsm_iter_value(const lsm_iter *it);
+/* 0, or the error that stopped iteration (e.g. Q_ECORRUPT). */
+int lsm_iter_status(const lsm_iter *it);
+void lsm_iter_free(lsm_iter *it);
+
+/* Forces the memtable to a table and waits for it. */
+int lsm_flush(lsm_db *db);
+/* Compacts everything into the last level and waits. */
+int lsm_compact_all(lsm_db *db);
+void lsm_get_stats(lsm_db *db, lsm_stats *out);
+
+#endif

@@ -1,0 +1,1 @@
+# src/net: build fragment (see Makefile.am).

@@ -1,0 +1,1 @@
+# src/node: build fragment (see Makefile.am).

@@ -1,0 +1,1 @@
+# src/object: build fragment (see Makefile.am).

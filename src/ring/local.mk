@@ -1,0 +1,1 @@
+# src/ring: build fragment (see Makefile.am).
