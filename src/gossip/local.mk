@@ -1,0 +1,1 @@
+# src/gossip: membership, failure detection, ring-state dissemination.

@@ -1,0 +1,1 @@
+# src/handoff: durable hint store, range-handoff planner, rate limiter.
