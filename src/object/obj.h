@@ -43,7 +43,7 @@
  * produced and no input is modified.
  *
  * Ownership: obj_set and obj_ctx are heap objects owned by whoever received
- * them from a *_new/*_decode/*_clone/*_update/*_sync call; free them with
+ * them from an obj_*_new, _decode, _clone, _update or _sync call; free them with
  * obj_set_free / obj_ctx_free (NULL is fine). Pointers handed out by
  * accessors (obj_sibling fields, obj_set_ctx, obj_ctx_entry node) borrow
  * from the object and are valid until it is modified or freed.
@@ -205,7 +205,10 @@ int obj_set_sync(const obj_set *a, const obj_set *b, obj_set **out);
 int obj_set_prune(obj_set *s, const obj_prune *p, int64_t now_ns, const char *keep_node);
 
 /* 64-bit xxHash of the canonical encoding, seeded with OBJ_DIGEST_SEED;
- * equal sets give equal digests. The empty set digests to 0. */
+ * equal sets give equal digests. The empty set digests to 0, any other set
+ * to a non-zero value. If memory for the encoding cannot be had the result is
+ * UINT64_MAX, which callers comparing digests treat as "differs" (a false
+ * difference only costs a sync). */
 uint64_t obj_set_digest(const obj_set *s);
 /* 1 if a and b hold the same siblings and the same context. */
 int obj_set_equal(const obj_set *a, const obj_set *b);
