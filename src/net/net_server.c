@@ -1,0 +1,603 @@
+/*
+ * net_server.c - TCP listener, per-connection framing, request dispatch and
+ * replies (see net_server.h).
+ *
+ * Connection states:
+ *
+ *   OPEN --bad frame--> DRAIN --(writes flushed, shutdown; peer EOF or
+ *     |                  |        linger timer)--> CLOSING --> freed
+ *     +--EOF/error/server close/idle--------------> CLOSING
+ *
+ * conn_bad_frame() queues the ERROR frame and moves to DRAIN;
+ * conn_close() moves any state to CLOSING; conn_unref() frees a connection
+ * once its handles have closed and no request refers to it.
+ *
+ * Invariants:
+ *  - c->refs = 1 (while its handles are open) + number of requests handed
+ *    to the handler and not yet answered. A conn is freed at refs == 0.
+ *  - srv->refs = 1 (listener open) + number of live conns. The server is
+ *    freed at refs == 0, which can only happen after net_server_close.
+ *  - The read buffer holds at most one partial frame plus one read's worth
+ *    of following bytes; a header announcing more than max_payload is
+ *    refused before any of its payload is kept.
+ *  - Reading is paused while inflight >= max_inflight or wq_bytes >=
+ *    max_wq_bytes, and frames already buffered are not dispatched then.
+ *
+ * Threading: loop thread only.
+ */
+#include "net/net_server.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net_frame.h"
+#include "net/net_internal.h"
+#include "util/coding.h"
+#include "util/log.h"
+#include "util/qerr.h"
+
+#define SRV_READ_CHUNK (64 * 1024)
+#define SRV_LINGER_MS 2000
+
+enum conn_state { C_OPEN, C_DRAIN, C_CLOSING };
+
+typedef struct srv_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;     /* idle timeout in OPEN, linger in DRAIN */
+	uv_shutdown_t shut;
+	net_server *srv;
+	net_link link;
+	enum conn_state state;
+	int reading;
+	int processing;       /* conn_process is on the stack (no re-entry) */
+	int handles;          /* open libuv handles (tcp, timer) */
+	size_t refs;
+	size_t inflight;
+	size_t wq_bytes;
+	q_buf rbuf;
+	char peer[NET_ADDR_STRLEN];
+} srv_conn;
+
+typedef struct srv_req {
+	net_request pub;
+	srv_conn *c;
+	uint8_t *payload;     /* owned copy; pub.msg slices point into it */
+} srv_req;
+
+typedef struct srv_write {
+	uv_write_t w;
+	srv_conn *c;
+	size_t len;
+	uint8_t *data;
+} srv_write;
+
+struct net_server {
+	net_loop *loop;
+	uv_tcp_t listener;
+	net_server_opts o;
+	net_link conns;
+	size_t refs;
+	int closing;
+	char addr[NET_ADDR_STRLEN];
+	int port;
+	net_server_stats st;
+};
+
+static void conn_close(srv_conn *c);
+static void conn_process(srv_conn *c);
+
+/* ------------------------------------------------------------------------ */
+/* lifetime                                                                   */
+
+static void srv_unref(net_server *s)
+{
+	if (--s->refs == 0)
+		free(s);
+}
+
+static void conn_unref(srv_conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	net_server *s = c->srv;
+	q_buf_free(&c->rbuf);
+	free(c);
+	srv_unref(s);
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+	srv_conn *c = h->data;
+	if (--c->handles > 0)
+		return;
+	net_list_del(&c->link);
+	c->srv->st.open_conns--;
+	c->srv->st.closed++;
+	conn_unref(c);
+}
+
+static void conn_close(srv_conn *c)
+{
+	if (c->state == C_CLOSING)
+		return;
+	c->state = C_CLOSING;
+	c->reading = 0;
+	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+	uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* writing                                                                    */
+
+static void conn_update_reading(srv_conn *c);
+
+static void write_cb(uv_write_t *w, int status)
+{
+	srv_write *sw = NET_CONTAINER_OF(w, srv_write, w);
+	srv_conn *c = sw->c;
+	c->wq_bytes -= sw->len;
+	free(sw->data);
+	free(sw);
+	if (status < 0 && c->state == C_OPEN) {
+		Q_DEBUG("net", "write to %s failed: %s", c->peer, uv_strerror(status));
+		conn_close(c);
+	} else if (c->state == C_OPEN) {
+		conn_process(c);
+	}
+	conn_unref(c);
+}
+
+/* Takes ownership of frame (heap memory from q_buf_steal). */
+static int conn_write(srv_conn *c, uint8_t *frame, size_t len)
+{
+	if (c->state == C_CLOSING) {
+		free(frame);
+		return Q_ECLOSED;
+	}
+	srv_write *sw = calloc(1, sizeof *sw);
+	if (!sw) {
+		free(frame);
+		return -ENOMEM;
+	}
+	sw->c = c;
+	sw->len = len;
+	sw->data = frame;
+	uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
+	int rc = uv_write(&sw->w, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+	if (rc < 0) {
+		free(frame);
+		free(sw);
+		conn_close(c);
+		return rc;
+	}
+	c->refs++;
+	c->wq_bytes += len;
+	return 0;
+}
+
+static int conn_send_msg(srv_conn *c, const net_msg *m, uint64_t reqid)
+{
+	q_buf b = Q_BUF_INIT;
+	int rc = net_msg_encode_frame(m, reqid, &b);
+	if (rc < 0) {
+		q_buf_free(&b);
+		return rc;
+	}
+	size_t len;
+	uint8_t *p = q_buf_steal(&b, &len);
+	return conn_write(c, p, len);
+}
+
+static int conn_send_error(srv_conn *c, uint64_t reqid, int code, const char *text)
+{
+	net_msg m;
+	net_msg_error(&m, code, text);
+	return conn_send_msg(c, &m, reqid);
+}
+
+/* ------------------------------------------------------------------------ */
+/* bad input: ERROR, then shutdown after it is written, then close          */
+
+static void linger_cb(uv_timer_t *t)
+{
+	conn_close(t->data);
+}
+
+static void shutdown_cb(uv_shutdown_t *sh, int status)
+{
+	srv_conn *c = sh->data;
+	(void)status;
+	if (c->state == C_DRAIN) {
+		/* Read (and discard) until the peer closes, so closing does not
+		 * reset the connection before the peer read our ERROR. */
+		uv_timer_start(&c->timer, linger_cb, SRV_LINGER_MS, 0);
+	}
+	conn_unref(c);
+}
+
+static void conn_bad_frame(srv_conn *c, uint64_t reqid, int code, const char *what)
+{
+	char text[160];
+	snprintf(text, sizeof text, "%s: %s", q_errname(code), what);
+	Q_WARN("net", "bad frame from %s: %s; closing connection", c->peer, text);
+	c->srv->st.bad_frames++;
+	if (conn_send_error(c, reqid, code, text) < 0 || c->state != C_OPEN) {
+		conn_close(c);
+		return;
+	}
+	c->state = C_DRAIN;
+	uv_timer_stop(&c->timer);
+	c->rbuf.len = 0;
+	c->shut.data = c;
+	if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, shutdown_cb) < 0) {
+		conn_close(c);
+		return;
+	}
+	c->refs++;
+}
+
+/* ------------------------------------------------------------------------ */
+/* dispatch                                                                   */
+
+static int conn_paused(const srv_conn *c)
+{
+	const net_server_opts *o = &c->srv->o;
+	return c->inflight >= o->max_inflight || c->wq_bytes >= o->max_wq_bytes;
+}
+
+static void dispatch(srv_conn *c, const net_frame *f)
+{
+	net_server *s = c->srv;
+	if (f->flags & NET_FF_RESP) {
+		conn_bad_frame(c, f->reqid, Q_EPROTO, "response frame sent to a server");
+		return;
+	}
+	if (!net_msg_type_known(f->type) || net_msg_is_resp(f->type)) {
+		/* Well-framed but not a request we know: answer, keep going. */
+		char text[64];
+		snprintf(text, sizeof text, "unknown request type 0x%02x", f->type);
+		conn_send_error(c, f->reqid, Q_EPROTO, text);
+		return;
+	}
+	srv_req *r = calloc(1, sizeof *r);
+	if (!r) {
+		conn_send_error(c, f->reqid, -ENOMEM, NULL);
+		return;
+	}
+	if (f->payload.n) {
+		r->payload = malloc(f->payload.n);
+		if (!r->payload) {
+			free(r);
+			conn_send_error(c, f->reqid, -ENOMEM, NULL);
+			return;
+		}
+		memcpy(r->payload, f->payload.p, f->payload.n);
+	}
+	int rc = net_msg_decode(f->type, q_slice_make(r->payload, f->payload.n), &r->pub.msg);
+	if (rc < 0) {
+		free(r->payload);
+		free(r);
+		char text[96];
+		snprintf(text, sizeof text, "malformed %s message", net_msg_type_name(f->type));
+		conn_bad_frame(c, f->reqid, rc, text);
+		return;
+	}
+	r->c = c;
+	r->pub.reqid = f->reqid;
+	r->pub.type = f->type;
+	memcpy(r->pub.peer, c->peer, sizeof r->pub.peer);
+	c->refs++;
+	c->inflight++;
+	s->st.requests++;
+	s->o.handler(s->o.ctx, &r->pub);
+}
+
+/* Dispatches buffered frames while allowed, then starts or stops reading. */
+static void conn_process(srv_conn *c)
+{
+	size_t off = 0;
+	if (c->processing)
+		return; /* the outer call re-checks the limits */
+	c->processing = 1;
+	c->refs++; /* the handler may close the conn under us */
+	while (c->state == C_OPEN && !conn_paused(c)) {
+		net_frame f;
+		size_t used;
+		int rc = net_frame_decode2(c->rbuf.p + off, c->rbuf.len - off, c->srv->o.max_payload,
+					   &f, &used);
+		if (rc == NET_NEED_MORE) {
+			/* Make room for the whole frame once its header is known. */
+			net_frame h;
+			if (net_frame_decode_hdr(c->rbuf.p + off, c->rbuf.len - off,
+						 c->srv->o.max_payload, &h) == 0) {
+				size_t want = NET_FRAME_HDR_LEN + h.payload.n;
+				if (c->rbuf.cap - off < want) {
+					memmove(c->rbuf.p, c->rbuf.p + off, c->rbuf.len - off);
+					c->rbuf.len -= off;
+					off = 0;
+					if (q_buf_reserve(&c->rbuf, want - c->rbuf.len) < 0) {
+						conn_close(c);
+						break;
+					}
+				}
+			}
+			break;
+		}
+		if (rc < 0) {
+			const char *what = rc == Q_ETOOBIG ? "frame payload over the size limit"
+					   : rc == Q_EVERSION ? "unsupported protocol version"
+							      : "malformed frame header or checksum";
+			uint64_t reqid = 0;
+			if (c->rbuf.len - off >= NET_FRAME_HDR_LEN && rc != Q_EPROTO)
+				reqid = q_dec_fixed64(c->rbuf.p + off + NET_OFF_REQID);
+			conn_bad_frame(c, reqid, rc, what);
+			break;
+		}
+		dispatch(c, &f);
+		off += used;
+	}
+	if (c->state == C_OPEN && off) {
+		memmove(c->rbuf.p, c->rbuf.p + off, c->rbuf.len - off);
+		c->rbuf.len -= off;
+		if (c->rbuf.len == 0 && c->rbuf.cap > 4 * SRV_READ_CHUNK)
+			q_buf_free(&c->rbuf);
+	}
+	if (c->state == C_OPEN)
+		conn_update_reading(c);
+	c->processing = 0;
+	conn_unref(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* reading                                                                    */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	srv_conn *c = h->data;
+	(void)suggested;
+	if (c->state == C_DRAIN)
+		c->rbuf.len = 0; /* discarding */
+	if (c->rbuf.cap - c->rbuf.len < SRV_READ_CHUNK / 4 &&
+	    q_buf_reserve(&c->rbuf, SRV_READ_CHUNK) < 0) {
+		*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+		return;
+	}
+	*buf = uv_buf_init((char *)c->rbuf.p + c->rbuf.len, (unsigned)(c->rbuf.cap - c->rbuf.len));
+}
+
+static void idle_cb(uv_timer_t *t);
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	srv_conn *c = st->data;
+	(void)buf;
+	if (nread < 0) {
+		if (nread != UV_EOF)
+			Q_DEBUG("net", "read from %s: %s", c->peer, uv_strerror((int)nread));
+		conn_close(c);
+		return;
+	}
+	if (c->state == C_DRAIN) {
+		c->rbuf.len = 0;
+		return;
+	}
+	c->rbuf.len += (size_t)nread;
+	if (c->srv->o.idle_timeout_ms)
+		uv_timer_start(&c->timer, idle_cb, c->srv->o.idle_timeout_ms, 0);
+	conn_process(c);
+}
+
+static void conn_update_reading(srv_conn *c)
+{
+	int want = !conn_paused(c);
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+			c->reading = 1;
+	} else if (!want && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = 0;
+		c->srv->st.read_pauses++;
+	}
+}
+
+static void idle_cb(uv_timer_t *t)
+{
+	srv_conn *c = t->data;
+	if (c->state == C_OPEN && c->inflight == 0 && c->wq_bytes == 0) {
+		Q_DEBUG("net", "closing idle connection from %s", c->peer);
+		conn_close(c);
+	} else if (c->state == C_OPEN) {
+		uv_timer_start(&c->timer, idle_cb, c->srv->o.idle_timeout_ms, 0);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* accepting                                                                  */
+
+static void reject_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+	srv_unref(h->data);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+	net_server *s = ls->data;
+	if (status < 0 || s->closing) {
+		Q_WARN("net", "accept on %s: %s", s->addr, uv_strerror(status));
+		return;
+	}
+	uv_loop_t *uv = net_loop_uv(s->loop);
+	if (s->st.open_conns >= s->o.max_conns) {
+		uv_tcp_t *t = malloc(sizeof *t);
+		if (t && uv_tcp_init(uv, t) == 0) {
+			if (uv_accept(ls, (uv_stream_t *)t) == 0)
+				Q_WARN("net", "connection limit (%zu) reached; refusing one",
+				       s->o.max_conns);
+			uv_close((uv_handle_t *)t, reject_closed);
+		} else {
+			free(t);
+		}
+		return;
+	}
+	srv_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return;
+	if (uv_tcp_init(uv, &c->tcp) < 0) {
+		free(c);
+		return;
+	}
+	uv_timer_init(uv, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->srv = s;
+	c->handles = 2;
+	c->refs = 1;
+	s->refs++;
+	net_list_push(&s->conns, &c->link);
+	s->st.open_conns++;
+	s->st.accepted++;
+	if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0) {
+		conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
+	    net_addr_format((struct sockaddr *)&ss, c->peer, sizeof c->peer) != 0)
+		snprintf(c->peer, sizeof c->peer, "?");
+	if (s->o.idle_timeout_ms)
+		uv_timer_start(&c->timer, idle_cb, s->o.idle_timeout_ms, 0);
+	conn_update_reading(c);
+}
+
+int net_server_start(net_loop *l, const net_server_opts *o, net_server **out)
+{
+	int rc;
+	if (!o->handler)
+		return -EINVAL;
+	struct sockaddr_storage sa;
+	Q_RET(net_addr_parse(o->listen ? o->listen : NET_ADDR_DEFAULT_HOST ":0", 1, &sa));
+	net_server *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->loop = l;
+	s->o = *o;
+	s->o.listen = NULL; /* not kept */
+	if (!s->o.max_payload || s->o.max_payload > NET_MAX_PAYLOAD)
+		s->o.max_payload = NET_MAX_PAYLOAD;
+	if (!s->o.max_inflight)
+		s->o.max_inflight = 256;
+	if (!s->o.max_wq_bytes)
+		s->o.max_wq_bytes = NET_MAX_FRAME;
+	if (!s->o.max_conns)
+		s->o.max_conns = 1024;
+	net_list_init(&s->conns);
+	s->refs = 1;
+	rc = uv_tcp_init(net_loop_uv(l), &s->listener);
+	if (rc < 0) {
+		free(s);
+		return rc;
+	}
+	s->listener.data = s;
+	Q_ERR(uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0));
+	Q_ERR(uv_listen((uv_stream_t *)&s->listener, 128, on_connection));
+	struct sockaddr_storage bound;
+	int blen = sizeof bound;
+	Q_ERR(uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen));
+	Q_ERR(net_addr_format((struct sockaddr *)&bound, s->addr, sizeof s->addr));
+	s->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+						   : ((struct sockaddr_in6 *)&bound)->sin6_port);
+	*out = s;
+	return 0;
+fail:
+	s->closing = 1;
+	uv_close((uv_handle_t *)&s->listener, listener_closed); /* frees s */
+	return rc;
+}
+
+const char *net_server_addr(const net_server *s)
+{
+	return s->addr;
+}
+
+int net_server_port(const net_server *s)
+{
+	return s->port;
+}
+
+void net_server_close(net_server *s)
+{
+	if (s->closing)
+		return;
+	s->closing = 1;
+	uv_close((uv_handle_t *)&s->listener, listener_closed);
+	net_link *n = s->conns.next;
+	while (n != &s->conns) {
+		srv_conn *c = NET_CONTAINER_OF(n, srv_conn, link);
+		n = n->next;
+		conn_close(c);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* replies                                                                    */
+
+static void req_free(srv_req *r)
+{
+	srv_conn *c = r->c;
+	net_msg_clear(&r->pub.msg);
+	free(r->payload);
+	free(r);
+	c->inflight--;
+	if (c->state == C_OPEN)
+		conn_process(c); /* may resume reading */
+	conn_unref(c);
+}
+
+int net_reply_send(net_request *req, const net_msg *resp)
+{
+	srv_req *r = NET_CONTAINER_OF(req, srv_req, pub);
+	srv_conn *c = r->c;
+	int rc;
+	if (c->state != C_OPEN) {
+		rc = Q_ECLOSED;
+	} else if (resp->type != NET_MSG_ERROR && resp->type != net_msg_resp_type(req->type)) {
+		Q_WARN("net", "reply of type %s to a %s request", net_msg_type_name(resp->type),
+		       net_msg_type_name(req->type));
+		rc = Q_EPROTO;
+		conn_send_error(c, req->reqid, rc, "server sent a reply of the wrong type");
+	} else {
+		rc = conn_send_msg(c, resp, req->reqid);
+		if (rc < 0 && rc != Q_ECLOSED && c->state == C_OPEN)
+			conn_send_error(c, req->reqid, rc, "reply could not be encoded");
+		else if (rc == 0)
+			c->srv->st.replies++;
+	}
+	req_free(r);
+	return rc;
+}
+
+int net_reply_error(net_request *req, int code, const char *text)
+{
+	net_msg m;
+	net_msg_error(&m, code, text);
+	return net_reply_send(req, &m);
+}
+
+void net_reply_drop(net_request *req)
+{
+	req_free(NET_CONTAINER_OF(req, srv_req, pub));
+}
+
+void net_server_get_stats(const net_server *s, net_server_stats *st)
+{
+	*st = s->st;
+}
