@@ -1,1 +1,36 @@
-# fuse: build fragment (see Makefile.am).
+# fuse: quorumfs, the mount daemon (see docs/filesystem.md).
+#
+# fuse/libqfs.a is the filesystem model (objects, conflicts, inode table,
+# options, and the filesystem operations over the client API); quorumfs is
+# the FUSE face on top of it.
+noinst_LIBRARIES += fuse/libqfs.a
+fuse_libqfs_a_SOURCES = \
+	fuse/qfs_format.h \
+	fuse/qfs_obj.c fuse/qfs_obj.h \
+	fuse/qfs_conflict.c fuse/qfs_conflict.h \
+	fuse/qfs_inode.c fuse/qfs_inode.h \
+	fuse/qfs_opts.c fuse/qfs_opts.h
+
+# unit tests
+QFS_TESTS = \
+	tests/unit/test_qfs_obj \
+	tests/unit/test_qfs_conflict \
+	tests/unit/test_qfs_inode \
+	tests/unit/test_qfs_opts
+check_PROGRAMS += $(QFS_TESTS)
+TESTS += $(QFS_TESTS)
+QFS_TEST_LDADD = $(QTEST_LDADD) fuse/libqfs.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
+tests_unit_test_qfs_obj_LDADD = $(QFS_TEST_LDADD)
+tests_unit_test_qfs_conflict_LDADD = $(QFS_TEST_LDADD)
+tests_unit_test_qfs_inode_LDADD = $(QFS_TEST_LDADD)
+tests_unit_test_qfs_opts_LDADD = $(QFS_TEST_LDADD)
+
+# fuzz: the object decoder and the conflict-name parser
+FUZZ_TARGETS += tests/fuzz/qfs_obj_fuzzer tests/fuzz/qfs_conflict_fuzzer
+check_PROGRAMS += tests/fuzz/qfs_obj_fuzzer tests/fuzz/qfs_conflict_fuzzer
+tests_fuzz_qfs_obj_fuzzer_SOURCES = tests/fuzz/qfs_obj_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_qfs_obj_fuzzer_LDADD = fuse/libqfs.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
+tests_fuzz_qfs_obj_fuzzer_LDFLAGS = $(FUZZ_LINK)
+tests_fuzz_qfs_conflict_fuzzer_SOURCES = tests/fuzz/qfs_conflict_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_qfs_conflict_fuzzer_LDADD = fuse/libqfs.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
+tests_fuzz_qfs_conflict_fuzzer_LDFLAGS = $(FUZZ_LINK)

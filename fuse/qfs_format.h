@@ -1,0 +1,78 @@
+/*
+ * qfs_format.h - every constant of the filesystem's object format and key
+ * layout, in one place (described in docs/filesystem.md).
+ *
+ * Keys:
+ *   "f:" + absolute path      metadata object of a file, directory, symlink
+ *                             or special file ("f:/" is the root directory)
+ *   "c:" + 32 lowercase hex   one chunk of a large file, named by a 128-bit
+ *                             hash of its content (immutable, never conflicts)
+ *
+ * Values of "f:" keys are qfs objects (qfs_obj.h): magic, version, type,
+ * metadata, xattrs, a type-specific body, and a trailing checksum.
+ * Values of "c:" keys are the raw chunk bytes.
+ *
+ * Changing anything here changes the stored format: bump QFS_OBJ_VERSION and
+ * keep the decoder reading the older versions.
+ */
+#ifndef QFS_FORMAT_H
+#define QFS_FORMAT_H
+
+#define QFS_KEY_META "f:"
+#define QFS_KEY_CHUNK "c:"
+#define QFS_CHUNK_ID_LEN 16 /* bytes of content hash in a chunk id */
+#define QFS_CHUNK_KEY_LEN (2 + 2 * QFS_CHUNK_ID_LEN)
+
+#define QFS_OBJ_MAGIC 0x4651u /* "QF" little endian */
+#define QFS_OBJ_VERSION 1
+
+/* Object types (one byte in the object; agree with the S_IFMT bits of mode). */
+enum {
+	QFS_T_REG = 1,
+	QFS_T_DIR = 2,
+	QFS_T_LNK = 3,
+	QFS_T_FIFO = 4,
+	QFS_T_SOCK = 5,
+	QFS_T_CHR = 6,
+	QFS_T_BLK = 7
+};
+
+/* Regular-file layouts. */
+enum {
+	QFS_LAYOUT_INLINE = 0,
+	QFS_LAYOUT_CHUNKED = 1
+};
+
+/* Chunk reference kinds. */
+enum {
+	QFS_CHUNK_HOLE = 0, /* all zeroes, nothing stored */
+	QFS_CHUNK_DATA = 1
+};
+
+/* Hard limits checked by the decoder (a value over one is corrupt). */
+#define QFS_NAME_MAX 255
+#define QFS_PATH_MAX 4095
+#define QFS_ORIGIN_MAX 63
+#define QFS_XATTR_NAME_MAX 255
+#define QFS_XATTR_VALUE_MAX 65536
+#define QFS_XATTR_COUNT_MAX 1024
+#define QFS_INLINE_MAX (1u << 20)      /* largest inline body accepted */
+#define QFS_CHUNK_SIZE_MIN 4096u
+#define QFS_CHUNK_SIZE_MAX (16u << 20)
+#define QFS_CHUNKS_MAX (1u << 22)      /* chunk references in one object */
+#define QFS_FILE_SIZE_MAX (1ull << 50)
+#define QFS_DIR_ENTRIES_MAX (1u << 20)
+#define QFS_CLOCK_MAX 4096             /* actors in a directory clock */
+#define QFS_DOTS_MAX 64                /* concurrent adds kept per entry */
+
+/* Defaults the mount daemon uses when writing (options can change them). */
+#define QFS_DEFAULT_INLINE_MAX (64u << 10)
+#define QFS_DEFAULT_CHUNK_SIZE (1u << 20)
+
+/* Conflict-file marker (Syncthing's convention). */
+#define QFS_CONFLICT_MARK ".sync-conflict-"
+
+/* The extended attribute that lists a file's siblings. */
+#define QFS_XATTR_SIBLINGS "user.quorum.siblings"
+
+#endif
