@@ -47,6 +47,10 @@ void qc_object_init(qc_object *o);
 void qc_object_free(qc_object *o);
 /* Number of siblings that are not tombstones. */
 size_t qc_object_live(const qc_object *o);
+/* For implementations: frees what o holds, then gives it room for nsib
+ * siblings (zeroed) and one block of value_bytes bytes, returned in *store,
+ * that the siblings' values point into. The object owns both. */
+int qc_object_reserve(qc_object *o, size_t nsib, size_t value_bytes, uint8_t **store);
 
 typedef struct qc_opts {
 	int n, r, w;          /* 0 = cluster default */
@@ -100,8 +104,39 @@ static inline void qc_close(qc_client *c)
 		c->ops->close(c);
 }
 
-/* Printable (base64url, no padding) form of a context, and back. */
+/* Printable (base64url, no padding) form of a context, and back. The token
+ * in out is NUL-terminated (out->len excludes the NUL). Q_EBADCTX for a
+ * token that no context encodes to. */
 int qc_ctx_to_token(q_slice ctx, q_buf *out);
 int qc_token_to_ctx(const char *token, q_buf *out);
+
+/* ---- implementations ---- */
+
+struct coord;
+struct obj_set;
+
+/* In-process client bound to a coordinator (src/cluster/coord.h), which
+ * must outlive it. The node hands one out (q_node_client); close it with
+ * qc_close only if you created it yourself. */
+int qc_inproc_new(struct coord *c, qc_client **out);
+
+/* Network client to the node at addr ("host:port"). timeout_ms is the
+ * default request timeout (0 = 5000). Connects lazily and reconnects after
+ * a failure; calls from several threads are serialised on one connection
+ * (use one client per thread for parallelism). Close with qc_close. */
+int qc_net_new(const char *addr, uint64_t timeout_ms, qc_client **out);
+/* Network client only: the node's status JSON (appended to out after a
+ * reset). */
+int qc_net_status(qc_client *c, q_buf *out);
+/* Network client only: what the node's own replica holds for key, without
+ * asking other replicas (a debug read; Q_ENOTFOUND if it holds nothing). */
+int qc_net_replica_get(qc_client *c, q_slice key, qc_object *out);
+/* Network client only: the text of the last failure (the node's ERROR text
+ * or a connection problem); "" if none. Valid until the next call. */
+const char *qc_net_last_error(qc_client *c);
+
+/* Fills o (freed first) from a sibling set: siblings in the set's order
+ * (live first), values copied, context encoded. */
+int qc_object_from_set(const struct obj_set *s, qc_object *o);
 
 #endif

@@ -1,1 +1,16 @@
-# src/node: build fragment (see Makefile.am).
+# src/node: quorumd (the node daemon) and the node as a library (node.h),
+# which the mount daemon embeds.
+noinst_LIBRARIES += src/node/libqnode.a
+src_node_libqnode_a_SOURCES = \
+	src/node/node.c src/node/node.h \
+	src/node/node_conf.c src/node/node_conf.h
+
+# Everything a program embedding a node links, lowest layer last. The mount
+# daemon uses it too: fuse_quorumfs_LDADD = ... $(QNODE_LDADD)
+QNODE_LDADD = src/node/libqnode.a src/client/libqclient.a src/cluster/libqcluster.a \
+	src/net/libqnet.a src/ring/libqring.a src/object/libqobject.a \
+	src/lsm/libqlsm.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
+
+bin_PROGRAMS += src/node/quorumd
+src_node_quorumd_SOURCES = src/node/quorumd.c
+src_node_quorumd_LDADD = $(QNODE_LDADD)

@@ -37,4 +37,9 @@ qc_client *q_node_client(q_node *n);
 const char *q_node_id(const q_node *n);
 int q_node_stop(q_node *n);
 
+/* The address the node serves on ("127.0.0.1:7070"). */
+const char *q_node_listen_addr(const q_node *n);
+/* The node's coordinator (src/cluster/coord.h), for tools and tests. */
+struct coord *q_node_coord(q_node *n);
+
 #endif

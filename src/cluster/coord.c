@@ -1,0 +1,1804 @@
+/*
+ * coord.c - the coordinator (see coord.h for the contract).
+ *
+ * ===================================================================
+ * Design notes
+ * ===================================================================
+ *
+ * Threads. Everything below runs on the net_loop thread except the bodies
+ * of disk jobs (job_work, on libuv's worker pool: they only call replica_*)
+ * and the *_sync entry points (caller threads: they post to the loop and
+ * wait on a condition variable, or take the single-node fast path).
+ *
+ * Invariants:
+ *   1. An op (one client get or put) is answered exactly once: op_reply
+ *      sets o->replied and every later outcome is ignored.
+ *   2. An op is freed only when nothing refers to it: o->refs counts its
+ *      timer plus every outstanding disk job and peer request; each of
+ *      those drops one reference when its callback runs (the pool and libuv
+ *      guarantee exactly one callback each), so no callback ever sees a
+ *      freed op.
+ *   3. A put is acknowledged only after the coordinating replica's own
+ *      write is durable (replica_update returned) and W-1 other replicas
+ *      acknowledged a durable merge of the same set.
+ *   4. Read repair sends the merge of every answer received, never a set
+ *      older than what the replica reported.
+ *   5. Membership is read through a view (ring + member addresses) rebuilt
+ *      on the loop thread whenever the members' version moves.
+ *
+ * Get (coord_get):
+ *
+ *     coord_get ---> FANOUT: REPL_GET to the N primaries
+ *                      |  (rep_done: ok++ and merge, or failed++)
+ *                      |-- ok >= R ----------------> REPLIED(0 / ENOTFOUND)
+ *                      |-- ok + pending < R -------> REPLIED(EQUORUM)
+ *                      |-- timer (get_timeout) ----> REPLIED(ETIMEOUT)
+ *                      v
+ *                  all answered or timer: get_finish
+ *                      --> READ REPAIR: REPL_PUT(merge) to each answering
+ *                          replica whose digest differs (fire and forget)
+ *                      --> timer closed; op freed at refs == 0
+ *
+ * Put (coord_put):
+ *
+ *     coord_put --(self not a primary)--> FORWARD: KV_PUT to primaries in
+ *         |                                  order (fwd_try / fwd_done);
+ *         |                                  answer = first reachable one's
+ *         v
+ *     LOCAL: disk job replica_update (new dot, durable)  [put_local_done]
+ *         |-- error ---------------------------------> REPLIED(error)
+ *         v
+ *     REPLICATE: REPL_PUT(result) to the other N-1 primaries
+ *         |-- acks (own included) >= W --------------> REPLIED(0)
+ *         |-- acks + pending < W --------------------> REPLIED(EQUORUM)
+ *         |-- timer ---------------------------------> REPLIED(ETIMEOUT)
+ *         v
+ *     all answered or timer: timer closed; op freed at refs == 0
+ *
+ * Replica side (coord_handle): REPL_GET reads the stored bytes, REPL_PUT
+ * decodes and merges (replica_merge), both in disk jobs; the reply is sent
+ * from the job's completion on the loop thread.
+ */
+#include "cluster/coord.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "net/net_msg.h"
+#include "net/net_pool.h"
+#include "net/net_server.h"
+#include "ring/ring.h"
+#include "util/log.h"
+#include "util/qerr.h"
+#include "util/qtime.h"
+
+#define HELLO_RETRY_MS 1000
+
+enum { OP_GET = 1, OP_PUT = 2 };
+enum { REP_PENDING = 0, REP_OK = 1, REP_FAIL = 2, REP_IDLE = 3 };
+
+typedef struct op op;
+
+typedef struct rep {
+	op *o;
+	int self;
+	int state;
+	int rc;
+	obj_set *set;            /* get: what the replica holds (NULL: nothing) */
+	char id[MEMBER_ID_MAX + 1];
+	char addr[MEMBER_ADDR_MAX + 1];
+} rep;
+
+struct op {
+	op *next, *prev;
+	coord *c;
+	int kind;
+	int refs;
+	int replied, finished, timer_closing, timed_out;
+	uv_timer_t timer;
+	coord_done_fn cb;
+	void *arg;
+	uint8_t *key;
+	size_t klen;
+	int nrep, need, ok, failed;
+	rep reps[COORD_MAX_N];
+	obj_set *merged;         /* get: merge of answers; put: the new set */
+	int local_only;
+	uint64_t deadline_ms;
+	/* put */
+	obj_ctx *cctx;
+	uint8_t *ctxb;
+	size_t ctxn;
+	obj_write w;
+	uint8_t *val;
+	int want_set;
+	int req_n, req_w;
+	int fwd_next;
+	q_buf enc;               /* put: encoded new set sent to replicas */
+};
+
+typedef struct peer_pending {
+	coord *c;
+	char addr[MEMBER_ADDR_MAX + 1];
+	char zone[MEMBER_ID_MAX + 1];  /* "" = not configured */
+	int inflight, resolved;
+} peer_pending;
+
+struct coord {
+	coord_config cfg;
+	char node_id[MEMBER_ID_MAX + 1];
+	char listen[MEMBER_ADDR_MAX + 1];
+	char bound[NET_ADDR_STRLEN];
+	replica *rep;
+	members *mem;
+	net_loop *loop;
+	net_server *srv;
+	net_pool *pool;
+	int closing;             /* loop thread */
+	int stopping;            /* atomic: any thread */
+	/* view, loop thread only */
+	ring *ring;
+	member *mv;
+	size_t mn;
+	uint64_t view_version;
+	op *ops;
+	/* peers known only by address, resolved by HELLO */
+	peer_pending *unres;
+	size_t nunres;
+	uv_timer_t hello_timer;
+	int hello_timer_on;
+	coord_stats st;          /* atomics */
+	coord_status_fn hook;
+	void *hook_arg;
+};
+
+#define STAT_INC(c, f) __atomic_add_fetch(&(c)->st.f, 1, __ATOMIC_RELAXED)
+
+/* ------------------------------------------------------------------ */
+/* View: ring + addresses                                              */
+
+static int view_refresh(coord *c)
+{
+	uint64_t v = members_version(c->mem);
+	if (c->ring && v == c->view_version)
+		return 0;
+	member *mv = NULL;
+	size_t mn = 0;
+	uint64_t ver = 0;
+	Q_RET(members_snapshot(c->mem, &mv, &mn, &ver));
+	ring_member *rm = calloc(mn, sizeof(ring_member));
+	if (!rm) {
+		free(mv);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < mn; i++) {
+		rm[i].node = mv[i].id;
+		rm[i].zone = mv[i].zone;
+		rm[i].tokens = (uint32_t)c->cfg.ring_tokens;
+	}
+	ring *r = NULL;
+	int rc = ring_build(rm, mn, ver, &r);
+	free(rm);
+	if (rc < 0) {
+		free(mv);
+		Q_ERROR("coord", "cannot build the ring from %zu members: %s", mn, q_strerror(rc));
+		return rc;
+	}
+	ring_free(c->ring);
+	free(c->mv);
+	c->ring = r;
+	c->mv = mv;
+	c->mn = mn;
+	c->view_version = ver;
+	Q_INFO("coord", "ring version %llu: %zu members", (unsigned long long)ver, mn);
+	return 0;
+}
+
+static const member *view_member(coord *c, const char *id)
+{
+	for (size_t i = 0; i < c->mn; i++)
+		if (!strcmp(c->mv[i].id, id))
+			return &c->mv[i];
+	return NULL;
+}
+
+/* Primaries of key: fills reps (ids, addresses, self flag). */
+static int view_primaries(coord *c, q_slice key, int n, rep *reps)
+{
+	const char *ids[COORD_MAX_N];
+	size_t nprim = 0;
+	size_t got = ring_preflist_key(c->ring, key.p, key.n, (size_t)n, ids, (size_t)n, &nprim);
+	if (got > nprim)
+		got = nprim;
+	int k = 0;
+	for (size_t i = 0; i < got; i++) {
+		const member *m = view_member(c, ids[i]);
+		if (!m)
+			continue;
+		memset(&reps[k], 0, sizeof(rep));
+		snprintf(reps[k].id, sizeof(reps[k].id), "%s", m->id);
+		snprintf(reps[k].addr, sizeof(reps[k].addr), "%s", m->addr);
+		reps[k].self = m->self;
+		k++;
+	}
+	return k;
+}
+
+static int eff_n(coord *c, int req_n)
+{
+	int n = req_n > 0 ? req_n : c->cfg.n;
+	if (n > COORD_MAX_N)
+		n = COORD_MAX_N;
+	if ((size_t)n > c->mn)
+		n = (int)c->mn;
+	return n < 1 ? 1 : n;
+}
+
+static int clamp_q(int want, int def, int n)
+{
+	int q = want > 0 ? want : def;
+	if (q > n)
+		q = n;
+	return q < 1 ? 1 : q;
+}
+
+static void note_peer(coord *c, const char *id, int status)
+{
+	if (status == 0 || status == Q_ENOTFOUND)
+		members_set_state(c->mem, id, MEMBER_UP);
+	else if (status == Q_ETIMEOUT || status == Q_ECLOSED || status == -ECONNREFUSED ||
+		 status == -ECONNRESET || status == -EHOSTUNREACH || status == -ENETUNREACH ||
+		 status == -EPIPE || status == Q_EPROTO)
+		members_set_state(c->mem, id, MEMBER_DOWN);
+}
+
+/* ------------------------------------------------------------------ */
+/* Ops: lifetime                                                       */
+
+static void op_free(op *o)
+{
+	coord *c = o->c;
+	if (o->prev)
+		o->prev->next = o->next;
+	else if (c->ops == o)
+		c->ops = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	for (int i = 0; i < o->nrep; i++)
+		obj_set_free(o->reps[i].set);
+	obj_set_free(o->merged);
+	obj_ctx_free(o->cctx);
+	free(o->ctxb);
+	free(o->val);
+	free(o->key);
+	q_buf_free(&o->enc);
+	free(o);
+}
+
+static void op_unref(op *o)
+{
+	if (--o->refs == 0)
+		op_free(o);
+}
+
+static void op_timer_closed(uv_handle_t *h)
+{
+	op_unref((op *)h->data);
+}
+
+static void op_end_timer(op *o)
+{
+	if (o->timer_closing)
+		return;
+	o->timer_closing = 1;
+	uv_timer_stop(&o->timer);
+	uv_close((uv_handle_t *)&o->timer, op_timer_closed);
+}
+
+static void op_reply(op *o, int rc, obj_set *set)
+{
+	if (o->replied) {
+		obj_set_free(set);
+		return;
+	}
+	o->replied = 1;
+	if (rc == Q_EQUORUM)
+		STAT_INC(o->c, quorum_failures);
+	else if (rc == Q_ETIMEOUT)
+		STAT_INC(o->c, timeouts);
+	o->cb(o->arg, rc, set);
+}
+
+static void op_timeout(uv_timer_t *t);
+
+static op *op_new(coord *c, int kind, q_slice key, uint64_t timeout_ms, coord_done_fn cb,
+		  void *arg)
+{
+	op *o = calloc(1, sizeof(*o));
+	if (!o)
+		return NULL;
+	o->key = q_slice_dup(key);
+	if (!o->key) {
+		free(o);
+		return NULL;
+	}
+	o->klen = key.n;
+	o->c = c;
+	o->kind = kind;
+	o->cb = cb;
+	o->arg = arg;
+	q_buf_init(&o->enc);
+	uv_timer_init(net_loop_uv(c->loop), &o->timer);
+	o->timer.data = o;
+	o->refs = 1; /* the timer */
+	uint64_t t = timeout_ms ? timeout_ms : c->cfg.timeout_ms;
+	o->deadline_ms = q_mono_ms() + t;
+	uv_timer_start(&o->timer, op_timeout, t, 0);
+	o->next = c->ops;
+	if (c->ops)
+		c->ops->prev = o;
+	c->ops = o;
+	return o;
+}
+
+static uint64_t op_remaining(const op *o)
+{
+	uint64_t now = q_mono_ms();
+	return o->deadline_ms > now ? o->deadline_ms - now : 1;
+}
+
+static q_slice op_key(const op *o)
+{
+	return q_slice_make(o->key, o->klen);
+}
+
+/* ------------------------------------------------------------------ */
+/* Disk jobs                                                           */
+
+enum {
+	JOB_GET = 1,        /* op get: local replica read */
+	JOB_UPDATE,         /* op put: local coordinated write */
+	JOB_MERGE,          /* read repair of the local replica (standalone) */
+	JOB_SERVE_GET,      /* REPL_GET from a peer */
+	JOB_SERVE_PUT,      /* REPL_PUT from a peer */
+	JOB_SERVE_MGET      /* REPL_MGET from a peer */
+};
+
+typedef struct job {
+	uv_work_t w;
+	coord *c;
+	int kind;
+	rep *r;
+	net_request *req;
+	uint8_t *key;        /* JOB_MERGE: owned copy */
+	size_t klen;
+	obj_set *in;         /* JOB_MERGE: owned */
+	obj_set *out;
+	int rc;
+	uint64_t digest;
+	q_buf buf;
+	q_buf *bufs;         /* JOB_SERVE_MGET */
+	int *rcs;
+} job;
+
+static void job_work(uv_work_t *w)
+{
+	job *j = w->data;
+	replica *rp = j->c->rep;
+	switch (j->kind) {
+	case JOB_GET: {
+		op *o = j->r->o;
+		j->rc = replica_get(rp, op_key(o), &j->out);
+		break;
+	}
+	case JOB_UPDATE: {
+		op *o = j->r->o;
+		j->rc = replica_update(rp, op_key(o), o->cctx, &o->w, &j->out);
+		break;
+	}
+	case JOB_MERGE:
+		j->rc = replica_merge(rp, q_slice_make(j->key, j->klen), j->in, NULL);
+		break;
+	case JOB_SERVE_GET:
+		j->rc = replica_get_raw(rp, j->req->msg.u.repl_get.key, &j->buf);
+		break;
+	case JOB_SERVE_PUT: {
+		obj_set *in = NULL;
+		q_slice ob = j->req->msg.u.repl_put.object;
+		j->rc = obj_set_decode(ob.p, ob.n, &in);
+		if (j->rc == 0) {
+			j->rc = replica_merge(rp, j->req->msg.u.repl_put.key, in, &j->out);
+			if (j->rc == 0)
+				j->digest = obj_set_digest(j->out);
+		}
+		obj_set_free(in);
+		break;
+	}
+	case JOB_SERVE_MGET: {
+		const net_mget *m = &j->req->msg.u.mget;
+		for (size_t i = 0; i < m->nkeys; i++)
+			j->rcs[i] = replica_get_raw(rp, m->keys[i], &j->bufs[i]);
+		j->rc = 0;
+		break;
+	}
+	}
+}
+
+static void job_done(uv_work_t *w, int status);
+
+static int job_submit(coord *c, job *j)
+{
+	j->w.data = j;
+	j->c = c;
+	int rc = uv_queue_work(net_loop_uv(c->loop), &j->w, job_work, job_done);
+	return rc < 0 ? rc : 0;
+}
+
+static job *job_new(int kind)
+{
+	job *j = calloc(1, sizeof(*j));
+	if (j) {
+		j->kind = kind;
+		q_buf_init(&j->buf);
+	}
+	return j;
+}
+
+static void job_free(job *j)
+{
+	q_buf_free(&j->buf);
+	if (j->bufs && j->req) {
+		for (size_t i = 0; i < j->req->msg.u.mget.nkeys; i++)
+			q_buf_free(&j->bufs[i]);
+	}
+	free(j->bufs);
+	free(j->rcs);
+	free(j->key);
+	obj_set_free(j->in);
+	obj_set_free(j->out);
+	free(j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Get                                                                 */
+
+static void get_finish(op *o);
+
+static void get_result(op *o)
+{
+	obj_set *s = NULL;
+	int rc = Q_ENOTFOUND;
+	if (o->merged && obj_set_count(o->merged) > 0) {
+		s = obj_set_clone(o->merged);
+		if (!s) {
+			op_reply(o, -ENOMEM, NULL);
+			return;
+		}
+		rc = obj_set_live_count(s) > 0 ? 0 : Q_ENOTFOUND;
+	}
+	op_reply(o, rc, s);
+}
+
+static void get_check(op *o)
+{
+	int pending = o->nrep - o->ok - o->failed;
+	if (!o->replied) {
+		if (o->ok >= o->need)
+			get_result(o);
+		else if (o->ok + pending < o->need)
+			op_reply(o, Q_EQUORUM, NULL);
+	}
+	if (pending == 0)
+		get_finish(o);
+}
+
+/* One replica's answer to a get: takes ownership of set. */
+static void get_rep_done(rep *r, int rc, obj_set *set)
+{
+	op *o = r->o;
+	if (rc == 0 || rc == Q_ENOTFOUND) {
+		r->state = REP_OK;
+		r->set = set;
+		o->ok++;
+		if (set && !o->finished) {
+			obj_set *m = NULL;
+			if (obj_set_sync(o->merged, set, &m) == 0) {
+				obj_set_free(o->merged);
+				o->merged = m;
+			}
+		}
+	} else {
+		r->state = REP_FAIL;
+		r->rc = rc;
+		obj_set_free(set);
+		o->failed++;
+		Q_DEBUG("coord", "replica %s failed a read: %s", r->id, q_strerror(rc));
+	}
+	if (!o->finished)
+		get_check(o);
+}
+
+static void get_peer_cb(void *arg, int status, const net_msg *resp)
+{
+	rep *r = arg;
+	op *o = r->o;
+	obj_set *set = NULL;
+	int rc = status;
+	if (status == 0) {
+		const net_obj_resp *gr = &resp->u.obj_resp;
+		rc = gr->status;
+		if (rc == 0) {
+			rc = obj_set_decode(gr->object.p, gr->object.n, &set);
+			if (rc < 0) {
+				Q_WARN("coord", "replica %s sent an object that does not decode: %s",
+				       r->id, q_strerror(rc));
+				/* counts as a failed answer, but is repaired below */
+				r->state = REP_FAIL;
+			}
+		}
+	}
+	note_peer(o->c, r->id, status);
+	if (r->state == REP_PENDING)
+		get_rep_done(r, rc, set);
+	else { /* undecodable: repair it with the merge, do not count it */
+		o->failed++;
+		r->state = REP_OK; /* eligible for read repair with an empty set */
+		r->rc = rc;
+		if (!o->finished)
+			get_check(o);
+	}
+	op_unref(o);
+}
+
+static void repair_peer_cb(void *arg, int status, const net_msg *resp)
+{
+	(void)resp;
+	coord *c = arg;
+	if (status != 0)
+		Q_DEBUG("coord", "read repair not applied: %s", q_strerror(status));
+	(void)c;
+}
+
+static void read_repair(op *o)
+{
+	coord *c = o->c;
+	if (!c->cfg.read_repair || c->closing || o->local_only || !o->merged ||
+	    obj_set_count(o->merged) == 0)
+		return;
+	uint64_t d = obj_set_digest(o->merged);
+	q_buf enc = Q_BUF_INIT;
+	for (int i = 0; i < o->nrep; i++) {
+		rep *r = &o->reps[i];
+		if (r->state != REP_OK)
+			continue;
+		if (r->set && obj_set_digest(r->set) == d)
+			continue;
+		STAT_INC(c, read_repairs);
+		if (r->self) {
+			job *j = job_new(JOB_MERGE);
+			if (!j)
+				continue;
+			j->key = q_slice_dup(op_key(o));
+			j->klen = o->klen;
+			j->in = obj_set_clone(o->merged);
+			if (!j->key || !j->in || job_submit(c, j) < 0)
+				job_free(j);
+			continue;
+		}
+		if (enc.len == 0 && obj_set_encode(o->merged, &enc) < 0)
+			break;
+		net_msg m;
+		net_msg_init(&m, NET_MSG_REPL_PUT);
+		m.u.repl_put.key = op_key(o);
+		m.u.repl_put.object = q_buf_slice(&enc);
+		int rc = net_pool_request(c->pool, r->addr, &m, c->cfg.timeout_ms, repair_peer_cb, c);
+		if (rc < 0)
+			Q_DEBUG("coord", "read repair to %s refused: %s", r->id, q_strerror(rc));
+		else
+			Q_DEBUG("coord", "read repair of a key to %s", r->id);
+	}
+	q_buf_free(&enc);
+}
+
+static void get_finish(op *o)
+{
+	if (o->finished)
+		return;
+	o->finished = 1;
+	read_repair(o);
+	op_end_timer(o);
+}
+
+void coord_get(coord *c, q_slice key, const coord_req *q, coord_done_fn cb, void *arg)
+{
+	static const coord_req none;
+	if (!q)
+		q = &none;
+	if (c->closing) {
+		cb(arg, Q_ECLOSED, NULL);
+		return;
+	}
+	if (key.n == 0) {
+		cb(arg, -EINVAL, NULL);
+		return;
+	}
+	if (key.n > c->cfg.max_key) {
+		cb(arg, Q_ETOOBIG, NULL);
+		return;
+	}
+	int rc = view_refresh(c);
+	if (rc < 0) {
+		cb(arg, rc, NULL);
+		return;
+	}
+	STAT_INC(c, gets);
+	op *o = op_new(c, OP_GET, key, q->timeout_ms, cb, arg);
+	if (!o) {
+		cb(arg, -ENOMEM, NULL);
+		return;
+	}
+	if (q->local_only) {
+		o->local_only = 1;
+		o->nrep = 1;
+		memset(&o->reps[0], 0, sizeof(rep));
+		o->reps[0].self = 1;
+		snprintf(o->reps[0].id, sizeof(o->reps[0].id), "%s", c->node_id);
+		o->need = 1;
+	} else {
+		int n = eff_n(c, q->n);
+		o->nrep = view_primaries(c, key, n, o->reps);
+		o->need = clamp_q(q->r, c->cfg.r, o->nrep);
+	}
+	for (int i = 0; i < o->nrep; i++) {
+		rep *r = &o->reps[i];
+		r->o = o;
+		r->state = REP_PENDING;
+		if (r->self) {
+			job *j = job_new(JOB_GET);
+			if (j) {
+				j->r = r;
+				if (job_submit(c, j) == 0) {
+					o->refs++;
+					continue;
+				}
+				free(j);
+			}
+			r->state = REP_FAIL;
+			o->failed++;
+			continue;
+		}
+		net_msg m;
+		net_msg_init(&m, NET_MSG_REPL_GET);
+		m.u.repl_get.key = key;
+		rc = net_pool_request(c->pool, r->addr, &m, op_remaining(o), get_peer_cb, r);
+		if (rc == 0) {
+			o->refs++;
+		} else {
+			r->state = REP_FAIL;
+			r->rc = rc;
+			o->failed++;
+		}
+	}
+	get_check(o);
+}
+
+/* ------------------------------------------------------------------ */
+/* Put                                                                 */
+
+static void put_check(op *o)
+{
+	int pending = o->nrep - o->ok - o->failed;
+	if (!o->replied) {
+		if (o->ok >= o->need) {
+			obj_set *s = NULL;
+			if (o->want_set && o->merged)
+				s = obj_set_clone(o->merged);
+			op_reply(o, 0, s);
+		} else if (o->ok + pending < o->need) {
+			op_reply(o, Q_EQUORUM, NULL);
+		}
+	}
+	if (pending == 0)
+		op_end_timer(o);
+}
+
+static void put_peer_cb(void *arg, int status, const net_msg *resp)
+{
+	rep *r = arg;
+	op *o = r->o;
+	int rc = status;
+	if (status == 0)
+		rc = resp->u.repl_put_resp.status;
+	note_peer(o->c, r->id, status);
+	if (rc == 0) {
+		r->state = REP_OK;
+		o->ok++;
+	} else {
+		r->state = REP_FAIL;
+		r->rc = rc;
+		o->failed++;
+		Q_DEBUG("coord", "replica %s failed a write: %s", r->id, q_strerror(rc));
+	}
+	put_check(o);
+	op_unref(o);
+}
+
+static void put_local_done(op *o, rep *self, int rc, obj_set *set)
+{
+	coord *c = o->c;
+	if (rc < 0) {
+		obj_set_free(set);
+		self->state = REP_FAIL;
+		/* the write was not applied anywhere: answer with the cause */
+		for (int i = 0; i < o->nrep; i++)
+			if (o->reps[i].state == REP_IDLE)
+				o->reps[i].state = REP_FAIL;
+		o->failed = o->nrep;
+		o->ok = 0;
+		op_reply(o, rc, NULL);
+		op_end_timer(o);
+		return;
+	}
+	self->state = REP_OK;
+	o->ok++;
+	o->merged = set;
+	int enc_rc = 0;
+	for (int i = 0; i < o->nrep; i++) {
+		rep *r = &o->reps[i];
+		if (r->self || r->state != REP_IDLE)
+			continue;
+		r->state = REP_PENDING;
+		if (c->closing) {
+			r->state = REP_FAIL;
+			o->failed++;
+			continue;
+		}
+		if (o->enc.len == 0 && enc_rc == 0)
+			enc_rc = obj_set_encode(set, &o->enc);
+		if (enc_rc < 0) {
+			r->state = REP_FAIL;
+			o->failed++;
+			continue;
+		}
+		net_msg m;
+		net_msg_init(&m, NET_MSG_REPL_PUT);
+		m.u.repl_put.key = op_key(o);
+		m.u.repl_put.object = q_buf_slice(&o->enc);
+		int prc = net_pool_request(c->pool, r->addr, &m, op_remaining(o), put_peer_cb, r);
+		if (prc == 0) {
+			o->refs++;
+		} else {
+			r->state = REP_FAIL;
+			r->rc = prc;
+			o->failed++;
+		}
+	}
+	put_check(o);
+}
+
+static void fwd_try(op *o);
+
+static void fwd_cb(void *arg, int status, const net_msg *resp)
+{
+	op *o = arg;
+	rep *r = &o->reps[o->fwd_next];
+	note_peer(o->c, r->id, status);
+	if (!o->replied) {
+		if (status == 0) {
+			const net_obj_resp *pr = &resp->u.obj_resp;
+			obj_set *s = NULL;
+			int rc = pr->status;
+			if (rc == 0 && pr->object.n && o->want_set) {
+				rc = obj_set_decode(pr->object.p, pr->object.n, &s);
+				if (rc < 0)
+					s = NULL;
+			}
+			op_reply(o, rc, s);
+		} else if (resp && resp->type == NET_MSG_ERROR) {
+			op_reply(o, status, NULL); /* the coordinating replica's verdict */
+		} else {
+			o->fwd_next++; /* unreachable: try the next primary */
+			fwd_try(o);
+		}
+	}
+	if (o->replied)
+		op_end_timer(o);
+	op_unref(o);
+}
+
+static void fwd_try(op *o)
+{
+	coord *c = o->c;
+	while (!o->replied && o->fwd_next < o->nrep && !c->closing) {
+		rep *r = &o->reps[o->fwd_next];
+		net_msg m;
+		net_msg_init(&m, NET_MSG_KV_PUT);
+		m.u.kv_put.key = op_key(o);
+		m.u.kv_put.ctx = q_slice_make(o->ctxb, o->ctxn);
+		m.u.kv_put.value = o->w.tombstone ? q_slice_make(NULL, 0) : o->w.value;
+		m.u.kv_put.flags = (o->w.tombstone ? NET_PUT_DELETE : 0) |
+				   (o->want_set ? NET_PUT_RETURN_OBJ : 0);
+		m.u.kv_put.n = (uint8_t)o->req_n;
+		m.u.kv_put.w = (uint8_t)o->req_w;
+		uint64_t rem = op_remaining(o);
+		m.u.kv_put.timeout_ms = (uint32_t)(rem > 1 ? rem - 1 : 1);
+		int rc = net_pool_request(c->pool, r->addr, &m, rem, fwd_cb, o);
+		if (rc == 0) {
+			o->refs++;
+			STAT_INC(c, forwards);
+			return;
+		}
+		o->fwd_next++;
+	}
+	if (!o->replied) {
+		op_reply(o, c->closing ? Q_ECLOSED : Q_EQUORUM, NULL);
+		op_end_timer(o);
+	}
+}
+
+void coord_put(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coord_req *q,
+	       coord_done_fn cb, void *arg)
+{
+	static const coord_req none;
+	if (!q)
+		q = &none;
+	if (c->closing) {
+		cb(arg, Q_ECLOSED, NULL);
+		return;
+	}
+	if (key.n == 0) {
+		cb(arg, -EINVAL, NULL);
+		return;
+	}
+	if (key.n > c->cfg.max_key || (!w->tombstone && w->value.n > c->cfg.max_value)) {
+		cb(arg, Q_ETOOBIG, NULL);
+		return;
+	}
+	obj_ctx *cctx = NULL;
+	if (ctx.n) {
+		int rc = obj_ctx_decode(ctx.p, ctx.n, &cctx);
+		if (rc < 0) {
+			cb(arg, Q_EBADCTX, NULL);
+			return;
+		}
+	}
+	int rc = view_refresh(c);
+	if (rc < 0) {
+		obj_ctx_free(cctx);
+		cb(arg, rc, NULL);
+		return;
+	}
+	STAT_INC(c, puts);
+	op *o = op_new(c, OP_PUT, key, q->timeout_ms, cb, arg);
+	if (!o) {
+		obj_ctx_free(cctx);
+		cb(arg, -ENOMEM, NULL);
+		return;
+	}
+	o->cctx = cctx;
+	o->want_set = 1;
+	o->req_n = q->n;
+	o->req_w = q->w;
+	o->w = *w;
+	if (!w->tombstone && w->value.n) {
+		o->val = malloc(w->value.n);
+		if (!o->val)
+			goto nomem;
+		memcpy(o->val, w->value.p, w->value.n);
+		o->w.value = q_slice_make(o->val, w->value.n);
+	} else {
+		o->w.value = q_slice_make(NULL, 0);
+	}
+	o->w.content_type = NULL;
+	if (ctx.n) {
+		o->ctxb = malloc(ctx.n);
+		if (!o->ctxb)
+			goto nomem;
+		memcpy(o->ctxb, ctx.p, ctx.n);
+		o->ctxn = ctx.n;
+	}
+	int n = eff_n(c, q->n);
+	o->nrep = view_primaries(c, key, n, o->reps);
+	o->need = clamp_q(q->w, c->cfg.w, o->nrep);
+	rep *self = NULL;
+	for (int i = 0; i < o->nrep; i++) {
+		o->reps[i].o = o;
+		o->reps[i].state = REP_IDLE;
+		if (o->reps[i].self)
+			self = &o->reps[i];
+	}
+	if (!self) {
+		fwd_try(o);
+		return;
+	}
+	job *j = job_new(JOB_UPDATE);
+	if (!j)
+		goto nomem;
+	j->r = self;
+	self->state = REP_PENDING;
+	if (job_submit(c, j) < 0) {
+		free(j);
+		goto nomem;
+	}
+	o->refs++;
+	return;
+nomem:
+	op_reply(o, -ENOMEM, NULL);
+	op_end_timer(o);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timer and job completion                                            */
+
+static void op_timeout(uv_timer_t *t)
+{
+	op *o = t->data;
+	o->timed_out = 1;
+	op_reply(o, Q_ETIMEOUT, NULL);
+	if (o->kind == OP_GET)
+		get_finish(o);
+	else
+		op_end_timer(o);
+}
+
+static void serve_reply_obj(net_request *req, uint8_t resp_type, int rc, q_slice obj);
+
+static void job_done(uv_work_t *w, int status)
+{
+	job *j = w->data;
+	coord *c = j->c;
+	if (status < 0 && j->rc == 0)
+		j->rc = Q_ECLOSED; /* cancelled */
+	switch (j->kind) {
+	case JOB_GET: {
+		op *o = j->r->o;
+		obj_set *s = j->out;
+		j->out = NULL;
+		get_rep_done(j->r, j->rc, s);
+		op_unref(o);
+		break;
+	}
+	case JOB_UPDATE: {
+		op *o = j->r->o;
+		obj_set *s = j->out;
+		j->out = NULL;
+		if (!o->replied)
+			put_local_done(o, j->r, j->rc, s);
+		else { /* timed out before the disk answered */
+			obj_set_free(s);
+			j->r->state = j->rc == 0 ? REP_OK : REP_FAIL;
+			op_end_timer(o);
+		}
+		op_unref(o);
+		break;
+	}
+	case JOB_MERGE:
+		if (j->rc < 0)
+			Q_WARN("coord", "local read repair failed: %s", q_strerror(j->rc));
+		break;
+	case JOB_SERVE_GET:
+		STAT_INC(c, repl_gets_served);
+		serve_reply_obj(j->req, NET_MSG_REPL_GET_RESP, j->rc, q_buf_slice(&j->buf));
+		break;
+	case JOB_SERVE_PUT: {
+		STAT_INC(c, repl_puts_served);
+		if (j->rc < 0) {
+			net_reply_error(j->req, j->rc, NULL);
+			break;
+		}
+		net_msg m;
+		net_msg_init(&m, NET_MSG_REPL_PUT_RESP);
+		m.u.repl_put_resp.status = 0;
+		m.u.repl_put_resp.digest = j->digest;
+		net_reply_send(j->req, &m);
+		break;
+	}
+	case JOB_SERVE_MGET: {
+		const net_mget *mg = &j->req->msg.u.mget;
+		net_mget_entry *ents = calloc(mg->nkeys, sizeof(net_mget_entry));
+		if (!ents) {
+			net_reply_error(j->req, -ENOMEM, NULL);
+			break;
+		}
+		for (size_t i = 0; i < mg->nkeys; i++) {
+			ents[i].status = j->rcs[i];
+			if (j->rcs[i] == 0)
+				ents[i].object = q_buf_slice(&j->bufs[i]);
+		}
+		net_msg m;
+		net_msg_init(&m, NET_MSG_REPL_MGET_RESP);
+		m.u.mget_resp.n = mg->nkeys;
+		m.u.mget_resp.entries = ents;
+		net_reply_send(j->req, &m);
+		free(ents);
+		break;
+	}
+	}
+	job_free(j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Serving requests                                                    */
+
+static void serve_reply_obj(net_request *req, uint8_t resp_type, int rc, q_slice obj)
+{
+	if (rc != 0 && rc != Q_ENOTFOUND) {
+		net_reply_error(req, rc, NULL);
+		return;
+	}
+	net_msg m;
+	net_msg_init(&m, resp_type);
+	m.u.obj_resp.status = rc;
+	m.u.obj_resp.object = obj;
+	net_reply_send(req, &m);
+}
+
+static void serve_get_done(void *arg, int rc, obj_set *set)
+{
+	net_request *req = arg;
+	q_buf enc = Q_BUF_INIT;
+	if (set && obj_set_encode(set, &enc) < 0)
+		rc = -ENOMEM;
+	serve_reply_obj(req, NET_MSG_KV_GET_RESP, rc, q_buf_slice(&enc));
+	q_buf_free(&enc);
+	obj_set_free(set);
+}
+
+static void serve_put_done(void *arg, int rc, obj_set *set)
+{
+	net_request *req = arg;
+	int want = req->msg.u.kv_put.flags & NET_PUT_RETURN_OBJ;
+	q_buf enc = Q_BUF_INIT;
+	if (rc == 0 && want && set && obj_set_encode(set, &enc) < 0)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		const char *text = NULL;
+		if (rc == Q_EQUORUM)
+			text = "not enough replicas acknowledged the write";
+		net_reply_error(req, rc, text);
+	} else {
+		net_msg m;
+		net_msg_init(&m, NET_MSG_KV_PUT_RESP);
+		m.u.obj_resp.status = 0;
+		m.u.obj_resp.object = q_buf_slice(&enc);
+		net_reply_send(req, &m);
+	}
+	q_buf_free(&enc);
+	obj_set_free(set);
+}
+
+/* KV_MGET: one coordinated get per key, gathered. */
+typedef struct mget_gather {
+	net_request *req;
+	size_t n, left;
+	int *rcs;
+	q_buf *enc;
+} mget_gather;
+
+typedef struct mget_slot {
+	mget_gather *g;
+	size_t i;
+} mget_slot;
+
+static void mget_one_done(void *arg, int rc, obj_set *set)
+{
+	mget_slot *s = arg;
+	mget_gather *g = s->g;
+	g->rcs[s->i] = rc;
+	if (set && obj_set_encode(set, &g->enc[s->i]) < 0)
+		g->rcs[s->i] = -ENOMEM;
+	obj_set_free(set);
+	if (--g->left)
+		return;
+	net_mget_entry *ents = calloc(g->n, sizeof(net_mget_entry));
+	if (!ents) {
+		net_reply_error(g->req, -ENOMEM, NULL);
+	} else {
+		for (size_t i = 0; i < g->n; i++) {
+			ents[i].status = g->rcs[i];
+			ents[i].object = q_buf_slice(&g->enc[i]);
+		}
+		net_msg m;
+		net_msg_init(&m, NET_MSG_KV_MGET_RESP);
+		m.u.mget_resp.n = g->n;
+		m.u.mget_resp.entries = ents;
+		net_reply_send(g->req, &m);
+		free(ents);
+	}
+	for (size_t i = 0; i < g->n; i++)
+		q_buf_free(&g->enc[i]);
+	free(g->enc);
+	free(g->rcs);
+	/* the slots are allocated right after the gather */
+	free(g);
+}
+
+static void serve_mget(coord *c, net_request *req)
+{
+	const net_mget *m = &req->msg.u.mget;
+	size_t n = m->nkeys;
+	mget_gather *g = calloc(1, sizeof(*g) + n * sizeof(mget_slot));
+	if (!g) {
+		net_reply_error(req, -ENOMEM, NULL);
+		return;
+	}
+	g->rcs = calloc(n, sizeof(int));
+	g->enc = calloc(n, sizeof(q_buf));
+	if (!g->rcs || !g->enc) {
+		free(g->rcs);
+		free(g->enc);
+		free(g);
+		net_reply_error(req, -ENOMEM, NULL);
+		return;
+	}
+	g->req = req;
+	g->n = n;
+	g->left = n;
+	mget_slot *slots = (mget_slot *)(g + 1);
+	coord_req q = {.n = m->n, .r = m->r, .timeout_ms = m->timeout_ms};
+	for (size_t i = 0; i < n; i++) {
+		slots[i].g = g;
+		slots[i].i = i;
+		coord_get(c, m->keys[i], &q, mget_one_done, &slots[i]);
+	}
+}
+
+static void serve_hello(coord *c, net_request *req)
+{
+	const net_hello *h = &req->msg.u.hello;
+	if (h->node_id.n && h->listen_addr.n && h->node_id.n <= MEMBER_ID_MAX &&
+	    h->listen_addr.n <= MEMBER_ADDR_MAX) {
+		char id[MEMBER_ID_MAX + 1], addr[MEMBER_ADDR_MAX + 1];
+		memcpy(id, h->node_id.p, h->node_id.n);
+		id[h->node_id.n] = 0;
+		memcpy(addr, h->listen_addr.p, h->listen_addr.n);
+		addr[h->listen_addr.n] = 0;
+		if (strcmp(id, c->node_id)) {
+			int ch = members_upsert(c->mem, id, addr, NULL);
+			if (ch > 0)
+				Q_INFO("coord", "member %s at %s (from its HELLO)", id, addr);
+			members_set_state(c->mem, id, MEMBER_UP);
+		}
+	}
+	net_msg m;
+	net_msg_init(&m, NET_MSG_HELLO_OK);
+	m.u.hello_ok.node_id = q_slice_str(c->node_id);
+	m.u.hello_ok.proto_version = NET_PROTO_VERSION;
+	net_reply_send(req, &m);
+}
+
+static void coord_handle(void *ctx, net_request *req)
+{
+	coord *c = ctx;
+	if (c->closing) {
+		net_reply_error(req, Q_ECLOSED, "node is shutting down");
+		return;
+	}
+	switch (req->type) {
+	case NET_MSG_HELLO:
+		serve_hello(c, req);
+		return;
+	case NET_MSG_PING: {
+		net_msg m;
+		net_msg_init(&m, NET_MSG_PONG);
+		m.u.ping.nonce = req->msg.u.ping.nonce;
+		net_reply_send(req, &m);
+		return;
+	}
+	case NET_MSG_KV_GET: {
+		const net_kv_get *g = &req->msg.u.kv_get;
+		coord_req q = {.n = g->n, .r = g->r, .timeout_ms = g->timeout_ms};
+		coord_get(c, g->key, &q, serve_get_done, req);
+		return;
+	}
+	case NET_MSG_KV_PUT: {
+		const net_kv_put *p = &req->msg.u.kv_put;
+		obj_write w = {
+			.tombstone = (p->flags & NET_PUT_DELETE) ? 1 : 0,
+			.value = p->value,
+			.content_type = NULL,
+			.wall_ns = (int64_t)q_wall_ns(),
+		};
+		coord_req q = {.n = p->n, .w = p->w, .timeout_ms = p->timeout_ms};
+		coord_put(c, p->key, p->ctx, &w, &q, serve_put_done, req);
+		return;
+	}
+	case NET_MSG_KV_MGET:
+		serve_mget(c, req);
+		return;
+	case NET_MSG_REPL_GET:
+	case NET_MSG_REPL_PUT:
+	case NET_MSG_REPL_MGET: {
+		int kind = req->type == NET_MSG_REPL_GET   ? JOB_SERVE_GET
+			   : req->type == NET_MSG_REPL_PUT ? JOB_SERVE_PUT
+							   : JOB_SERVE_MGET;
+		job *j = job_new(kind);
+		if (!j) {
+			net_reply_error(req, -ENOMEM, NULL);
+			return;
+		}
+		j->req = req;
+		if (kind == JOB_SERVE_MGET) {
+			size_t n = req->msg.u.mget.nkeys;
+			j->bufs = calloc(n, sizeof(q_buf));
+			j->rcs = calloc(n, sizeof(int));
+			if (!j->bufs || !j->rcs) {
+				j->req = NULL;
+				job_free(j);
+				net_reply_error(req, -ENOMEM, NULL);
+				return;
+			}
+		}
+		int rc = job_submit(c, j);
+		if (rc < 0) {
+			j->req = NULL;
+			job_free(j);
+			net_reply_error(req, rc, NULL);
+		}
+		return;
+	}
+	case NET_MSG_STATUS: {
+		q_buf out = Q_BUF_INIT;
+		int rc = coord_status_json(c, &out);
+		if (rc < 0) {
+			net_reply_error(req, rc, NULL);
+		} else {
+			net_msg m;
+			net_msg_init(&m, NET_MSG_STATUS_RESP);
+			m.u.status_resp.text = q_buf_slice(&out);
+			net_reply_send(req, &m);
+		}
+		q_buf_free(&out);
+		return;
+	}
+	default:
+		net_reply_error(req, Q_EPROTO, "request type not served by this node");
+		return;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Membership handshakes with peers known only by address              */
+
+static void hello_cb(void *arg, int status, const net_msg *resp)
+{
+	peer_pending *p = arg;
+	p->inflight = 0;
+	if (status != 0 || resp->type != NET_MSG_HELLO_OK)
+		return;
+	const net_hello_ok *h = &resp->u.hello_ok;
+	if (!h->node_id.n || h->node_id.n > MEMBER_ID_MAX)
+		return;
+	char id[MEMBER_ID_MAX + 1];
+	memcpy(id, h->node_id.p, h->node_id.n);
+	id[h->node_id.n] = 0;
+	if (!strcmp(id, p->c->node_id)) {
+		Q_WARN("coord", "peer %s is this node itself; ignored", p->addr);
+		p->resolved = 1;
+		return;
+	}
+	if (members_upsert(p->c->mem, id, p->addr, p->zone[0] ? p->zone : NULL) >= 0) {
+		members_set_state(p->c->mem, id, MEMBER_UP);
+		p->resolved = 1;
+		Q_INFO("coord", "peer %s is node %s", p->addr, id);
+	}
+}
+
+static void hello_tick(uv_timer_t *t)
+{
+	coord *c = t->data;
+	int left = 0;
+	for (size_t i = 0; i < c->nunres; i++) {
+		peer_pending *p = &c->unres[i];
+		if (p->resolved)
+			continue;
+		left++;
+		if (p->inflight || c->closing)
+			continue;
+		net_msg m;
+		net_msg_init(&m, NET_MSG_HELLO);
+		m.u.hello.node_id = q_slice_str(c->node_id);
+		m.u.hello.listen_addr = q_slice_str(c->bound);
+		m.u.hello.proto_version = NET_PROTO_VERSION;
+		if (net_pool_request(c->pool, p->addr, &m, HELLO_RETRY_MS, hello_cb, p) == 0)
+			p->inflight = 1;
+	}
+	if (!left && c->hello_timer_on)
+		uv_timer_stop(&c->hello_timer);
+}
+
+int coord_add_peer(coord *c, const char *id, const char *addr, const char *zone)
+{
+	if (id && id[0])
+		return members_upsert(c->mem, id, addr, zone) < 0 ? -EINVAL : 0;
+	if (!addr || !addr[0] || strlen(addr) > MEMBER_ADDR_MAX ||
+	    (zone && strlen(zone) > MEMBER_ID_MAX))
+		return -EINVAL;
+	peer_pending *np = realloc(c->unres, (c->nunres + 1) * sizeof(peer_pending));
+	if (!np)
+		return -ENOMEM;
+	c->unres = np;
+	peer_pending *p = &c->unres[c->nunres++];
+	memset(p, 0, sizeof(*p));
+	p->c = c;
+	snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	snprintf(p->zone, sizeof(p->zone), "%s", zone ? zone : "");
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lifecycle                                                           */
+
+int coord_new(const coord_config *cfg, replica *store, members *mem, net_loop *loop,
+	      coord **out)
+{
+	if (!cfg->node_id || !cfg->node_id[0] || strlen(cfg->node_id) > MEMBER_ID_MAX ||
+	    !cfg->listen || strlen(cfg->listen) > MEMBER_ADDR_MAX)
+		return -EINVAL;
+	coord *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->cfg = *cfg;
+	snprintf(c->node_id, sizeof(c->node_id), "%s", cfg->node_id);
+	snprintf(c->listen, sizeof(c->listen), "%s", cfg->listen);
+	snprintf(c->bound, sizeof(c->bound), "%s", cfg->listen);
+	c->cfg.node_id = c->node_id;
+	c->cfg.listen = c->listen;
+	if (c->cfg.n < 1)
+		c->cfg.n = 1;
+	if (c->cfg.r < 1)
+		c->cfg.r = 1;
+	if (c->cfg.w < 1)
+		c->cfg.w = 1;
+	if (!c->cfg.timeout_ms)
+		c->cfg.timeout_ms = 2000;
+	if (!c->cfg.max_key)
+		c->cfg.max_key = 4096;
+	if (!c->cfg.max_value || c->cfg.max_value > NET_MAX_VALUE)
+		c->cfg.max_value = NET_MAX_VALUE;
+	if (c->cfg.ring_tokens < 1)
+		c->cfg.ring_tokens = 64;
+	c->rep = store;
+	c->mem = mem;
+	c->loop = loop;
+	*out = c;
+	return 0;
+}
+
+int coord_start(coord *c)
+{
+	int rc = view_refresh(c);
+	if (rc < 0)
+		return rc;
+	net_server_opts so = {
+		.listen = c->listen,
+		.handler = coord_handle,
+		.ctx = c,
+	};
+	rc = net_server_start(c->loop, &so, &c->srv);
+	if (rc < 0) {
+		Q_ERROR("coord", "cannot listen on %s: %s", c->listen, q_strerror(rc));
+		return rc;
+	}
+	snprintf(c->bound, sizeof(c->bound), "%s", net_server_addr(c->srv));
+	net_pool_opts po = {
+		.node_id = c->node_id,
+		.listen_addr = c->bound,
+		.connect_timeout_ms = c->cfg.timeout_ms,
+	};
+	rc = net_pool_new(c->loop, &po, &c->pool);
+	if (rc < 0) {
+		net_server_close(c->srv);
+		c->srv = NULL;
+		return rc;
+	}
+	if (c->nunres) {
+		uv_timer_init(net_loop_uv(c->loop), &c->hello_timer);
+		c->hello_timer.data = c;
+		c->hello_timer_on = 1;
+		uv_timer_start(&c->hello_timer, hello_tick, 0, HELLO_RETRY_MS);
+	}
+	Q_INFO("coord", "node %s serving on %s (n=%d r=%d w=%d)", c->node_id, c->bound, c->cfg.n,
+	       c->cfg.r, c->cfg.w);
+	return 0;
+}
+
+void coord_set_loop(coord *c, net_loop *loop)
+{
+	c->loop = loop;
+}
+
+const char *coord_listen_addr(const coord *c)
+{
+	return c->bound;
+}
+
+void coord_close(coord *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	__atomic_store_n(&c->stopping, 1, __ATOMIC_SEQ_CST);
+	if (c->hello_timer_on) {
+		uv_timer_stop(&c->hello_timer);
+		uv_close((uv_handle_t *)&c->hello_timer, NULL);
+		c->hello_timer_on = 0;
+	}
+	for (op *o = c->ops; o; o = o->next) {
+		op_reply(o, Q_ECLOSED, NULL);
+		o->finished = 1;
+		op_end_timer(o);
+	}
+	if (c->srv)
+		net_server_close(c->srv);
+	c->srv = NULL;
+	if (c->pool)
+		net_pool_close(c->pool);
+	c->pool = NULL;
+}
+
+void coord_free(coord *c)
+{
+	if (!c)
+		return;
+	ring_free(c->ring);
+	free(c->mv);
+	free(c->unres);
+	free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Blocking entry points for other threads                            */
+
+enum { SW_GET = 1, SW_PUT, SW_MGET };
+
+typedef struct swait swait;
+typedef struct sw_slot {
+	swait *s;
+	size_t i;
+} sw_slot;
+
+struct swait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	int rc;
+	obj_set *set;
+	coord *c;
+	int kind;
+	q_slice key, ctx;
+	const obj_write *w;
+	coord_req q;
+	const q_slice *keys;
+	size_t nk, left;
+	obj_set **outs;
+	int *rcs;
+	sw_slot *slots;
+};
+
+static void sw_signal(swait *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->done = 1;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void sw_cb(void *arg, int rc, obj_set *set)
+{
+	swait *s = arg;
+	s->rc = rc;
+	s->set = set;
+	sw_signal(s);
+}
+
+static void sw_mget_cb(void *arg, int rc, obj_set *set)
+{
+	sw_slot *sl = arg;
+	swait *s = sl->s;
+	s->rcs[sl->i] = rc;
+	s->outs[sl->i] = set;
+	if (--s->left == 0) {
+		s->rc = 0;
+		sw_signal(s);
+	}
+}
+
+static void sw_start(void *arg)
+{
+	swait *s = arg;
+	switch (s->kind) {
+	case SW_GET:
+		coord_get(s->c, s->key, &s->q, sw_cb, s);
+		break;
+	case SW_PUT:
+		coord_put(s->c, s->key, s->ctx, s->w, &s->q, sw_cb, s);
+		break;
+	case SW_MGET: {
+		/* the last callback may release the waiter: copy what the loop
+		 * needs first */
+		size_t nk = s->nk;
+		coord *c = s->c;
+		const q_slice *keys = s->keys;
+		sw_slot *slots = s->slots;
+		coord_req q = s->q;
+		for (size_t i = 0; i < nk; i++)
+			coord_get(c, keys[i], &q, sw_mget_cb, &slots[i]);
+		break;
+	}
+	}
+}
+
+static int sw_run(coord *c, swait *s)
+{
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	s->c = c;
+	uint64_t limit = q_mono_ms() + (s->q.timeout_ms ? s->q.timeout_ms : c->cfg.timeout_ms);
+	int rc;
+	for (;;) {
+		rc = net_loop_post(c->loop, sw_start, s);
+		if (rc != Q_EBUSY || q_mono_ms() >= limit)
+			break;
+		q_sleep_ms(1); /* the loop's queue is full: back off briefly */
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&s->mu);
+		while (!s->done)
+			pthread_cond_wait(&s->cv, &s->mu);
+		pthread_mutex_unlock(&s->mu);
+		rc = s->rc;
+	}
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	return rc;
+}
+
+static int single_node(coord *c)
+{
+	return !__atomic_load_n(&c->stopping, __ATOMIC_SEQ_CST) && members_count(c->mem) == 1;
+}
+
+/* The one-replica read as the loop path would do it with N = 1. */
+static int local_get(coord *c, q_slice key, obj_set **out)
+{
+	*out = NULL;
+	if (key.n == 0)
+		return -EINVAL;
+	if (key.n > c->cfg.max_key)
+		return Q_ETOOBIG;
+	STAT_INC(c, gets);
+	obj_set *s = NULL;
+	int rc = replica_get(c->rep, key, &s);
+	if (rc < 0)
+		return rc;
+	if (obj_set_count(s) == 0) {
+		obj_set_free(s);
+		return Q_ENOTFOUND;
+	}
+	*out = s;
+	return obj_set_live_count(s) > 0 ? 0 : Q_ENOTFOUND;
+}
+
+int coord_get_sync(coord *c, q_slice key, const coord_req *o, obj_set **out)
+{
+	static const coord_req none;
+	if (!o)
+		o = &none;
+	*out = NULL;
+	if (single_node(c) || (o->local_only && net_loop_on_thread(c->loop)))
+		return local_get(c, key, out);
+	swait s;
+	memset(&s, 0, sizeof(s));
+	s.kind = SW_GET;
+	s.key = key;
+	s.q = *o;
+	int rc = sw_run(c, &s);
+	*out = s.set;
+	return rc;
+}
+
+int coord_put_sync(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coord_req *o,
+		   obj_set **out)
+{
+	static const coord_req none;
+	if (!o)
+		o = &none;
+	if (out)
+		*out = NULL;
+	if (single_node(c)) {
+		if (key.n == 0)
+			return -EINVAL;
+		if (key.n > c->cfg.max_key || (!w->tombstone && w->value.n > c->cfg.max_value))
+			return Q_ETOOBIG;
+		obj_ctx *cctx = NULL;
+		if (ctx.n && obj_ctx_decode(ctx.p, ctx.n, &cctx) < 0)
+			return Q_EBADCTX;
+		STAT_INC(c, puts);
+		int rc = replica_update(c->rep, key, cctx, w, out);
+		obj_ctx_free(cctx);
+		return rc;
+	}
+	swait s;
+	memset(&s, 0, sizeof(s));
+	s.kind = SW_PUT;
+	s.key = key;
+	s.ctx = ctx;
+	s.w = w;
+	s.q = *o;
+	int rc = sw_run(c, &s);
+	if (out)
+		*out = s.set;
+	else
+		obj_set_free(s.set);
+	return rc;
+}
+
+int coord_mget_sync(coord *c, const q_slice *keys, size_t n, const coord_req *o,
+		    obj_set **outs, int *rcs)
+{
+	static const coord_req none;
+	if (!o)
+		o = &none;
+	for (size_t i = 0; i < n; i++) {
+		outs[i] = NULL;
+		rcs[i] = 0;
+	}
+	if (n == 0)
+		return 0;
+	if (single_node(c)) {
+		for (size_t i = 0; i < n; i++)
+			rcs[i] = local_get(c, keys[i], &outs[i]);
+		return 0;
+	}
+	swait s;
+	memset(&s, 0, sizeof(s));
+	s.kind = SW_MGET;
+	s.keys = keys;
+	s.nk = n;
+	s.left = n;
+	s.outs = outs;
+	s.rcs = rcs;
+	s.q = *o;
+	s.slots = calloc(n, sizeof(sw_slot));
+	if (!s.slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		s.slots[i].s = &s;
+		s.slots[i].i = i;
+	}
+	int rc = sw_run(c, &s);
+	free(s.slots);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Status                                                              */
+
+static int json_str(q_buf *b, const char *s)
+{
+	Q_RET(q_buf_append_byte(b, '"'));
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			Q_RET(q_buf_printf(b, "\\%c", ch));
+		else if (ch < 0x20)
+			Q_RET(q_buf_printf(b, "\\u%04x", ch));
+		else
+			Q_RET(q_buf_append_byte(b, ch));
+	}
+	return q_buf_append_byte(b, '"');
+}
+
+static const char *state_name(member_state s)
+{
+	return s == MEMBER_UP ? "up" : s == MEMBER_DOWN ? "down" : "unknown";
+}
+
+int coord_status_json(coord *c, q_buf *b)
+{
+	member *mv = NULL;
+	size_t mn = 0;
+	uint64_t ver = 0;
+	Q_RET(members_snapshot(c->mem, &mv, &mn, &ver));
+	double *shares = calloc(mn ? mn : 1, sizeof(double));
+	ring_member *rm = calloc(mn ? mn : 1, sizeof(ring_member));
+	ring *r = NULL;
+	int rc = -ENOMEM;
+	if (!shares || !rm)
+		goto out;
+	for (size_t i = 0; i < mn; i++) {
+		rm[i].node = mv[i].id;
+		rm[i].zone = mv[i].zone;
+		rm[i].tokens = (uint32_t)c->cfg.ring_tokens;
+	}
+	rc = ring_build(rm, mn, ver, &r);
+	if (rc < 0)
+		goto out;
+	ring_ownership(r, shares);
+	coord_stats st;
+	coord_get_stats(c, &st);
+	uint64_t now = q_mono_ms();
+	rc = q_buf_printf(b, "{\"node_id\":");
+	if (rc == 0)
+		rc = json_str(b, c->node_id);
+	if (rc == 0)
+		rc = q_buf_printf(b, ",\"listen\":");
+	if (rc == 0)
+		rc = json_str(b, c->bound);
+	if (rc == 0)
+		rc = q_buf_printf(b,
+				  ",\"n\":%d,\"r\":%d,\"w\":%d,\"request_timeout_ms\":%llu,"
+				  "\"read_repair\":%s,\"ring_version\":%llu,\"members\":[",
+				  c->cfg.n, c->cfg.r, c->cfg.w,
+				  (unsigned long long)c->cfg.timeout_ms,
+				  c->cfg.read_repair ? "true" : "false", (unsigned long long)ver);
+	for (size_t i = 0; i < mn && rc == 0; i++) {
+		int idx = ring_member_find(r, mv[i].id);
+		double share = idx >= 0 ? shares[idx] : 0.0;
+		rc = q_buf_printf(b, "%s{\"id\":", i ? "," : "");
+		if (rc == 0)
+			rc = json_str(b, mv[i].id);
+		if (rc == 0)
+			rc = q_buf_printf(b, ",\"addr\":");
+		if (rc == 0)
+			rc = json_str(b, mv[i].addr);
+		if (rc == 0)
+			rc = q_buf_printf(b, ",\"zone\":");
+		if (rc == 0)
+			rc = json_str(b, mv[i].zone);
+		if (rc == 0)
+			rc = q_buf_printf(b,
+					  ",\"state\":\"%s\",\"self\":%s,\"since_ms\":%llu,"
+					  "\"ownership\":%.4f}",
+					  state_name(mv[i].state), mv[i].self ? "true" : "false",
+					  (unsigned long long)(now - mv[i].state_since_ms), share);
+	}
+	if (rc == 0)
+		rc = q_buf_printf(b,
+				  "],\"ops\":{\"gets\":%llu,\"puts\":%llu,\"forwards\":%llu,"
+				  "\"read_repairs\":%llu,\"quorum_failures\":%llu,"
+				  "\"timeouts\":%llu,\"repl_gets_served\":%llu,"
+				  "\"repl_puts_served\":%llu}",
+				  (unsigned long long)st.gets, (unsigned long long)st.puts,
+				  (unsigned long long)st.forwards, (unsigned long long)st.read_repairs,
+				  (unsigned long long)st.quorum_failures,
+				  (unsigned long long)st.timeouts,
+				  (unsigned long long)st.repl_gets_served,
+				  (unsigned long long)st.repl_puts_served);
+	if (rc == 0 && c->hook) {
+		rc = q_buf_append_byte(b, ',');
+		if (rc == 0)
+			rc = c->hook(c->hook_arg, b);
+	}
+	if (rc == 0)
+		rc = q_buf_append_byte(b, '}');
+out:
+	ring_free(r);
+	free(rm);
+	free(shares);
+	free(mv);
+	return rc;
+}
+
+void coord_get_stats(coord *c, coord_stats *out)
+{
+	out->gets = __atomic_load_n(&c->st.gets, __ATOMIC_RELAXED);
+	out->puts = __atomic_load_n(&c->st.puts, __ATOMIC_RELAXED);
+	out->forwards = __atomic_load_n(&c->st.forwards, __ATOMIC_RELAXED);
+	out->read_repairs = __atomic_load_n(&c->st.read_repairs, __ATOMIC_RELAXED);
+	out->quorum_failures = __atomic_load_n(&c->st.quorum_failures, __ATOMIC_RELAXED);
+	out->timeouts = __atomic_load_n(&c->st.timeouts, __ATOMIC_RELAXED);
+	out->repl_gets_served = __atomic_load_n(&c->st.repl_gets_served, __ATOMIC_RELAXED);
+	out->repl_puts_served = __atomic_load_n(&c->st.repl_puts_served, __ATOMIC_RELAXED);
+}
+
+void coord_set_status_hook(coord *c, coord_status_fn fn, void *arg)
+{
+	c->hook = fn;
+	c->hook_arg = arg;
+}

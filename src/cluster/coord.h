@@ -1,0 +1,122 @@
+/*
+ * coord.h - the coordinator: quorum get/put/delete for any key, the
+ * replica side of node-to-node requests, and read repair.
+ *
+ * Any node coordinates any key. A get asks all N replicas of the key's
+ * preference list (REPL_GET; the local replica through a disk worker) and
+ * answers when R have answered, with the sync (merge) of their sibling sets;
+ * when every replica has answered or the request timed out, replicas whose
+ * set differs from the merge get it written back (read repair, REPL_PUT).
+ * A put is coordinated by a replica of the key: the receiving node forwards
+ * it (KV_PUT) to the first reachable primary if it is not one itself; the
+ * coordinating replica applies the write to its own set with its own node
+ * id (a new dot), durably, sends the result to the other N-1 replicas
+ * (REPL_PUT) and answers after W acknowledgements, its own included.
+ * Effective N is min(N, members); R and W are capped at effective N, so a
+ * one-node cluster works with the default N=3 R=2 W=2. Design notes and the
+ * state diagrams are at the top of coord.c.
+ *
+ * Errors a caller sees: Q_ENOTFOUND (get: no live sibling anywhere),
+ * Q_EQUORUM (too few replicas could answer), Q_ETIMEOUT (too few answered
+ * in time), Q_ETOOBIG (key or value over the configured limit), Q_EBADCTX
+ * (context bytes do not decode), -EINVAL (empty key), Q_ECLOSED (node
+ * stopping).
+ *
+ * Threading: coord_start, coord_close, coord_get, coord_put, coord_mget and
+ * the request handler run on the net_loop thread. coord_get_sync,
+ * coord_put_sync and coord_mget_sync are for any other thread: they post to
+ * the loop and block until the answer, except that a node alone in its
+ * cluster serves them directly on the calling thread (no loop hop).
+ *
+ * Ownership: the coord borrows replica, members and loop (they outlive it).
+ * Sets handed to callbacks or returned through out parameters belong to the
+ * receiver (obj_set_free).
+ */
+#ifndef Q_COORD_H
+#define Q_COORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/members.h"
+#include "cluster/replica.h"
+#include "net/net_loop.h"
+#include "object/obj.h"
+#include "util/buf.h"
+
+#define COORD_MAX_N 16 /* largest replication factor */
+
+typedef struct coord coord;
+
+typedef struct coord_config {
+	const char *node_id;     /* copied */
+	const char *listen;      /* "host:port" to serve on; copied */
+	int n, r, w;             /* cluster defaults */
+	uint64_t timeout_ms;     /* default request timeout */
+	int read_repair;         /* 1 = repair stale replicas after reads */
+	size_t max_key;          /* bytes; longer keys get Q_ETOOBIG */
+	size_t max_value;        /* bytes; larger values get Q_ETOOBIG */
+	int ring_tokens;         /* virtual nodes per member */
+} coord_config;
+
+/* Per-request options; 0 = the cluster default. */
+typedef struct coord_req {
+	int n, r, w;
+	uint64_t timeout_ms;
+	int local_only;          /* get: read only this node's replica (debug) */
+} coord_req;
+
+/* Outcome of a get or put. rc as above; set (may be NULL) belongs to the
+ * callback. For a get, Q_ENOTFOUND may come with a tombstone-only set (its
+ * context lets a later put supersede the delete). */
+typedef void (*coord_done_fn)(void *arg, int rc, obj_set *set);
+
+typedef struct coord_stats {
+	uint64_t gets, puts, forwards, read_repairs, quorum_failures, timeouts;
+	uint64_t repl_gets_served, repl_puts_served;
+} coord_stats;
+
+/* Creates the coordinator (any thread). */
+int coord_new(const coord_config *cfg, replica *rep, members *mem, net_loop *loop,
+	      coord **out);
+/* Before coord_start: the loop the coordinator runs on (if coord_new was
+ * given NULL). */
+void coord_set_loop(coord *c, net_loop *loop);
+/* Before coord_start: a peer from the config. With an id it joins the
+ * membership at once; with only an address it is resolved by a HELLO
+ * handshake (retried every second until it answers). */
+int coord_add_peer(coord *c, const char *id, const char *addr, const char *zone);
+/* Loop thread: opens the listener and the peer pool, starts membership
+ * handshakes with peers known only by address. */
+int coord_start(coord *c);
+/* The address actually bound (after coord_start). */
+const char *coord_listen_addr(const coord *c);
+/* Loop thread: fails new and outstanding requests with Q_ECLOSED, closes
+ * the listener and the pool. */
+void coord_close(coord *c);
+/* Any thread, after the loop has stopped: frees c. */
+void coord_free(coord *c);
+
+/* Loop thread. key, ctx and the value in w are copied before return. */
+void coord_get(coord *c, q_slice key, const coord_req *o, coord_done_fn cb, void *arg);
+void coord_put(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coord_req *o,
+	       coord_done_fn cb, void *arg);
+
+/* Blocking forms for threads other than the loop thread. */
+int coord_get_sync(coord *c, q_slice key, const coord_req *o, obj_set **out);
+int coord_put_sync(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coord_req *o,
+		   obj_set **out);
+/* rcs[i] and outs[i] (NULL unless a set came back) per key; returns 0 unless
+ * the request as a whole failed. */
+int coord_mget_sync(coord *c, const q_slice *keys, size_t n, const coord_req *o,
+		    obj_set **outs, int *rcs);
+
+/* JSON status text (members, ring, counters), appended to out. Any thread. */
+int coord_status_json(coord *c, q_buf *out);
+void coord_get_stats(coord *c, coord_stats *out);
+
+/* Hook for the node: extra JSON fields (without braces) added to status. */
+typedef int (*coord_status_fn)(void *arg, q_buf *out);
+void coord_set_status_hook(coord *c, coord_status_fn fn, void *arg);
+
+#endif

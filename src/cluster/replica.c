@@ -1,0 +1,208 @@
+/*
+ * replica.c - sibling sets in the storage engine (see replica.h).
+ *
+ * Invariants:
+ *   1. A stored value is always a canonical obj_set encoding (we only ever
+ *      write obj_set_encode output).
+ *   2. Read-modify-write of a key happens with the key's stripe mutex held,
+ *      so two writers of one key never lose each other's siblings.
+ *   3. A call returns success only after the engine accepted the write
+ *      (durable under sync=always).
+ * Threading: stripes are plain pthread mutexes; counters are atomics.
+ */
+#include "cluster/replica.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/hash.h"
+#include "util/log.h"
+#include "util/qerr.h"
+#include "util/qtime.h"
+
+struct replica {
+	lsm_db *db;
+	char node[OBJ_NODE_MAX + 1];
+	pthread_mutex_t stripe[REPLICA_STRIPES];
+	uint64_t gets, updates, merges, unchanged, corrupt;
+};
+
+int replica_new(lsm_db *db, const char *node_id, replica **out)
+{
+	if (!node_id || !node_id[0] || strlen(node_id) > OBJ_NODE_MAX)
+		return -EINVAL;
+	replica *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->db = db;
+	strcpy(r->node, node_id);
+	for (int i = 0; i < REPLICA_STRIPES; i++)
+		pthread_mutex_init(&r->stripe[i], NULL);
+	*out = r;
+	return 0;
+}
+
+void replica_free(replica *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < REPLICA_STRIPES; i++)
+		pthread_mutex_destroy(&r->stripe[i]);
+	free(r);
+}
+
+static pthread_mutex_t *stripe_of(replica *r, q_slice key)
+{
+	uint64_t h = q_hash64(key.p, key.n, 0x7265706cULL);
+	return &r->stripe[h % REPLICA_STRIPES];
+}
+
+/* LSM key = LSM_KS_DATA || key, in a small stack buffer when it fits. */
+typedef struct lkey {
+	uint8_t small[256];
+	uint8_t *p;
+	size_t n;
+} lkey;
+
+static int lkey_make(lkey *k, q_slice key)
+{
+	k->n = key.n + 1;
+	k->p = k->n <= sizeof(k->small) ? k->small : malloc(k->n);
+	if (!k->p)
+		return -ENOMEM;
+	k->p[0] = LSM_KS_DATA;
+	if (key.n)
+		memcpy(k->p + 1, key.p, key.n);
+	return 0;
+}
+
+static void lkey_free(lkey *k)
+{
+	if (k->p != k->small)
+		free(k->p);
+}
+
+/* Reads and decodes; *out NULL and Q_ENOTFOUND if absent. */
+static int load(replica *r, const lkey *k, q_slice key, obj_set **out)
+{
+	q_buf raw = Q_BUF_INIT;
+	*out = NULL;
+	int rc = lsm_get(r->db, q_slice_make(k->p, k->n), &raw);
+	if (rc == 0) {
+		rc = obj_set_decode(raw.p, raw.len, out);
+		if (rc < 0) {
+			__atomic_add_fetch(&r->corrupt, 1, __ATOMIC_RELAXED);
+			Q_WARN("replica", "stored object of a %zu-byte key does not decode: %s",
+			       key.n, q_strerror(rc));
+			rc = Q_ECORRUPT;
+		}
+	}
+	q_buf_free(&raw);
+	return rc;
+}
+
+static int store(replica *r, const lkey *k, const obj_set *s)
+{
+	q_buf enc = Q_BUF_INIT;
+	int rc = obj_set_encode(s, &enc);
+	if (rc == 0)
+		rc = lsm_put(r->db, q_slice_make(k->p, k->n), q_buf_slice(&enc));
+	q_buf_free(&enc);
+	return rc;
+}
+
+int replica_get(replica *r, q_slice key, obj_set **out)
+{
+	lkey k;
+	Q_RET(lkey_make(&k, key));
+	__atomic_add_fetch(&r->gets, 1, __ATOMIC_RELAXED);
+	int rc = load(r, &k, key, out);
+	lkey_free(&k);
+	return rc;
+}
+
+int replica_get_raw(replica *r, q_slice key, q_buf *out)
+{
+	lkey k;
+	Q_RET(lkey_make(&k, key));
+	__atomic_add_fetch(&r->gets, 1, __ATOMIC_RELAXED);
+	int rc = lsm_get(r->db, q_slice_make(k.p, k.n), out);
+	lkey_free(&k);
+	return rc;
+}
+
+int replica_update(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
+		   obj_set **out)
+{
+	lkey k;
+	obj_set *cur = NULL, *next = NULL;
+	Q_RET(lkey_make(&k, key));
+	pthread_mutex_t *mu = stripe_of(r, key);
+	pthread_mutex_lock(mu);
+	int rc = load(r, &k, key, &cur);
+	if (rc == Q_ENOTFOUND)
+		rc = 0;
+	if (rc < 0)
+		goto out;
+	rc = obj_set_update(cur, client, r->node, w, &OBJ_PRUNE_DEFAULT, w->wall_ns, &next);
+	if (rc < 0)
+		goto out;
+	rc = store(r, &k, next);
+	if (rc < 0)
+		goto out;
+	__atomic_add_fetch(&r->updates, 1, __ATOMIC_RELAXED);
+out:
+	pthread_mutex_unlock(mu);
+	lkey_free(&k);
+	obj_set_free(cur);
+	if (rc == 0 && out)
+		*out = next;
+	else
+		obj_set_free(next);
+	return rc;
+}
+
+int replica_merge(replica *r, q_slice key, const obj_set *in, obj_set **out)
+{
+	lkey k;
+	obj_set *cur = NULL, *next = NULL;
+	Q_RET(lkey_make(&k, key));
+	pthread_mutex_t *mu = stripe_of(r, key);
+	pthread_mutex_lock(mu);
+	int rc = load(r, &k, key, &cur);
+	if (rc == Q_ENOTFOUND || rc == Q_ECORRUPT)
+		rc = 0; /* a corrupt local copy is replaced by the incoming one */
+	if (rc < 0)
+		goto out;
+	rc = obj_set_sync(cur, in, &next);
+	if (rc < 0)
+		goto out;
+	if (cur && obj_set_equal(cur, next)) {
+		__atomic_add_fetch(&r->unchanged, 1, __ATOMIC_RELAXED);
+	} else {
+		rc = store(r, &k, next);
+		if (rc < 0)
+			goto out;
+	}
+	__atomic_add_fetch(&r->merges, 1, __ATOMIC_RELAXED);
+out:
+	pthread_mutex_unlock(mu);
+	lkey_free(&k);
+	obj_set_free(cur);
+	if (rc == 0 && out)
+		*out = next;
+	else
+		obj_set_free(next);
+	return rc;
+}
+
+void replica_get_stats(replica *r, replica_stats *out)
+{
+	out->gets = __atomic_load_n(&r->gets, __ATOMIC_RELAXED);
+	out->updates = __atomic_load_n(&r->updates, __ATOMIC_RELAXED);
+	out->merges = __atomic_load_n(&r->merges, __ATOMIC_RELAXED);
+	out->merges_unchanged = __atomic_load_n(&r->unchanged, __ATOMIC_RELAXED);
+	out->corrupt = __atomic_load_n(&r->corrupt, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,65 @@
+/*
+ * replica.h - this node's copy of the keys it replicates: sibling sets
+ * (src/object) stored in the storage engine (src/lsm).
+ *
+ * Every user key K is stored under the LSM key LSM_KS_DATA || K, its value
+ * the canonical encoding of the key's obj_set. Two writes change a stored
+ * set, both read-modify-write:
+ *   replica_update  the coordinator applies a client's put/delete with its
+ *                   own node id (obj_set_update: a new dot);
+ *   replica_merge   a replica folds in a set sent by a coordinator or by
+ *                   read repair (obj_set_sync).
+ * Each runs under a striped per-key mutex (REPLICA_STRIPES stripes chosen by
+ * the key's hash), since several coordinators may write one key at once; the
+ * write is durable per the engine's sync policy before the call returns, so
+ * a replica acknowledges only what it holds. A merge that changes nothing
+ * writes nothing.
+ *
+ * A stored set that fails to decode is reported (log, Q_ECORRUPT from
+ * replica_get and replica_update); replica_merge replaces it with the
+ * incoming set, which is how read repair heals it.
+ *
+ * Blocking: every call does disk I/O; never call from the event-loop thread.
+ * Thread safety: any number of threads at once.
+ * Ownership: sets returned through out parameters belong to the caller
+ * (obj_set_free). The lsm_db is borrowed and must outlive the replica.
+ */
+#ifndef Q_REPLICA_H
+#define Q_REPLICA_H
+
+#include <stdint.h>
+
+#include "lsm/lsm.h"
+#include "object/obj.h"
+#include "util/buf.h"
+
+#define REPLICA_STRIPES 256
+
+typedef struct replica replica;
+
+typedef struct replica_stats {
+	uint64_t gets, updates, merges, merges_unchanged, corrupt;
+} replica_stats;
+
+/* node_id: this node's id (copied); dots of local updates carry it. */
+int replica_new(lsm_db *db, const char *node_id, replica **out);
+void replica_free(replica *r);
+
+/* The stored set of key: 0 and *out, or Q_ENOTFOUND (*out NULL), or an
+ * error (Q_ECORRUPT, -EIO, ...). */
+int replica_get(replica *r, q_slice key, obj_set **out);
+/* The stored encoding as it is (no decode): appended to out after reset. */
+int replica_get_raw(replica *r, q_slice key, q_buf *out);
+
+/* Applies a client write made with context client (NULL = blind). On
+ * success *out (if not NULL) receives the new stored set. */
+int replica_update(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
+		   obj_set **out);
+
+/* Merges in (not modified) into the stored set. On success *out (if not
+ * NULL) receives the stored result. */
+int replica_merge(replica *r, q_slice key, const obj_set *in, obj_set **out);
+
+void replica_get_stats(replica *r, replica_stats *out);
+
+#endif

@@ -1,0 +1,251 @@
+/*
+ * node.c - a cluster node's lifecycle (see node.h).
+ *
+ * Start order (each step undone in reverse by q_node_stop, and by the
+ * failure ladder of q_node_start):
+ *   1. typed config (node_conf_load), log level;
+ *   2. data directory and persistent node id (node_conf_identity);
+ *   3. the storage engine in DATA_DIR/db (its own lock: one process per
+ *      data directory), the replica store over it;
+ *   4. the membership list (self + configured peers) and the coordinator;
+ *   5. the event-loop thread; on it the coordinator opens its listener and
+ *      peer pool (net_loop_call, so a bind error reaches the caller);
+ *   6. the in-process client.
+ * Stop: the coordinator closes on the loop thread (outstanding requests get
+ * Q_ECLOSED), the loop drains and joins (disk jobs finish first), then the
+ * engine flushes and closes.
+ *
+ * Threading: start/stop from one thread; the client from any.
+ */
+#include "node/node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/coord.h"
+#include "cluster/members.h"
+#include "cluster/replica.h"
+#include "lsm/lsm.h"
+#include "net/net_loop.h"
+#include "node/node_conf.h"
+#include "util/env.h"
+#include "util/log.h"
+#include "util/qerr.h"
+
+struct q_node {
+	node_conf cfg;
+	char id[NODE_ID_MAX + 1];
+	lsm_db *db;
+	replica *rep;
+	members *mem;
+	coord *coord;
+	net_loop *loop;
+	qc_client *client;
+	int started;
+};
+
+typedef struct start_arg {
+	coord *c;
+	int rc;
+} start_arg;
+
+static void start_on_loop(void *arg)
+{
+	start_arg *a = arg;
+	a->rc = coord_start(a->c);
+	if (a->rc < 0)
+		coord_close(a->c);
+}
+
+static void close_on_loop(void *arg)
+{
+	coord_close(arg);
+}
+
+static int status_hook(void *arg, q_buf *out)
+{
+	q_node *n = arg;
+	lsm_stats st;
+	lsm_get_stats(n->db, &st);
+	replica_stats rs;
+	replica_get_stats(n->rep, &rs);
+	return q_buf_printf(out,
+			    "\"zone\":\"%s\",\"sync\":\"%s\",\"storage\":{\"disk_bytes\":%llu,"
+			    "\"memtable_bytes\":%llu,\"tables\":%llu,\"quarantined_tables\":%llu,"
+			    "\"flushes\":%llu,\"compactions\":%llu},"
+			    "\"replica\":{\"gets\":%llu,\"updates\":%llu,\"merges\":%llu,"
+			    "\"merges_unchanged\":%llu,\"corrupt\":%llu}",
+			    n->cfg.zone,
+			    n->cfg.sync == LSM_SYNC_ALWAYS  ? "always"
+			    : n->cfg.sync == LSM_SYNC_BATCH ? "batch"
+							    : "none",
+			    (unsigned long long)st.disk_bytes, (unsigned long long)st.memtable_bytes,
+			    (unsigned long long)st.num_tables,
+			    (unsigned long long)st.quarantined_tables,
+			    (unsigned long long)st.flushes, (unsigned long long)st.compactions,
+			    (unsigned long long)rs.gets, (unsigned long long)rs.updates,
+			    (unsigned long long)rs.merges, (unsigned long long)rs.merges_unchanged,
+			    (unsigned long long)rs.corrupt);
+}
+
+static void node_free(q_node *n)
+{
+	if (n->client)
+		qc_close(n->client);
+	coord_free(n->coord);
+	replica_free(n->rep);
+	members_free(n->mem);
+	if (n->db) {
+		int rc = lsm_close(n->db);
+		if (rc < 0)
+			Q_ERROR("node", "closing the store: %s", q_strerror(rc));
+	}
+	node_conf_free(&n->cfg);
+	free(n);
+}
+
+int q_node_start(q_conf *conf, q_node **out)
+{
+	char err[512];
+	int rc;
+	q_node *n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	rc = node_conf_load(conf, &n->cfg, err, sizeof(err));
+	if (rc < 0) {
+		Q_ERROR("node", "%s", err[0] ? err : q_strerror(rc));
+		goto fail;
+	}
+	q_log_set_level((q_log_level)n->cfg.log_level);
+
+	rc = q_env_mkdirs(q_env_posix(), n->cfg.data_dir);
+	if (rc < 0) {
+		Q_ERROR("node", "cannot create data directory %s: %s", n->cfg.data_dir,
+			q_strerror(rc));
+		goto fail;
+	}
+	rc = node_conf_identity(n->cfg.data_dir, n->cfg.node_id, n->id, err, sizeof(err));
+	if (rc < 0) {
+		Q_ERROR("node", "%s", err);
+		goto fail;
+	}
+
+	char dbdir[4096];
+	snprintf(dbdir, sizeof(dbdir), "%s/db", n->cfg.data_dir);
+	lsm_options lo;
+	lsm_options_default(&lo);
+	lo.sync = (lsm_sync)n->cfg.sync;
+	lo.sync_batch_ms = n->cfg.sync_batch_ms;
+	lo.write_buffer_size = (size_t)n->cfg.memtable_size;
+	lo.block_cache_size = (size_t)n->cfg.cache_size;
+	rc = lsm_open(dbdir, &lo, &n->db);
+	if (rc < 0) {
+		Q_ERROR("node", "cannot open the store in %s: %s", dbdir, q_strerror(rc));
+		n->db = NULL;
+		goto fail;
+	}
+	Q_ERR(replica_new(n->db, n->id, &n->rep));
+	Q_ERR(members_new(n->id, n->cfg.listen, n->cfg.zone, &n->mem));
+
+	coord_config cc = {
+		.node_id = n->id,
+		.listen = n->cfg.listen,
+		.n = n->cfg.n,
+		.r = n->cfg.r,
+		.w = n->cfg.w,
+		.timeout_ms = n->cfg.request_timeout_ms,
+		.read_repair = n->cfg.read_repair,
+		.max_key = (size_t)n->cfg.max_key_size,
+		.max_value = (size_t)n->cfg.max_value_size,
+		.ring_tokens = n->cfg.ring_tokens,
+	};
+	Q_ERR(coord_new(&cc, n->rep, n->mem, NULL, &n->coord));
+	for (size_t i = 0; i < n->cfg.npeers; i++) {
+		node_peer *p = &n->cfg.peers[i];
+		if (!strcmp(p->addr, n->cfg.listen) || (p->id[0] && !strcmp(p->id, n->id)))
+			continue; /* a shared peer list may name this node too */
+		rc = coord_add_peer(n->coord, p->id[0] ? p->id : NULL, p->addr,
+				    p->zone[0] ? p->zone : NULL);
+		if (rc < 0) {
+			Q_ERROR("node", "peer %s: %s", p->addr, q_strerror(rc));
+			goto fail;
+		}
+	}
+	coord_set_status_hook(n->coord, status_hook, n);
+
+	rc = net_loop_start(0, "quorumd-loop", &n->loop);
+	if (rc < 0) {
+		Q_ERROR("node", "cannot start the event loop: %s", q_strerror(rc));
+		n->loop = NULL;
+		goto fail;
+	}
+	coord_set_loop(n->coord, n->loop);
+	start_arg sa = {n->coord, 0};
+	rc = net_loop_call(n->loop, start_on_loop, &sa);
+	if (rc == 0)
+		rc = sa.rc;
+	if (rc < 0) {
+		net_loop_stop(n->loop);
+		n->loop = NULL;
+		goto fail;
+	}
+	Q_ERR(qc_inproc_new(n->coord, &n->client));
+	n->started = 1;
+	Q_INFO("node", "node %s up: data %s, listening on %s, %zu peers configured", n->id,
+	       n->cfg.data_dir, coord_listen_addr(n->coord), n->cfg.npeers);
+	*out = n;
+	return 0;
+fail:
+	if (n->loop) {
+		net_loop_call(n->loop, close_on_loop, n->coord);
+		net_loop_stop(n->loop);
+	}
+	node_free(n);
+	return rc;
+}
+
+qc_client *q_node_client(q_node *n)
+{
+	return n->client;
+}
+
+const char *q_node_id(const q_node *n)
+{
+	return n->id;
+}
+
+const char *q_node_listen_addr(const q_node *n)
+{
+	return coord_listen_addr(n->coord);
+}
+
+struct coord *q_node_coord(q_node *n)
+{
+	return n->coord;
+}
+
+int q_node_stop(q_node *n)
+{
+	if (!n)
+		return 0;
+	Q_INFO("node", "node %s stopping", n->id);
+	if (n->loop) {
+		int rc = net_loop_call(n->loop, close_on_loop, n->coord);
+		if (rc < 0)
+			Q_WARN("node", "closing the coordinator: %s", q_strerror(rc));
+		net_loop_stop(n->loop);
+		n->loop = NULL;
+	}
+	int rc = 0;
+	if (n->db) {
+		rc = lsm_close(n->db);
+		n->db = NULL;
+		if (rc < 0)
+			Q_ERROR("node", "closing the store: %s", q_strerror(rc));
+	}
+	Q_INFO("node", "node %s stopped", n->id);
+	node_free(n);
+	return rc;
+}
