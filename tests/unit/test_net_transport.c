@@ -813,9 +813,76 @@ QTEST(server_backpressure_pauses_reading)
 	tstop(&t);
 }
 
+/* Pipelined throughput through one pooled connection: a window of requests
+ * in flight, each completion issuing the next. Checks that every request is
+ * answered; prints the rate (information only, never asserted). */
+typedef struct tput {
+	tctx *t;
+	int total, issued, window;
+	_Atomic int done;
+	_Atomic int bad;
+} tput;
+
+static void tput_issue(tput *p);
+
+static void tput_cb(void *arg, int status, const net_msg *resp)
+{
+	tput *p = arg;
+	if (status != 0 || !resp || resp->type != NET_MSG_PONG)
+		p->bad++;
+	p->done++;
+	if (p->issued < p->total)
+		tput_issue(p);
+}
+
+static void tput_issue(tput *p)
+{
+	net_msg m;
+	net_msg_init(&m, NET_MSG_PING);
+	m.u.ping.nonce = (uint64_t)p->issued;
+	p->issued++;
+	if (net_pool_request(p->t->pool, p->t->addr, &m, 30000, tput_cb, p) != 0) {
+		p->bad++;
+		p->done++;
+	}
+}
+
+static void tput_start(void *arg)
+{
+	tput *p = arg;
+	for (int i = 0; i < p->window && p->issued < p->total; i++)
+		tput_issue(p);
+}
+
+QTEST(pool_pipelined_throughput)
+{
+	tctx t = {0};
+	tstart(&t, M_ECHO);
+	const char *lng = getenv("QFS_LONG");
+	tput *p = calloc(1, sizeof *p);
+	p->t = &t;
+	p->total = (lng && *lng == '1') ? 200000 : 20000;
+	p->window = 128;
+	uint64_t t0 = q_mono_ns();
+	ASSERT_OK(net_loop_call(t.loop, tput_start, p));
+	uint64_t end = q_mono_ms() + 120000;
+	while (p->done < p->total && q_mono_ms() < end)
+		q_sleep_ms(2);
+	uint64_t ns = q_mono_ns() - t0;
+	ASSERT_EQ(p->done, p->total);
+	ASSERT_EQ(p->bad, 0);
+	fprintf(stderr, "pipelined PING/PONG: %d requests, window %d, %.0f req/s\n", p->total,
+		p->window, (double)p->total * 1e9 / (double)ns);
+	tstats(&t);
+	ASSERT_EQ(t.pst.connects, 1);
+	free(p);
+	tstop(&t);
+}
+
 QTEST_MAIN(QT(pool_request_response_and_reuse), QT(pool_hello_first), QT(pool_many_concurrent),
 	   QT(pool_call_from_threads), QT(pool_timeout_fires_once),
 	   QT(pool_connect_refused_and_reconnect), QT(pool_reconnects_after_server_closes),
 	   QT(pool_backpressure_busy), QT(pool_write_queue_bound), QT(loop_post_queue_full),
 	   QT(sync_call_roundtrip_large), QT(sync_timeout), QT(server_survives_bad_input),
-	   QT(server_reply_after_client_left), QT(server_backpressure_pauses_reading))
+	   QT(server_reply_after_client_left), QT(server_backpressure_pauses_reading),
+	   QT(pool_pipelined_throughput))
