@@ -34,3 +34,12 @@ tests_fuzz_qfs_obj_fuzzer_LDFLAGS = $(FUZZ_LINK)
 tests_fuzz_qfs_conflict_fuzzer_SOURCES = tests/fuzz/qfs_conflict_fuzzer.c $(FUZZ_MAIN)
 tests_fuzz_qfs_conflict_fuzzer_LDADD = fuse/libqfs.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 tests_fuzz_qfs_conflict_fuzzer_LDFLAGS = $(FUZZ_LINK)
+
+# the filesystem operations over the client API
+fuse_libqfs_a_SOURCES += fuse/qfs_fs.c fuse/qfs_fs.h
+
+# the mount daemon
+bin_PROGRAMS += fuse/quorumfs
+fuse_quorumfs_SOURCES = fuse/quorumfs.c fuse/qfs_fuse.c fuse/qfs_fuse.h
+fuse_quorumfs_CPPFLAGS = $(AM_CPPFLAGS) $(FUSE_CFLAGS)
+fuse_quorumfs_LDADD = fuse/libqfs.a $(QNODE_LDADD) $(FUSE_LIBS)

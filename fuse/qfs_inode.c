@@ -20,6 +20,7 @@ struct qfs_itable {
 	size_t nbuckets;
 	size_t count;
 	uint64_t next_ino;
+	void (*free_state)(void *);
 };
 
 static size_t h_ino(uint64_t ino, size_t nb)
@@ -75,7 +76,7 @@ void qfs_itable_free(qfs_itable *t, void (*free_state)(void *))
 		qfs_inode *in = t->by_ino[i];
 		while (in) {
 			qfs_inode *nx = in->next_ino;
-			inode_free(in, free_state);
+			inode_free(in, free_state ? free_state : t->free_state);
 			in = nx;
 		}
 	}
@@ -226,7 +227,7 @@ static void drop(qfs_itable *t, qfs_inode *in)
 	if (!in->detached)
 		path_unlink(t, in);
 	t->count--;
-	inode_free(in, NULL);
+	inode_free(in, t->free_state);
 }
 
 void qfs_itable_forget(qfs_itable *t, uint64_t ino, uint64_t n)
@@ -235,10 +236,15 @@ void qfs_itable_forget(qfs_itable *t, uint64_t ino, uint64_t n)
 	qfs_inode *in = find_ino(t, ino);
 	if (in) {
 		in->nlookup = in->nlookup > n ? in->nlookup - n : 0;
-		if (in->nlookup == 0 && in->nopen == 0 && !in->state)
+		if (in->nlookup == 0 && in->nopen == 0)
 			drop(t, in);
 	}
 	pthread_mutex_unlock(&t->mu);
+}
+
+void qfs_itable_set_free_state(qfs_itable *t, void (*free_state)(void *))
+{
+	t->free_state = free_state;
 }
 
 void qfs_itable_open(qfs_itable *t, qfs_inode *in)
@@ -259,7 +265,7 @@ int qfs_itable_release(qfs_itable *t, qfs_inode *in)
 void qfs_itable_release_done(qfs_itable *t, qfs_inode *in)
 {
 	pthread_mutex_lock(&t->mu);
-	if (in->nlookup == 0 && in->nopen == 0 && !in->state)
+	if (in->nlookup == 0 && in->nopen == 0)
 		drop(t, in);
 	pthread_mutex_unlock(&t->mu);
 }

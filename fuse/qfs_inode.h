@@ -5,7 +5,7 @@
  * the kernel has looked up gets an inode with a lookup count (nlookup): every
  * successful lookup/create/mkdir/symlink/mknod reply adds one, forget takes
  * them away, and the inode is freed when the count is zero and no file handle
- * holds it (passthrough_hp's rule). Inode numbers are handed out in
+ * holds it (passthrough_hp's rule); its state goes with it. Inode numbers are handed out in
  * increasing order and never reused within one mount (the root is 1);
  * generation is always 0. They are not stable across mounts.
  *
@@ -50,10 +50,13 @@ typedef struct qfs_itable qfs_itable;
 #define QFS_ROOT_INO 1
 
 int qfs_itable_new(qfs_itable **out);
-/* Frees every inode; state pointers must have been released by the caller
- * (free_state, if given, is called for each non-NULL one). */
+/* Frees every inode (free_state, if given, else the one set with
+ * qfs_itable_set_free_state, is called for each non-NULL state). */
 void qfs_itable_free(qfs_itable *t, void (*free_state)(void *));
 
+/* Sets the destructor of inode state, called when an inode is freed
+ * (forget or release of the last holder) and by qfs_itable_free. */
+void qfs_itable_set_free_state(qfs_itable *t, void (*free_state)(void *));
 /* Finds or creates the inode of path and adds one lookup. conflict marks a
  * conflict-file inode. Returns the inode number in *ino. */
 int qfs_itable_lookup(qfs_itable *t, const char *path, uint8_t type, int conflict, uint64_t *ino);

@@ -1,0 +1,2171 @@
+/*
+ * qfs_fs.c - filesystem operations over the key-value client (see qfs_fs.h).
+ *
+ * Design notes
+ *
+ *  1. A "view" is one read of a key decoded: every live sibling as a qfs_obj,
+ *     directory siblings merged into one, and the display order of the rest
+ *     (qfs_conflict.h). cand[0] is what the name shows; cand[k >= 1] are the
+ *     conflict files. A view also owns the raw object with the causal
+ *     context that the next write of the key carries.
+ *
+ *  2. Writing the shown version (view_store) must leave the other siblings
+ *     in place, but a context covers all of them. So the others are first
+ *     re-written as blind siblings (same bytes, new dots), then the new
+ *     version goes out with the context that was read, replacing exactly the
+ *     old copies. A crash between the two steps leaves extra copies (which
+ *     show as duplicate conflict files), never a loss.
+ *
+ *  3. Inode state (qfs_ist, hung on qfs_inode.state, guarded by its lock):
+ *     the last view of the key and when it was fetched, a working copy of
+ *     the shown object, dirty flags and chunk buffers of open files, and for
+ *     directories the last dot counter this mount used there.
+ *
+ *  4. Order of writes: a new name's object is written before its directory
+ *     entry; a removed name's entry goes before its object. A crash between
+ *     leaves an object no directory lists (invisible), never an entry
+ *     without an object... except when the object's delete fails after the
+ *     entry went; listings skip entries whose object is missing.
+ *
+ * Thread safety: see qfs_fs.h for the lock order.
+ */
+#include "fuse/qfs_fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuse/qfs_conflict.h"
+#include "fuse/qfs_format.h"
+#include "fuse/qfs_inode.h"
+#include "fuse/qfs_obj.h"
+#include "util/log.h"
+#include "util/qerr.h"
+#include "util/qtime.h"
+
+#define LOGC "qfs"
+#define KEYMAX (QFS_PATH_MAX + 8)
+#define MGET_BATCH 256
+#define KNOWN_CHUNKS 4096
+#define CLEAN_CHUNKS 4
+
+/* ------------------------------------------------------------------ */
+/* Types                                                                */
+
+typedef struct qfs_view {
+	qc_object raw;
+	size_t nobj;
+	qfs_obj *objs;   /* decoded live siblings (dirs included) */
+	size_t *sibidx;  /* raw.sib index of objs[i] */
+	qfs_obj merged;  /* all directory siblings merged */
+	int has_dir;
+	size_t ncand;
+	qfs_cand *cand;  /* display order; index SIZE_MAX = merged */
+} qfs_view;
+
+typedef struct cbuf {
+	uint64_t idx;
+	uint8_t *data; /* chunk_size bytes, zeroes past the file's end */
+	int dirty;
+	uint64_t tick;
+} cbuf;
+
+typedef struct qfs_ist {
+	int valid;
+	uint64_t fetched_ms;
+	qfs_view v;
+	qfs_obj obj; /* working copy of the shown version */
+	int dirty_meta;
+	cbuf *cb;
+	size_t ncb;
+	uint64_t tick;
+	uint64_t dirty_bytes;
+	uint64_t dir_floor;
+	int err; /* a failed background chunk write, reported at flush */
+} qfs_ist;
+
+typedef struct qfs_fh {
+	qfs_inode *in;
+	int flags;
+} qfs_fh;
+
+typedef struct qfs_dh {
+	qfs_inode *in;
+	char path[QFS_PATH_MAX + 1];
+	qfs_dirlist list;
+} qfs_dh;
+
+struct qfs_fs {
+	qfs_fs_conf c;
+	char node_id[QFS_ORIGIN_MAX + 1];
+	char *data_dir;
+	qc_opts kv;
+	qfs_itable *it;
+	uint64_t actor;
+	uint64_t attr_ms;
+	pthread_mutex_t known_mu;
+	uint64_t known[KNOWN_CHUNKS]; /* chunk ids (first 8 bytes) stored lately */
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                        */
+
+int qfs_errno(int rc)
+{
+	if (rc >= 0)
+		return 0;
+	if (rc > -4096)
+		return rc;
+	switch (rc) {
+	case Q_ENOTFOUND: return -ENOENT;
+	case Q_ETOOBIG: return -EFBIG;
+	default: return -EIO;
+	}
+}
+
+static int64_t now_ns(void)
+{
+	return (int64_t)q_wall_ns();
+}
+
+static void key_of(const char *path, char *key)
+{
+	memcpy(key, QFS_KEY_META, 2);
+	strcpy(key + 2, path);
+}
+
+static void view_init(qfs_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	qc_object_init(&v->raw);
+	qfs_obj_init(&v->merged);
+}
+
+static void view_free(qfs_view *v)
+{
+	for (size_t i = 0; i < v->nobj; i++)
+		qfs_obj_free(&v->objs[i]);
+	free(v->objs);
+	free(v->sibidx);
+	free(v->cand);
+	qfs_obj_free(&v->merged);
+	qc_object_free(&v->raw);
+	view_init(v);
+}
+
+static const qfs_obj *view_obj(const qfs_view *v, size_t k)
+{
+	size_t i = v->cand[k].index;
+	return i == SIZE_MAX ? &v->merged : &v->objs[i];
+}
+
+static const qfs_obj *view_shown(const qfs_view *v)
+{
+	return v->ncand ? view_obj(v, 0) : NULL;
+}
+
+/* Decodes raw (already in v->raw) into the rest of the view. -ENOENT if no
+ * live sibling decodes. */
+static int view_build(qfs_view *v, const char *what)
+{
+	size_t live = qc_object_live(&v->raw);
+	int rc = 0;
+	if (live == 0)
+		return -ENOENT;
+	v->objs = calloc(live, sizeof(qfs_obj));
+	v->sibidx = calloc(live, sizeof(size_t));
+	v->cand = calloc(live + 1, sizeof(qfs_cand));
+	if (!v->objs || !v->sibidx || !v->cand)
+		return -ENOMEM;
+	for (size_t i = 0; i < v->raw.nsib; i++) {
+		const qc_sibling *s = &v->raw.sib[i];
+		if (s->deleted)
+			continue;
+		qfs_obj *o = &v->objs[v->nobj];
+		rc = qfs_obj_decode(s->value.p, s->value.n, o);
+		if (rc) {
+			Q_WARN(LOGC, "%s: sibling %s:%" PRIu64 " does not decode (%s); ignored", what,
+			       s->node, s->counter, q_strerror(rc));
+			continue;
+		}
+		v->sibidx[v->nobj++] = i;
+	}
+	if (v->nobj == 0)
+		return -EIO;
+	for (size_t i = 0; i < v->nobj; i++) {
+		if (v->objs[i].type != QFS_T_DIR)
+			continue;
+		if (!v->has_dir) {
+			rc = qfs_obj_copy(&v->merged, &v->objs[i]);
+			if (rc)
+				return rc;
+			v->has_dir = 1;
+		} else {
+			rc = qfs_dir_merge(&v->merged, &v->objs[i]);
+			if (rc)
+				return rc;
+		}
+	}
+	size_t n = 0;
+	if (v->has_dir) {
+		v->cand[n].mtime_ns = INT64_MAX; /* the directory keeps the name */
+		v->cand[n].node = "";
+		v->cand[n].origin = "";
+		v->cand[n].index = SIZE_MAX;
+		n++;
+	}
+	for (size_t i = 0; i < v->nobj; i++) {
+		if (v->objs[i].type == QFS_T_DIR)
+			continue;
+		const qc_sibling *s = &v->raw.sib[v->sibidx[i]];
+		v->cand[n].mtime_ns = v->objs[i].mtime_ns;
+		v->cand[n].node = s->node;
+		v->cand[n].counter = s->counter;
+		v->cand[n].origin = v->objs[i].origin;
+		v->cand[n].index = i;
+		n++;
+	}
+	v->ncand = n;
+	qfs_cand_sort(v->cand, n);
+	return 0;
+}
+
+static int kv_get(qfs_fs *fs, const char *key, qc_object *o)
+{
+	return qc_get(fs->c.client, q_slice_str(key), &fs->kv, o);
+}
+
+/* Reads key into v (fresh). -ENOENT if absent; v->raw keeps any context
+ * (tombstones) so a later write supersedes them. */
+static int view_load(qfs_fs *fs, const char *key, qfs_view *v)
+{
+	view_init(v);
+	int rc = kv_get(fs, key, &v->raw);
+	if (rc == Q_ENOTFOUND)
+		return -ENOENT;
+	if (rc)
+		return qfs_errno(rc);
+	rc = view_build(v, key);
+	if (rc == -ENOENT)
+		return rc;
+	return rc;
+}
+
+/* Re-builds v from the object a put returned. */
+static int view_from_put(qfs_view *v, qc_object *out, const char *key)
+{
+	view_free(v);
+	v->raw = *out;
+	qc_object_init(out);
+	return view_build(v, key);
+}
+
+/* Writes nobj as the new shown version of key (design note 2). skip_k: a
+ * conflict candidate to drop (0 = none). On success v holds the new state. */
+static int view_store(qfs_fs *fs, const char *key, qfs_view *v, const qfs_obj *nobj, size_t skip_k)
+{
+	q_buf val = Q_BUF_INIT;
+	qc_object out;
+	int rc;
+	qc_object_init(&out);
+	for (size_t k = 1; k < v->ncand; k++) {
+		if (k == skip_k)
+			continue;
+		size_t i = v->cand[k].index;
+		if (i == SIZE_MAX)
+			continue;
+		const qc_sibling *s = &v->raw.sib[v->sibidx[i]];
+		rc = qc_put(fs->c.client, q_slice_str(key), q_slice_make(NULL, 0), s->value, &fs->kv,
+			    NULL);
+		if (rc)
+			goto fail;
+	}
+	rc = qfs_obj_encode(nobj, &val);
+	if (rc)
+		goto fail;
+	rc = qc_put(fs->c.client, q_slice_str(key), q_buf_slice(&v->raw.context), q_buf_slice(&val),
+		    &fs->kv, &out);
+	if (rc)
+		goto fail;
+	q_buf_free(&val);
+	if (out.nsib == 0) {
+		/* the implementation gave no object back: read it */
+		qc_object_free(&out);
+		view_free(v);
+		rc = view_load(fs, key, v);
+		return rc;
+	}
+	rc = view_from_put(v, &out, key);
+	return rc;
+fail:
+	q_buf_free(&val);
+	qc_object_free(&out);
+	return qfs_errno(rc);
+}
+
+/* Deletes key with the context of v. */
+static int view_delete(qfs_fs *fs, const char *key, qfs_view *v)
+{
+	int rc = qc_del(fs->c.client, q_slice_str(key), q_buf_slice(&v->raw.context), &fs->kv);
+	if (rc == Q_ENOTFOUND)
+		rc = 0;
+	return qfs_errno(rc);
+}
+
+static void obj_to_stat(const qfs_obj *o, uint64_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = o->mode;
+	st->st_nlink = o->type == QFS_T_DIR ? 2 : 1;
+	st->st_uid = o->uid;
+	st->st_gid = o->gid;
+	st->st_rdev = o->rdev;
+	st->st_size = o->type == QFS_T_DIR ? 4096 : (off_t)o->size;
+	st->st_blksize = 65536;
+	st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
+	st->st_atim.tv_sec = o->atime_ns / 1000000000;
+	st->st_atim.tv_nsec = o->atime_ns % 1000000000;
+	st->st_mtim.tv_sec = o->mtime_ns / 1000000000;
+	st->st_mtim.tv_nsec = o->mtime_ns % 1000000000;
+	st->st_ctim.tv_sec = o->ctime_ns / 1000000000;
+	st->st_ctim.tv_nsec = o->ctime_ns % 1000000000;
+	if (st->st_atim.tv_nsec < 0) {
+		st->st_atim.tv_nsec += 1000000000;
+		st->st_atim.tv_sec--;
+	}
+	if (st->st_mtim.tv_nsec < 0) {
+		st->st_mtim.tv_nsec += 1000000000;
+		st->st_mtim.tv_sec--;
+	}
+	if (st->st_ctim.tv_nsec < 0) {
+		st->st_ctim.tv_nsec += 1000000000;
+		st->st_ctim.tv_sec--;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Inode state                                                          */
+
+static void ist_drop_bufs(qfs_ist *s)
+{
+	for (size_t i = 0; i < s->ncb; i++)
+		free(s->cb[i].data);
+	free(s->cb);
+	s->cb = NULL;
+	s->ncb = 0;
+	s->dirty_bytes = 0;
+}
+
+static void ist_free(void *p)
+{
+	qfs_ist *s = p;
+	if (!s)
+		return;
+	view_free(&s->v);
+	qfs_obj_free(&s->obj);
+	ist_drop_bufs(s);
+	free(s);
+}
+
+/* The inode's state, created empty if absent; in->lock held. */
+static qfs_ist *ist_of(qfs_inode *in)
+{
+	if (!in->state) {
+		qfs_ist *s = calloc(1, sizeof(*s));
+		if (!s)
+			return NULL;
+		view_init(&s->v);
+		qfs_obj_init(&s->obj);
+		in->state = s;
+	}
+	return in->state;
+}
+
+static int ist_dirty(const qfs_ist *s)
+{
+	if (s->dirty_meta)
+		return 1;
+	for (size_t i = 0; i < s->ncb; i++)
+		if (s->cb[i].dirty)
+			return 1;
+	return 0;
+}
+
+/* Installs view v (taken over) as the inode's current version and resets
+ * the working copy to its shown object (or to conflict candidate k for
+ * conflict inodes). */
+static int ist_set_view(qfs_ist *s, qfs_view *v, size_t k)
+{
+	view_free(&s->v);
+	s->v = *v;
+	view_init(v);
+	s->valid = 1;
+	s->fetched_ms = q_mono_ms();
+	qfs_obj_free(&s->obj);
+	if (k >= s->v.ncand)
+		return -ENOENT;
+	return qfs_obj_copy(&s->obj, view_obj(&s->v, k));
+}
+
+/* Finds which candidate of v a conflict name denotes; 0 if none. */
+static size_t conflict_index(const qfs_view *v, const char *base, const char *name)
+{
+	char cn[QFS_NAME_MAX + 1];
+	for (size_t k = 1; k < v->ncand; k++)
+		if (qfs_conflict_name(base, v->cand, v->ncand, k, cn) == 0 && strcmp(cn, name) == 0)
+			return k;
+	return 0;
+}
+
+/* For a conflict inode's path: its base path and the candidate index in a
+ * fresh view. Fills v. */
+static int conflict_resolve(qfs_fs *fs, const char *path, char *base_path, qfs_view *v, size_t *k)
+{
+	char parent[QFS_PATH_MAX + 1], key[KEYMAX];
+	char (*bases)[QFS_NAME_MAX + 1] = malloc(8 * (QFS_NAME_MAX + 1));
+	if (!bases)
+		return -ENOMEM;
+	const char *name = qfs_path_split(path, parent, sizeof(parent));
+	size_t nb = qfs_conflict_bases(name, bases, 8);
+	int rc = -ENOENT;
+	for (size_t i = 0; i < nb; i++) {
+		if (qfs_path_join(parent, bases[i], base_path, QFS_PATH_MAX + 1))
+			continue;
+		key_of(base_path, key);
+		rc = view_load(fs, key, v);
+		if (rc == 0) {
+			*k = conflict_index(v, bases[i], name);
+			if (*k) {
+				free(bases);
+				return 0;
+			}
+			rc = -ENOENT;
+		}
+		view_free(v);
+		if (rc != -ENOENT)
+			break;
+	}
+	free(bases);
+	return rc;
+}
+
+/* Makes sure the inode's state holds a version no older than the attribute
+ * timeout (or fresh if force); in->lock held. Does not drop dirty data. */
+static int ist_refresh(qfs_fs *fs, qfs_inode *in, qfs_ist *s, const char *path, int force)
+{
+	if (s->valid && ist_dirty(s))
+		return 0; /* our unstored changes are the newest we know */
+	if (s->valid && !force && q_mono_ms() - s->fetched_ms < fs->attr_ms)
+		return 0;
+	qfs_view v;
+	int rc;
+	size_t k = 0;
+	if (in->conflict) {
+		char base[QFS_PATH_MAX + 1];
+		rc = conflict_resolve(fs, path, base, &v, &k);
+	} else {
+		char key[KEYMAX];
+		key_of(path, key);
+		rc = view_load(fs, key, &v);
+	}
+	if (rc) {
+		view_free(&v);
+		return rc;
+	}
+	ist_drop_bufs(s);
+	rc = ist_set_view(s, &v, k);
+	view_free(&v);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Chunks                                                               */
+
+static int known_chunk(qfs_fs *fs, const uint8_t *id, int add)
+{
+	uint64_t h;
+	memcpy(&h, id, 8);
+	if (h == 0)
+		h = 1;
+	size_t slot = (size_t)(h % KNOWN_CHUNKS);
+	pthread_mutex_lock(&fs->known_mu);
+	int hit = fs->known[slot] == h;
+	if (add)
+		fs->known[slot] = h;
+	pthread_mutex_unlock(&fs->known_mu);
+	return hit;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* Stores one chunk's bytes; fills ref. */
+static int chunk_put(qfs_fs *fs, const uint8_t *data, size_t n, qfs_chunkref *ref)
+{
+	char key[QFS_CHUNK_KEY_LEN + 1];
+	if (all_zero(data, n)) {
+		memset(ref, 0, sizeof(*ref));
+		ref->kind = QFS_CHUNK_HOLE;
+		return 0;
+	}
+	ref->kind = QFS_CHUNK_DATA;
+	qfs_chunk_id(data, n, ref->id);
+	if (known_chunk(fs, ref->id, 0))
+		return 0;
+	qfs_chunk_key(ref->id, key);
+	qc_object out;
+	qc_object_init(&out);
+	int rc = qc_put(fs->c.client, q_slice_str(key), q_slice_make(NULL, 0), q_slice_make(data, n),
+			&fs->kv, &out);
+	if (rc == 0 && out.nsib > 1) {
+		/* the same content was stored before: fold the duplicates */
+		rc = qc_put(fs->c.client, q_slice_str(key), q_buf_slice(&out.context),
+			    q_slice_make(data, n), &fs->kv, NULL);
+	}
+	qc_object_free(&out);
+	if (rc)
+		return qfs_errno(rc);
+	known_chunk(fs, ref->id, 1);
+	return 0;
+}
+
+/* Reads chunk ref into buf (cs bytes, zero-filled past the stored length). */
+static int chunk_get(qfs_fs *fs, const qfs_chunkref *ref, uint8_t *buf, uint32_t cs)
+{
+	char key[QFS_CHUNK_KEY_LEN + 1];
+	memset(buf, 0, cs);
+	if (ref->kind == QFS_CHUNK_HOLE)
+		return 0;
+	qfs_chunk_key(ref->id, key);
+	qc_object o;
+	qc_object_init(&o);
+	int rc = kv_get(fs, key, &o);
+	if (rc) {
+		qc_object_free(&o);
+		Q_WARN(LOGC, "chunk %s: %s", key, q_strerror(rc));
+		return rc == Q_ENOTFOUND ? -EIO : qfs_errno(rc);
+	}
+	rc = -EIO;
+	for (size_t i = 0; i < o.nsib; i++) {
+		const qc_sibling *s = &o.sib[i];
+		uint8_t id[QFS_CHUNK_ID_LEN];
+		if (s->deleted || s->value.n > cs)
+			continue;
+		qfs_chunk_id(s->value.p, s->value.n, id);
+		if (memcmp(id, ref->id, QFS_CHUNK_ID_LEN) != 0)
+			continue;
+		memcpy(buf, s->value.p, s->value.n);
+		rc = 0;
+		break;
+	}
+	if (rc)
+		Q_ERROR(LOGC, "chunk %s: no sibling matches its content hash", key);
+	qc_object_free(&o);
+	return rc;
+}
+
+static cbuf *cb_find(qfs_ist *s, uint64_t idx)
+{
+	for (size_t i = 0; i < s->ncb; i++)
+		if (s->cb[i].idx == idx) {
+			s->cb[i].tick = ++s->tick;
+			return &s->cb[i];
+		}
+	return NULL;
+}
+
+static void cb_remove(qfs_ist *s, size_t i)
+{
+	free(s->cb[i].data);
+	s->cb[i] = s->cb[--s->ncb];
+}
+
+/* Evicts clean buffers beyond CLEAN_CHUNKS, least recently used first. */
+static void cb_trim(qfs_ist *s)
+{
+	for (;;) {
+		size_t clean = 0, lru = SIZE_MAX;
+		for (size_t i = 0; i < s->ncb; i++) {
+			if (s->cb[i].dirty)
+				continue;
+			clean++;
+			if (lru == SIZE_MAX || s->cb[i].tick < s->cb[lru].tick)
+				lru = i;
+		}
+		if (clean <= CLEAN_CHUNKS)
+			return;
+		cb_remove(s, lru);
+	}
+}
+
+/* The buffer of chunk idx, loaded from the store unless fill is 0 (the
+ * caller overwrites it whole). */
+static int cb_get(qfs_fs *fs, qfs_ist *s, uint64_t idx, int fill, cbuf **out)
+{
+	cbuf *b = cb_find(s, idx);
+	if (b) {
+		*out = b;
+		return 0;
+	}
+	uint32_t cs = s->obj.chunk_size;
+	uint8_t *data = malloc(cs);
+	if (!data)
+		return -ENOMEM;
+	if (fill && idx < s->obj.nchunks) {
+		int rc = chunk_get(fs, &s->obj.chunks[idx], data, cs);
+		if (rc) {
+			free(data);
+			return rc;
+		}
+	} else {
+		memset(data, 0, cs);
+	}
+	cbuf *nb = realloc(s->cb, (s->ncb + 1) * sizeof(cbuf));
+	if (!nb) {
+		free(data);
+		return -ENOMEM;
+	}
+	s->cb = nb;
+	b = &s->cb[s->ncb++];
+	b->idx = idx;
+	b->data = data;
+	b->dirty = 0;
+	b->tick = ++s->tick;
+	*out = b;
+	return 0;
+}
+
+/* Writes every dirty chunk buffer and records the references. */
+static int flush_chunks(qfs_fs *fs, qfs_ist *s)
+{
+	if (s->obj.type != QFS_T_REG || s->obj.layout != QFS_LAYOUT_CHUNKED)
+		return 0;
+	uint32_t cs = s->obj.chunk_size;
+	for (size_t i = 0; i < s->ncb; i++) {
+		cbuf *b = &s->cb[i];
+		if (!b->dirty)
+			continue;
+		if (b->idx >= s->obj.nchunks) { /* truncated away */
+			b->dirty = 0;
+			continue;
+		}
+		uint64_t start = b->idx * cs;
+		size_t n = (size_t)(s->obj.size - start < cs ? s->obj.size - start : cs);
+		int rc = chunk_put(fs, b->data, n, &s->obj.chunks[b->idx]);
+		if (rc)
+			return rc;
+		b->dirty = 0;
+		s->dirty_meta = 1;
+	}
+	s->dirty_bytes = 0;
+	cb_trim(s);
+	return 0;
+}
+
+/* Turns an inline file into a chunked one (all data into dirty buffers). */
+static int to_chunked(qfs_fs *fs, qfs_ist *s)
+{
+	qfs_obj *o = &s->obj;
+	uint64_t size = o->size;
+	uint8_t *data = o->inline_data;
+	uint32_t cs = fs->c.chunk_size;
+	o->inline_data = NULL;
+	o->layout = QFS_LAYOUT_CHUNKED;
+	o->chunk_size = cs;
+	o->nchunks = 0;
+	o->size = 0;
+	int rc = qfs_obj_set_chunked_size(o, size);
+	for (uint64_t off = 0; rc == 0 && off < size; off += cs) {
+		cbuf *b;
+		rc = cb_get(fs, s, off / cs, 0, &b);
+		if (rc == 0) {
+			memcpy(b->data, data + off, (size_t)(size - off < cs ? size - off : cs));
+			b->dirty = 1;
+		}
+	}
+	free(data);
+	return rc;
+}
+
+/* Resizes the working copy of a regular file (truncate). */
+static int set_size(qfs_fs *fs, qfs_ist *s, uint64_t size)
+{
+	qfs_obj *o = &s->obj;
+	if (size > QFS_FILE_SIZE_MAX)
+		return -EFBIG;
+	if (o->layout == QFS_LAYOUT_INLINE) {
+		if (size <= fs->c.inline_max) {
+			uint8_t *nd = realloc(o->inline_data, size ? size : 1);
+			if (!nd)
+				return -ENOMEM;
+			if (size > o->size)
+				memset(nd + o->size, 0, size - o->size);
+			o->inline_data = nd;
+			o->size = size;
+			return 0;
+		}
+		Q_RET(to_chunked(fs, s));
+	}
+	if (size == 0) {
+		ist_drop_bufs(s);
+		free(o->chunks);
+		o->chunks = NULL;
+		o->nchunks = 0;
+		o->chunk_size = 0;
+		o->layout = QFS_LAYOUT_INLINE;
+		free(o->inline_data);
+		o->inline_data = NULL;
+		o->size = 0;
+		return 0;
+	}
+	uint32_t cs = o->chunk_size;
+	if (size < o->size && size % cs) {
+		/* the new last chunk: zero its tail so a later extension reads 0 */
+		cbuf *b;
+		Q_RET(cb_get(fs, s, size / cs, 1, &b));
+		memset(b->data + size % cs, 0, cs - size % cs);
+		b->dirty = 1;
+	}
+	for (size_t i = 0; i < s->ncb;) {
+		if (s->cb[i].idx >= qfs_chunks_for(size, cs))
+			cb_remove(s, i);
+		else
+			i++;
+	}
+	return qfs_obj_set_chunked_size(o, size);
+}
+
+/* ------------------------------------------------------------------ */
+/* Flushing a file                                                      */
+
+/* Writes the inode's dirty state to the store; in->lock held. */
+static int ist_flush(qfs_fs *fs, qfs_inode *in, qfs_ist *s)
+{
+	char path[QFS_PATH_MAX + 1], key[KEYMAX];
+	if (!s->valid || !ist_dirty(s))
+		return s->err;
+	if (in->detached) {
+		/* unlinked while open: its data lives only in memory now */
+		return 0;
+	}
+	int rc = qfs_itable_path(fs->it, in->ino, path, sizeof(path), 0);
+	if (rc)
+		return rc == -ESTALE ? 0 : rc;
+	rc = flush_chunks(fs, s);
+	if (rc)
+		return rc;
+	key_of(path, key);
+	qfs_obj nobj;
+	rc = qfs_obj_copy(&nobj, &s->obj);
+	if (rc)
+		return rc;
+	rc = view_store(fs, key, &s->v, &nobj, 0);
+	qfs_obj_free(&nobj);
+	if (rc)
+		return rc;
+	s->dirty_meta = 0;
+	s->fetched_ms = q_mono_ms();
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lifetime                                                             */
+
+static int ensure_root(qfs_fs *fs)
+{
+	char key[8];
+	qfs_view v;
+	key_of("/", key);
+	int rc = view_load(fs, key, &v);
+	if (rc == 0 && v.has_dir) {
+		view_free(&v);
+		return 0;
+	}
+	if (rc != 0 && rc != -ENOENT) {
+		view_free(&v);
+		return rc;
+	}
+	qfs_obj root;
+	qfs_obj_init(&root);
+	root.type = QFS_T_DIR;
+	root.mode = S_IFDIR | 0755;
+	root.uid = getuid();
+	root.gid = getgid();
+	root.atime_ns = root.mtime_ns = root.ctime_ns = now_ns();
+	snprintf(root.origin, sizeof(root.origin), "%s", fs->node_id);
+	if (rc == 0)
+		v.ncand = 0; /* a non-directory there: write the root over it */
+	rc = view_store(fs, key, &v, &root, 0);
+	qfs_obj_free(&root);
+	view_free(&v);
+	return rc;
+}
+
+int qfs_fs_new(const qfs_fs_conf *conf, qfs_fs **out)
+{
+	qfs_fs *fs = calloc(1, sizeof(*fs));
+	int rc;
+	if (!fs)
+		return -ENOMEM;
+	fs->c = *conf;
+	snprintf(fs->node_id, sizeof(fs->node_id), "%s", conf->node_id ? conf->node_id : "");
+	fs->data_dir = strdup(conf->data_dir ? conf->data_dir : "/");
+	fs->c.node_id = fs->node_id;
+	fs->c.data_dir = fs->data_dir;
+	if (!fs->c.chunk_size)
+		fs->c.chunk_size = QFS_DEFAULT_CHUNK_SIZE;
+	if (fs->c.inline_max > QFS_INLINE_MAX)
+		fs->c.inline_max = QFS_INLINE_MAX;
+	if (!fs->c.max_dirty)
+		fs->c.max_dirty = 32ull << 20;
+	fs->attr_ms = (uint64_t)(conf->attr_timeout * 1000.0);
+	fs->kv.n = conf->n;
+	fs->kv.r = conf->r;
+	fs->kv.w = conf->w;
+	fs->kv.timeout_ms = conf->timeout_ms;
+	pthread_mutex_init(&fs->known_mu, NULL);
+	if (getrandom(&fs->actor, sizeof(fs->actor), 0) != sizeof(fs->actor))
+		fs->actor = q_wall_ns() ^ ((uint64_t)getpid() << 32);
+	rc = qfs_itable_new(&fs->it);
+	if (rc)
+		goto fail;
+	qfs_itable_set_free_state(fs->it, ist_free);
+	/* the root: retried for a while (a joining node may need a moment) */
+	for (int i = 0; i < 10; i++) {
+		rc = ensure_root(fs);
+		if (rc == 0)
+			break;
+		Q_WARN(LOGC, "root directory not readable yet: %s", strerror(-rc));
+		q_sleep_ms(500);
+	}
+	if (rc)
+		Q_WARN(LOGC, "starting without the root directory's object; operations will retry");
+	*out = fs;
+	return 0;
+fail:
+	free(fs->data_dir);
+	free(fs);
+	return rc;
+}
+
+struct flush_ctx {
+	qfs_fs *fs;
+	qfs_inode **list;
+	size_t n, cap;
+};
+
+static void collect(qfs_inode *in, void *arg)
+{
+	struct flush_ctx *c = arg;
+	if (!in->state)
+		return;
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 64;
+		qfs_inode **nl = realloc(c->list, nc * sizeof(*nl));
+		if (!nl)
+			return;
+		c->list = nl;
+		c->cap = nc;
+	}
+	c->list[c->n++] = in;
+}
+
+int qfs_fs_flush_all(qfs_fs *fs)
+{
+	struct flush_ctx c = {fs, NULL, 0, 0};
+	int first = 0;
+	qfs_itable_each(fs->it, collect, &c);
+	for (size_t i = 0; i < c.n; i++) {
+		qfs_inode *in = c.list[i];
+		pthread_mutex_lock(&in->lock);
+		int rc = in->state ? ist_flush(fs, in, in->state) : 0;
+		pthread_mutex_unlock(&in->lock);
+		if (rc && !first)
+			first = rc;
+	}
+	free(c.list);
+	return first;
+}
+
+void qfs_fs_free(qfs_fs *fs)
+{
+	if (!fs)
+		return;
+	int rc = qfs_fs_flush_all(fs);
+	if (rc)
+		Q_ERROR(LOGC, "flush at unmount failed: %s", strerror(-rc));
+	qfs_itable_free(fs->it, NULL);
+	pthread_mutex_destroy(&fs->known_mu);
+	free(fs->data_dir);
+	free(fs);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lookup and attributes                                                */
+
+static int child_path(qfs_fs *fs, uint64_t parent, const char *name, char *path)
+{
+	char pp[QFS_PATH_MAX + 1];
+	int rc = qfs_name_check(name, strlen(name));
+	if (rc)
+		return rc;
+	rc = qfs_itable_path(fs->it, parent, pp, sizeof(pp), 0);
+	if (rc)
+		return rc == -ESTALE ? -ENOENT : rc;
+	return qfs_path_join(pp, name, path, QFS_PATH_MAX + 1);
+}
+
+/* Registers the inode of path with view v (taken over) as its state. */
+static int adopt(qfs_fs *fs, const char *path, qfs_view *v, size_t k, int conflict,
+		 struct stat *st, uint64_t *ino)
+{
+	const qfs_obj *o = view_obj(v, k);
+	uint8_t type = o->type;
+	int rc = qfs_itable_lookup(fs->it, path, type, conflict, ino);
+	if (rc)
+		return rc;
+	qfs_inode *in = qfs_itable_get(fs->it, *ino);
+	pthread_mutex_lock(&in->lock);
+	qfs_ist *s = ist_of(in);
+	if (s && !ist_dirty(s)) {
+		ist_drop_bufs(s);
+		rc = ist_set_view(s, v, k);
+	}
+	if (s && s->valid)
+		obj_to_stat(&s->obj, *ino, st);
+	else
+		obj_to_stat(o, *ino, st);
+	pthread_mutex_unlock(&in->lock);
+	if (rc) {
+		qfs_itable_forget(fs->it, *ino, 1);
+		return rc;
+	}
+	return 0;
+}
+
+int qfs_fs_lookup(qfs_fs *fs, uint64_t parent, const char *name, struct stat *st, uint64_t *ino)
+{
+	char path[QFS_PATH_MAX + 1], key[KEYMAX];
+	qfs_view v;
+	int rc = child_path(fs, parent, name, path);
+	if (rc)
+		return rc;
+	key_of(path, key);
+	rc = view_load(fs, key, &v);
+	if (rc == 0) {
+		rc = adopt(fs, path, &v, 0, 0, st, ino);
+		view_free(&v);
+		return rc;
+	}
+	view_free(&v);
+	if (rc != -ENOENT || !qfs_is_conflict_name(name))
+		return rc;
+	char base[QFS_PATH_MAX + 1];
+	size_t k;
+	rc = conflict_resolve(fs, path, base, &v, &k);
+	if (rc == 0)
+		rc = adopt(fs, path, &v, k, 1, st, ino);
+	view_free(&v);
+	return rc;
+}
+
+void qfs_fs_forget(qfs_fs *fs, uint64_t ino, uint64_t nlookup)
+{
+	qfs_itable_forget(fs->it, ino, nlookup);
+}
+
+/* Locks the inode and brings its state up to date. On success the caller
+ * holds in->lock and gets the state and the path. */
+static int lock_fresh(qfs_fs *fs, uint64_t ino, int force, qfs_inode **pin, qfs_ist **ps,
+		      char *path)
+{
+	qfs_inode *in = qfs_itable_get(fs->it, ino);
+	if (!in)
+		return -ENOENT;
+	pthread_mutex_lock(&in->lock);
+	qfs_ist *s = ist_of(in);
+	int rc = s ? 0 : -ENOMEM;
+	if (rc == 0)
+		rc = qfs_itable_path(fs->it, ino, path, QFS_PATH_MAX + 1, 1);
+	if (rc == 0 && in->detached) {
+		/* unlinked but open: only what we hold is left */
+		if (!s->valid)
+			rc = -ENOENT;
+	} else if (rc == 0) {
+		if (ino == QFS_ROOT_INO && !s->valid && !force)
+			force = 1;
+		rc = ist_refresh(fs, in, s, path, force);
+		if (rc == -ENOENT && ino == QFS_ROOT_INO) {
+			rc = ensure_root(fs);
+			if (rc == 0)
+				rc = ist_refresh(fs, in, s, path, 1);
+		}
+	}
+	if (rc) {
+		pthread_mutex_unlock(&in->lock);
+		return rc;
+	}
+	*pin = in;
+	*ps = s;
+	return 0;
+}
+
+int qfs_fs_getattr(qfs_fs *fs, uint64_t ino, struct stat *st)
+{
+	qfs_inode *in;
+	qfs_ist *s;
+	char path[QFS_PATH_MAX + 1];
+	int rc = lock_fresh(fs, ino, 0, &in, &s, path);
+	if (rc)
+		return rc;
+	obj_to_stat(&s->obj, ino, st);
+	pthread_mutex_unlock(&in->lock);
+	return 0;
+}
+
+int qfs_fs_readlink(qfs_fs *fs, uint64_t ino, char *buf, size_t cap)
+{
+	qfs_inode *in;
+	qfs_ist *s;
+	char path[QFS_PATH_MAX + 1];
+	int rc = lock_fresh(fs, ino, 0, &in, &s, path);
+	if (rc)
+		return rc;
+	if (s->obj.type != QFS_T_LNK || !s->obj.target)
+		rc = -EINVAL;
+	else if (strlen(s->obj.target) >= cap)
+		rc = -ENAMETOOLONG;
+	else
+		strcpy(buf, s->obj.target);
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+/* Stores the working copy right away (metadata changes). */
+static int store_now(qfs_fs *fs, qfs_inode *in, qfs_ist *s)
+{
+	s->dirty_meta = 1;
+	if (in->conflict)
+		return -EPERM;
+	return ist_flush(fs, in, s);
+}
+
+int qfs_fs_setattr(qfs_fs *fs, uint64_t ino, const struct stat *a, int to_set, struct stat *out)
+{
+	qfs_inode *in;
+	qfs_ist *s;
+	char path[QFS_PATH_MAX + 1];
+	int rc = lock_fresh(fs, ino, 1, &in, &s, path);
+	if (rc)
+		return rc;
+	if (in->conflict) {
+		rc = -EPERM;
+		goto out;
+	}
+	int64_t now = now_ns();
+	qfs_obj *o = &s->obj;
+	if (to_set & QFS_SET_MODE)
+		o->mode = (o->mode & S_IFMT) | (a->st_mode & 07777);
+	if (to_set & QFS_SET_UID)
+		o->uid = a->st_uid;
+	if (to_set & QFS_SET_GID)
+		o->gid = a->st_gid;
+	if (to_set & QFS_SET_SIZE) {
+		if (o->type == QFS_T_DIR) {
+			rc = -EISDIR;
+			goto out;
+		}
+		if (o->type != QFS_T_REG) {
+			rc = -EINVAL;
+			goto out;
+		}
+		if ((uint64_t)a->st_size != o->size) {
+			rc = set_size(fs, s, (uint64_t)a->st_size);
+			if (rc)
+				goto out;
+		}
+		o->mtime_ns = now;
+	}
+	if (to_set & QFS_SET_ATIME_NOW)
+		o->atime_ns = now;
+	else if (to_set & QFS_SET_ATIME)
+		o->atime_ns = (int64_t)a->st_atim.tv_sec * 1000000000 + a->st_atim.tv_nsec;
+	if (to_set & QFS_SET_MTIME_NOW)
+		o->mtime_ns = now;
+	else if (to_set & QFS_SET_MTIME)
+		o->mtime_ns = (int64_t)a->st_mtim.tv_sec * 1000000000 + a->st_mtim.tv_nsec;
+	o->ctime_ns = now;
+	if (to_set & QFS_SET_CTIME)
+		o->ctime_ns = (int64_t)a->st_ctim.tv_sec * 1000000000 + a->st_ctim.tv_nsec;
+	snprintf(o->origin, sizeof(o->origin), "%s", fs->node_id);
+	if (in->nopen && !(to_set & ~(QFS_SET_SIZE | QFS_SET_MTIME_NOW | QFS_SET_ATIME_NOW))) {
+		/* only size/time changes of an open file: they go out with its data */
+		s->dirty_meta = 1;
+	} else {
+		rc = store_now(fs, in, s);
+	}
+	if (rc == 0)
+		obj_to_stat(o, ino, out);
+out:
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Directory updates                                                    */
+
+typedef int (*dir_fn)(qfs_fs *fs, qfs_ist *dir, qfs_obj *d, void *arg);
+
+/* Read-modify-write of a directory object (dir inode locked by caller).
+ * fn returns 0 (store), 1 (no change) or an error. */
+static int dir_update_locked(qfs_fs *fs, qfs_inode *din, qfs_ist *ds, const char *dpath, dir_fn fn,
+			     void *arg)
+{
+	char key[KEYMAX];
+	qfs_obj d;
+	int rc;
+	if (!ds->valid || !ds->v.has_dir)
+		return -ENOTDIR;
+	rc = qfs_obj_copy(&d, &ds->v.merged);
+	if (rc)
+		return rc;
+	rc = fn(fs, ds, &d, arg);
+	if (rc == 0) {
+		int64_t now = now_ns();
+		d.mtime_ns = d.ctime_ns = now;
+		key_of(dpath, key);
+		rc = view_store(fs, key, &ds->v, &d, 0);
+		if (rc == 0) {
+			qfs_obj_free(&ds->obj);
+			rc = qfs_obj_copy(&ds->obj, view_shown(&ds->v));
+			ds->fetched_ms = q_mono_ms();
+		} else {
+			ds->valid = 0; /* re-read before the next change */
+		}
+	} else if (rc == 1) {
+		rc = 0;
+	}
+	qfs_obj_free(&d);
+	return rc;
+}
+
+struct add_arg {
+	const char *name;
+	uint8_t type;
+	uint64_t actor;
+};
+
+static int fn_add(qfs_fs *fs, qfs_ist *ds, qfs_obj *d, void *p)
+{
+	struct add_arg *a = p;
+	uint64_t c;
+	long i = qfs_dir_find(d, a->name);
+	if (i >= 0 && d->ent[i].type == a->type)
+		return 1; /* already listed (an orphan entry or a replace) */
+	int rc = qfs_dir_add(d, a->name, a->type, a->actor, ds->dir_floor, &c);
+	if (rc == 0)
+		ds->dir_floor = c;
+	return rc;
+}
+
+static int fn_remove(qfs_fs *fs, qfs_ist *ds, qfs_obj *d, void *p)
+{
+	int rc = qfs_dir_remove(d, p);
+	return rc == Q_ENOTFOUND ? 1 : rc;
+}
+
+/* Locks a directory inode fresh for an update. */
+static int lock_dir(qfs_fs *fs, uint64_t ino, qfs_inode **in, qfs_ist **s, char *path)
+{
+	int rc = lock_fresh(fs, ino, 0, in, s, path);
+	if (rc)
+		return rc;
+	if ((*s)->obj.type != QFS_T_DIR || (*in)->conflict) {
+		pthread_mutex_unlock(&(*in)->lock);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creating names                                                       */
+
+static void new_obj(qfs_fs *fs, qfs_obj *o, uint32_t mode, uint32_t uid, uint32_t gid)
+{
+	qfs_obj_init(o);
+	o->type = qfs_type_of_mode(mode);
+	o->mode = mode;
+	o->uid = uid;
+	o->gid = gid;
+	o->atime_ns = o->mtime_ns = o->ctime_ns = now_ns();
+	o->layout = QFS_LAYOUT_INLINE;
+	snprintf(o->origin, sizeof(o->origin), "%s", fs->node_id);
+}
+
+/* Creates name in parent with object o (taken over). With excl, an existing
+ * live name gives -EEXIST; without, the existing object is returned in
+ * *existed = 1 and nothing is written. */
+static int make_node(qfs_fs *fs, uint64_t parent, const char *name, qfs_obj *o, int excl,
+		     int *existed, struct stat *st, uint64_t *ino)
+{
+	char path[QFS_PATH_MAX + 1], dpath[QFS_PATH_MAX + 1], key[KEYMAX];
+	qfs_inode *din;
+	qfs_ist *ds;
+	qfs_view v;
+	int rc = child_path(fs, parent, name, path);
+	if (rc) {
+		qfs_obj_free(o);
+		return rc;
+	}
+	if (qfs_is_conflict_name(name) && o->type != QFS_T_DIR) {
+		/* allowed: a plain file may carry the marker; it just is not a
+		 * sibling. Nothing special to do. */
+	}
+	rc = lock_dir(fs, parent, &din, &ds, dpath);
+	if (rc) {
+		qfs_obj_free(o);
+		return rc;
+	}
+	key_of(path, key);
+	rc = view_load(fs, key, &v);
+	if (rc == 0) {
+		if (excl || !existed) {
+			rc = -EEXIST;
+			goto out;
+		}
+		*existed = 1;
+		pthread_mutex_unlock(&din->lock);
+		rc = adopt(fs, path, &v, 0, 0, st, ino);
+		view_free(&v);
+		qfs_obj_free(o);
+		return rc;
+	}
+	if (rc != -ENOENT)
+		goto out;
+	v.ncand = 0; /* tombstones only: write over them causally */
+	rc = view_store(fs, key, &v, o, 0);
+	if (rc)
+		goto out;
+	struct add_arg aa = {name, o->type, fs->actor};
+	rc = dir_update_locked(fs, din, ds, dpath, fn_add, &aa);
+	if (rc) {
+		/* leave no invisible object behind if we can help it */
+		view_delete(fs, key, &v);
+		goto out;
+	}
+	pthread_mutex_unlock(&din->lock);
+	if (existed)
+		*existed = 0;
+	rc = adopt(fs, path, &v, 0, 0, st, ino);
+	view_free(&v);
+	qfs_obj_free(o);
+	return rc;
+out:
+	pthread_mutex_unlock(&din->lock);
+	view_free(&v);
+	qfs_obj_free(o);
+	return rc;
+}
+
+int qfs_fs_mknod(qfs_fs *fs, uint64_t parent, const char *name, uint32_t mode, uint64_t rdev,
+		 uint32_t uid, uint32_t gid, struct stat *st, uint64_t *ino)
+{
+	qfs_obj o;
+	if (!qfs_type_of_mode(mode) || S_ISLNK(mode))
+		return -EINVAL;
+	new_obj(fs, &o, mode, uid, gid);
+	o.rdev = rdev;
+	return make_node(fs, parent, name, &o, 1, NULL, st, ino);
+}
+
+int qfs_fs_symlink(qfs_fs *fs, uint64_t parent, const char *name, const char *target,
+		   uint32_t uid, uint32_t gid, struct stat *st, uint64_t *ino)
+{
+	qfs_obj o;
+	size_t tl = strlen(target);
+	if (tl == 0)
+		return -ENOENT;
+	if (tl > QFS_PATH_MAX)
+		return -ENAMETOOLONG;
+	new_obj(fs, &o, S_IFLNK | 0777, uid, gid);
+	o.target = strdup(target);
+	o.size = tl;
+	if (!o.target) {
+		qfs_obj_free(&o);
+		return -ENOMEM;
+	}
+	return make_node(fs, parent, name, &o, 1, NULL, st, ino);
+}
+
+/* ------------------------------------------------------------------ */
+/* Removing names                                                       */
+
+/* Removes the conflict sibling a conflict name shows. */
+static int unlink_conflict(qfs_fs *fs, const char *path)
+{
+	char base[QFS_PATH_MAX + 1], key[KEYMAX];
+	qfs_view v;
+	size_t k;
+	int rc = conflict_resolve(fs, path, base, &v, &k);
+	if (rc == 0) {
+		key_of(base, key);
+		qfs_obj keep;
+		rc = qfs_obj_copy(&keep, view_shown(&v));
+		if (rc == 0) {
+			rc = view_store(fs, key, &v, &keep, k);
+			qfs_obj_free(&keep);
+		}
+	}
+	view_free(&v);
+	if (rc == 0)
+		qfs_itable_detach(fs->it, path);
+	return rc;
+}
+
+static int remove_name(qfs_fs *fs, uint64_t parent, const char *name, int dir)
+{
+	char path[QFS_PATH_MAX + 1], dpath[QFS_PATH_MAX + 1], key[KEYMAX];
+	qfs_inode *din;
+	qfs_ist *ds;
+	qfs_view v;
+	int rc = child_path(fs, parent, name, path);
+	if (rc)
+		return rc;
+	rc = lock_dir(fs, parent, &din, &ds, dpath);
+	if (rc)
+		return rc;
+	key_of(path, key);
+	rc = view_load(fs, key, &v);
+	if (rc == -ENOENT && !dir && qfs_is_conflict_name(name)) {
+		pthread_mutex_unlock(&din->lock);
+		view_free(&v);
+		return unlink_conflict(fs, path);
+	}
+	if (rc)
+		goto out;
+	const qfs_obj *shown = view_shown(&v);
+	if (dir && shown->type != QFS_T_DIR) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	if (!dir && shown->type == QFS_T_DIR) {
+		rc = -EISDIR;
+		goto out;
+	}
+	if (dir && shown->nent > 0) {
+		/* entries whose objects are gone do not count */
+		q_slice *keys = calloc(shown->nent, sizeof(q_slice));
+		char **kb = calloc(shown->nent, sizeof(char *));
+		qc_object *objs = calloc(shown->nent, sizeof(qc_object));
+		int *rcs = calloc(shown->nent, sizeof(int));
+		rc = keys && kb && objs && rcs ? 0 : -ENOMEM;
+		for (size_t i = 0; rc == 0 && i < shown->nent; i++) {
+			kb[i] = malloc(KEYMAX);
+			char cp[QFS_PATH_MAX + 1];
+			if (!kb[i] || qfs_path_join(path, shown->ent[i].name, cp, sizeof(cp))) {
+				rc = -ENOMEM;
+				break;
+			}
+			key_of(cp, kb[i]);
+			keys[i] = q_slice_str(kb[i]);
+			qc_object_init(&objs[i]);
+		}
+		if (rc == 0) {
+			rc = qc_mget(fs->c.client, keys, shown->nent, &fs->kv, objs, rcs);
+			rc = qfs_errno(rc);
+			for (size_t i = 0; rc == 0 && i < shown->nent; i++) {
+				if (rcs[i] == 0 && qc_object_live(&objs[i]))
+					rc = -ENOTEMPTY;
+				else if (rcs[i] && rcs[i] != Q_ENOTFOUND)
+					rc = qfs_errno(rcs[i]);
+			}
+		}
+		for (size_t i = 0; objs && i < shown->nent; i++)
+			qc_object_free(&objs[i]);
+		for (size_t i = 0; kb && i < shown->nent; i++)
+			free(kb[i]);
+		free(keys);
+		free(kb);
+		free(objs);
+		free(rcs);
+		if (rc)
+			goto out;
+	}
+	if (!dir && v.ncand > 1) {
+		/* rm of a name in conflict discards the shown version; the next
+		 * sibling takes the name */
+		qfs_obj next;
+		rc = qfs_obj_copy(&next, view_obj(&v, 1));
+		if (rc == 0) {
+			rc = view_store(fs, key, &v, &next, 1);
+			qfs_obj_free(&next);
+		}
+		if (rc == 0)
+			qfs_itable_detach(fs->it, path);
+		goto out;
+	}
+	rc = dir_update_locked(fs, din, ds, dpath, fn_remove, (void *)name);
+	if (rc)
+		goto out;
+	rc = view_delete(fs, key, &v);
+	if (rc == 0)
+		qfs_itable_detach(fs->it, path);
+out:
+	pthread_mutex_unlock(&din->lock);
+	view_free(&v);
+	return rc;
+}
+
+int qfs_fs_unlink(qfs_fs *fs, uint64_t parent, const char *name)
+{
+	return remove_name(fs, parent, name, 0);
+}
+
+int qfs_fs_rmdir(qfs_fs *fs, uint64_t parent, const char *name)
+{
+	return remove_name(fs, parent, name, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Rename                                                               */
+
+struct rename_arg {
+	const char *from, *to;
+	uint8_t type;
+	uint64_t actor;
+	int remove_from;
+};
+
+static int fn_rename(qfs_fs *fs, qfs_ist *ds, qfs_obj *d, void *p)
+{
+	struct rename_arg *a = p;
+	int changed = 0;
+	if (a->remove_from) {
+		int rc = qfs_dir_remove(d, a->from);
+		if (rc && rc != Q_ENOTFOUND)
+			return rc;
+		changed = rc == 0;
+	}
+	if (a->to) {
+		struct add_arg aa = {a->to, a->type, a->actor};
+		int rc = fn_add(fs, ds, d, &aa);
+		if (rc < 0)
+			return rc;
+		changed |= rc == 0;
+	}
+	return changed ? 0 : 1;
+}
+
+/* Flushes the dirty state of the inode at path, if the table has one. */
+static int flush_path(qfs_fs *fs, uint64_t parent, const char *name, const char *path)
+{
+	struct stat st;
+	uint64_t ino;
+	(void)path;
+	/* a lookup of our own keeps the inode alive while we use it */
+	int rc = qfs_fs_lookup(fs, parent, name, &st, &ino);
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
+	qfs_inode *in = qfs_itable_get(fs->it, ino);
+	pthread_mutex_lock(&in->lock);
+	if (in->state)
+		rc = ist_flush(fs, in, in->state);
+	pthread_mutex_unlock(&in->lock);
+	qfs_itable_forget(fs->it, ino, 1);
+	return rc;
+}
+
+int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
+		  const char *newname, unsigned flags)
+{
+	char from[QFS_PATH_MAX + 1], to[QFS_PATH_MAX + 1], kf[KEYMAX], kt[KEYMAX];
+	char dp1[QFS_PATH_MAX + 1], dp2[QFS_PATH_MAX + 1];
+	qfs_inode *d1 = NULL, *d2 = NULL;
+	qfs_ist *s1 = NULL, *s2 = NULL;
+	qfs_view vf, vt;
+	size_t k = 0;
+	int rc, moved_ok = 0;
+	view_init(&vf);
+	view_init(&vt);
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return -EINVAL;
+	if ((rc = child_path(fs, parent, name, from)) || (rc = child_path(fs, newparent, newname, to)))
+		return rc;
+	if (strcmp(from, to) == 0)
+		return 0;
+	size_t fl = strlen(from);
+	if (strncmp(to, from, fl) == 0 && to[fl] == '/')
+		return -EINVAL;
+	/* an open file being renamed: its buffered data goes first */
+	rc = flush_path(fs, parent, name, from);
+	if (rc)
+		return rc;
+	/* lock the directories in inode order */
+	uint64_t a = parent < newparent ? parent : newparent, b = parent ^ newparent ^ a;
+	rc = lock_dir(fs, a, &d1, &s1, a == parent ? dp1 : dp2);
+	if (rc)
+		return rc;
+	if (b != a) {
+		rc = lock_dir(fs, b, &d2, &s2, b == parent ? dp1 : dp2);
+		if (rc) {
+			pthread_mutex_unlock(&d1->lock);
+			return rc;
+		}
+	} else {
+		strcpy(dp2, dp1);
+	}
+	qfs_ist *sp = parent == a ? s1 : s2, *snp = newparent == a ? s1 : s2;
+	qfs_inode *dinp = parent == a ? d1 : d2, *dinnp = newparent == a ? d1 : d2;
+	if (b == a) {
+		sp = snp = s1;
+		dinp = dinnp = d1;
+	}
+	key_of(from, kf);
+	key_of(to, kt);
+	int conflict_src = 0;
+	char base[QFS_PATH_MAX + 1];
+	rc = view_load(fs, kf, &vf);
+	if (rc == -ENOENT && qfs_is_conflict_name(name)) {
+		view_free(&vf);
+		rc = conflict_resolve(fs, from, base, &vf, &k);
+		conflict_src = rc == 0;
+	}
+	if (rc)
+		goto out;
+	const qfs_obj *src = view_obj(&vf, k);
+	if (src->type == QFS_T_DIR && src->nent > 0) {
+		/* paths are keys: moving a populated tree means rewriting every
+		 * key under it; callers such as mv fall back to copy + delete */
+		rc = -EXDEV;
+		goto out;
+	}
+	rc = view_load(fs, kt, &vt);
+	if (rc == 0) {
+		const qfs_obj *dst = view_shown(&vt);
+		if (flags & RENAME_NOREPLACE) {
+			rc = -EEXIST;
+			goto out;
+		}
+		if (dst->type == QFS_T_DIR && src->type != QFS_T_DIR) {
+			rc = -EISDIR;
+			goto out;
+		}
+		if (dst->type != QFS_T_DIR && src->type == QFS_T_DIR) {
+			rc = -ENOTDIR;
+			goto out;
+		}
+		if (dst->type == QFS_T_DIR && dst->nent > 0) {
+			rc = -ENOTEMPTY;
+			goto out;
+		}
+	} else if (rc != -ENOENT) {
+		goto out;
+	}
+	qfs_obj moved;
+	rc = qfs_obj_copy(&moved, src);
+	if (rc)
+		goto out;
+	moved.ctime_ns = now_ns();
+	uint8_t type = moved.type;
+	if (conflict_src && strcmp(base, to) == 0) {
+		/* mv CONFLICT NAME: that sibling wins, the others go */
+		vt.ncand = 1; /* re-put nobody */
+	} else {
+		vt.ncand = vt.ncand ? 1 : 0;
+	}
+	rc = view_store(fs, kt, &vt, &moved, 0);
+	qfs_obj_free(&moved);
+	if (rc)
+		goto out;
+	if (conflict_src && strcmp(base, to) == 0) {
+		qfs_itable_detach(fs->it, from);
+		goto out; /* the name was already listed */
+	}
+	/* directory entries: add the new name, remove the old */
+	struct rename_arg ra = {name, newname, type, fs->actor, 0};
+	if (dinp == dinnp) {
+		ra.remove_from = !conflict_src;
+		rc = dir_update_locked(fs, dinp, sp, dp1, fn_rename, &ra);
+	} else {
+		rc = dir_update_locked(fs, dinnp, snp, dp2, fn_rename, &ra);
+		if (rc == 0 && !conflict_src) {
+			struct rename_arg rr = {name, NULL, type, fs->actor, 1};
+			rc = dir_update_locked(fs, dinp, sp, dp1, fn_rename, &rr);
+		}
+	}
+	if (rc)
+		goto out;
+	if (conflict_src) {
+		/* the sibling moved out: drop it from its key */
+		qfs_obj keep;
+		rc = qfs_obj_copy(&keep, view_shown(&vf));
+		if (rc == 0) {
+			char kb[KEYMAX];
+			key_of(base, kb);
+			rc = view_store(fs, kb, &vf, &keep, k);
+			qfs_obj_free(&keep);
+		}
+	} else {
+		rc = view_delete(fs, kf, &vf);
+	}
+	if (rc)
+		goto out;
+	qfs_itable_rename(fs->it, from, to);
+	moved_ok = 1;
+out:
+	if (d2)
+		pthread_mutex_unlock(&d2->lock);
+	pthread_mutex_unlock(&d1->lock);
+	view_free(&vf);
+	view_free(&vt);
+	if (moved_ok) {
+		/* the moved inode's cached version (and context) now belongs to the
+		 * new key: a lookup re-reads it */
+		uint64_t ino;
+		struct stat st;
+		if (qfs_fs_lookup(fs, newparent, newname, &st, &ino) == 0)
+			qfs_itable_forget(fs->it, ino, 1);
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open files                                                           */
+
+static int open_inode(qfs_fs *fs, qfs_inode *in, int flags, uint64_t *fh)
+{
+	qfs_fh *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->in = in;
+	h->flags = flags;
+	qfs_itable_open(fs->it, in);
+	*fh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
+
+int qfs_fs_open(qfs_fs *fs, uint64_t ino, int flags, uint64_t *fh)
+{
+	qfs_inode *in;
+	qfs_ist *s;
+	char path[QFS_PATH_MAX + 1];
+	/* open re-reads (close-to-open consistency across mounts) */
+	int rc = lock_fresh(fs, ino, 1, &in, &s, path);
+	if (rc)
+		return rc;
+	int acc = flags & O_ACCMODE;
+	if (s->obj.type == QFS_T_DIR)
+		rc = -EISDIR;
+	else if (in->conflict && acc != O_RDONLY)
+		rc = -EPERM; /* conflict files are read-only views */
+	else if ((flags & O_TRUNC) && acc != O_RDONLY) {
+		if (s->obj.size) {
+			rc = set_size(fs, s, 0);
+			s->obj.mtime_ns = s->obj.ctime_ns = now_ns();
+			s->dirty_meta = 1;
+		}
+	}
+	if (rc == 0)
+		rc = open_inode(fs, in, flags, fh);
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+int qfs_fs_create(qfs_fs *fs, uint64_t parent, const char *name, uint32_t mode, int flags,
+		  uint32_t uid, uint32_t gid, struct stat *st, uint64_t *ino, uint64_t *fh)
+{
+	qfs_obj o;
+	int existed = 0;
+	new_obj(fs, &o, S_IFREG | (mode & 07777), uid, gid);
+	int rc = make_node(fs, parent, name, &o, (flags & O_EXCL) != 0, &existed, st, ino);
+	if (rc)
+		return rc;
+	if (existed && st->st_mode && S_ISDIR(st->st_mode)) {
+		qfs_itable_forget(fs->it, *ino, 1);
+		return -EISDIR;
+	}
+	rc = qfs_fs_open(fs, *ino, existed ? flags : (flags & ~O_TRUNC), fh);
+	if (rc) {
+		qfs_itable_forget(fs->it, *ino, 1);
+		return rc;
+	}
+	if (existed && (flags & O_TRUNC))
+		st->st_size = 0;
+	return 0;
+}
+
+static qfs_fh *fh_of(uint64_t fh)
+{
+	return (qfs_fh *)(uintptr_t)fh;
+}
+
+int qfs_fs_read(qfs_fs *fs, uint64_t fh, uint64_t off, size_t size, void *buf, size_t *got)
+{
+	qfs_fh *h = fh_of(fh);
+	qfs_inode *in = h->in;
+	int rc = 0;
+	*got = 0;
+	pthread_mutex_lock(&in->lock);
+	qfs_ist *s = in->state;
+	if (!s || !s->valid) {
+		rc = -EIO;
+		goto out;
+	}
+	qfs_obj *o = &s->obj;
+	if (off >= o->size)
+		goto out;
+	if (size > o->size - off)
+		size = (size_t)(o->size - off);
+	if (o->layout == QFS_LAYOUT_INLINE) {
+		memcpy(buf, o->inline_data + off, size);
+		*got = size;
+		goto out;
+	}
+	uint32_t cs = o->chunk_size;
+	while (*got < size) {
+		uint64_t pos = off + *got;
+		uint64_t idx = pos / cs;
+		size_t in_off = (size_t)(pos % cs);
+		size_t n = cs - in_off < size - *got ? cs - in_off : size - *got;
+		cbuf *b = cb_find(s, idx);
+		if (!b && o->chunks[idx].kind == QFS_CHUNK_HOLE) {
+			memset((uint8_t *)buf + *got, 0, n);
+		} else {
+			if (!b) {
+				rc = cb_get(fs, s, idx, 1, &b);
+				if (rc)
+					goto out;
+			}
+			memcpy((uint8_t *)buf + *got, b->data + in_off, n);
+		}
+		*got += n;
+	}
+	cb_trim(s);
+out:
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+int qfs_fs_write(qfs_fs *fs, uint64_t fh, uint64_t off, const void *buf, size_t size)
+{
+	qfs_fh *h = fh_of(fh);
+	qfs_inode *in = h->in;
+	int rc = 0;
+	pthread_mutex_lock(&in->lock);
+	qfs_ist *s = in->state;
+	if (!s || !s->valid) {
+		rc = -EIO;
+		goto out;
+	}
+	qfs_obj *o = &s->obj;
+	if (h->flags & O_APPEND)
+		off = o->size;
+	uint64_t end = off + size;
+	if (end > QFS_FILE_SIZE_MAX || end < off) {
+		rc = -EFBIG;
+		goto out;
+	}
+	if (o->layout == QFS_LAYOUT_INLINE && end > fs->c.inline_max) {
+		rc = to_chunked(fs, s);
+		if (rc)
+			goto out;
+	}
+	if (end > o->size) {
+		rc = set_size(fs, s, end);
+		if (rc)
+			goto out;
+	}
+	if (o->layout == QFS_LAYOUT_INLINE) {
+		memcpy(o->inline_data + off, buf, size);
+	} else {
+		uint32_t cs = o->chunk_size;
+		size_t done = 0;
+		while (done < size) {
+			uint64_t pos = off + done;
+			uint64_t idx = pos / cs;
+			size_t in_off = (size_t)(pos % cs);
+			size_t n = cs - in_off < size - done ? cs - in_off : size - done;
+			cbuf *b;
+			/* a whole-chunk overwrite needs no read of the old bytes */
+			int whole = in_off == 0 && (n == cs || pos + n >= o->size);
+			rc = cb_get(fs, s, idx, !whole, &b);
+			if (rc)
+				goto out;
+			memcpy(b->data + in_off, (const uint8_t *)buf + done, n);
+			if (!b->dirty)
+				s->dirty_bytes += cs;
+			b->dirty = 1;
+			done += n;
+		}
+		if (s->dirty_bytes >= fs->c.max_dirty) {
+			rc = flush_chunks(fs, s);
+			if (rc)
+				goto out;
+		}
+	}
+	o->mtime_ns = o->ctime_ns = now_ns();
+	snprintf(o->origin, sizeof(o->origin), "%s", fs->node_id);
+	s->dirty_meta = 1;
+out:
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+int qfs_fs_flush(qfs_fs *fs, uint64_t fh)
+{
+	qfs_inode *in = fh_of(fh)->in;
+	pthread_mutex_lock(&in->lock);
+	int rc = in->state ? ist_flush(fs, in, in->state) : 0;
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+int qfs_fs_fsync(qfs_fs *fs, uint64_t fh)
+{
+	return qfs_fs_flush(fs, fh);
+}
+
+int qfs_fs_release(qfs_fs *fs, uint64_t fh)
+{
+	qfs_fh *h = fh_of(fh);
+	qfs_inode *in = h->in;
+	pthread_mutex_lock(&in->lock);
+	int rc = in->state ? ist_flush(fs, in, in->state) : 0;
+	if (rc)
+		Q_ERROR(LOGC, "release of inode %" PRIu64 ": data not stored: %s", in->ino,
+			strerror(-rc));
+	pthread_mutex_unlock(&in->lock);
+	if (qfs_itable_release(fs->it, in)) {
+		pthread_mutex_lock(&in->lock);
+		qfs_ist *s = in->state;
+		if (s && !ist_dirty(s))
+			ist_drop_bufs(s); /* keep the version, not the data */
+		pthread_mutex_unlock(&in->lock);
+		qfs_itable_release_done(fs->it, in);
+	}
+	free(h);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Directories                                                          */
+
+static int list_add(qfs_dirlist *l, size_t *cap, const char *name, uint8_t type, int conflict,
+		    const qfs_obj *o)
+{
+	if (l->n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		qfs_dirent_info *ne = realloc(l->e, nc * sizeof(*ne));
+		if (!ne)
+			return -ENOMEM;
+		l->e = ne;
+		*cap = nc;
+	}
+	qfs_dirent_info *e = &l->e[l->n++];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->type = type;
+	e->conflict = conflict;
+	if (o) {
+		e->have_attr = 1;
+		obj_to_stat(o, 0, &e->st);
+	}
+	return 0;
+}
+
+int qfs_fs_opendir(qfs_fs *fs, uint64_t ino, uint64_t *fh)
+{
+	qfs_inode *in;
+	qfs_ist *s;
+	qfs_dh *dh = calloc(1, sizeof(*dh));
+	size_t cap = 0;
+	int rc;
+	if (!dh)
+		return -ENOMEM;
+	rc = lock_fresh(fs, ino, 0, &in, &s, dh->path);
+	if (rc) {
+		free(dh);
+		return rc;
+	}
+	if (s->obj.type != QFS_T_DIR || in->conflict) {
+		pthread_mutex_unlock(&in->lock);
+		free(dh);
+		return -ENOTDIR;
+	}
+	qfs_obj d;
+	rc = qfs_obj_copy(&d, &s->v.merged);
+	pthread_mutex_unlock(&in->lock);
+	if (rc) {
+		free(dh);
+		return rc;
+	}
+	/* one batched read of the children, MGET_BATCH keys at a time */
+	q_slice *keys = calloc(MGET_BATCH, sizeof(q_slice));
+	char *kb = malloc((size_t)MGET_BATCH * KEYMAX);
+	qc_object *objs = calloc(MGET_BATCH, sizeof(qc_object));
+	int *rcs = calloc(MGET_BATCH, sizeof(int));
+	if (!keys || !kb || !objs || !rcs)
+		rc = -ENOMEM;
+	for (size_t base = 0; rc == 0 && base < d.nent; base += MGET_BATCH) {
+		size_t n = d.nent - base < MGET_BATCH ? d.nent - base : MGET_BATCH;
+		for (size_t i = 0; i < n; i++) {
+			char cp[QFS_PATH_MAX + 1];
+			if (qfs_path_join(dh->path, d.ent[base + i].name, cp, sizeof(cp))) {
+				keys[i] = q_slice_str("");
+				continue;
+			}
+			key_of(cp, kb + i * KEYMAX);
+			keys[i] = q_slice_str(kb + i * KEYMAX);
+			qc_object_init(&objs[i]);
+		}
+		rc = qfs_errno(qc_mget(fs->c.client, keys, n, &fs->kv, objs, rcs));
+		for (size_t i = 0; i < n; i++) {
+			const qfs_dirent *e = &d.ent[base + i];
+			if (rc == 0 && rcs[i] == 0) {
+				qfs_view v;
+				view_init(&v);
+				v.raw = objs[i];
+				qc_object_init(&objs[i]);
+				if (view_build(&v, kb + i * KEYMAX) == 0) {
+					const qfs_obj *sh = view_shown(&v);
+					rc = list_add(&dh->list, &cap, e->name, sh->type, 0, sh);
+					for (size_t k = 1; rc == 0 && k < v.ncand; k++) {
+						char cn[QFS_NAME_MAX + 1];
+						if (qfs_conflict_name(e->name, v.cand, v.ncand, k, cn))
+							continue;
+						const qfs_obj *co = view_obj(&v, k);
+						rc = list_add(&dh->list, &cap, cn, co->type, 1, co);
+					}
+				}
+				view_free(&v);
+			} else if (rc == 0 && rcs[i] != Q_ENOTFOUND) {
+				/* unreadable right now: list the name, attributes later */
+				rc = list_add(&dh->list, &cap, e->name, e->type, 0, NULL);
+			}
+			qc_object_free(&objs[i]);
+		}
+	}
+	free(keys);
+	free(kb);
+	free(objs);
+	free(rcs);
+	qfs_obj_free(&d);
+	if (rc) {
+		free(dh->list.e);
+		free(dh);
+		return rc;
+	}
+	dh->in = in;
+	qfs_itable_open(fs->it, in);
+	*fh = (uint64_t)(uintptr_t)dh;
+	return 0;
+}
+
+qfs_dirlist *qfs_fs_dirlist(qfs_fs *fs, uint64_t fh)
+{
+	return &((qfs_dh *)(uintptr_t)fh)->list;
+}
+
+int qfs_fs_dirent_lookup(qfs_fs *fs, uint64_t fh, size_t i, uint64_t *ino, struct stat *st)
+{
+	qfs_dh *dh = (qfs_dh *)(uintptr_t)fh;
+	char cp[QFS_PATH_MAX + 1];
+	if (i >= dh->list.n || !dh->list.e[i].have_attr)
+		return -ENOENT;
+	qfs_dirent_info *e = &dh->list.e[i];
+	Q_RET(qfs_path_join(dh->path, e->name, cp, sizeof(cp)));
+	Q_RET(qfs_itable_lookup(fs->it, cp, e->type, e->conflict, ino));
+	*st = e->st;
+	st->st_ino = *ino;
+	return 0;
+}
+
+int qfs_fs_releasedir(qfs_fs *fs, uint64_t fh)
+{
+	qfs_dh *dh = (qfs_dh *)(uintptr_t)fh;
+	qfs_inode *in = dh->in;
+	if (qfs_itable_release(fs->it, in))
+		qfs_itable_release_done(fs->it, in);
+	free(dh->list.e);
+	free(dh);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* statfs and xattrs                                                    */
+
+int qfs_fs_statfs(qfs_fs *fs, struct statvfs *sv)
+{
+	struct statvfs local;
+	memset(sv, 0, sizeof(*sv));
+	if (statvfs(fs->data_dir, &local) != 0)
+		memset(&local, 0, sizeof(local));
+	sv->f_bsize = 65536;
+	sv->f_frsize = 65536;
+	uint64_t fr = local.f_frsize ? local.f_frsize : 4096;
+	sv->f_blocks = local.f_blocks * fr / 65536;
+	sv->f_bfree = local.f_bfree * fr / 65536;
+	sv->f_bavail = local.f_bavail * fr / 65536;
+	sv->f_files = 1ull << 32;
+	sv->f_ffree = (1ull << 32) - qfs_itable_count(fs->it);
+	sv->f_favail = sv->f_ffree;
+	sv->f_namemax = QFS_NAME_MAX;
+	return 0;
+}
+
+static int xattr_ns_ok(const char *name)
+{
+	return strncmp(name, "user.", 5) == 0 || strncmp(name, "trusted.", 8) == 0 ||
+	       strncmp(name, "security.", 9) == 0;
+}
+
+/* The text of user.quorum.siblings for the inode's current view. */
+static int siblings_text(const qfs_ist *s, const char *name, q_buf *out)
+{
+	const qfs_view *v = &s->v;
+	for (size_t k = 0; k < v->ncand; k++) {
+		const qfs_obj *o = view_obj(v, k);
+		char cn[QFS_NAME_MAX + 1];
+		const char *shown = name;
+		if (k > 0 && qfs_conflict_name(name, v->cand, v->ncand, k, cn) == 0)
+			shown = cn;
+		Q_RET(q_buf_printf(out, "%s\tnode=%s counter=%" PRIu64 " origin=%s mtime_ns=%" PRId64
+				   " size=%" PRIu64 "\n",
+				   shown, v->cand[k].node ? v->cand[k].node : "", v->cand[k].counter,
+				   o->origin, o->mtime_ns, o->size));
+	}
+	q_buf tok = Q_BUF_INIT;
+	int rc = qc_ctx_to_token(q_buf_slice(&v->raw.context), &tok);
+	if (rc == 0) {
+		rc = q_buf_printf(out, "context=%.*s\n", (int)tok.len, (const char *)tok.p);
+	}
+	q_buf_free(&tok);
+	return rc;
+}
+
+int qfs_fs_getxattr(qfs_fs *fs, uint64_t ino, const char *name, void *buf, size_t cap)
+{
+	qfs_inode *in;
+	qfs_ist *s;
+	char path[QFS_PATH_MAX + 1];
+	int rc = lock_fresh(fs, ino, 0, &in, &s, path);
+	if (rc)
+		return rc;
+	if (strcmp(name, QFS_XATTR_SIBLINGS) == 0) {
+		q_buf t = Q_BUF_INIT;
+		char parent[QFS_PATH_MAX + 1];
+		rc = siblings_text(s, qfs_path_split(path, parent, sizeof(parent)), &t);
+		if (rc == 0) {
+			if (cap == 0)
+				rc = (int)t.len;
+			else if (cap < t.len)
+				rc = -ERANGE;
+			else {
+				memcpy(buf, t.p, t.len);
+				rc = (int)t.len;
+			}
+		}
+		q_buf_free(&t);
+		pthread_mutex_unlock(&in->lock);
+		return rc;
+	}
+	const qfs_xattr *x = qfs_xattr_get(&s->obj, name);
+	if (!x)
+		rc = -ENODATA;
+	else if (cap == 0)
+		rc = (int)x->len;
+	else if (cap < x->len)
+		rc = -ERANGE;
+	else {
+		if (x->len)
+			memcpy(buf, x->value, x->len);
+		rc = (int)x->len;
+	}
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+int qfs_fs_listxattr(qfs_fs *fs, uint64_t ino, char *buf, size_t cap)
+{
+	qfs_inode *in;
+	qfs_ist *s;
+	char path[QFS_PATH_MAX + 1];
+	int rc = lock_fresh(fs, ino, 0, &in, &s, path);
+	if (rc)
+		return rc;
+	size_t need = 0;
+	for (size_t i = 0; i < s->obj.nxattr; i++)
+		need += strlen(s->obj.xattr[i].name) + 1;
+	int multi = s->v.ncand > 1;
+	if (multi)
+		need += sizeof(QFS_XATTR_SIBLINGS);
+	if (cap == 0) {
+		rc = (int)need;
+	} else if (cap < need) {
+		rc = -ERANGE;
+	} else {
+		size_t off = 0;
+		for (size_t i = 0; i < s->obj.nxattr; i++) {
+			size_t l = strlen(s->obj.xattr[i].name) + 1;
+			memcpy(buf + off, s->obj.xattr[i].name, l);
+			off += l;
+		}
+		if (multi)
+			memcpy(buf + off, QFS_XATTR_SIBLINGS, sizeof(QFS_XATTR_SIBLINGS));
+		rc = (int)need;
+	}
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+static int xattr_change(qfs_fs *fs, uint64_t ino, const char *name, const void *val, size_t len,
+			int flags, int remove)
+{
+	qfs_inode *in;
+	qfs_ist *s;
+	char path[QFS_PATH_MAX + 1];
+	if (!xattr_ns_ok(name))
+		return -EOPNOTSUPP;
+	if (strcmp(name, QFS_XATTR_SIBLINGS) == 0)
+		return -EPERM;
+	int rc = lock_fresh(fs, ino, 1, &in, &s, path);
+	if (rc)
+		return rc;
+	if (in->conflict) {
+		rc = -EPERM;
+	} else {
+		rc = remove ? qfs_xattr_remove(&s->obj, name)
+			    : qfs_xattr_set(&s->obj, name, val, len, flags);
+		if (rc == 0) {
+			s->obj.ctime_ns = now_ns();
+			rc = store_now(fs, in, s);
+		}
+	}
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+int qfs_fs_setxattr(qfs_fs *fs, uint64_t ino, const char *name, const void *val, size_t len,
+		    int flags)
+{
+	return xattr_change(fs, ino, name, val, len, flags, 0);
+}
+
+int qfs_fs_removexattr(qfs_fs *fs, uint64_t ino, const char *name)
+{
+	return xattr_change(fs, ino, name, NULL, 0, 0, 1);
+}
