@@ -224,11 +224,10 @@ static void refute(gossip *g, const gossip_state *s, uint64_t now)
 {
 	gmember *me = &g->m[g->self];
 	if (g->leaving) {
-		/* We are leaving: make sure our `left` outranks what we heard. */
-		if (s->incarnation > me->inc || (s->incarnation == me->inc && s->status != GOSSIP_LEFT)) {
-			if (s->incarnation >= me->inc)
-				me->inc = s->incarnation + 1;
-		}
+		/* `left` outranks everything at our incarnation; only news of a
+		 * higher one (an earlier life) needs an answer. */
+		if (s->incarnation > me->inc)
+			me->inc = s->incarnation + 1;
 		return;
 	}
 	if (s->incarnation > me->inc ||
@@ -786,6 +785,19 @@ int gossip_leave(gossip *g, uint64_t now_ms)
 {
 	g->leaving = 1;
 	set_status(g, g->self, GOSSIP_LEFT, now_ms);
+	return 0;
+}
+
+int gossip_remove(gossip *g, const char *id, uint64_t now_ms)
+{
+	long idx = find_idx(g, q_slice_str(id));
+	if (idx < 0)
+		return Q_ENOTFOUND;
+	if ((size_t)idx == g->self)
+		return -EINVAL;
+	if (g->m[idx].status == GOSSIP_ALIVE || g->m[idx].status == GOSSIP_SUSPECT)
+		return -EBUSY;
+	set_status(g, (size_t)idx, GOSSIP_LEFT, now_ms);
 	return 0;
 }
 

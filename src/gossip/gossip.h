@@ -153,6 +153,13 @@ int gossip_receive(gossip *g, const void *p, size_t n, uint64_t now_ms, gossip_o
  * few intervals so the news spreads, then stop. */
 int gossip_leave(gossip *g, uint64_t now_ms);
 
+/* Removes a member that is down for good (operator decommission of a dead
+ * node): marks it left at its current incarnation, which spreads like any
+ * status. -EBUSY if it is alive or suspect (it must leave by itself),
+ * -EINVAL for this node, Q_ENOTFOUND if unknown. If the node ever comes
+ * back it refutes with a higher incarnation, as a new life. */
+int gossip_remove(gossip *g, const char *id, uint64_t now_ms);
+
 /* Installs a ring state made here (e.g. after a join). -ESTALE unless
  * (version, hash) is above the current one; -EINVAL for version 0;
  * Q_ETOOBIG over GOSSIP_RING_MAX. The bytes are copied. Does not call

@@ -443,6 +443,24 @@ QTEST(leave_is_final)
 	sim_free(s);
 }
 
+QTEST(remove_dead_member)
+{
+	sim *s = sim_make(5);
+	ASSERT(RUN_UNTIL(s, 30, converged_alive(s)) >= 0);
+	ASSERT_EQ(gossip_remove(s->g[0], s->id[3], s->now), -EBUSY); /* still alive */
+	ASSERT_EQ(gossip_remove(s->g[0], s->id[0], s->now), -EINVAL);
+	ASSERT_EQ(gossip_remove(s->g[0], "nobody", s->now), Q_ENOTFOUND);
+	s->running[3] = 0;
+	ASSERT(RUN_UNTIL(s, 40, all_see(s, 3, GOSSIP_DOWN)) >= 0);
+	ASSERT_OK(gossip_remove(s->g[1], s->id[3], s->now));
+	ASSERT(RUN_UNTIL(s, 10, all_see(s, 3, GOSSIP_LEFT)) >= 0);
+	size_t before = s->sent_to[3];
+	for (int k = 0; k < 30; k++)
+		sim_round(s);
+	ASSERT_EQ(s->sent_to[3], before); /* no longer probed */
+	sim_free(s);
+}
+
 static int ring_all(sim *s, uint64_t v, const char *bytes)
 {
 	for (size_t i = 0; i < s->n; i++) {
@@ -635,5 +653,5 @@ QTEST(config_checks)
 QTEST_MAIN(QT(converge_from_seed), QT(no_false_suspicion), QT(stopped_node_suspected_then_down),
 	   QT(down_member_probed_now_and_then), QT(refute_after_partition),
 	   QT(refute_suspicion_directly), QT(restart_rejoins), QT(join_through_seed),
-	   QT(leave_is_final), QT(ring_converges), QT(ring_check_refuses),
+	   QT(leave_is_final), QT(remove_dead_member), QT(ring_converges), QT(ring_check_refuses),
 	   QT(converges_with_message_loss), QT(bad_messages_rejected), QT(config_checks))
