@@ -1,0 +1,32 @@
+/*
+ * cli.h - shared pieces of quorumctl: exit codes, helpers, the bench.
+ *
+ * The exit codes are part of the tool's interface (docs/cluster.md); never
+ * renumber them.
+ */
+#ifndef Q_CLI_H
+#define Q_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_NOTFOUND = 1,
+	CLI_EXIT_USAGE = 2,
+	CLI_EXIT_QUORUM = 3,  /* no quorum or timeout */
+	CLI_EXIT_ERROR = 4
+};
+
+/* Exit code for a util/qerr.h code. */
+int cli_exit_code(int rc);
+/* Decimal in [lo, hi]; -EINVAL otherwise. */
+int cli_parse_int(const char *s, int lo, int hi, int *out);
+/* JSON string literal of n bytes (escapes control characters). */
+void cli_json_str(FILE *f, const uint8_t *p, size_t n);
+
+/* `quorumctl bench ARGS` (cli_bench.c); returns an exit code. */
+int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int json);
+
+#endif
