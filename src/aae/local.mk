@@ -7,7 +7,8 @@ src_aae_libqaae_a_SOURCES = \
 	src/aae/aae_msg.c src/aae/aae_msg.h \
 	src/aae/aae_exchange.c src/aae/aae_exchange.h \
 	src/aae/aae_rate.c src/aae/aae_rate.h \
-	src/aae/aae_reap.c src/aae/aae_reap.h
+	src/aae/aae_reap.c src/aae/aae_reap.h \
+	src/aae/aae_lsm.c src/aae/aae_lsm.h
 
 AAE_LIBS = src/aae/libqaae.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 
@@ -37,3 +38,5 @@ tests_fuzz_aae_tree_fuzzer_LDADD = $(AAE_LIBS)
 tests_fuzz_aae_tree_fuzzer_LDFLAGS = $(FUZZ_LINK)
 
 dist_doc_DATA += docs/aae.md
+# tests/unit/test_aae_lsm.c runs once src/lsm is in the tree (it links the engine)
+EXTRA_DIST += tests/unit/test_aae_lsm.c
