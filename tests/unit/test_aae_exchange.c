@@ -11,6 +11,17 @@
 #include "qtest.h"
 #include "util/qerr.h"
 
+/* The number in a test key ("key-0000123", "file/00123"); keys in slices
+ * are not NUL-terminated. */
+static int key_index(q_slice k)
+{
+	char tmp[32];
+	size_t n = k.n < sizeof tmp - 1 ? k.n : sizeof tmp - 1;
+	memcpy(tmp, k.p, n);
+	tmp[n] = 0;
+	return n > 4 ? atoi(tmp + 4) : -1;
+}
+
 static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
 static uint64_t rnd(void)
 {
@@ -183,7 +194,7 @@ static void diverge_and_check(int n, int k, unsigned depth, size_t max_resp,
 	for (size_t j = 0; j < aae_exchange_ndiffs(x); j++) {
 		aae_diff d;
 		aae_exchange_diff(x, j, &d);
-		int i = atoi((const char *)d.key.p + 4);
+		int i = key_index(d.key);
 		ASSERT(i >= 0 && i < n);
 		ASSERT_EQ(d.key.n, strlen(a.key[i]));
 		ASSERT(kind[i] != 0);
@@ -222,7 +233,7 @@ static void diverge_and_check(int n, int k, unsigned depth, size_t max_resp,
 	for (size_t j = 0; j < aae_exchange_ndiffs(x); j++) {
 		aae_diff d;
 		aae_exchange_diff(x, j, &d);
-		int i = atoi((const char *)d.key.p + 4);
+		int i = key_index(d.key);
 		uint64_t m = !d.local_has ? d.remote_digest : !d.remote_has ? d.local_digest :
 			     d.local_digest > d.remote_digest ? d.local_digest : d.remote_digest;
 		rep_put(&a, i, m);

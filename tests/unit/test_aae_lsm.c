@@ -20,6 +20,17 @@ typedef struct store {
 	aae_tree *t[2]; /* ranges (0, HALF] and (HALF, 0] */
 } store;
 
+/* The number in a test key ("key-0000123", "file/00123"); keys in slices
+ * are not NUL-terminated. */
+static int key_index(q_slice k)
+{
+	char tmp[32];
+	size_t n = k.n < sizeof tmp - 1 ? k.n : sizeof tmp - 1;
+	memcpy(tmp, k.p, n);
+	tmp[n] = 0;
+	return n > 5 ? atoi(tmp + 5) : -1;
+}
+
 static void st_open(store *s, const char *name)
 {
 	char dir[512];
@@ -176,7 +187,7 @@ static int collect_emit(void *ectx, q_slice key, uint64_t digest)
 {
 	collect *c = ectx;
 	(void)digest;
-	int i = atoi((const char *)key.p + 5);
+	int i = key_index(key);
 	if (i < 0 || i >= 2000 || c->seen[i])
 		return -EINVAL;
 	c->seen[i] = 1;
@@ -261,7 +272,7 @@ QTEST(exchange_between_two_stores)
 		for (size_t j = 0; j < aae_exchange_ndiffs(x); j++) {
 			aae_diff d;
 			aae_exchange_diff(x, j, &d);
-			int i = atoi((const char *)d.key.p + 5);
+			int i = key_index(d.key);
 			ASSERT((i >= 1500 && i < 1505 && !d.local_has && d.remote_has) ||
 			       (i % 100 == 0 && i < 500 && d.local_has && d.remote_has));
 		}
