@@ -255,11 +255,23 @@ QTEST(finds_exactly_one_key)
 	diverge_and_check(20000, 1, 4, 1 << 20, NULL);
 }
 
+static int long_run(void)
+{
+	const char *l = getenv("QFS_LONG");
+	return l && l[0] == '1';
+}
+
 QTEST(finds_exactly_k_keys)
 {
 	diverge_and_check(20000, 10, 4, 1 << 20, NULL);
 	diverge_and_check(20000, 200, 4, 1 << 20, NULL);
 	diverge_and_check(3000, 3000, 2, 1 << 20, NULL); /* everything differs */
+	if (long_run()) {
+		/* QFS_LONG=1: larger stores, more seeds, every depth */
+		for (unsigned d = 1; d <= 5; d++)
+			for (int seed = 0; seed < 3; seed++)
+				diverge_and_check(MAXK, 1 + (int)(rnd() % 400), d, 1 << 16, NULL);
+	}
 }
 
 QTEST(small_batches_and_messages)
