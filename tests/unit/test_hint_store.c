@@ -168,6 +168,44 @@ QTEST(survives_restart)
 	ASSERT_OK(lsm_close(db));
 }
 
+QTEST(survives_process_crash)
+{
+	/* A child writes hints and dies without closing anything; every hint
+	 * it was told is stored (sync=always) must be there after reopening. */
+	pid_t pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		lsm_db *db = open_db();
+		hint_store *s;
+		if (hint_store_open(db, union_merge, NULL, &s))
+			_exit(2);
+		char key[32];
+		for (int i = 0; i < 50; i++) {
+			snprintf(key, sizeof(key), "k%02d", i);
+			if (hint_put(s, "owner", S(key), S("z"), 100 + (uint64_t)i, NULL))
+				_exit(3);
+		}
+		if (hint_delete(s, "owner", S("k07")))
+			_exit(4);
+		_exit(0); /* no close, no flush */
+	}
+	int st;
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	lsm_db *db = open_db();
+	hint_store *s;
+	ASSERT_OK(hint_store_open(db, union_merge, NULL, &s));
+	hint_stats hs;
+	hint_get_stats(s, &hs);
+	ASSERT_U64_EQ(hs.count, 49);
+	ASSERT_U64_EQ(hs.oldest_ms, 100);
+	ASSERT_U64_EQ(hs.corrupt, 0);
+	expect_obj(s, "owner", "k49", "z");
+	ASSERT_EQ(hint_get(s, "owner", S("k07"), NULL, NULL), Q_ENOTFOUND);
+	hint_store_close(s);
+	ASSERT_OK(lsm_close(db));
+}
+
 typedef struct seen_owner {
 	char names[8][16];
 	uint64_t counts[8];
@@ -380,5 +418,5 @@ QTEST(record_codec)
 }
 
 QTEST_MAIN(QT(put_get_merge_delete), QT(stats_track_puts_and_deletes), QT(survives_restart),
-	   QT(iterate_per_owner), QT(corrupt_record_reported_not_returned),
+	   QT(survives_process_crash), QT(iterate_per_owner), QT(corrupt_record_reported_not_returned),
 	   QT(real_objects_merge_as_siblings), QT(concurrent_puts_lose_nothing), QT(record_codec))
