@@ -10,6 +10,7 @@
 #include "aae/aae_exchange.h"
 #include "qtest.h"
 #include "util/qerr.h"
+#include "util/qtime.h"
 
 /* The number in a test key ("key-0000123", "file/00123"); keys in slices
  * are not NUL-terminated. */
@@ -553,7 +554,145 @@ QTEST(serve_rejects_bad_requests)
 	rep_free(&b);
 }
 
+/* ---- figures: a large range, bucket-indexed in-memory stores ----------------
+ * Prints the cost of finding 1% differing keys (10,000 of 1M keys with
+ * QFS_LONG=1, 1,000 of 100k otherwise) and checks it stays proportional to
+ * the differences: every differing key found, and the bytes exchanged per
+ * differing key bounded by the keys of one bucket. */
+typedef struct bigstore {
+	int n;
+	char (*key)[16];
+	uint64_t *dig;
+	uint8_t *has;
+	uint32_t *order, *bstart; /* key numbers sorted by bucket */
+	unsigned depth;
+} bigstore;
+
+static int big_list(void *ctx, uint64_t rs, uint64_t re, unsigned depth, uint32_t b,
+		    aae_emit_fn emit, void *ectx)
+{
+	bigstore *s = ctx;
+	(void)rs;
+	(void)re;
+	(void)depth;
+	for (uint32_t j = s->bstart[b]; j < s->bstart[b + 1]; j++) {
+		uint32_t i = s->order[j];
+		if (s->has[i])
+			Q_RET(emit(ectx, q_slice_str(s->key[i]), s->dig[i]));
+	}
+	return 0;
+}
+
+static uint32_t *sort_bk;
+static int by_bucket(const void *a, const void *b)
+{
+	uint32_t x = sort_bk[*(const uint32_t *)a], y = sort_bk[*(const uint32_t *)b];
+	return x < y ? -1 : x > y;
+}
+
+QTEST(figures_one_percent)
+{
+	const int n = long_run() ? 1000000 : 100000;
+	const unsigned depth = 4;
+	bigstore a = {0}, b = {0};
+	a.n = b.n = n;
+	a.depth = b.depth = depth;
+	a.key = malloc((size_t)n * sizeof *a.key);
+	a.dig = malloc((size_t)n * 8);
+	b.dig = malloc((size_t)n * 8);
+	a.has = malloc((size_t)n);
+	b.has = malloc((size_t)n);
+	a.order = malloc((size_t)n * 4);
+	sort_bk = malloc((size_t)n * 4);
+	uint32_t nb = aae_level_width(depth);
+	a.bstart = calloc(nb + 1, 4);
+	ASSERT(a.key && a.dig && b.dig && a.has && b.has && a.order && sort_bk && a.bstart);
+	b.key = a.key;
+	b.order = a.order;
+	b.bstart = a.bstart;
+	aae_tree *ta, *tb;
+	ASSERT_OK(aae_tree_new(depth, 0, 0, &ta));
+	ASSERT_OK(aae_tree_new(depth, 0, 0, &tb));
+	for (int i = 0; i < n; i++) {
+		snprintf(a.key[i], sizeof a.key[i], "key%09d", i);
+		a.dig[i] = b.dig[i] = rnd();
+		a.has[i] = b.has[i] = 1;
+		sort_bk[i] = aae_bucket_of(q_slice_str(a.key[i]), depth);
+		a.order[i] = (uint32_t)i;
+		a.bstart[sort_bk[i] + 1]++;
+	}
+	qsort(a.order, (size_t)n, 4, by_bucket);
+	for (uint32_t k = 0; k < nb; k++)
+		a.bstart[k + 1] += a.bstart[k];
+	/* 1%: a third missing on b, the rest with another digest on b */
+	int k = n / 100;
+	uint64_t diff_bytes = 0;
+	for (int j = 0; j < k; j++) {
+		int i = j * 100;
+		if (j % 3 == 0)
+			b.has[i] = 0;
+		else
+			b.dig[i] ^= 1;
+		diff_bytes += strlen(a.key[i]) + 8;
+	}
+	uint64_t t0 = q_mono_ns();
+	for (int i = 0; i < n; i++) {
+		ASSERT_OK(aae_tree_insert(ta, q_slice_str(a.key[i]), a.dig[i]));
+		if (b.has[i])
+			ASSERT_OK(aae_tree_insert(tb, q_slice_str(b.key[i]), b.dig[i]));
+	}
+	uint64_t t1 = q_mono_ns();
+	aae_tree_set_ready(ta, 1);
+	aae_tree_set_ready(tb, 1);
+	aae_keysrc sa = {big_list, &a}, sb = {big_list, &b};
+	aae_exchange *x;
+	ASSERT_OK(aae_exchange_new(ta, &sa, NULL, 5, &x));
+	q_buf req = Q_BUF_INIT, resp = Q_BUF_INIT;
+	uint64_t t2 = q_mono_ns();
+	for (int round = 0; round < 100000; round++) {
+		q_buf_reset(&req);
+		if (aae_exchange_next(x, &req) <= 0)
+			break;
+		q_buf_reset(&resp);
+		ASSERT_OK(aae_serve(tb, &sb, req.p, req.len, 1 << 20, &resp));
+		ASSERT_OK(aae_exchange_consume(x, resp.p, resp.len));
+	}
+	uint64_t t3 = q_mono_ns();
+	ASSERT_EQ(aae_exchange_state(x), AAE_X_DONE);
+	ASSERT_EQ(aae_exchange_ndiffs(x), k);
+	aae_exchange_stats st;
+	aae_exchange_get_stats(x, &st);
+	uint64_t bytes = st.bytes_sent + st.bytes_received;
+	double per_key = (double)bytes / k;
+	double keys_per_bucket = (double)n / nb;
+	fprintf(stderr, "  %d keys, %d differ, depth %u: tree updates %.0f ns/key; exchange %.1f ms, "
+		"%llu requests, %llu of %u nodes compared, %llu buckets listed, %llu bytes "
+		"(%.0f per differing key; differing pairs themselves %llu bytes)\n",
+		n, k, depth, (double)(t1 - t0) / (2.0 * n), (t3 - t2) / 1e6,
+		(unsigned long long)st.requests, (unsigned long long)st.nodes_compared,
+		(nb * AAE_FANOUT - 1) / (AAE_FANOUT - 1), (unsigned long long)st.buckets_compared,
+		(unsigned long long)bytes, per_key, (unsigned long long)diff_bytes);
+	/* a differing key costs at most its bucket's listing (keys_per_bucket
+	 * pairs of ~21 bytes, with slack for uneven buckets) plus the hashes
+	 * of its descent path (16 x 8 bytes per level) */
+	ASSERT(per_key < (keys_per_bucket * 3 + 4) * 21 + depth * AAE_FANOUT * 8);
+	aae_exchange_free(x);
+	q_buf_free(&req);
+	q_buf_free(&resp);
+	aae_tree_free(ta);
+	aae_tree_free(tb);
+	free(a.key);
+	free(a.dig);
+	free(b.dig);
+	free(a.has);
+	free(b.has);
+	free(a.order);
+	free(a.bstart);
+	free(sort_bk);
+}
+
 QTEST_MAIN(QT(equal_trees_one_round), QT(finds_exactly_one_key), QT(finds_exactly_k_keys),
 	   QT(small_batches_and_messages), QT(empty_side), QT(truncates_at_max_diffs),
 	   QT(wrong_local_leaf_is_repaired), QT(refuses_unready_and_mismatched),
-	   QT(rejects_bad_responses), QT(serve_rejects_bad_requests))
+	   QT(rejects_bad_responses), QT(serve_rejects_bad_requests),
+	   QT(figures_one_percent))
