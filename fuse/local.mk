@@ -43,3 +43,6 @@ bin_PROGRAMS += fuse/quorumfs
 fuse_quorumfs_SOURCES = fuse/quorumfs.c fuse/qfs_fuse.c fuse/qfs_fuse.h
 fuse_quorumfs_CPPFLAGS = $(AM_CPPFLAGS) $(FUSE_CFLAGS)
 fuse_quorumfs_LDADD = fuse/libqfs.a $(QNODE_LDADD) $(FUSE_LIBS)
+
+# integration tests (pytest, real mounts; run by tests/integration/run.sh)
+EXTRA_DIST += tests/integration/test_fuse_basic.py

@@ -92,12 +92,21 @@ typedef struct qfs_ist {
 	int err; /* a failed background chunk write, reported at flush */
 } qfs_ist;
 
+/* Handles are kept on one list so the fs can free those the kernel never
+ * released (an unmount by signal). */
+typedef struct qfs_hnode {
+	struct qfs_hnode *prev, *next;
+	int is_dir;
+} qfs_hnode;
+
 typedef struct qfs_fh {
+	qfs_hnode link; /* first member */
 	qfs_inode *in;
 	int flags;
 } qfs_fh;
 
 typedef struct qfs_dh {
+	qfs_hnode link; /* first member */
 	qfs_inode *in;
 	char path[QFS_PATH_MAX + 1];
 	qfs_dirlist list;
@@ -112,6 +121,8 @@ struct qfs_fs {
 	uint64_t actor;
 	uint64_t attr_ms;
 	pthread_mutex_t known_mu;
+	pthread_mutex_t handles_mu;
+	qfs_hnode handles; /* list head */
 	uint64_t known[KNOWN_CHUNKS]; /* chunk ids (first 8 bytes) stored lately */
 };
 
@@ -785,6 +796,24 @@ static int ist_flush(qfs_fs *fs, qfs_inode *in, qfs_ist *s)
 /* ------------------------------------------------------------------ */
 /* Lifetime                                                             */
 
+static void handle_add(qfs_fs *fs, qfs_hnode *h)
+{
+	pthread_mutex_lock(&fs->handles_mu);
+	h->next = fs->handles.next;
+	h->prev = &fs->handles;
+	fs->handles.next->prev = h;
+	fs->handles.next = h;
+	pthread_mutex_unlock(&fs->handles_mu);
+}
+
+static void handle_del(qfs_fs *fs, qfs_hnode *h)
+{
+	pthread_mutex_lock(&fs->handles_mu);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->handles_mu);
+}
+
 static int ensure_root(qfs_fs *fs)
 {
 	char key[8];
@@ -838,6 +867,8 @@ int qfs_fs_new(const qfs_fs_conf *conf, qfs_fs **out)
 	fs->kv.w = conf->w;
 	fs->kv.timeout_ms = conf->timeout_ms;
 	pthread_mutex_init(&fs->known_mu, NULL);
+	pthread_mutex_init(&fs->handles_mu, NULL);
+	fs->handles.next = fs->handles.prev = &fs->handles;
 	if (getrandom(&fs->actor, sizeof(fs->actor), 0) != sizeof(fs->actor))
 		fs->actor = q_wall_ns() ^ ((uint64_t)getpid() << 32);
 	rc = qfs_itable_new(&fs->it);
@@ -908,7 +939,16 @@ void qfs_fs_free(qfs_fs *fs)
 	int rc = qfs_fs_flush_all(fs);
 	if (rc)
 		Q_ERROR(LOGC, "flush at unmount failed: %s", strerror(-rc));
+	/* handles the kernel never released (unmounted by a signal) */
+	while (fs->handles.next != &fs->handles) {
+		qfs_hnode *h = fs->handles.next;
+		handle_del(fs, h);
+		if (h->is_dir) /* qfs_fh and qfs_dh start with their link */
+			free(((qfs_dh *)h)->list.e);
+		free(h);
+	}
 	qfs_itable_free(fs->it, NULL);
+	pthread_mutex_destroy(&fs->handles_mu);
 	pthread_mutex_destroy(&fs->known_mu);
 	free(fs->data_dir);
 	free(fs);
@@ -1069,7 +1109,7 @@ int qfs_fs_setattr(qfs_fs *fs, uint64_t ino, const struct stat *a, int to_set, s
 	qfs_inode *in;
 	qfs_ist *s;
 	char path[QFS_PATH_MAX + 1];
-	int rc = lock_fresh(fs, ino, 1, &in, &s, path);
+	int rc = lock_fresh(fs, ino, 0, &in, &s, path);
 	if (rc)
 		return rc;
 	if (in->conflict) {
@@ -1112,8 +1152,9 @@ int qfs_fs_setattr(qfs_fs *fs, uint64_t ino, const struct stat *a, int to_set, s
 	if (to_set & QFS_SET_CTIME)
 		o->ctime_ns = (int64_t)a->st_ctim.tv_sec * 1000000000 + a->st_ctim.tv_nsec;
 	snprintf(o->origin, sizeof(o->origin), "%s", fs->node_id);
-	if (in->nopen && !(to_set & ~(QFS_SET_SIZE | QFS_SET_MTIME_NOW | QFS_SET_ATIME_NOW))) {
-		/* only size/time changes of an open file: they go out with its data */
+	if (in->nopen) {
+		/* an open file's changes go out with its data (flush, fsync,
+		 * close); this mount sees them at once */
 		s->dirty_meta = 1;
 	} else {
 		rc = store_now(fs, in, s);
@@ -1470,22 +1511,22 @@ static int fn_rename(qfs_fs *fs, qfs_ist *ds, qfs_obj *d, void *p)
 	return changed ? 0 : 1;
 }
 
-/* Flushes the dirty state of the inode at path, if the table has one. */
-static int flush_path(qfs_fs *fs, uint64_t parent, const char *name, const char *path)
+/* Flushes (or, with invalidate, forgets the cached version of) the inode
+ * at path. Only for the source of a rename, which the kernel holds. */
+static int touch_path(qfs_fs *fs, const char *path, int invalidate)
 {
-	struct stat st;
-	uint64_t ino;
-	(void)path;
-	/* a lookup of our own keeps the inode alive while we use it */
-	int rc = qfs_fs_lookup(fs, parent, name, &st, &ino);
-	if (rc)
-		return rc == -ENOENT ? 0 : rc;
-	qfs_inode *in = qfs_itable_get(fs->it, ino);
+	uint64_t ino = qfs_itable_find(fs->it, path);
+	qfs_inode *in = ino ? qfs_itable_get(fs->it, ino) : NULL;
+	int rc = 0;
+	if (!in)
+		return 0;
 	pthread_mutex_lock(&in->lock);
-	if (in->state)
-		rc = ist_flush(fs, in, in->state);
+	qfs_ist *s = in->state;
+	if (s && invalidate && !ist_dirty(s))
+		s->valid = 0; /* its context belongs to the old key */
+	else if (s && !invalidate)
+		rc = ist_flush(fs, in, s);
 	pthread_mutex_unlock(&in->lock);
-	qfs_itable_forget(fs->it, ino, 1);
 	return rc;
 }
 
@@ -1511,7 +1552,7 @@ int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newpar
 	if (strncmp(to, from, fl) == 0 && to[fl] == '/')
 		return -EINVAL;
 	/* an open file being renamed: its buffered data goes first */
-	rc = flush_path(fs, parent, name, from);
+	rc = touch_path(fs, from, 0);
 	if (rc)
 		return rc;
 	/* lock the directories in inode order */
@@ -1632,14 +1673,8 @@ out:
 	pthread_mutex_unlock(&d1->lock);
 	view_free(&vf);
 	view_free(&vt);
-	if (moved_ok) {
-		/* the moved inode's cached version (and context) now belongs to the
-		 * new key: a lookup re-reads it */
-		uint64_t ino;
-		struct stat st;
-		if (qfs_fs_lookup(fs, newparent, newname, &st, &ino) == 0)
-			qfs_itable_forget(fs->it, ino, 1);
-	}
+	if (moved_ok)
+		touch_path(fs, to, 1);
 	return rc;
 }
 
@@ -1654,6 +1689,7 @@ static int open_inode(qfs_fs *fs, qfs_inode *in, int flags, uint64_t *fh)
 	h->in = in;
 	h->flags = flags;
 	qfs_itable_open(fs->it, in);
+	handle_add(fs, &h->link);
 	*fh = (uint64_t)(uintptr_t)h;
 	return 0;
 }
@@ -1857,6 +1893,7 @@ int qfs_fs_release(qfs_fs *fs, uint64_t fh)
 		pthread_mutex_unlock(&in->lock);
 		qfs_itable_release_done(fs->it, in);
 	}
+	handle_del(fs, &h->link);
 	free(h);
 	return rc;
 }
@@ -1971,6 +2008,8 @@ int qfs_fs_opendir(qfs_fs *fs, uint64_t ino, uint64_t *fh)
 	}
 	dh->in = in;
 	qfs_itable_open(fs->it, in);
+	dh->link.is_dir = 1;
+	handle_add(fs, &dh->link);
 	*fh = (uint64_t)(uintptr_t)dh;
 	return 0;
 }
@@ -2000,6 +2039,7 @@ int qfs_fs_releasedir(qfs_fs *fs, uint64_t fh)
 	qfs_inode *in = dh->in;
 	if (qfs_itable_release(fs->it, in))
 		qfs_itable_release_done(fs->it, in);
+	handle_del(fs, &dh->link);
 	free(dh->list.e);
 	free(dh);
 	return 0;

@@ -270,6 +270,15 @@ void qfs_itable_release_done(qfs_itable *t, qfs_inode *in)
 	pthread_mutex_unlock(&t->mu);
 }
 
+uint64_t qfs_itable_find(qfs_itable *t, const char *path)
+{
+	pthread_mutex_lock(&t->mu);
+	qfs_inode *in = find_path(t, path);
+	uint64_t ino = in ? in->ino : 0;
+	pthread_mutex_unlock(&t->mu);
+	return ino;
+}
+
 void qfs_itable_detach(qfs_itable *t, const char *path)
 {
 	pthread_mutex_lock(&t->mu);

@@ -75,6 +75,10 @@ void qfs_itable_open(qfs_itable *t, qfs_inode *in);
 int qfs_itable_release(qfs_itable *t, qfs_inode *in);
 /* Frees the inode if it has no lookups and no handles left. */
 void qfs_itable_release_done(qfs_itable *t, qfs_inode *in);
+/* Inode number of the inode at path, 0 if none; the lookup count does not
+ * change, so the caller may use the inode only while the kernel holds it
+ * (e.g. the source of a rename). */
+uint64_t qfs_itable_find(qfs_itable *t, const char *path);
 /* The path is gone (unlink, rmdir): detach its inode, if any. */
 void qfs_itable_detach(qfs_itable *t, const char *path);
 /* Moves the inode at from (and everything below it) to to, detaching what

@@ -66,6 +66,13 @@ static int build_conf(qfs_opts *o, q_conf **out, char *data_dir, size_t cap)
 	} else {
 		snprintf(data_dir, cap, "%s", q_conf_get(c, "data_dir"));
 	}
+	/* a filesystem acknowledges writes like a local one: stored in the
+	 * commit log, made durable within sync_batch (docs/filesystem.md) */
+	if (!q_conf_get(c, "sync")) {
+		rc = q_conf_set(c, "sync", "batch");
+		if (rc)
+			goto fail;
+	}
 	rc = q_conf_check_known(c, q_node_conf_keys);
 	if (rc) {
 		fprintf(stderr, "quorumfs: %s\n", q_conf_error(c));
