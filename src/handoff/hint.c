@@ -556,3 +556,95 @@ fail:
 	q_buf_free(&prefix);
 	return rc;
 }
+
+/* ---------------------------------------------------------------------
+ * Batches
+ * ------------------------------------------------------------------- */
+
+void hint_batch_free(hint_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->v[i].key);
+		free(b->v[i].object);
+	}
+	free(b->v);
+	memset(b, 0, sizeof(*b));
+}
+
+static uint8_t *dup_bytes(q_slice x)
+{
+	uint8_t *p = malloc(x.n ? x.n : 1);
+	if (p && x.n)
+		memcpy(p, x.p, x.n);
+	return p;
+}
+
+int hint_batch_load(hint_store *s, const char *owner, q_slice after, size_t max_items,
+		    size_t max_bytes, hint_batch *out)
+{
+	q_buf prefix = Q_BUF_INIT, seek = Q_BUF_INIT;
+	lsm_iter *it = NULL;
+	size_t bytes = 0;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if (!owner_ok(owner) || max_items == 0)
+		return -EINVAL;
+	Q_ERR(prefix_encode(owner, &prefix));
+	Q_ERR(q_buf_append(&seek, prefix.p, prefix.len));
+	Q_ERR(q_buf_append(&seek, after.p, after.n));
+	out->v = calloc(max_items, sizeof(*out->v));
+	if (!out->v) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	Q_ERR(lsm_iter_new(s->db, &it));
+	for (lsm_iter_seek(it, q_buf_slice(&seek)); lsm_iter_valid(it); lsm_iter_next(it)) {
+		q_slice k = lsm_iter_key(it), v = lsm_iter_value(it), o, key;
+		if (!has_prefix(k, &prefix))
+			break;
+		if (hint_key_decode(k.p, k.n, &o, &key) < 0)
+			continue;
+		if (after.n && q_slice_cmp(key, after) <= 0)
+			continue;
+		if (out->n == max_items || (out->n > 0 && bytes >= max_bytes)) {
+			out->more = 1;
+			break;
+		}
+		hint_item *h = &out->v[out->n];
+		hint_entry e;
+		h->key = dup_bytes(key);
+		h->klen = key.n;
+		if (!h->key) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		if (hint_value_decode(v.p, v.n, &e) < 0) {
+			h->status = Q_ECORRUPT;
+		} else {
+			h->object = dup_bytes(e.object);
+			if (!h->object) {
+				free(h->key);
+				h->key = NULL;
+				rc = -ENOMEM;
+				goto fail;
+			}
+			h->olen = e.object.n;
+			h->seq = e.seq;
+			bytes += e.object.n;
+		}
+		out->n++;
+	}
+	rc = lsm_iter_status(it);
+	if (rc < 0)
+		goto fail;
+	lsm_iter_free(it);
+	q_buf_free(&prefix);
+	q_buf_free(&seek);
+	return 0;
+fail:
+	lsm_iter_free(it);
+	q_buf_free(&prefix);
+	q_buf_free(&seek);
+	hint_batch_free(out);
+	return rc;
+}

@@ -120,6 +120,31 @@ void hint_iter_entry(const hint_iter *it, hint_entry *out);
 int hint_iter_status(const hint_iter *it);
 void hint_iter_free(hint_iter *it);
 
+/* A batch of hints copied out of the store, for delivery code that cannot
+ * hold an iterator across asynchronous sends (the event loop). */
+typedef struct hint_item {
+	uint8_t *key;      /* cluster key (malloc'ed, owned by the batch) */
+	size_t klen;
+	uint8_t *object;   /* object bytes (owned by the batch); NULL if corrupt */
+	size_t olen;
+	uint64_t seq;      /* pass to hint_delete_if after delivery */
+	int status;        /* 0 or Q_ECORRUPT (then hint_delete it) */
+} hint_item;
+
+typedef struct hint_batch {
+	hint_item *v;
+	size_t n;
+	int more;          /* 1 if the owner has hints after the last one here */
+} hint_batch;
+
+/* Loads up to max_items hints of owner (and at most about max_bytes of
+ * objects; at least one hint when any is left) whose keys sort after
+ * `after` (empty slice: from the first). Resume with the last item's key.
+ * Free with hint_batch_free. */
+int hint_batch_load(hint_store *s, const char *owner, q_slice after, size_t max_items,
+		    size_t max_bytes, hint_batch *out);
+void hint_batch_free(hint_batch *b);
+
 /* Calls fn once per owner that has hints, in key order (shorter owner ids
  * first, then memcmp order), with that owner's
  * statistics; stops early if fn returns non-zero (returned). */
