@@ -1,1 +1,25 @@
-# src/lsm: build fragment (see Makefile.am).
+# src/lsm: the storage engine (see docs/lsm.md).
+noinst_LIBRARIES += src/lsm/libqlsm.a
+src_lsm_libqlsm_a_SOURCES = \
+	src/lsm/lsm.c src/lsm/lsm.h \
+	src/lsm/lsm_format.h src/lsm/lsm_internal.h \
+	src/lsm/batch.c src/lsm/batch.h \
+	src/lsm/wal.c src/lsm/wal.h \
+	src/lsm/mem.c src/lsm/mem.h \
+	src/lsm/sst.c src/lsm/sst.h \
+	src/lsm/cache.c src/lsm/cache.h \
+	src/lsm/ver.c src/lsm/ver.h \
+	src/lsm/iter.c
+
+LSM_LDADD = src/lsm/libqlsm.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
+
+# unit tests
+LSM_TESTS = \
+	tests/unit/test_lsm_sst \
+	tests/unit/test_lsm_db
+check_PROGRAMS += $(LSM_TESTS)
+TESTS += $(LSM_TESTS)
+tests_unit_test_lsm_sst_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
+tests_unit_test_lsm_db_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
+
+dist_doc_DATA += docs/lsm.md

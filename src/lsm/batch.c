@@ -1,0 +1,151 @@
+/*
+ * batch.c - write batch encoding and decoding (see batch.h).
+ */
+#include "lsm/batch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsm/lsm_format.h"
+#include "util/coding.h"
+#include "util/qerr.h"
+
+static int batch_ensure_header(lsm_batch *b)
+{
+	if (b->rep.len >= BATCH_HEADER_SIZE)
+		return 0;
+	uint8_t h[BATCH_HEADER_SIZE] = {0};
+	return q_buf_append(&b->rep, h, sizeof(h));
+}
+
+lsm_batch *lsm_batch_new(void)
+{
+	lsm_batch *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	q_buf_init(&b->rep);
+	return b;
+}
+
+void lsm_batch_free(lsm_batch *b)
+{
+	if (!b)
+		return;
+	q_buf_free(&b->rep);
+	free(b);
+}
+
+void lsm_batch_clear(lsm_batch *b)
+{
+	q_buf_reset(&b->rep);
+	b->count = 0;
+	b->err = 0;
+	b->max_key = b->max_value = 0;
+}
+
+static int batch_add(lsm_batch *b, int op, q_slice key, const q_slice *value)
+{
+	if (b->err)
+		return b->err;
+	size_t old = b->rep.len;
+	int rc = batch_ensure_header(b);
+	if (rc == 0)
+		rc = q_buf_append_byte(&b->rep, (uint8_t)op);
+	if (rc == 0)
+		rc = q_put_lenbytes(&b->rep, key.p, key.n);
+	if (rc == 0 && value)
+		rc = q_put_lenbytes(&b->rep, value->p, value->n);
+	if (rc) {
+		b->rep.len = old;
+		b->err = rc;
+		return rc;
+	}
+	b->count++;
+	q_enc_fixed32(b->rep.p + 8, b->count);
+	if (key.n > b->max_key)
+		b->max_key = key.n;
+	if (value && value->n > b->max_value)
+		b->max_value = value->n;
+	return 0;
+}
+
+int lsm_batch_put(lsm_batch *b, q_slice key, q_slice value)
+{
+	return batch_add(b, BATCH_PUT, key, &value);
+}
+
+int lsm_batch_delete(lsm_batch *b, q_slice key)
+{
+	return batch_add(b, BATCH_DEL, key, NULL);
+}
+
+uint64_t batch_rep_seq(q_slice rep)
+{
+	return q_dec_fixed64(rep.p);
+}
+
+uint32_t batch_rep_count(q_slice rep)
+{
+	return q_dec_fixed32(rep.p + 8);
+}
+
+void batch_set_seq(lsm_batch *b, uint64_t seq)
+{
+	if (batch_ensure_header(b) == 0)
+		q_enc_fixed64(b->rep.p, seq);
+}
+
+int batch_append(lsm_batch *dst, const lsm_batch *src)
+{
+	if (src->count == 0)
+		return 0;
+	int rc = batch_ensure_header(dst);
+	if (rc == 0)
+		rc = q_buf_append(&dst->rep, src->rep.p + BATCH_HEADER_SIZE,
+				  src->rep.len - BATCH_HEADER_SIZE);
+	if (rc)
+		return rc;
+	dst->count += src->count;
+	q_enc_fixed32(dst->rep.p + 8, dst->count);
+	if (src->max_key > dst->max_key)
+		dst->max_key = src->max_key;
+	if (src->max_value > dst->max_value)
+		dst->max_value = src->max_value;
+	return 0;
+}
+
+/* One pass that only validates (fn == NULL) or applies. */
+static int batch_walk(q_slice rep, batch_op_fn fn, void *arg)
+{
+	if (rep.n < BATCH_HEADER_SIZE)
+		return Q_ETRUNC;
+	uint64_t seq = batch_rep_seq(rep);
+	uint32_t count = batch_rep_count(rep);
+	if (count > 0 && seq + count - 1 > SEQ_MAX)
+		return Q_ECORRUPT;
+	q_reader r = q_reader_make(rep.p + BATCH_HEADER_SIZE, rep.n - BATCH_HEADER_SIZE);
+	uint32_t seen = 0;
+	while (q_reader_left(&r) > 0) {
+		uint8_t op;
+		q_slice k, v = {NULL, 0};
+		Q_RET(q_get_u8(&r, &op));
+		if (op != BATCH_PUT && op != BATCH_DEL)
+			return Q_ECORRUPT;
+		Q_RET(q_get_lenbytes(&r, SIZE_MAX, &k));
+		if (op == BATCH_PUT)
+			Q_RET(q_get_lenbytes(&r, SIZE_MAX, &v));
+		if (seen == count)
+			return Q_ECORRUPT;
+		if (fn)
+			Q_RET(fn(arg, seq + seen, op == BATCH_PUT ? KIND_PUT : KIND_DEL, k, v));
+		seen++;
+	}
+	return seen == count ? 0 : Q_ECORRUPT;
+}
+
+int batch_decode(q_slice rep, batch_op_fn fn, void *arg)
+{
+	Q_RET(batch_walk(rep, NULL, NULL));
+	return fn ? batch_walk(rep, fn, arg) : 0;
+}

@@ -1,0 +1,1875 @@
+/*
+ * lsm.c - the storage engine: write path with group commit, read path,
+ * memtable flushes, leveled compaction, recovery, quarantine (see lsm.h;
+ * formats and design in docs/lsm.md).
+ *
+ * Design notes (numbered invariants):
+ *  1. Every write goes to the commit log before the memtable. Under
+ *     LSM_SYNC_ALWAYS the log is fsynced before any writer of the group is
+ *     told "done"; a write is visible to readers only after that (last_seq
+ *     is published after the memtable insert).
+ *  2. Writers queue; the head of the queue (the leader) makes room, merges
+ *     the queued batches into one log record (group commit), appends and
+ *     syncs it, inserts into the memtable and wakes the others. Only the
+ *     leader touches the active memtable and the log writer, so inserts are
+ *     single-threaded and readers need no lock on the skiplist.
+ *  3. A full memtable becomes immutable (at most LSM_MAX_IMM wait) with a
+ *     fresh log file; the flush thread writes it to a level-0 table.
+ *  4. Every change of the table set builds a new version and makes it
+ *     durable through the manifest (write-new, fsync, rename, fsync dir)
+ *     before it is installed; man_mu serialises these changes. The manifest
+ *     names the lowest log still needed; older logs are deleted only after
+ *     the manifest that drops them is durable.
+ *  5. Files leave the disk only when no version references them (ver.h).
+ *  6. Recovery: read the manifest, open its tables (a corrupt one is
+ *     quarantined), replay the logs it still needs into level-0 tables,
+ *     write a new manifest naming a fresh log, then delete what no longer
+ *     belongs (old logs, orphan tables from an interrupted flush or
+ *     compaction).
+ *  7. A table that fails a checksum is quarantined: reads that hit it get
+ *     Q_ECORRUPT until the compaction thread drops it from the version and
+ *     renames it NNNNNN.sst.bad; the store keeps serving everything else.
+ *  8. Writers stall (bounded memory) when LSM_MAX_IMM memtables wait for a
+ *     flush or level 0 reaches L0_STOP files; past L0_SLOWDOWN each write
+ *     is delayed by 1 ms once, to let compaction keep up.
+ *
+ * Lifecycle of a memtable:
+ *
+ *     active --(full: make_room)--> immutable --(flush_one)--> table in L0
+ *                                                   |
+ *                                   log deleted <---+ (manifest durable)
+ *
+ * Threads: callers (any number), one flush thread, one compaction thread,
+ * and for LSM_SYNC_BATCH one sync thread. Lock order: man_mu, then mu, then
+ * log_mu.
+ */
+#include "lsm/lsm.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lsm/batch.h"
+#include "lsm/cache.h"
+#include "lsm/lsm_internal.h"
+#include "lsm/mem.h"
+#include "lsm/sst.h"
+#include "lsm/ver.h"
+#include "lsm/wal.h"
+#include "util/log.h"
+#include "util/qerr.h"
+#include "util/qtime.h"
+
+#define LSM_MAX_IMM 2
+#define GROUP_MAX (1u << 20)
+
+typedef struct writer {
+	lsm_batch *b;     /* NULL: a request to switch the memtable (lsm_flush) */
+	int done;
+	int rc;
+	pthread_cond_t cv;
+	struct writer *next;
+} writer;
+
+struct lsm_db {
+	char dir[400];
+	q_env *env;
+	lsm_options o;
+	sst_opts so;
+	q_file *lockf;
+	blk_cache *cache;
+
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;   /* background threads wait for work */
+	pthread_cond_t state_cv;  /* flush/compaction finished; stalled writers */
+	mem_table *mem;
+	mem_table *imm[LSM_MAX_IMM]; /* imm[0] oldest */
+	int nimm;
+	lsm_version *cur;
+	uint64_t next_file;
+	_Atomic uint64_t last_seq;
+	uint64_t log_number;
+	writer *wq_head, *wq_tail;
+	lsm_batch *group;
+	int bg_error;
+	int closing;
+	int manual_pending;
+	uint64_t manual_gen, manual_done;
+	int manual_rc;
+	q_buf compact_ptr[LSM_LEVELS];
+
+	pthread_mutex_t log_mu;
+	wal_writer *log;
+	uint64_t log_num;
+
+	pthread_mutex_t man_mu;
+	_Atomic uint64_t manifest_size;
+
+	pthread_t flush_thr, compact_thr, sync_thr;
+	int have_flush, have_compact, have_sync;
+	pthread_cond_t sync_cv;
+
+	_Atomic uint64_t st_flushes, st_compactions, st_compact_bytes, st_stall_ns;
+	_Atomic uint64_t st_quarantined, st_corrupt_records;
+};
+
+void lsm_options_default(lsm_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->env = NULL;
+	o->create_if_missing = 1;
+	o->sync = LSM_SYNC_ALWAYS;
+	o->sync_batch_ms = 10;
+	o->write_buffer_size = 4u << 20;
+	o->block_size = 4096;
+	o->bloom_bits_per_key = 10;
+	o->block_cache_size = 8u << 20;
+	o->compression = 1;
+	o->max_key_size = 64u << 10;
+	o->max_value_size = 64u << 20;
+}
+
+/* ================= small helpers ================= */
+
+typedef struct corrupt_hook {
+	lsm_db *db;
+	lsm_file *f;
+} corrupt_hook;
+
+static void quarantine_request(lsm_db *db, lsm_file *f)
+{
+	int was = atomic_exchange(&f->quarantined, 1);
+	if (was)
+		return;
+	Q_ERROR("lsm", "quarantining table %s", f->path);
+	pthread_mutex_lock(&db->mu);
+	pthread_cond_broadcast(&db->work_cv);
+	pthread_mutex_unlock(&db->mu);
+}
+
+/* The table's owner pointer is a corrupt_hook naming the db and the file. */
+static void table_corrupt_cb(void *owner, sst_table *t)
+{
+	corrupt_hook *h = owner;
+	quarantine_request(h->db, h->f);
+}
+
+/* Opens the table of f and wires its corruption hook. The hook memory is
+ * owned by the table (freed by sst_close). */
+static int file_open_table(lsm_db *db, lsm_file *f)
+{
+	sst_table *t;
+	int rc = sst_open(db->env, f->path, f->number, db->cache, &t);
+	if (rc)
+		return rc;
+	corrupt_hook *h = malloc(sizeof(*h));
+	if (!h) {
+		sst_close(t);
+		return -ENOMEM;
+	}
+	h->db = db;
+	h->f = f;
+	t->owner = h;
+	t->on_corrupt = table_corrupt_cb;
+	f->t = t;
+	return 0;
+}
+
+static void mark_obsolete_diff(lsm_version *old, lsm_version *nv)
+{
+	if (!old)
+		return;
+	for (int l = 0; l < LSM_LEVELS; l++)
+		for (size_t i = 0; i < old->nfiles[l]; i++) {
+			lsm_file *f = old->files[l][i];
+			int kept = 0;
+			for (int m = 0; m < LSM_LEVELS && !kept; m++)
+				for (size_t j = 0; j < nv->nfiles[m] && !kept; j++)
+					kept = nv->files[m][j] == f;
+			if (!kept)
+				atomic_store(&f->obsolete, 1);
+		}
+}
+
+static int manifest_path(lsm_db *db, char *out, size_t cap)
+{
+	if (snprintf(out, cap, "%s/%s", db->dir, MANIFEST_NAME) >= (int)cap)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int write_manifest(lsm_db *db, lsm_version *v, uint64_t next_file, uint64_t last_seq,
+			  uint64_t log_number)
+{
+	char path[512];
+	q_buf b = Q_BUF_INIT;
+	int rc = manifest_path(db, path, sizeof(path));
+	if (rc == 0)
+		rc = ver_manifest_encode(&b, next_file, last_seq, log_number, v);
+	if (rc == 0)
+		rc = q_env_write_atomic(db->env, path, b.p, b.len);
+	if (rc == 0)
+		atomic_store(&db->manifest_size, b.len);
+	else
+		Q_ERROR("lsm", "cannot write manifest %s: %s", path, q_strerror(rc));
+	q_buf_free(&b);
+	return rc;
+}
+
+/* Builds cur - del + add, makes it durable and installs it. Called with
+ * man_mu held and mu not held. If pop_imm, the oldest immutable memtable
+ * is dropped in the same step and log_number moves on. */
+static int install_edit(lsm_db *db, lsm_file *const *del, size_t nd, lsm_file *const *add,
+			const int *add_level, size_t na, int pop_imm)
+{
+	pthread_mutex_lock(&db->mu);
+	lsm_version *nv = ver_edit(db->cur, del, nd, add, add_level, na);
+	uint64_t next_file = db->next_file;
+	uint64_t last_seq = atomic_load(&db->last_seq);
+	uint64_t log_number = db->log_number;
+	if (pop_imm)
+		log_number = db->nimm >= 2 ? mem_log(db->imm[1]) : mem_log(db->mem);
+	pthread_mutex_unlock(&db->mu);
+	if (!nv)
+		return -ENOMEM;
+	int rc = write_manifest(db, nv, next_file, last_seq, log_number);
+	if (rc) {
+		ver_unref(nv);
+		return rc;
+	}
+	mem_table *popped = NULL;
+	pthread_mutex_lock(&db->mu);
+	lsm_version *old = db->cur;
+	mark_obsolete_diff(old, nv);
+	db->cur = nv;
+	db->log_number = log_number;
+	if (pop_imm) {
+		popped = db->imm[0];
+		for (int i = 1; i < db->nimm; i++)
+			db->imm[i - 1] = db->imm[i];
+		db->imm[--db->nimm] = NULL;
+	}
+	pthread_cond_broadcast(&db->state_cv);
+	pthread_cond_broadcast(&db->work_cv);
+	pthread_mutex_unlock(&db->mu);
+	ver_unref(old);
+	if (popped) {
+		char lp[512];
+		ver_log_path(lp, sizeof(lp), db->dir, mem_log(popped));
+		int urc = q_env_unlink(db->env, lp);
+		if (urc && urc != -ENOENT)
+			Q_WARN("lsm", "cannot delete log %s: %s", lp, q_strerror(urc));
+		mem_unref(popped);
+	}
+	return 0;
+}
+
+static uint64_t new_file_number(lsm_db *db)
+{
+	pthread_mutex_lock(&db->mu);
+	uint64_t n = db->next_file++;
+	pthread_mutex_unlock(&db->mu);
+	return n;
+}
+
+/* Writes the entries of a memtable (newest version of each key only) to
+ * a new table; *out = NULL if the memtable was empty. */
+static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file **out)
+{
+	*out = NULL;
+	char path[512];
+	ver_table_path(path, sizeof(path), db->dir, number);
+	lsm_it *it = mem_iter_new(m);
+	if (!it)
+		return -ENOMEM;
+	sst_builder *b = NULL;
+	q_buf first = Q_BUF_INIT, last = Q_BUF_INIT;
+	int rc = 0;
+	q_slice prev_uk = {NULL, 0};
+	int have_prev = 0;
+	for (it_seek_first(it); it_valid(it); it_next(it)) {
+		q_slice k = it_key(it);
+		q_slice uk = ikey_user(k);
+		if (have_prev && ukey_cmp(uk.p, uk.n, prev_uk.p, prev_uk.n) == 0)
+			continue; /* older version of a key: shadowed */
+		prev_uk = uk;
+		have_prev = 1;
+		if (!b) {
+			Q_ERR(sst_builder_new(db->env, path, &db->so, &b));
+			Q_ERR(q_buf_append(&first, k.p, k.n));
+		}
+		Q_ERR(sst_builder_add(b, k, it_value(it)));
+		q_buf_reset(&last);
+		Q_ERR(q_buf_append(&last, k.p, k.n));
+	}
+	if (b) {
+		uint64_t size;
+		rc = sst_builder_finish(b, &size);
+		b = NULL;
+		if (rc)
+			goto fail;
+		lsm_file *f = ver_file_new(db->env, db->dir, number, size, q_buf_slice(&first),
+					   q_buf_slice(&last));
+		if (!f) {
+			rc = -ENOMEM;
+			q_env_unlink(db->env, path);
+			goto fail;
+		}
+		rc = file_open_table(db, f);
+		if (rc) {
+			atomic_store(&f->obsolete, 1);
+			ver_file_unref(f);
+			goto fail;
+		}
+		*out = f;
+	}
+fail:
+	sst_builder_abandon(b);
+	it_free(it);
+	q_buf_free(&first);
+	q_buf_free(&last);
+	return rc;
+}
+
+/* ================= flush thread ================= */
+
+static int flush_one(lsm_db *db, mem_table *m)
+{
+	uint64_t number = new_file_number(db);
+	lsm_file *f = NULL;
+	int rc = write_mem_table(db, m, number, &f);
+	if (rc)
+		return rc;
+	int lvl = 0;
+	pthread_mutex_lock(&db->man_mu);
+	rc = install_edit(db, NULL, 0, f ? &f : NULL, &lvl, f ? 1 : 0, 1);
+	pthread_mutex_unlock(&db->man_mu);
+	if (f) {
+		if (rc)
+			atomic_store(&f->obsolete, 1);
+		ver_file_unref(f);
+	}
+	if (rc == 0)
+		atomic_fetch_add(&db->st_flushes, 1);
+	return rc;
+}
+
+static void *flush_main(void *arg)
+{
+	lsm_db *db = arg;
+	pthread_mutex_lock(&db->mu);
+	for (;;) {
+		if (db->closing || db->bg_error)
+			break;
+		if (db->nimm == 0) {
+			pthread_cond_wait(&db->work_cv, &db->mu);
+			continue;
+		}
+		mem_table *m = db->imm[0];
+		pthread_mutex_unlock(&db->mu);
+		int rc = flush_one(db, m);
+		pthread_mutex_lock(&db->mu);
+		if (rc) {
+			Q_ERROR("lsm", "memtable flush failed: %s; store is read-only until reopened",
+				q_strerror(rc));
+			if (!db->bg_error)
+				db->bg_error = rc;
+		}
+		pthread_cond_broadcast(&db->state_cv);
+		pthread_cond_broadcast(&db->work_cv);
+	}
+	pthread_mutex_unlock(&db->mu);
+	return NULL;
+}
+
+/* ================= compaction ================= */
+
+typedef struct compaction {
+	lsm_version *v;        /* referenced */
+	lsm_file **in;         /* all inputs */
+	int *in_level;
+	size_t nin;
+	int out_level;
+	int trivial;           /* a single file moves down unchanged */
+} compaction;
+
+static void compaction_free(compaction *c)
+{
+	if (!c)
+		return;
+	ver_unref(c->v);
+	free(c->in);
+	free(c->in_level);
+	free(c);
+}
+
+static uint64_t level_max_bytes(int level)
+{
+	uint64_t m = L1_MAX_BYTES;
+	for (int l = 1; l < level; l++)
+		m *= LEVEL_MULTIPLIER;
+	return m;
+}
+
+static int comp_add(compaction *c, lsm_file *f, int level, size_t cap)
+{
+	if (c->nin >= cap)
+		return -ENOMEM;
+	c->in[c->nin] = f;
+	c->in_level[c->nin] = level;
+	c->nin++;
+	return 0;
+}
+
+static compaction *comp_alloc(lsm_version *v)
+{
+	compaction *c = calloc(1, sizeof(*c));
+	size_t cap = 0;
+	for (int l = 0; l < LSM_LEVELS; l++)
+		cap += v->nfiles[l];
+	if (!c)
+		return NULL;
+	c->in = calloc(cap + 1, sizeof(*c->in));
+	c->in_level = calloc(cap + 1, sizeof(int));
+	if (!c->in || !c->in_level) {
+		free(c->in);
+		free(c->in_level);
+		free(c);
+		return NULL;
+	}
+	ver_ref(v);
+	c->v = v;
+	return c;
+}
+
+static size_t comp_cap(const lsm_version *v)
+{
+	size_t cap = 0;
+	for (int l = 0; l < LSM_LEVELS; l++)
+		cap += v->nfiles[l];
+	return cap + 1;
+}
+
+/* Adds every file of level overlapping user range [lo, hi]. */
+static void comp_add_overlapping(compaction *c, int level, q_slice lo, q_slice hi)
+{
+	lsm_version *v = c->v;
+	for (size_t i = 0; i < v->nfiles[level]; i++) {
+		lsm_file *f = v->files[level][i];
+		q_slice s = ikey_user(q_buf_slice(&f->smallest));
+		q_slice l = ikey_user(q_buf_slice(&f->largest));
+		if (ukey_cmp(l.p, l.n, lo.p, lo.n) < 0 || ukey_cmp(s.p, s.n, hi.p, hi.n) > 0)
+			continue;
+		comp_add(c, f, level, comp_cap(v));
+	}
+}
+
+static void comp_range(compaction *c, q_slice *lo, q_slice *hi)
+{
+	for (size_t i = 0; i < c->nin; i++) {
+		q_slice s = ikey_user(q_buf_slice(&c->in[i]->smallest));
+		q_slice l = ikey_user(q_buf_slice(&c->in[i]->largest));
+		if (i == 0 || ukey_cmp(s.p, s.n, lo->p, lo->n) < 0)
+			*lo = s;
+		if (i == 0 || ukey_cmp(l.p, l.n, hi->p, hi->n) > 0)
+			*hi = l;
+	}
+}
+
+static int any_quarantined(lsm_version *v)
+{
+	for (int l = 0; l < LSM_LEVELS; l++)
+		for (size_t i = 0; i < v->nfiles[l]; i++)
+			if (atomic_load(&v->files[l][i]->quarantined))
+				return 1;
+	return 0;
+}
+
+/* Called with mu held. */
+static compaction *pick_compaction(lsm_db *db)
+{
+	lsm_version *v = db->cur;
+	int best = -1;
+	double best_score = 1.0;
+	double s0 = (double)v->nfiles[0] / L0_COMPACT_TRIGGER;
+	if (s0 >= best_score) {
+		best = 0;
+		best_score = s0;
+	}
+	for (int l = 1; l < LSM_LEVELS - 1; l++) {
+		double s = (double)ver_level_bytes(v, l) / (double)level_max_bytes(l);
+		if (s > best_score) {
+			best = l;
+			best_score = s;
+		}
+	}
+	if (best < 0)
+		return NULL;
+	compaction *c = comp_alloc(v);
+	if (!c)
+		return NULL;
+	c->out_level = best + 1;
+	if (best == 0) {
+		for (size_t i = 0; i < v->nfiles[0]; i++)
+			comp_add(c, v->files[0][i], 0, comp_cap(v));
+	} else {
+		/* next file after the compaction pointer, round robin */
+		size_t idx = 0;
+		q_buf *cp = &db->compact_ptr[best];
+		if (cp->len) {
+			while (idx < v->nfiles[best] &&
+			       ikey_cmp(q_buf_slice(&v->files[best][idx]->largest), q_buf_slice(cp)) <= 0)
+				idx++;
+			if (idx == v->nfiles[best])
+				idx = 0;
+		}
+		lsm_file *f = v->files[best][idx];
+		comp_add(c, f, best, comp_cap(v));
+		q_buf_reset(cp);
+		q_buf_append(cp, f->largest.p, f->largest.len);
+	}
+	q_slice lo = {NULL, 0}, hi = {NULL, 0};
+	comp_range(c, &lo, &hi);
+	comp_add_overlapping(c, c->out_level, lo, hi);
+	if (best > 0 && c->nin == 1)
+		c->trivial = 1;
+	return c;
+}
+
+/* Everything into the deepest non-empty level (at least 1). mu held. */
+static compaction *pick_full(lsm_db *db)
+{
+	lsm_version *v = db->cur;
+	int deepest = 0;
+	size_t total = 0;
+	for (int l = 0; l < LSM_LEVELS; l++) {
+		if (v->nfiles[l])
+			deepest = l;
+		total += v->nfiles[l];
+	}
+	if (total == 0)
+		return NULL;
+	compaction *c = comp_alloc(v);
+	if (!c)
+		return NULL;
+	c->out_level = deepest < 1 ? 1 : deepest;
+	for (int l = 0; l < LSM_LEVELS; l++)
+		for (size_t i = 0; i < v->nfiles[l]; i++)
+			comp_add(c, v->files[l][i], l, comp_cap(v));
+	return c;
+}
+
+/* 1 if no level deeper than out_level may hold ukey (a tombstone there
+ * can be dropped). */
+static int is_base_for(const compaction *c, q_slice ukey)
+{
+	for (int l = c->out_level + 1; l < LSM_LEVELS; l++)
+		if (ver_key_in_level(c->v, l, ukey))
+			return 0;
+	return 1;
+}
+
+static int finish_output(lsm_db *db, sst_builder **bp, uint64_t number, q_buf *first,
+			 q_buf *last, lsm_file ***outs, size_t *nout, size_t *capout)
+{
+	uint64_t size;
+	int rc = sst_builder_finish(*bp, &size);
+	*bp = NULL;
+	if (rc)
+		return rc;
+	atomic_fetch_add(&db->st_compact_bytes, size);
+	lsm_file *f = ver_file_new(db->env, db->dir, number, size, q_buf_slice(first),
+				   q_buf_slice(last));
+	if (!f) {
+		char p[512];
+		ver_table_path(p, sizeof(p), db->dir, number);
+		q_env_unlink(db->env, p);
+		return -ENOMEM;
+	}
+	rc = file_open_table(db, f);
+	if (rc == 0 && *nout == *capout) {
+		size_t cap = *capout ? *capout * 2 : 8;
+		lsm_file **n = realloc(*outs, cap * sizeof(*n));
+		if (!n)
+			rc = -ENOMEM;
+		else {
+			*outs = n;
+			*capout = cap;
+		}
+	}
+	if (rc) {
+		atomic_store(&f->obsolete, 1);
+		ver_file_unref(f);
+		return rc;
+	}
+	(*outs)[(*nout)++] = f;
+	return 0;
+}
+
+static int run_compaction(lsm_db *db, compaction *c)
+{
+	int rc = 0;
+	if (c->trivial) {
+		int lvl = c->out_level;
+		pthread_mutex_lock(&db->man_mu);
+		rc = install_edit(db, c->in, 1, c->in, &lvl, 1, 0);
+		pthread_mutex_unlock(&db->man_mu);
+		if (rc == 0)
+			atomic_fetch_add(&db->st_compactions, 1);
+		return rc;
+	}
+	/* children: each level-0 file alone, each deeper level concatenated */
+	lsm_it *kids[LSM_LEVELS + 64];
+	size_t nk = 0;
+	lsm_it **kidv = kids;
+	size_t l0 = 0;
+	for (size_t i = 0; i < c->nin; i++)
+		l0 += c->in_level[i] == 0;
+	if (l0 + LSM_LEVELS > sizeof(kids) / sizeof(kids[0])) {
+		kidv = malloc((l0 + LSM_LEVELS) * sizeof(*kidv));
+		if (!kidv)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < c->nin; i++)
+		if (c->in_level[i] == 0)
+			kidv[nk++] = sst_iter_new(c->in[i]->t, 0);
+	for (int l = 1; l < LSM_LEVELS; l++) {
+		size_t start = c->nin, n = 0;
+		for (size_t i = 0; i < c->nin; i++)
+			if (c->in_level[i] == l) {
+				if (start == c->nin)
+					start = i;
+				n++;
+			}
+		if (n)
+			kidv[nk++] = ver_files_iter(c->in + start, n, 0);
+	}
+	for (size_t i = 0; i < nk; i++)
+		if (!kidv[i])
+			rc = -ENOMEM;
+	if (rc) {
+		for (size_t i = 0; i < nk; i++)
+			it_free(kidv[i]);
+		if (kidv != kids)
+			free(kidv);
+		return rc;
+	}
+	lsm_it *m = it_merge_new(kidv, nk);
+	if (kidv != kids)
+		free(kidv);
+	if (!m)
+		return -ENOMEM;
+
+	lsm_file **outs = NULL;
+	size_t nout = 0, capout = 0;
+	sst_builder *b = NULL;
+	uint64_t number = 0;
+	q_buf first = Q_BUF_INIT, last = Q_BUF_INIT, prev = Q_BUF_INIT;
+	int have_prev = 0;
+	uint64_t n = 0;
+	for (it_seek_first(m); it_valid(m); it_next(m)) {
+		if ((++n & 4095) == 0 && db->closing) {
+			rc = Q_ECLOSED;
+			goto fail;
+		}
+		q_slice k = it_key(m);
+		q_slice uk = ikey_user(k);
+		if (have_prev && ukey_cmp(uk.p, uk.n, prev.p, prev.len) == 0)
+			continue; /* shadowed by a newer version */
+		q_buf_reset(&prev);
+		Q_ERR(q_buf_append(&prev, uk.p, uk.n));
+		have_prev = 1;
+		if (ikey_kind(k) == KIND_DEL && is_base_for(c, uk))
+			continue;
+		if (!b) {
+			number = new_file_number(db);
+			char path[512];
+			ver_table_path(path, sizeof(path), db->dir, number);
+			Q_ERR(sst_builder_new(db->env, path, &db->so, &b));
+			q_buf_reset(&first);
+			Q_ERR(q_buf_append(&first, k.p, k.n));
+		}
+		Q_ERR(sst_builder_add(b, k, it_value(m)));
+		q_buf_reset(&last);
+		Q_ERR(q_buf_append(&last, k.p, k.n));
+		if (sst_builder_size(b) >= TABLE_TARGET_SIZE)
+			Q_ERR(finish_output(db, &b, number, &first, &last, &outs, &nout, &capout));
+	}
+	Q_ERR(it_status(m));
+	if (b)
+		Q_ERR(finish_output(db, &b, number, &first, &last, &outs, &nout, &capout));
+	{
+		int *lv = malloc((nout ? nout : 1) * sizeof(int));
+		if (!lv) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		for (size_t i = 0; i < nout; i++)
+			lv[i] = c->out_level;
+		pthread_mutex_lock(&db->man_mu);
+		rc = install_edit(db, c->in, c->nin, outs, lv, nout, 0);
+		pthread_mutex_unlock(&db->man_mu);
+		free(lv);
+		if (rc)
+			goto fail;
+	}
+	atomic_fetch_add(&db->st_compactions, 1);
+	for (size_t i = 0; i < nout; i++)
+		ver_file_unref(outs[i]);
+	free(outs);
+	it_free(m);
+	q_buf_free(&first);
+	q_buf_free(&last);
+	q_buf_free(&prev);
+	return 0;
+fail:
+	sst_builder_abandon(b);
+	for (size_t i = 0; i < nout; i++) {
+		atomic_store(&outs[i]->obsolete, 1);
+		ver_file_unref(outs[i]);
+	}
+	free(outs);
+	it_free(m);
+	q_buf_free(&first);
+	q_buf_free(&last);
+	q_buf_free(&prev);
+	return rc;
+}
+
+/* Drops quarantined tables from the version. */
+static int run_quarantine(lsm_db *db)
+{
+	pthread_mutex_lock(&db->man_mu);
+	pthread_mutex_lock(&db->mu);
+	lsm_version *v = db->cur;
+	ver_ref(v);
+	pthread_mutex_unlock(&db->mu);
+	size_t cap = comp_cap(v), nd = 0;
+	lsm_file **del = calloc(cap, sizeof(*del));
+	int rc = -ENOMEM;
+	if (del) {
+		for (int l = 0; l < LSM_LEVELS; l++)
+			for (size_t i = 0; i < v->nfiles[l]; i++)
+				if (atomic_load(&v->files[l][i]->quarantined))
+					del[nd++] = v->files[l][i];
+		rc = nd ? install_edit(db, del, nd, NULL, NULL, 0, 0) : 0;
+		if (rc == 0 && nd) {
+			atomic_fetch_add(&db->st_quarantined, nd);
+			for (size_t i = 0; i < nd; i++)
+				Q_ERROR("lsm", "table %s quarantined (will be renamed %s.bad); "
+					"its keys must be repaired from replicas",
+					del[i]->path, del[i]->path);
+		}
+	}
+	pthread_mutex_unlock(&db->man_mu);
+	free(del);
+	ver_unref(v);
+	return rc;
+}
+
+static void timed_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
+static void *compact_main(void *arg)
+{
+	lsm_db *db = arg;
+	int backoff = 0;
+	pthread_mutex_lock(&db->mu);
+	while (!db->closing) {
+		if (any_quarantined(db->cur)) {
+			pthread_mutex_unlock(&db->mu);
+			int rc = run_quarantine(db);
+			pthread_mutex_lock(&db->mu);
+			if (rc) {
+				Q_ERROR("lsm", "cannot drop quarantined tables: %s", q_strerror(rc));
+				timed_wait_ms(&db->work_cv, &db->mu, 1000);
+			}
+			continue;
+		}
+		int manual = db->manual_pending;
+		compaction *c = manual ? pick_full(db) : pick_compaction(db);
+		if (manual)
+			db->manual_pending = 0;
+		if (!c) {
+			if (manual) {
+				db->manual_rc = 0;
+				db->manual_done = db->manual_gen;
+				pthread_cond_broadcast(&db->state_cv);
+				continue;
+			}
+			pthread_cond_wait(&db->work_cv, &db->mu);
+			continue;
+		}
+		uint64_t gen = db->manual_gen;
+		pthread_mutex_unlock(&db->mu);
+		int rc = run_compaction(db, c);
+		compaction_free(c);
+		pthread_mutex_lock(&db->mu);
+		if (manual) {
+			db->manual_rc = rc;
+			db->manual_done = gen;
+			pthread_cond_broadcast(&db->state_cv);
+		}
+		if (rc && rc != Q_ECLOSED) {
+			Q_ERROR("lsm", "compaction failed: %s (will retry)", q_strerror(rc));
+			backoff = backoff ? (backoff < 5000 ? backoff * 2 : 5000) : 100;
+			if (!db->closing)
+				timed_wait_ms(&db->work_cv, &db->mu, (uint64_t)backoff);
+		} else {
+			backoff = 0;
+		}
+		pthread_cond_broadcast(&db->state_cv);
+	}
+	pthread_mutex_unlock(&db->mu);
+	return NULL;
+}
+
+/* ================= batch sync thread ================= */
+
+static void *sync_main(void *arg)
+{
+	lsm_db *db = arg;
+	pthread_mutex_lock(&db->mu);
+	while (!db->closing) {
+		timed_wait_ms(&db->sync_cv, &db->mu, db->o.sync_batch_ms ? db->o.sync_batch_ms : 10);
+		if (db->closing)
+			break;
+		pthread_mutex_unlock(&db->mu);
+		pthread_mutex_lock(&db->log_mu);
+		int rc = db->log ? wal_sync(db->log) : 0;
+		pthread_mutex_unlock(&db->log_mu);
+		pthread_mutex_lock(&db->mu);
+		if (rc && !db->bg_error) {
+			Q_ERROR("lsm", "commit log sync failed: %s", q_strerror(rc));
+			db->bg_error = rc;
+		}
+	}
+	pthread_mutex_unlock(&db->mu);
+	return NULL;
+}
+
+/* ================= write path ================= */
+
+/* Creates log number n and makes its name durable. */
+static int new_log(lsm_db *db, uint64_t n, wal_writer **out)
+{
+	char p[512];
+	ver_log_path(p, sizeof(p), db->dir, n);
+	Q_RET(wal_writer_open(db->env, p, db->o.sync != LSM_SYNC_ALWAYS, out));
+	int rc = q_env_sync_dir(db->env, db->dir);
+	if (rc) {
+		wal_writer_close(*out);
+		q_env_unlink(db->env, p);
+	}
+	return rc;
+}
+
+/* Switches to a fresh memtable and log. mu held (by the leader). */
+static int switch_memtable(lsm_db *db)
+{
+	uint64_t n = db->next_file++;
+	wal_writer *w;
+	mem_table *m = mem_new();
+	if (!m)
+		return -ENOMEM;
+	int rc = new_log(db, n, &w);
+	if (rc) {
+		mem_unref(m);
+		return rc;
+	}
+	mem_set_log(m, n);
+	pthread_mutex_lock(&db->log_mu);
+	wal_writer *old = db->log;
+	db->log = w;
+	db->log_num = n;
+	pthread_mutex_unlock(&db->log_mu);
+	rc = db->o.sync == LSM_SYNC_BATCH ? wal_sync(old) : 0;
+	int rc2 = wal_writer_close(old);
+	if (rc == 0)
+		rc = rc2;
+	if (rc) {
+		/* the old log may miss its tail: keep its memtable in memory and
+		 * fail writes; the log file stays for the next recovery */
+		Q_ERROR("lsm", "closing commit log failed: %s", q_strerror(rc));
+		db->bg_error = rc;
+	}
+	db->imm[db->nimm++] = db->mem;
+	db->mem = m;
+	pthread_cond_broadcast(&db->work_cv);
+	return rc;
+}
+
+/* Makes room for a write (or forces a switch); mu held by the leader. */
+static int make_room(lsm_db *db, int force)
+{
+	int delayed = 0;
+	uint64_t t0 = 0;
+	int rc = 0;
+	for (;;) {
+		if (db->bg_error) {
+			rc = db->bg_error;
+			break;
+		}
+		if (db->closing) {
+			rc = Q_ECLOSED;
+			break;
+		}
+		size_t l0 = db->cur->nfiles[0];
+		if (!force && !delayed && l0 >= L0_SLOWDOWN) {
+			uint64_t s = q_mono_ns();
+			pthread_mutex_unlock(&db->mu);
+			q_sleep_ms(1);
+			pthread_mutex_lock(&db->mu);
+			atomic_fetch_add(&db->st_stall_ns, q_mono_ns() - s);
+			delayed = 1;
+			continue;
+		}
+		if (!force && mem_usage(db->mem) < db->o.write_buffer_size)
+			break;
+		if (mem_entries(db->mem) == 0)
+			break;
+		if (db->nimm >= LSM_MAX_IMM || l0 >= L0_STOP) {
+			if (!t0)
+				t0 = q_mono_ns();
+			pthread_cond_broadcast(&db->work_cv);
+			timed_wait_ms(&db->state_cv, &db->mu, 100);
+			continue;
+		}
+		rc = switch_memtable(db);
+		if (rc)
+			break;
+		force = 0;
+	}
+	if (t0)
+		atomic_fetch_add(&db->st_stall_ns, q_mono_ns() - t0);
+	return rc;
+}
+
+typedef struct insert_ctx {
+	mem_table *m;
+} insert_ctx;
+
+static int insert_op(void *arg, uint64_t seq, int kind, q_slice key, q_slice value)
+{
+	insert_ctx *c = arg;
+	return mem_add(c->m, seq, kind, key, value);
+}
+
+static int lsm_write_internal(lsm_db *db, lsm_batch *b)
+{
+	writer w;
+	memset(&w, 0, sizeof(w));
+	w.b = b;
+	pthread_cond_init(&w.cv, NULL);
+	pthread_mutex_lock(&db->mu);
+	if (db->wq_tail)
+		db->wq_tail->next = &w;
+	else
+		db->wq_head = &w;
+	db->wq_tail = &w;
+	while (!w.done && db->wq_head != &w)
+		pthread_cond_wait(&w.cv, &db->mu);
+	if (w.done) {
+		pthread_mutex_unlock(&db->mu);
+		pthread_cond_destroy(&w.cv);
+		return w.rc;
+	}
+	/* leader */
+	int rc = make_room(db, b == NULL);
+	writer *last = &w;
+	lsm_batch *grp = NULL;
+	if (rc == 0 && b) {
+		grp = b;
+		size_t size = b->rep.len;
+		size_t max = size <= (128u << 10) ? size + (128u << 10) : GROUP_MAX;
+		for (writer *x = w.next; x && x->b; x = x->next) {
+			if (size + x->b->rep.len > max)
+				break;
+			if (grp == b) {
+				grp = db->group;
+				lsm_batch_clear(grp);
+				rc = batch_append(grp, b);
+			}
+			if (rc == 0)
+				rc = batch_append(grp, x->b);
+			if (rc)
+				break;
+			size += x->b->rep.len;
+			last = x;
+		}
+	}
+	if (rc == 0 && grp && grp->count > 0) {
+		uint64_t seq = atomic_load(&db->last_seq) + 1;
+		batch_set_seq(grp, seq);
+		mem_table *m = db->mem;
+		pthread_mutex_unlock(&db->mu);
+		pthread_mutex_lock(&db->log_mu);
+		rc = wal_add(db->log, grp->rep.p, grp->rep.len);
+		if (rc == 0 && db->o.sync == LSM_SYNC_ALWAYS)
+			rc = wal_sync(db->log);
+		pthread_mutex_unlock(&db->log_mu);
+		if (rc == 0) {
+			insert_ctx ic = {m};
+			rc = batch_decode(q_buf_slice(&grp->rep), insert_op, &ic);
+		}
+		pthread_mutex_lock(&db->mu);
+		if (rc) {
+			Q_ERROR("lsm", "commit log write failed: %s; writes fail until reopened",
+				q_strerror(rc));
+			if (!db->bg_error)
+				db->bg_error = rc;
+		} else {
+			atomic_store(&db->last_seq, seq + grp->count - 1);
+		}
+	}
+	for (;;) {
+		writer *x = db->wq_head;
+		db->wq_head = x->next;
+		if (!db->wq_head)
+			db->wq_tail = NULL;
+		if (x != &w) {
+			x->rc = rc;
+			x->done = 1;
+			pthread_cond_signal(&x->cv);
+		}
+		if (x == last)
+			break;
+	}
+	if (db->wq_head)
+		pthread_cond_signal(&db->wq_head->cv);
+	pthread_mutex_unlock(&db->mu);
+	pthread_cond_destroy(&w.cv);
+	return rc;
+}
+
+int lsm_write(lsm_db *db, lsm_batch *b)
+{
+	if (!b)
+		return -EINVAL;
+	if (b->err)
+		return b->err;
+	if (b->count == 0)
+		return 0;
+	if (b->max_key > db->o.max_key_size || b->max_value > db->o.max_value_size)
+		return Q_ETOOBIG;
+	return lsm_write_internal(db, b);
+}
+
+static int write_one(lsm_db *db, q_slice key, const q_slice *value)
+{
+	if (key.n > db->o.max_key_size || (value && value->n > db->o.max_value_size))
+		return Q_ETOOBIG;
+	lsm_batch b;
+	memset(&b, 0, sizeof(b));
+	q_buf_init(&b.rep);
+	uint8_t stack[256];
+	size_t need = BATCH_HEADER_SIZE + 1 + 2 * Q_VARINT64_MAX + key.n + (value ? value->n : 0);
+	int rc;
+	if (need <= sizeof(stack)) {
+		/* encode on the stack: no allocation for small writes */
+		uint8_t *p = stack;
+		memset(p, 0, BATCH_HEADER_SIZE);
+		q_enc_fixed32(p + 8, 1);
+		size_t o = BATCH_HEADER_SIZE;
+		p[o++] = value ? BATCH_PUT : BATCH_DEL;
+		o += q_enc_varint64(p + o, key.n);
+		memcpy(p + o, key.p, key.n);
+		o += key.n;
+		if (value) {
+			o += q_enc_varint64(p + o, value->n);
+			if (value->n)
+				memcpy(p + o, value->p, value->n);
+			o += value->n;
+		}
+		b.rep.p = stack;
+		b.rep.len = o;
+		b.rep.cap = sizeof(stack);
+		b.count = 1;
+		b.max_key = key.n;
+		b.max_value = value ? value->n : 0;
+		return lsm_write_internal(db, &b);
+	}
+	rc = value ? lsm_batch_put(&b, key, *value) : lsm_batch_delete(&b, key);
+	if (rc == 0)
+		rc = lsm_write_internal(db, &b);
+	q_buf_free(&b.rep);
+	return rc;
+}
+
+int lsm_put(lsm_db *db, q_slice key, q_slice value)
+{
+	return write_one(db, key, &value);
+}
+
+int lsm_delete(lsm_db *db, q_slice key)
+{
+	return write_one(db, key, NULL);
+}
+
+/* ================= read path ================= */
+
+typedef struct read_view {
+	uint64_t snap;
+	mem_table *mem;
+	mem_table *imm[LSM_MAX_IMM];
+	int nimm;
+	lsm_version *v;
+} read_view;
+
+static void view_take(lsm_db *db, read_view *rv)
+{
+	pthread_mutex_lock(&db->mu);
+	rv->snap = atomic_load(&db->last_seq);
+	rv->mem = db->mem;
+	mem_ref(rv->mem);
+	rv->nimm = db->nimm;
+	for (int i = 0; i < db->nimm; i++) {
+		rv->imm[i] = db->imm[i];
+		mem_ref(rv->imm[i]);
+	}
+	rv->v = db->cur;
+	ver_ref(rv->v);
+	pthread_mutex_unlock(&db->mu);
+}
+
+static void view_drop(read_view *rv)
+{
+	mem_unref(rv->mem);
+	for (int i = 0; i < rv->nimm; i++)
+		mem_unref(rv->imm[i]);
+	ver_unref(rv->v);
+}
+
+static int file_covers(lsm_file *f, q_slice ukey)
+{
+	q_slice s = ikey_user(q_buf_slice(&f->smallest));
+	q_slice l = ikey_user(q_buf_slice(&f->largest));
+	return ukey_cmp(s.p, s.n, ukey.p, ukey.n) <= 0 && ukey_cmp(l.p, l.n, ukey.p, ukey.n) >= 0;
+}
+
+int lsm_get(lsm_db *db, q_slice key, q_buf *out)
+{
+	if (key.n > db->o.max_key_size)
+		return Q_ETOOBIG;
+	read_view rv;
+	view_take(db, &rv);
+	int kind = 0, rc;
+	rc = mem_get(rv.mem, key, rv.snap, &kind, out);
+	for (int i = rv.nimm - 1; rc == 0 && i >= 0; i--)
+		rc = mem_get(rv.imm[i], key, rv.snap, &kind, out);
+	if (rc == 0) {
+		uint8_t sb[256];
+		uint8_t *kb = key.n + IKEY_TRAILER <= sizeof(sb) ? sb : malloc(key.n + IKEY_TRAILER);
+		if (!kb) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (key.n)
+			memcpy(kb, key.p, key.n);
+		q_enc_fixed64(kb + key.n, ikey_pack(rv.snap, KIND_PUT));
+		q_slice ik = q_slice_make(kb, key.n + IKEY_TRAILER);
+		lsm_version *v = rv.v;
+		for (size_t i = 0; rc == 0 && i < v->nfiles[0]; i++)
+			if (file_covers(v->files[0][i], key))
+				rc = sst_get(v->files[0][i]->t, key, ik, &kind, out);
+		for (int l = 1; rc == 0 && l < LSM_LEVELS; l++) {
+			if (!v->nfiles[l])
+				continue;
+			size_t idx = ver_find_file(v, l, ik);
+			if (idx < v->nfiles[l] && file_covers(v->files[l][idx], key))
+				rc = sst_get(v->files[l][idx]->t, key, ik, &kind, out);
+		}
+		if (kb != sb)
+			free(kb);
+	}
+out:
+	view_drop(&rv);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 || kind == KIND_DEL)
+		return Q_ENOTFOUND;
+	return 0;
+}
+
+/* ================= user iterators ================= */
+
+struct lsm_iter {
+	read_view rv;
+	lsm_it *m;
+	q_buf key;
+	q_slice val;
+	int valid;
+	int status;
+	q_buf seek;
+};
+
+int lsm_iter_new(lsm_db *db, lsm_iter **out)
+{
+	lsm_iter *it = calloc(1, sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	view_take(db, &it->rv);
+	lsm_version *v = it->rv.v;
+	size_t cap = 1 + (size_t)it->rv.nimm + v->nfiles[0] + LSM_LEVELS;
+	lsm_it **kids = calloc(cap, sizeof(*kids));
+	size_t n = 0;
+	int rc = 0;
+	if (!kids) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	kids[n++] = mem_iter_new(it->rv.mem);
+	for (int i = it->rv.nimm - 1; i >= 0; i--)
+		kids[n++] = mem_iter_new(it->rv.imm[i]);
+	for (size_t i = 0; i < v->nfiles[0]; i++)
+		kids[n++] = sst_iter_new(v->files[0][i]->t, 1);
+	for (int l = 1; l < LSM_LEVELS; l++)
+		if (v->nfiles[l])
+			kids[n++] = ver_level_iter(v, l, 1);
+	for (size_t i = 0; i < n; i++)
+		if (!kids[i])
+			rc = -ENOMEM;
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			it_free(kids[i]);
+		free(kids);
+		goto fail;
+	}
+	it->m = it_merge_new(kids, n);
+	free(kids);
+	if (!it->m) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	q_buf_init(&it->key);
+	q_buf_init(&it->seek);
+	*out = it;
+	return 0;
+fail:
+	view_drop(&it->rv);
+	free(it);
+	return rc;
+}
+
+/* Moves to the first visible live entry at or after the merge position;
+ * if skip, user keys equal to it->key are passed over first. */
+static void iter_settle(lsm_iter *it, int skip)
+{
+	it->valid = 0;
+	while (it_valid(it->m)) {
+		q_slice k = it_key(it->m);
+		if (ikey_seq(k) > it->rv.snap) {
+			it_next(it->m);
+			continue;
+		}
+		q_slice uk = ikey_user(k);
+		if (skip && ukey_cmp(uk.p, uk.n, it->key.p, it->key.len) == 0) {
+			it_next(it->m);
+			continue;
+		}
+		q_buf_reset(&it->key);
+		if (q_buf_append(&it->key, uk.p, uk.n)) {
+			it->status = -ENOMEM;
+			return;
+		}
+		skip = 1;
+		if (ikey_kind(k) == KIND_DEL) {
+			it_next(it->m);
+			continue;
+		}
+		it->val = it_value(it->m);
+		it->valid = 1;
+		return;
+	}
+	int rc = it_status(it->m);
+	if (rc && !it->status)
+		it->status = rc;
+}
+
+void lsm_iter_seek_first(lsm_iter *it)
+{
+	if (it->status)
+		return;
+	it_seek_first(it->m);
+	iter_settle(it, 0);
+}
+
+void lsm_iter_seek(lsm_iter *it, q_slice target)
+{
+	if (it->status)
+		return;
+	if (ikey_build(&it->seek, target, SEQ_MAX, KIND_PUT)) {
+		it->status = -ENOMEM;
+		it->valid = 0;
+		return;
+	}
+	it_seek(it->m, q_buf_slice(&it->seek));
+	iter_settle(it, 0);
+}
+
+int lsm_iter_valid(const lsm_iter *it)
+{
+	return it->valid && !it->status;
+}
+
+void lsm_iter_next(lsm_iter *it)
+{
+	if (!lsm_iter_valid(it))
+		return;
+	it_next(it->m);
+	iter_settle(it, 1);
+}
+
+q_slice lsm_iter_key(const lsm_iter *it)
+{
+	return q_buf_slice(&it->key);
+}
+
+q_slice lsm_iter_value(const lsm_iter *it)
+{
+	return it->val;
+}
+
+int lsm_iter_status(const lsm_iter *it)
+{
+	return it->status;
+}
+
+void lsm_iter_free(lsm_iter *it)
+{
+	if (!it)
+		return;
+	it_free(it->m);
+	view_drop(&it->rv);
+	q_buf_free(&it->key);
+	q_buf_free(&it->seek);
+	free(it);
+}
+
+/* ================= flush, compaction, stats ================= */
+
+int lsm_flush(lsm_db *db)
+{
+	int rc = lsm_write_internal(db, NULL);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&db->mu);
+	while (db->nimm > 0 && !db->bg_error && !db->closing)
+		pthread_cond_wait(&db->state_cv, &db->mu);
+	rc = db->bg_error;
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
+int lsm_compact_all(lsm_db *db)
+{
+	Q_RET(lsm_flush(db));
+	pthread_mutex_lock(&db->mu);
+	uint64_t gen = ++db->manual_gen;
+	db->manual_pending = 1;
+	pthread_cond_broadcast(&db->work_cv);
+	while (db->manual_done < gen && !db->closing)
+		pthread_cond_wait(&db->state_cv, &db->mu);
+	int rc = db->manual_done >= gen ? db->manual_rc : Q_ECLOSED;
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
+void lsm_get_stats(lsm_db *db, lsm_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_lock(&db->mu);
+	lsm_version *v = db->cur;
+	for (int l = 0; l < LSM_LEVELS; l++) {
+		s->tables_per_level[l] = v->nfiles[l];
+		s->num_tables += v->nfiles[l];
+		s->disk_bytes += ver_level_bytes(v, l);
+	}
+	s->memtable_bytes = mem_usage(db->mem);
+	for (int i = 0; i < db->nimm; i++)
+		s->memtable_bytes += mem_usage(db->imm[i]);
+	pthread_mutex_unlock(&db->mu);
+	pthread_mutex_lock(&db->log_mu);
+	if (db->log)
+		s->disk_bytes += wal_size(db->log);
+	pthread_mutex_unlock(&db->log_mu);
+	s->disk_bytes += atomic_load(&db->manifest_size);
+	s->quarantined_tables = atomic_load(&db->st_quarantined);
+	s->corrupt_records_skipped = atomic_load(&db->st_corrupt_records);
+	s->flushes = atomic_load(&db->st_flushes);
+	s->compactions = atomic_load(&db->st_compactions);
+	s->compaction_bytes_written = atomic_load(&db->st_compact_bytes);
+	s->stall_ms = atomic_load(&db->st_stall_ns) / 1000000;
+	size_t usage;
+	cache_stats(db->cache, &s->cache_hits, &s->cache_misses, &usage);
+}
+
+/* ================= open / recovery / close ================= */
+
+typedef struct replay_ctx {
+	lsm_db *db;
+	const char *path;
+} replay_ctx;
+
+static void replay_report(void *arg, uint64_t off, size_t bytes, const char *why, int torn)
+{
+	replay_ctx *rc = arg;
+	if (torn)
+		Q_WARN("lsm", "commit log %s: torn tail at offset %llu (%zu bytes): %s; "
+		       "replay stops there", rc->path, (unsigned long long)off, bytes, why);
+	else
+		Q_ERROR("lsm", "commit log %s: corrupt record at offset %llu (%zu bytes): %s; "
+			"skipped", rc->path, (unsigned long long)off, bytes, why);
+}
+
+static int parse_number(const char *name, const char *suffix, uint64_t *out)
+{
+	size_t n = strlen(name), sl = strlen(suffix);
+	if (n <= sl || strcmp(name + n - sl, suffix) != 0)
+		return 0;
+	uint64_t v = 0;
+	for (size_t i = 0; i < n - sl; i++) {
+		if (name[i] < '0' || name[i] > '9' || v > UINT64_MAX / 10 - 1)
+			return 0;
+		v = v * 10 + (uint64_t)(name[i] - '0');
+	}
+	*out = v;
+	return 1;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Flushes a recovery memtable into a new level-0 file appended to *adds. */
+static int recover_flush(lsm_db *db, mem_table *m, lsm_file ***adds, size_t *nadd)
+{
+	lsm_file *f = NULL;
+	int rc = write_mem_table(db, m, db->next_file++, &f);
+	if (rc || !f)
+		return rc;
+	lsm_file **n = realloc(*adds, (*nadd + 1) * sizeof(*n));
+	if (!n) {
+		atomic_store(&f->obsolete, 1);
+		ver_file_unref(f);
+		return -ENOMEM;
+	}
+	*adds = n;
+	n[(*nadd)++] = f;
+	return 0;
+}
+
+static int replay_log(lsm_db *db, uint64_t number, mem_table **mp, lsm_file ***adds,
+		      size_t *nadd, uint64_t *max_seq)
+{
+	char path[512];
+	ver_log_path(path, sizeof(path), db->dir, number);
+	uint8_t *data = NULL;
+	size_t n = 0;
+	int rc = q_env_read_all(db->env, path, &data, &n);
+	if (rc) {
+		Q_ERROR("lsm", "cannot read commit log %s: %s", path, q_strerror(rc));
+		return rc;
+	}
+	replay_ctx ctx = {db, path};
+	wal_reader r;
+	wal_reader_init(&r, data, n, replay_report, &ctx);
+	q_slice rec;
+	uint64_t records = 0;
+	while ((rc = wal_read(&r, &rec)) == 1) {
+		insert_ctx ic = {*mp};
+		int brc = batch_decode(rec, NULL, NULL);
+		if (brc) {
+			Q_ERROR("lsm", "commit log %s: malformed batch before offset %zu: %s; skipped",
+				path, r.pos, q_strerror(brc));
+			atomic_fetch_add(&db->st_corrupt_records, 1);
+			continue;
+		}
+		rc = batch_decode(rec, insert_op, &ic);
+		if (rc)
+			break;
+		uint32_t cnt = batch_rep_count(rec);
+		if (cnt) {
+			uint64_t last = batch_rep_seq(rec) + cnt - 1;
+			if (last > *max_seq)
+				*max_seq = last;
+		}
+		records++;
+		if (mem_usage(*mp) >= db->o.write_buffer_size) {
+			rc = recover_flush(db, *mp, adds, nadd);
+			if (rc)
+				break;
+			mem_unref(*mp);
+			*mp = mem_new();
+			if (!*mp) {
+				rc = -ENOMEM;
+				break;
+			}
+		}
+	}
+	atomic_fetch_add(&db->st_corrupt_records, r.corrupt);
+	wal_reader_free(&r);
+	free(data);
+	if (rc == 0)
+		Q_INFO("lsm", "replayed %llu records from %s", (unsigned long long)records, path);
+	return rc < 0 ? rc : 0;
+}
+
+static int recover(lsm_db *db)
+{
+	char mpath[512];
+	Q_RET(manifest_path(db, mpath, sizeof(mpath)));
+	uint8_t *mbuf = NULL;
+	size_t mlen = 0;
+	man_data md;
+	memset(&md, 0, sizeof(md));
+	char **names = NULL;
+	size_t nnames = 0;
+	uint64_t *logs = NULL;
+	size_t nlogs = 0;
+	lsm_file **adds = NULL;
+	size_t nadd = 0;
+	mem_table *m = NULL;
+	lsm_version *base = NULL;
+	int rc = q_env_list(db->env, db->dir, &names, &nnames);
+	if (rc)
+		return rc;
+	uint64_t maxnum = 0;
+	int have_data_files = 0;
+	for (size_t i = 0; i < nnames; i++) {
+		uint64_t num;
+		if (parse_number(names[i], ".sst", &num) || parse_number(names[i], ".log", &num)) {
+			have_data_files = 1;
+			if (num > maxnum)
+				maxnum = num;
+		}
+	}
+
+	rc = q_env_read_all(db->env, mpath, &mbuf, &mlen);
+	if (rc == -ENOENT) {
+		if (!db->o.create_if_missing) {
+			rc = -ENOENT;
+			goto fail;
+		}
+		if (have_data_files) {
+			Q_ERROR("lsm", "%s: tables or logs present but no %s; refusing to start "
+				"a new store over them", db->dir, MANIFEST_NAME);
+			rc = Q_ECORRUPT;
+			goto fail;
+		}
+		md.next_file = 1;
+		rc = 0;
+	} else if (rc) {
+		goto fail;
+	} else {
+		size_t bad;
+		rc = ver_manifest_decode(mbuf, mlen, &md, &bad);
+		if (rc) {
+			Q_ERROR("lsm", "manifest %s is corrupt at offset %zu (%s); the store cannot "
+				"be opened safely", mpath, bad, q_strerror(rc));
+			goto fail;
+		}
+	}
+	if (md.next_file <= maxnum)
+		md.next_file = maxnum + 1;
+	db->next_file = md.next_file;
+	atomic_store(&db->last_seq, md.last_seq);
+
+	/* tables of the manifest; a damaged one is quarantined */
+	base = ver_new();
+	if (!base) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	{
+		lsm_file **fs = calloc(md.nfiles ? md.nfiles : 1, sizeof(*fs));
+		int *lv = calloc(md.nfiles ? md.nfiles : 1, sizeof(int));
+		size_t nf = 0;
+		if (!fs || !lv) {
+			free(fs);
+			free(lv);
+			rc = -ENOMEM;
+			goto fail;
+		}
+		for (size_t i = 0; i < md.nfiles; i++) {
+			man_file *mf = &md.files[i];
+			lsm_file *f = ver_file_new(db->env, db->dir, mf->number, mf->size,
+						   mf->smallest, mf->largest);
+			if (!f) {
+				rc = -ENOMEM;
+				break;
+			}
+			rc = file_open_table(db, f);
+			if (rc == Q_ECORRUPT || rc == -ENOENT || rc == Q_EVERSION) {
+				Q_ERROR("lsm", "table %s unusable (%s): quarantined", f->path,
+					q_strerror(rc));
+				atomic_store(&f->quarantined, rc != -ENOENT);
+				atomic_store(&f->obsolete, 1);
+				atomic_fetch_add(&db->st_quarantined, 1);
+				ver_file_unref(f);
+				rc = 0;
+				continue;
+			}
+			if (rc) {
+				ver_file_unref(f);
+				break;
+			}
+			fs[nf] = f;
+			lv[nf] = mf->level;
+			nf++;
+		}
+		if (rc == 0) {
+			lsm_version *v = ver_edit(base, NULL, 0, fs, lv, nf);
+			if (!v)
+				rc = -ENOMEM;
+			else {
+				ver_unref(base);
+				base = v;
+			}
+		}
+		for (size_t i = 0; i < nf; i++)
+			ver_file_unref(fs[i]);
+		free(fs);
+		free(lv);
+		if (rc)
+			goto fail;
+	}
+
+	/* logs still needed, oldest first */
+	logs = calloc(nnames ? nnames : 1, sizeof(*logs));
+	if (!logs) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < nnames; i++) {
+		uint64_t num;
+		if (parse_number(names[i], ".log", &num) && num >= md.log_number)
+			logs[nlogs++] = num;
+	}
+	qsort(logs, nlogs, sizeof(*logs), cmp_u64);
+	m = mem_new();
+	if (!m) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	uint64_t max_seq = md.last_seq;
+	for (size_t i = 0; i < nlogs; i++) {
+		rc = replay_log(db, logs[i], &m, &adds, &nadd, &max_seq);
+		if (rc)
+			goto fail;
+	}
+	if (mem_entries(m) > 0 && (rc = recover_flush(db, m, &adds, &nadd)))
+		goto fail;
+	atomic_store(&db->last_seq, max_seq);
+
+	{
+		int *lv = calloc(nadd ? nadd : 1, sizeof(int));
+		if (!lv) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		db->cur = ver_edit(base, NULL, 0, adds, lv, nadd);
+		free(lv);
+		if (!db->cur) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+	}
+	/* new log, then the manifest that names it */
+	uint64_t lognum = db->next_file++;
+	db->log_number = lognum;
+	rc = write_manifest(db, db->cur, db->next_file, max_seq, lognum);
+	if (rc)
+		goto fail;
+	rc = new_log(db, lognum, &db->log);
+	if (rc)
+		goto fail;
+	db->log_num = lognum;
+	mem_set_log(m, lognum);
+	if (mem_entries(m) > 0) {
+		/* its contents are in a table now: start empty */
+		mem_unref(m);
+		m = mem_new();
+		if (!m) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		mem_set_log(m, lognum);
+	}
+	db->mem = m;
+	m = NULL;
+
+	/* delete what no longer belongs */
+	for (size_t i = 0; i < nnames; i++) {
+		uint64_t num;
+		int del = 0;
+		if (parse_number(names[i], ".log", &num))
+			del = num < lognum;
+		else if (parse_number(names[i], ".sst", &num)) {
+			del = 1;
+			for (int l = 0; l < LSM_LEVELS && del; l++)
+				for (size_t j = 0; j < db->cur->nfiles[l] && del; j++)
+					del = db->cur->files[l][j]->number != num;
+		} else if (!strcmp(names[i], MANIFEST_NAME ".tmp"))
+			del = 1;
+		if (del) {
+			char p[900];
+			snprintf(p, sizeof(p), "%s/%s", db->dir, names[i]);
+			int urc = q_env_unlink(db->env, p);
+			if (urc && urc != -ENOENT)
+				Q_WARN("lsm", "cannot delete %s: %s", p, q_strerror(urc));
+		}
+	}
+	rc = 0;
+fail:
+	for (size_t i = 0; i < nadd; i++) {
+		if (rc)
+			atomic_store(&adds[i]->obsolete, 1);
+		ver_file_unref(adds[i]);
+	}
+	free(adds);
+	mem_unref(m);
+	ver_unref(base);
+	free(logs);
+	free(md.files);
+	free(mbuf);
+	q_env_list_free(names, nnames);
+	return rc;
+}
+
+static void db_free(lsm_db *db)
+{
+	mem_unref(db->mem);
+	for (int i = 0; i < db->nimm; i++)
+		mem_unref(db->imm[i]);
+	ver_unref(db->cur);
+	cache_free(db->cache);
+	lsm_batch_free(db->group);
+	for (int l = 0; l < LSM_LEVELS; l++)
+		q_buf_free(&db->compact_ptr[l]);
+	q_file_close(db->lockf);
+	pthread_mutex_destroy(&db->mu);
+	pthread_mutex_destroy(&db->log_mu);
+	pthread_mutex_destroy(&db->man_mu);
+	pthread_cond_destroy(&db->work_cv);
+	pthread_cond_destroy(&db->state_cv);
+	pthread_cond_destroy(&db->sync_cv);
+	free(db);
+}
+
+int lsm_open(const char *dir, const lsm_options *o, lsm_db **out)
+{
+	lsm_db *db = calloc(1, sizeof(*db));
+	if (!db)
+		return -ENOMEM;
+	if (o)
+		db->o = *o;
+	else
+		lsm_options_default(&db->o);
+	if (!db->o.env)
+		db->o.env = q_env_posix();
+	if (!db->o.write_buffer_size)
+		db->o.write_buffer_size = 4u << 20;
+	if (!db->o.block_size)
+		db->o.block_size = 4096;
+	if (!db->o.max_key_size)
+		db->o.max_key_size = 64u << 10;
+	if (!db->o.max_value_size)
+		db->o.max_value_size = 64u << 20;
+	if (db->o.bloom_bits_per_key < 0)
+		db->o.bloom_bits_per_key = 0;
+	db->env = db->o.env;
+	db->so.block_size = db->o.block_size;
+	db->so.bloom_bits_per_key = db->o.bloom_bits_per_key;
+	db->so.compression = db->o.compression;
+	pthread_mutex_init(&db->mu, NULL);
+	pthread_mutex_init(&db->log_mu, NULL);
+	pthread_mutex_init(&db->man_mu, NULL);
+	pthread_cond_init(&db->work_cv, NULL);
+	pthread_cond_init(&db->state_cv, NULL);
+	pthread_cond_init(&db->sync_cv, NULL);
+	int rc = 0;
+	char lockp[512];
+	if (snprintf(db->dir, sizeof(db->dir), "%s", dir) >= (int)sizeof(db->dir)) {
+		rc = -ENAMETOOLONG;
+		goto fail;
+	}
+	if (db->o.create_if_missing)
+		Q_ERR(q_env_mkdirs(db->env, dir));
+	snprintf(lockp, sizeof(lockp), "%s/LOCK", db->dir);
+	Q_ERR(q_env_lock(db->env, lockp, &db->lockf));
+	db->cache = db->o.block_cache_size ? cache_new(db->o.block_cache_size) : NULL;
+	db->group = lsm_batch_new();
+	if ((db->o.block_cache_size && !db->cache) || !db->group) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	Q_ERR(recover(db));
+	if (pthread_create(&db->flush_thr, NULL, flush_main, db) == 0)
+		db->have_flush = 1;
+	if (pthread_create(&db->compact_thr, NULL, compact_main, db) == 0)
+		db->have_compact = 1;
+	if (db->o.sync == LSM_SYNC_BATCH && pthread_create(&db->sync_thr, NULL, sync_main, db) == 0)
+		db->have_sync = 1;
+	if (!db->have_flush || !db->have_compact ||
+	    (db->o.sync == LSM_SYNC_BATCH && !db->have_sync)) {
+		lsm_close(db);
+		return -EAGAIN;
+	}
+	/* level 0 may already need compaction */
+	pthread_mutex_lock(&db->mu);
+	pthread_cond_broadcast(&db->work_cv);
+	pthread_mutex_unlock(&db->mu);
+	*out = db;
+	return 0;
+fail:
+	if (db->log)
+		wal_writer_close(db->log);
+	db_free(db);
+	return rc;
+}
+
+int lsm_close(lsm_db *db)
+{
+	if (!db)
+		return 0;
+	pthread_mutex_lock(&db->mu);
+	db->closing = 1;
+	pthread_cond_broadcast(&db->work_cv);
+	pthread_cond_broadcast(&db->state_cv);
+	pthread_cond_broadcast(&db->sync_cv);
+	pthread_mutex_unlock(&db->mu);
+	if (db->have_flush)
+		pthread_join(db->flush_thr, NULL);
+	if (db->have_compact)
+		pthread_join(db->compact_thr, NULL);
+	if (db->have_sync)
+		pthread_join(db->sync_thr, NULL);
+	int rc = 0;
+	if (db->log) {
+		if (db->o.sync != LSM_SYNC_NONE)
+			rc = wal_sync(db->log);
+		int rc2 = wal_writer_close(db->log);
+		if (rc == 0 && !db->bg_error)
+			rc = rc2;
+		db->log = NULL;
+	}
+	db_free(db);
+	return rc;
+}

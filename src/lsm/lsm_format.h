@@ -1,0 +1,73 @@
+/*
+ * lsm_format.h - every constant of the storage engine's on-disk formats, in
+ * one place. The formats themselves are described in docs/lsm.md; change a
+ * constant here only together with that document and a version bump.
+ *
+ * Files in a store directory (NNNNNN = decimal file number, 6+ digits):
+ *   LOCK            advisory lock held by the process that has the store open
+ *   MANIFEST        the current version (file list, counters), replaced
+ *                   atomically (write MANIFEST.tmp, fsync, rename, fsync dir)
+ *   NNNNNN.log      commit log of one memtable
+ *   NNNNNN.sst      a sorted table
+ *   NNNNNN.sst.bad  a quarantined table (checksum failure), kept for study
+ */
+#ifndef Q_LSM_FORMAT_H
+#define Q_LSM_FORMAT_H
+
+/* ---- commit log ---- */
+#define WAL_BLOCK_SIZE 32768u
+/* record header: checksum (4) | length (2) | type (1) */
+#define WAL_HEADER_SIZE 7u
+enum wal_rec_type {
+	WAL_ZERO = 0,   /* padding / preallocated zeroes: skip rest of block */
+	WAL_FULL = 1,
+	WAL_FIRST = 2,
+	WAL_MIDDLE = 3,
+	WAL_LAST = 4
+};
+#define WAL_MAX_TYPE 4
+
+/* ---- write batch (the payload of one logical log record) ---- */
+/* seq (fixed64) | count (fixed32) | ops */
+#define BATCH_HEADER_SIZE 12u
+enum batch_op { BATCH_DEL = 0, BATCH_PUT = 1 };
+
+/* ---- internal keys: user key | fixed64(seq << 8 | kind) ---- */
+#define IKEY_TRAILER 8u
+enum ikey_kind { KIND_DEL = 0, KIND_PUT = 1 };
+#define SEQ_MAX ((1ULL << 56) - 1)
+
+/* ---- sorted tables ---- */
+#define SST_MAGIC 0x71667373745f7631ULL /* bytes "1v_tssfq" */
+#define SST_VERSION 1u
+/* block trailer: compression (1) | checksum (4) */
+#define SST_BLOCK_TRAILER 5u
+enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
+/* footer: filter off (8) size (8) | index off (8) size (8) | entries (8) |
+ * version (4) | checksum of the preceding 44 bytes (4) | magic (8) */
+#define SST_FOOTER_SIZE 56u
+#define SST_RESTART_INTERVAL 16
+/* compress only if it saves at least 1/8 of the block */
+#define SST_MIN_SAVING_DIV 8
+/* bloom filter block: bit array | k (1 byte) */
+#define BLOOM_SEED 0x626c6f6f6dULL /* "bloom" */
+#define BLOOM_MAX_K 30
+
+/* ---- manifest ---- */
+#define MANIFEST_MAGIC 0x716673666d616e31ULL /* "qfsfman1" */
+#define MANIFEST_VERSION 1u
+#define MANIFEST_NAME "MANIFEST"
+
+/* ---- levels ---- */
+#define LSM_LEVELS 7
+#define L0_COMPACT_TRIGGER 4
+#define L0_SLOWDOWN 8
+#define L0_STOP 12
+#define L1_MAX_BYTES (10ULL << 20)
+#define LEVEL_MULTIPLIER 10
+#define TABLE_TARGET_SIZE (2ULL << 20)
+/* an output table stops growing once it overlaps this much of the next
+ * level, so a later compaction of it stays cheap */
+#define MAX_GRANDPARENT_OVERLAP (10 * TABLE_TARGET_SIZE)
+
+#endif

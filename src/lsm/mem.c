@@ -1,0 +1,289 @@
+/*
+ * mem.c - arena and lock-free-read skiplist memtable (see mem.h).
+ *
+ * Node layout in the arena: struct mem_node (key/value lengths, height),
+ * then `height` atomic next pointers, then the internal key, then the value.
+ * A new node is fully written before it is linked with a release store, so
+ * a reader that sees the link sees the node.
+ */
+#include "lsm/mem.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/qerr.h"
+
+#define MEM_MAX_HEIGHT 12
+#define ARENA_BLOCK (256u * 1024u)
+
+typedef struct arena_block {
+	struct arena_block *next;
+	size_t cap, used;
+	uint8_t data[];
+} arena_block;
+
+typedef struct mem_node {
+	uint32_t klen;   /* internal key length */
+	uint32_t vlen;
+	uint32_t height;
+	uint32_t pad;
+	_Atomic(struct mem_node *) next[];
+} mem_node;
+
+struct mem_table {
+	atomic_int refs;
+	_Atomic size_t usage;
+	atomic_int max_height;
+	_Atomic uint64_t entries;
+	arena_block *blocks;
+	mem_node *head;
+	uint64_t rnd;
+	uint64_t lognum;
+};
+
+static void *arena_alloc(mem_table *m, size_t n)
+{
+	n = (n + 7) & ~(size_t)7;
+	arena_block *b = m->blocks;
+	if (!b || b->cap - b->used < n) {
+		size_t cap = n > ARENA_BLOCK / 4 ? n : ARENA_BLOCK;
+		arena_block *nb = malloc(sizeof(*nb) + cap);
+		if (!nb)
+			return NULL;
+		nb->cap = cap;
+		nb->used = 0;
+		if (cap == n && b) {
+			/* a big entry gets its own block; keep filling the old one */
+			nb->next = b->next;
+			b->next = nb;
+		} else {
+			nb->next = b;
+			m->blocks = nb;
+		}
+		b = nb;
+	}
+	atomic_fetch_add_explicit(&m->usage, n, memory_order_relaxed);
+	void *p = b->data + b->used;
+	b->used += n;
+	return p;
+}
+
+static inline uint8_t *node_key(mem_node *x)
+{
+	return (uint8_t *)&x->next[x->height];
+}
+static inline q_slice node_ikey(mem_node *x)
+{
+	return q_slice_make(node_key(x), x->klen);
+}
+static inline mem_node *node_next(mem_node *x, int lvl)
+{
+	return atomic_load_explicit(&x->next[lvl], memory_order_acquire);
+}
+
+mem_table *mem_new(void)
+{
+	mem_table *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	atomic_init(&m->refs, 1);
+	atomic_init(&m->max_height, 1);
+	m->rnd = 0x9e3779b97f4a7c15ULL;
+	m->head = arena_alloc(m, sizeof(mem_node) + MEM_MAX_HEIGHT * sizeof(void *));
+	if (!m->head) {
+		free(m);
+		return NULL;
+	}
+	memset(m->head, 0, sizeof(mem_node));
+	m->head->height = MEM_MAX_HEIGHT;
+	for (int i = 0; i < MEM_MAX_HEIGHT; i++)
+		atomic_init(&m->head->next[i], NULL);
+	return m;
+}
+
+void mem_ref(mem_table *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+void mem_unref(mem_table *m)
+{
+	if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	arena_block *b = m->blocks;
+	while (b) {
+		arena_block *n = b->next;
+		free(b);
+		b = n;
+	}
+	free(m);
+}
+
+size_t mem_usage(const mem_table *m)
+{
+	return atomic_load_explicit(&m->usage, memory_order_relaxed);
+}
+
+uint64_t mem_entries(const mem_table *m)
+{
+	return atomic_load_explicit(&m->entries, memory_order_relaxed);
+}
+
+void mem_set_log(mem_table *m, uint64_t lognum)
+{
+	m->lognum = lognum;
+}
+
+uint64_t mem_log(const mem_table *m)
+{
+	return m->lognum;
+}
+
+static int random_height(mem_table *m)
+{
+	int h = 1;
+	for (;;) {
+		/* xorshift64 */
+		m->rnd ^= m->rnd << 13;
+		m->rnd ^= m->rnd >> 7;
+		m->rnd ^= m->rnd << 17;
+		if (h >= MEM_MAX_HEIGHT || (m->rnd & 3) != 0)
+			break;
+		h++;
+	}
+	return h;
+}
+
+/* First node >= key; fills prev[] if given. */
+static mem_node *find_ge(mem_table *m, q_slice key, mem_node **prev)
+{
+	mem_node *x = m->head;
+	int lvl = atomic_load_explicit(&m->max_height, memory_order_relaxed) - 1;
+	for (;;) {
+		mem_node *n = node_next(x, lvl);
+		if (n && ikey_cmp(node_ikey(n), key) < 0) {
+			x = n;
+			continue;
+		}
+		if (prev)
+			prev[lvl] = x;
+		if (lvl == 0)
+			return n;
+		lvl--;
+	}
+}
+
+int mem_add(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value)
+{
+	int h = random_height(m);
+	size_t klen = key.n + IKEY_TRAILER;
+	if (klen > UINT32_MAX || value.n > UINT32_MAX)
+		return Q_ETOOBIG;
+	mem_node *x = arena_alloc(m, sizeof(mem_node) + (size_t)h * sizeof(void *) + klen + value.n);
+	if (!x)
+		return -ENOMEM;
+	x->klen = (uint32_t)klen;
+	x->vlen = (uint32_t)value.n;
+	x->height = (uint32_t)h;
+	uint8_t *k = node_key(x);
+	if (key.n)
+		memcpy(k, key.p, key.n);
+	q_enc_fixed64(k + key.n, ikey_pack(seq, kind));
+	if (value.n)
+		memcpy(k + klen, value.p, value.n);
+	mem_node *prev[MEM_MAX_HEIGHT];
+	find_ge(m, node_ikey(x), prev);
+	int maxh = atomic_load_explicit(&m->max_height, memory_order_relaxed);
+	if (h > maxh) {
+		for (int i = maxh; i < h; i++)
+			prev[i] = m->head;
+		atomic_store_explicit(&m->max_height, h, memory_order_relaxed);
+	}
+	for (int i = 0; i < h; i++) {
+		atomic_init(&x->next[i], atomic_load_explicit(&prev[i]->next[i], memory_order_relaxed));
+		atomic_store_explicit(&prev[i]->next[i], x, memory_order_release);
+	}
+	atomic_fetch_add_explicit(&m->entries, 1, memory_order_relaxed);
+	return 0;
+}
+
+int mem_get(mem_table *m, q_slice key, uint64_t snap, int *kind, q_buf *out)
+{
+	uint8_t sbuf[256];
+	uint8_t *kb = key.n + IKEY_TRAILER <= sizeof(sbuf) ? sbuf : malloc(key.n + IKEY_TRAILER);
+	if (!kb)
+		return -ENOMEM;
+	if (key.n)
+		memcpy(kb, key.p, key.n);
+	q_enc_fixed64(kb + key.n, ikey_pack(snap, KIND_PUT));
+	mem_node *x = find_ge(m, q_slice_make(kb, key.n + IKEY_TRAILER), NULL);
+	if (kb != sbuf)
+		free(kb);
+	if (!x)
+		return 0;
+	q_slice ik = node_ikey(x);
+	q_slice uk = ikey_user(ik);
+	if (ukey_cmp(uk.p, uk.n, key.p, key.n) != 0)
+		return 0;
+	*kind = ikey_kind(ik);
+	if (*kind == KIND_PUT && out) {
+		q_buf_reset(out);
+		Q_RET(q_buf_append(out, node_key(x) + x->klen, x->vlen));
+	}
+	return 1;
+}
+
+/* ---- iterator ---- */
+
+typedef struct mem_iter {
+	lsm_it base;
+	mem_table *m;
+	mem_node *cur;
+} mem_iter;
+
+static int mi_valid(lsm_it *it) { return ((mem_iter *)it)->cur != NULL; }
+static void mi_seek_first(lsm_it *it)
+{
+	mem_iter *mi = (mem_iter *)it;
+	mi->cur = node_next(mi->m->head, 0);
+}
+static void mi_seek(lsm_it *it, q_slice k)
+{
+	mem_iter *mi = (mem_iter *)it;
+	mi->cur = find_ge(mi->m, k, NULL);
+}
+static void mi_next(lsm_it *it)
+{
+	mem_iter *mi = (mem_iter *)it;
+	mi->cur = node_next(mi->cur, 0);
+}
+static q_slice mi_key(lsm_it *it) { return node_ikey(((mem_iter *)it)->cur); }
+static q_slice mi_value(lsm_it *it)
+{
+	mem_node *x = ((mem_iter *)it)->cur;
+	return q_slice_make(node_key(x) + x->klen, x->vlen);
+}
+static int mi_status(lsm_it *it) { return 0; }
+static void mi_free(lsm_it *it)
+{
+	mem_iter *mi = (mem_iter *)it;
+	mem_unref(mi->m);
+	free(mi);
+}
+
+static const struct lsm_it_ops mem_iter_ops = {
+	mi_valid, mi_seek_first, mi_seek, mi_next, mi_key, mi_value, mi_status, mi_free,
+};
+
+lsm_it *mem_iter_new(mem_table *m)
+{
+	mem_iter *mi = calloc(1, sizeof(*mi));
+	if (!mi)
+		return NULL;
+	mi->base.ops = &mem_iter_ops;
+	mem_ref(m);
+	mi->m = m;
+	return &mi->base;
+}

@@ -1,0 +1,45 @@
+/*
+ * mem.h - the memtable: a skiplist of internal keys in an arena.
+ *
+ * Invariants: entries are never removed or changed once inserted; a delete is
+ * an entry of kind KIND_DEL. All memory comes from the memtable's arena and
+ * is freed at once when the last reference goes.
+ *
+ * Thread safety: one writer at a time (the engine's commit leader) may call
+ * mem_add while any number of readers call mem_get or iterate; readers need
+ * no lock (next pointers are published with release stores and read with
+ * acquire loads). mem_ref/mem_unref are atomic.
+ */
+#ifndef Q_LSM_MEM_H
+#define Q_LSM_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lsm/lsm_internal.h"
+#include "util/buf.h"
+
+typedef struct mem_table mem_table;
+
+/* A new memtable with one reference held by the caller. */
+mem_table *mem_new(void);
+void mem_ref(mem_table *m);
+void mem_unref(mem_table *m);
+/* Inserts (key, seq, kind, value); -ENOMEM if the arena cannot grow. */
+int mem_add(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value);
+/* Newest entry for key with seq <= snap: returns 1 and sets *kind (and
+ * appends the value to out, reset first, for KIND_PUT), 0 if none, or
+ * -ENOMEM. */
+int mem_get(mem_table *m, q_slice key, uint64_t snap, int *kind, q_buf *out);
+/* Bytes of entries (and skiplist links) so far; the arena may hold up to
+ * one block (256 KiB) more. */
+size_t mem_usage(const mem_table *m);
+uint64_t mem_entries(const mem_table *m);
+/* Iterator over all entries (it holds a reference on m). */
+lsm_it *mem_iter_new(mem_table *m);
+
+/* The log file number whose records this memtable holds (set by owner). */
+void mem_set_log(mem_table *m, uint64_t lognum);
+uint64_t mem_log(const mem_table *m);
+
+#endif

@@ -1,0 +1,386 @@
+/*
+ * ver.c - versions, file handles and the manifest codec (see ver.h).
+ */
+#include "lsm/ver.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/coding.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "util/qerr.h"
+
+void ver_table_path(char *out, size_t cap, const char *dir, uint64_t number)
+{
+	snprintf(out, cap, "%s/%06llu.sst", dir, (unsigned long long)number);
+}
+
+void ver_log_path(char *out, size_t cap, const char *dir, uint64_t number)
+{
+	snprintf(out, cap, "%s/%06llu.log", dir, (unsigned long long)number);
+}
+
+lsm_file *ver_file_new(q_env *env, const char *dir, uint64_t number, uint64_t size,
+		       q_slice smallest, q_slice largest)
+{
+	lsm_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	q_buf_init(&f->smallest);
+	q_buf_init(&f->largest);
+	if (q_buf_append(&f->smallest, smallest.p, smallest.n) ||
+	    q_buf_append(&f->largest, largest.p, largest.n)) {
+		q_buf_free(&f->smallest);
+		q_buf_free(&f->largest);
+		free(f);
+		return NULL;
+	}
+	f->number = number;
+	f->size = size;
+	f->env = env;
+	atomic_init(&f->refs, 1);
+	ver_table_path(f->path, sizeof(f->path), dir, number);
+	return f;
+}
+
+void ver_file_ref(lsm_file *f)
+{
+	atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+}
+
+void ver_file_unref(lsm_file *f)
+{
+	if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	sst_close(f->t);
+	if (atomic_load(&f->quarantined)) {
+		char bad[600];
+		snprintf(bad, sizeof(bad), "%s.bad", f->path);
+		int rc = q_env_rename(f->env, f->path, bad);
+		if (rc && rc != -ENOENT)
+			Q_WARN("lsm", "cannot move quarantined table %s aside: %s", f->path,
+			       q_strerror(rc));
+	} else if (atomic_load(&f->obsolete)) {
+		int rc = q_env_unlink(f->env, f->path);
+		if (rc && rc != -ENOENT)
+			Q_WARN("lsm", "cannot delete obsolete table %s: %s", f->path, q_strerror(rc));
+	}
+	q_buf_free(&f->smallest);
+	q_buf_free(&f->largest);
+	free(f);
+}
+
+lsm_version *ver_new(void)
+{
+	lsm_version *v = calloc(1, sizeof(*v));
+	if (v)
+		atomic_init(&v->refs, 1);
+	return v;
+}
+
+void ver_ref(lsm_version *v)
+{
+	atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+}
+
+void ver_unref(lsm_version *v)
+{
+	if (!v || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (int l = 0; l < LSM_LEVELS; l++) {
+		for (size_t i = 0; i < v->nfiles[l]; i++)
+			ver_file_unref(v->files[l][i]);
+		free(v->files[l]);
+	}
+	free(v);
+}
+
+static int file_order_l0(const void *a, const void *b)
+{
+	const lsm_file *fa = *(lsm_file *const *)a, *fb = *(lsm_file *const *)b;
+	return fa->number > fb->number ? -1 : fa->number < fb->number ? 1 : 0;
+}
+
+static int file_order_key(const void *a, const void *b)
+{
+	const lsm_file *fa = *(lsm_file *const *)a, *fb = *(lsm_file *const *)b;
+	return ikey_cmp(q_buf_slice(&fa->smallest), q_buf_slice(&fb->smallest));
+}
+
+lsm_version *ver_edit(const lsm_version *base, lsm_file *const *del, size_t nd,
+		      lsm_file *const *add, const int *add_level, size_t na)
+{
+	lsm_version *v = ver_new();
+	if (!v)
+		return NULL;
+	for (int l = 0; l < LSM_LEVELS; l++) {
+		size_t cap = (base ? base->nfiles[l] : 0) + na;
+		if (cap == 0)
+			continue;
+		v->files[l] = malloc(cap * sizeof(lsm_file *));
+		if (!v->files[l]) {
+			ver_unref(v);
+			return NULL;
+		}
+		for (size_t i = 0; base && i < base->nfiles[l]; i++) {
+			lsm_file *f = base->files[l][i];
+			int gone = 0;
+			for (size_t j = 0; j < nd && !gone; j++)
+				gone = del[j] == f;
+			if (gone)
+				continue;
+			ver_file_ref(f);
+			v->files[l][v->nfiles[l]++] = f;
+		}
+		for (size_t j = 0; j < na; j++)
+			if (add_level[j] == l) {
+				ver_file_ref(add[j]);
+				v->files[l][v->nfiles[l]++] = add[j];
+			}
+		qsort(v->files[l], v->nfiles[l], sizeof(lsm_file *),
+		      l == 0 ? file_order_l0 : file_order_key);
+	}
+	return v;
+}
+
+uint64_t ver_level_bytes(const lsm_version *v, int level)
+{
+	uint64_t s = 0;
+	for (size_t i = 0; i < v->nfiles[level]; i++)
+		s += v->files[level][i]->size;
+	return s;
+}
+
+size_t ver_find_file(const lsm_version *v, int level, q_slice ikey)
+{
+	size_t lo = 0, hi = v->nfiles[level];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ikey_cmp(q_buf_slice(&v->files[level][mid]->largest), ikey) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int ver_overlaps(const lsm_version *v, int level, q_slice lo, q_slice hi)
+{
+	for (size_t i = 0; i < v->nfiles[level]; i++) {
+		lsm_file *f = v->files[level][i];
+		q_slice s = ikey_user(q_buf_slice(&f->smallest));
+		q_slice l = ikey_user(q_buf_slice(&f->largest));
+		if (ukey_cmp(l.p, l.n, lo.p, lo.n) < 0 || ukey_cmp(s.p, s.n, hi.p, hi.n) > 0)
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- level iterator ---- */
+
+typedef struct lvl_iter {
+	lsm_it base;
+	lsm_file **files;
+	size_t n, idx;
+	lsm_it *cur;
+	int fill_cache;
+	int status;
+} lvl_iter;
+
+static void li_open(lvl_iter *li, size_t idx)
+{
+	it_free(li->cur);
+	li->cur = NULL;
+	li->idx = idx;
+	if (idx >= li->n)
+		return;
+	li->cur = sst_iter_new(li->files[idx]->t, li->fill_cache);
+	if (!li->cur)
+		li->status = -ENOMEM;
+}
+
+static void li_skip(lvl_iter *li)
+{
+	while (li->cur && !it_valid(li->cur)) {
+		int rc = it_status(li->cur);
+		if (rc) {
+			li->status = rc;
+			return;
+		}
+		li_open(li, li->idx + 1);
+		if (li->cur)
+			it_seek_first(li->cur);
+	}
+}
+
+static int li_valid(lsm_it *it)
+{
+	lvl_iter *li = (lvl_iter *)it;
+	return !li->status && li->cur && it_valid(li->cur);
+}
+static void li_seek_first(lsm_it *it)
+{
+	lvl_iter *li = (lvl_iter *)it;
+	if (li->status)
+		return;
+	li_open(li, 0);
+	if (li->cur)
+		it_seek_first(li->cur);
+	li_skip(li);
+}
+static void li_seek(lsm_it *it, q_slice k)
+{
+	lvl_iter *li = (lvl_iter *)it;
+	if (li->status)
+		return;
+	size_t lo = 0, hi = li->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ikey_cmp(q_buf_slice(&li->files[mid]->largest), k) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	li_open(li, lo);
+	if (li->cur)
+		it_seek(li->cur, k);
+	li_skip(li);
+}
+static void li_next(lsm_it *it)
+{
+	lvl_iter *li = (lvl_iter *)it;
+	if (!li_valid(it))
+		return;
+	it_next(li->cur);
+	li_skip(li);
+}
+static q_slice li_key(lsm_it *it) { return it_key(((lvl_iter *)it)->cur); }
+static q_slice li_value(lsm_it *it) { return it_value(((lvl_iter *)it)->cur); }
+static int li_status(lsm_it *it) { return ((lvl_iter *)it)->status; }
+static void li_free(lsm_it *it)
+{
+	lvl_iter *li = (lvl_iter *)it;
+	it_free(li->cur);
+	free(li);
+}
+
+static const struct lsm_it_ops lvl_iter_ops = {
+	li_valid, li_seek_first, li_seek, li_next, li_key, li_value, li_status, li_free,
+};
+
+lsm_it *ver_files_iter(lsm_file *const *files, size_t n, int fill_cache)
+{
+	lvl_iter *li = calloc(1, sizeof(*li));
+	if (!li)
+		return NULL;
+	li->base.ops = &lvl_iter_ops;
+	li->files = (lsm_file **)files;
+	li->n = n;
+	li->fill_cache = fill_cache;
+	return &li->base;
+}
+
+lsm_it *ver_level_iter(const lsm_version *v, int level, int fill_cache)
+{
+	return ver_files_iter(v->files[level], v->nfiles[level], fill_cache);
+}
+
+int ver_key_in_level(const lsm_version *v, int level, q_slice ukey)
+{
+	size_t lo = 0, hi = v->nfiles[level];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		q_slice l = ikey_user(q_buf_slice(&v->files[level][mid]->largest));
+		if (ukey_cmp(l.p, l.n, ukey.p, ukey.n) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == v->nfiles[level])
+		return 0;
+	q_slice s = ikey_user(q_buf_slice(&v->files[level][lo]->smallest));
+	return ukey_cmp(s.p, s.n, ukey.p, ukey.n) <= 0;
+}
+
+/* ---- manifest codec ---- */
+
+int ver_manifest_encode(q_buf *out, uint64_t next_file, uint64_t last_seq, uint64_t log_number,
+			const lsm_version *v)
+{
+	size_t start = out->len;
+	uint64_t n = 0;
+	for (int l = 0; l < LSM_LEVELS; l++)
+		n += v ? v->nfiles[l] : 0;
+	Q_RET(q_put_fixed64(out, MANIFEST_MAGIC));
+	Q_RET(q_put_fixed32(out, MANIFEST_VERSION));
+	Q_RET(q_put_varint(out, next_file));
+	Q_RET(q_put_varint(out, last_seq));
+	Q_RET(q_put_varint(out, log_number));
+	Q_RET(q_put_varint(out, n));
+	for (int l = 0; v && l < LSM_LEVELS; l++)
+		for (size_t i = 0; i < v->nfiles[l]; i++) {
+			lsm_file *f = v->files[l][i];
+			Q_RET(q_buf_append_byte(out, (uint8_t)l));
+			Q_RET(q_put_varint(out, f->number));
+			Q_RET(q_put_varint(out, f->size));
+			Q_RET(q_put_lenbytes(out, f->smallest.p, f->smallest.len));
+			Q_RET(q_put_lenbytes(out, f->largest.p, f->largest.len));
+		}
+	return q_put_fixed32(out, q_csum32(out->p + start, out->len - start));
+}
+
+int ver_manifest_decode(const uint8_t *buf, size_t n, man_data *md, size_t *bad_off)
+{
+	memset(md, 0, sizeof(*md));
+	*bad_off = 0;
+	if (n < 16)
+		return Q_ECORRUPT;
+	if (q_dec_fixed64(buf) != MANIFEST_MAGIC)
+		return Q_ECORRUPT;
+	if (q_csum32(buf, n - 4) != q_dec_fixed32(buf + n - 4)) {
+		*bad_off = n - 4;
+		return Q_ECORRUPT;
+	}
+	if (q_dec_fixed32(buf + 8) != MANIFEST_VERSION) {
+		*bad_off = 8;
+		return Q_EVERSION;
+	}
+	q_reader r = q_reader_make(buf + 12, n - 16);
+	uint64_t count;
+	int rc;
+	if (q_get_varint64(&r, &md->next_file) || q_get_varint64(&r, &md->last_seq) ||
+	    q_get_varint64(&r, &md->log_number) || q_get_varint64(&r, &count))
+		goto bad;
+	if (count > q_reader_left(&r) / 5 || md->last_seq > SEQ_MAX)
+		goto bad;
+	md->files = calloc(count ? count : 1, sizeof(man_file));
+	if (!md->files)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < count; i++) {
+		man_file *f = &md->files[i];
+		uint8_t lvl;
+		if (q_get_u8(&r, &lvl) || lvl >= LSM_LEVELS || q_get_varint64(&r, &f->number) ||
+		    q_get_varint64(&r, &f->size) || q_get_lenbytes(&r, SIZE_MAX, &f->smallest) ||
+		    q_get_lenbytes(&r, SIZE_MAX, &f->largest))
+			goto bad;
+		if (f->smallest.n < IKEY_TRAILER || f->largest.n < IKEY_TRAILER ||
+		    f->number >= md->next_file)
+			goto bad;
+		f->level = lvl;
+		md->nfiles++;
+	}
+	if (q_reader_left(&r) != 0)
+		goto bad;
+	return 0;
+bad:
+	rc = Q_ECORRUPT;
+	*bad_off = (size_t)(r.p - buf);
+	free(md->files);
+	md->files = NULL;
+	md->nfiles = 0;
+	return rc;
+}

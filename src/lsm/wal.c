@@ -1,0 +1,262 @@
+/*
+ * wal.c - commit log writer and reader (see wal.h for the contract and
+ * docs/lsm.md for the byte layout).
+ */
+#include "lsm/wal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsm/lsm_format.h"
+#include "util/coding.h"
+#include "util/hash.h"
+#include "util/qerr.h"
+
+#define WAL_BUF_MAX 65536u
+
+struct wal_writer {
+	q_file *f;
+	uint64_t off;       /* logical size: written + buffered */
+	int buffered;
+	int failed;         /* first error, sticky */
+	q_buf buf;
+};
+
+int wal_writer_open(q_env *env, const char *path, int buffered, wal_writer **out)
+{
+	wal_writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	int rc = q_env_open(env, path, Q_OPEN_CREATE | Q_OPEN_EXCL, &w->f);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	w->buffered = buffered;
+	q_buf_init(&w->buf);
+	*out = w;
+	return 0;
+}
+
+static int wal_flush_buf(wal_writer *w)
+{
+	if (w->failed)
+		return w->failed;
+	if (w->buf.len == 0)
+		return 0;
+	int rc = q_file_append(w->f, w->buf.p, w->buf.len);
+	q_buf_reset(&w->buf);
+	if (rc)
+		w->failed = rc;
+	return rc;
+}
+
+/* Emits one physical record into the buffer. */
+static int wal_emit(wal_writer *w, int type, const uint8_t *p, size_t n)
+{
+	uint8_t h[WAL_HEADER_SIZE];
+	uint8_t t = (uint8_t)type;
+	q_enc_fixed32(h, q_csum32_2(&t, 1, p, n));
+	q_enc_fixed16(h + 4, (uint16_t)n);
+	h[6] = t;
+	int rc = q_buf_append(&w->buf, h, sizeof(h));
+	if (rc == 0)
+		rc = q_buf_append(&w->buf, p, n);
+	if (rc) {
+		w->failed = rc;
+		return rc;
+	}
+	w->off += WAL_HEADER_SIZE + n;
+	return 0;
+}
+
+int wal_add(wal_writer *w, const void *data, size_t n)
+{
+	if (w->failed)
+		return w->failed;
+	const uint8_t *p = data;
+	int first = 1;
+	int rc;
+	do {
+		size_t left = WAL_BLOCK_SIZE - (size_t)(w->off % WAL_BLOCK_SIZE);
+		if (left < WAL_HEADER_SIZE) {
+			static const uint8_t zeros[WAL_HEADER_SIZE];
+			if ((rc = q_buf_append(&w->buf, zeros, left))) {
+				w->failed = rc;
+				return rc;
+			}
+			w->off += left;
+			left = WAL_BLOCK_SIZE;
+		}
+		size_t avail = left - WAL_HEADER_SIZE;
+		size_t frag = n < avail ? n : avail;
+		int last = frag == n;
+		int type = first && last ? WAL_FULL : first ? WAL_FIRST : last ? WAL_LAST : WAL_MIDDLE;
+		if ((rc = wal_emit(w, type, p, frag)))
+			return rc;
+		p += frag;
+		n -= frag;
+		first = 0;
+		if (w->buf.len >= WAL_BUF_MAX && (rc = wal_flush_buf(w)))
+			return rc;
+	} while (n > 0);
+	if (!w->buffered)
+		return wal_flush_buf(w);
+	return 0;
+}
+
+int wal_flush(wal_writer *w)
+{
+	return wal_flush_buf(w);
+}
+
+int wal_sync(wal_writer *w)
+{
+	int rc = wal_flush_buf(w);
+	if (rc)
+		return rc;
+	rc = q_file_sync(w->f);
+	if (rc)
+		w->failed = rc;
+	return rc;
+}
+
+uint64_t wal_size(const wal_writer *w)
+{
+	return w->off;
+}
+
+int wal_writer_close(wal_writer *w)
+{
+	if (!w)
+		return 0;
+	int rc = wal_flush_buf(w);
+	int rc2 = q_file_close(w->f);
+	q_buf_free(&w->buf);
+	free(w);
+	return rc ? rc : rc2;
+}
+
+/* ---- reader ---- */
+
+void wal_reader_init(wal_reader *r, const uint8_t *data, size_t n, wal_report_fn fn, void *arg)
+{
+	memset(r, 0, sizeof(*r));
+	r->data = data;
+	r->n = n;
+	r->report = fn;
+	r->arg = arg;
+	q_buf_init(&r->frag);
+}
+
+void wal_reader_free(wal_reader *r)
+{
+	q_buf_free(&r->frag);
+}
+
+static void wal_drop(wal_reader *r, uint64_t off, size_t bytes, const char *why, int torn)
+{
+	if (!torn)
+		r->corrupt++;
+	if (r->report)
+		r->report(r->arg, off, bytes, why, torn);
+}
+
+static void wal_drop_frag(wal_reader *r, const char *why)
+{
+	if (r->in_frag)
+		wal_drop(r, r->frag_off, r->frag.len, why, 0);
+	r->in_frag = 0;
+	q_buf_reset(&r->frag);
+}
+
+int wal_read(wal_reader *r, q_slice *rec)
+{
+	for (;;) {
+		size_t left = WAL_BLOCK_SIZE - r->pos % WAL_BLOCK_SIZE;
+		if (left < WAL_HEADER_SIZE) {
+			r->pos += left; /* block trailer */
+			if (r->pos > r->n)
+				r->pos = r->n;
+			continue;
+		}
+		if (r->pos >= r->n)
+			goto eof;
+		if (r->n - r->pos < WAL_HEADER_SIZE) {
+			wal_drop(r, r->pos, r->n - r->pos, "torn record header at end of log", 1);
+			r->pos = r->n;
+			goto eof;
+		}
+		const uint8_t *h = r->data + r->pos;
+		uint32_t csum = q_dec_fixed32(h);
+		size_t len = q_dec_fixed16(h + 4);
+		uint8_t type = h[6];
+		uint64_t off = r->pos;
+		if (type == WAL_ZERO && len == 0) {
+			/* zero padding (never written by us except as block tail):
+			 * skip the rest of the block */
+			r->pos += left;
+			if (r->pos > r->n)
+				r->pos = r->n;
+			continue;
+		}
+		if (WAL_HEADER_SIZE + len > left || type > WAL_MAX_TYPE || type == WAL_ZERO) {
+			size_t skip = left < r->n - r->pos ? left : r->n - r->pos;
+			wal_drop(r, off, skip, "bad record header", 0);
+			wal_drop_frag(r, "fragment lost with a bad header");
+			r->pos += skip;
+			continue;
+		}
+		if (r->pos + WAL_HEADER_SIZE + len > r->n) {
+			wal_drop(r, off, r->n - r->pos, "torn record at end of log", 1);
+			r->pos = r->n;
+			goto eof;
+		}
+		const uint8_t *payload = h + WAL_HEADER_SIZE;
+		if (q_csum32_2(&type, 1, payload, len) != csum) {
+			size_t skip = left < r->n - r->pos ? left : r->n - r->pos;
+			wal_drop(r, off, skip, "checksum mismatch", 0);
+			wal_drop_frag(r, "fragment lost with a corrupt record");
+			r->pos += skip;
+			continue;
+		}
+		r->pos += WAL_HEADER_SIZE + len;
+		int rc;
+		switch (type) {
+		case WAL_FULL:
+			wal_drop_frag(r, "fragment without its last part");
+			*rec = q_slice_make(payload, len);
+			return 1;
+		case WAL_FIRST:
+			wal_drop_frag(r, "fragment without its last part");
+			if ((rc = q_buf_append(&r->frag, payload, len)))
+				return rc;
+			r->in_frag = 1;
+			r->frag_off = off;
+			break;
+		case WAL_MIDDLE:
+		case WAL_LAST:
+			if (!r->in_frag) {
+				wal_drop(r, off, len, "fragment without its first part", 0);
+				break;
+			}
+			if ((rc = q_buf_append(&r->frag, payload, len)))
+				return rc;
+			if (type == WAL_LAST) {
+				r->in_frag = 0;
+				*rec = q_buf_slice(&r->frag);
+				/* frag stays filled until the next call resets it */
+				r->frag_off = 0;
+				return 1;
+			}
+			break;
+		}
+	}
+eof:
+	if (r->in_frag) {
+		wal_drop(r, r->frag_off, r->frag.len, "log ends inside a record", 1);
+		r->in_frag = 0;
+	}
+	return 0;
+}

@@ -1,0 +1,479 @@
+/*
+ * test_lsm_db.c - the storage engine end to end: put/get/delete, batches,
+ * iterators, recovery, flush and compaction, concurrency, limits.
+ * (Fault-env and corruption tests: test_lsm_fault.c.)
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsm/lsm.h"
+#include "qtest.h"
+#include "util/log.h"
+#include "util/qerr.h"
+
+static char dbdir[300];
+
+static lsm_db *open_db(const lsm_options *o)
+{
+	snprintf(dbdir, sizeof(dbdir), "%s/db", qtest_tmpdir);
+	lsm_db *db = NULL;
+	int rc = lsm_open(dbdir, o, &db);
+	if (rc)
+		QTEST_FAIL_("lsm_open: %s", q_strerror(rc));
+	return db;
+}
+
+static q_slice S(const char *s)
+{
+	return q_slice_str(s);
+}
+
+static void expect(lsm_db *db, const char *k, const char *v)
+{
+	q_buf out = Q_BUF_INIT;
+	int rc = lsm_get(db, S(k), &out);
+	if (!v) {
+		if (rc != Q_ENOTFOUND)
+			QTEST_FAIL_("get %s: want not found, got %d", k, rc);
+	} else {
+		if (rc)
+			QTEST_FAIL_("get %s: %s", k, q_strerror(rc));
+		if (out.len != strlen(v) || (out.len && memcmp(out.p, v, out.len)))
+			QTEST_FAIL_("get %s: value differs (len %zu)", k, out.len);
+	}
+	q_buf_free(&out);
+}
+
+static void small_opts(lsm_options *o)
+{
+	lsm_options_default(o);
+	o->write_buffer_size = 64 << 10;
+	o->block_size = 512;
+	o->sync = LSM_SYNC_NONE;
+}
+
+QTEST(basic_put_get_delete)
+{
+	lsm_db *db = open_db(NULL);
+	expect(db, "a", NULL);
+	ASSERT_OK(lsm_put(db, S("a"), S("1")));
+	ASSERT_OK(lsm_put(db, S("b"), S("2")));
+	expect(db, "a", "1");
+	expect(db, "b", "2");
+	ASSERT_OK(lsm_put(db, S("a"), S("3")));
+	expect(db, "a", "3");
+	ASSERT_OK(lsm_delete(db, S("a")));
+	expect(db, "a", NULL);
+	ASSERT_OK(lsm_delete(db, S("never")));
+	ASSERT_OK(lsm_put(db, S(""), S("empty key")));
+	expect(db, "", "empty key");
+	ASSERT_OK(lsm_put(db, S("e"), S("")));
+	expect(db, "e", "");
+	ASSERT_OK(lsm_close(db));
+}
+
+QTEST(reopen_recovers_log)
+{
+	lsm_db *db = open_db(NULL);
+	ASSERT_OK(lsm_put(db, S("k1"), S("v1")));
+	ASSERT_OK(lsm_put(db, S("k2"), S("v2")));
+	ASSERT_OK(lsm_delete(db, S("k1")));
+	ASSERT_OK(lsm_close(db));
+	db = open_db(NULL);
+	expect(db, "k1", NULL);
+	expect(db, "k2", "v2");
+	ASSERT_OK(lsm_put(db, S("k3"), S("v3")));
+	ASSERT_OK(lsm_close(db));
+	db = open_db(NULL);
+	expect(db, "k2", "v2");
+	expect(db, "k3", "v3");
+	ASSERT_OK(lsm_close(db));
+}
+
+QTEST(lock_busy)
+{
+	lsm_db *db = open_db(NULL);
+	lsm_db *db2 = NULL;
+	ASSERT_EQ(lsm_open(dbdir, NULL, &db2), Q_EBUSY);
+	ASSERT_OK(lsm_close(db));
+	db = open_db(NULL);
+	ASSERT_OK(lsm_close(db));
+}
+
+QTEST(no_create)
+{
+	lsm_options o;
+	lsm_options_default(&o);
+	o.create_if_missing = 0;
+	char d[400];
+	snprintf(d, sizeof(d), "%s/none", qtest_tmpdir);
+	lsm_db *db = NULL;
+	ASSERT(lsm_open(d, &o, &db) < 0);
+}
+
+QTEST(limits)
+{
+	lsm_options o;
+	lsm_options_default(&o);
+	o.max_key_size = 8;
+	o.max_value_size = 16;
+	lsm_db *db = open_db(&o);
+	ASSERT_EQ(lsm_put(db, S("123456789"), S("v")), Q_ETOOBIG);
+	ASSERT_EQ(lsm_put(db, S("k"), S("12345678901234567")), Q_ETOOBIG);
+	lsm_batch *b = lsm_batch_new();
+	ASSERT_OK(lsm_batch_put(b, S("ok"), S("fine")));
+	ASSERT_OK(lsm_batch_put(b, S("k"), S("12345678901234567")));
+	ASSERT_EQ(lsm_write(db, b), Q_ETOOBIG);
+	expect(db, "ok", NULL); /* all or nothing */
+	lsm_batch_free(b);
+	expect(db, "k", NULL);
+	ASSERT_OK(lsm_close(db));
+}
+
+QTEST(batch_atomic)
+{
+	lsm_db *db = open_db(NULL);
+	lsm_batch *b = lsm_batch_new();
+	ASSERT_OK(lsm_batch_put(b, S("x"), S("1")));
+	ASSERT_OK(lsm_batch_put(b, S("y"), S("2")));
+	ASSERT_OK(lsm_batch_delete(b, S("x")));
+	ASSERT_OK(lsm_write(db, b));
+	expect(db, "x", NULL);
+	expect(db, "y", "2");
+	lsm_batch_clear(b);
+	ASSERT_OK(lsm_write(db, b)); /* empty batch is fine */
+	ASSERT_OK(lsm_batch_put(b, S("z"), S("3")));
+	ASSERT_OK(lsm_write(db, b));
+	lsm_batch_free(b);
+	ASSERT_OK(lsm_close(db));
+	db = open_db(NULL);
+	expect(db, "x", NULL);
+	expect(db, "y", "2");
+	expect(db, "z", "3");
+	ASSERT_OK(lsm_close(db));
+}
+
+/* A model: N keys, each either absent or holding a known value. */
+#define NK 3000
+static char *model[NK];
+
+static void mkey(char *buf, int i)
+{
+	snprintf(buf, 32, "key%06d", i);
+}
+
+static void model_check(lsm_db *db)
+{
+	char k[32];
+	q_buf out = Q_BUF_INIT;
+	for (int i = 0; i < NK; i++) {
+		mkey(k, i);
+		int rc = lsm_get(db, S(k), &out);
+		if (!model[i]) {
+			if (rc != Q_ENOTFOUND)
+				QTEST_FAIL_("%s: want absent, rc %d", k, rc);
+		} else {
+			if (rc)
+				QTEST_FAIL_("%s: %s", k, q_strerror(rc));
+			if (out.len != strlen(model[i]) || memcmp(out.p, model[i], out.len))
+				QTEST_FAIL_("%s: wrong value", k);
+		}
+	}
+	/* and a full scan sees exactly the live keys in order */
+	lsm_iter *it;
+	ASSERT_OK(lsm_iter_new(db, &it));
+	int i = 0;
+	for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
+		while (i < NK && !model[i])
+			i++;
+		ASSERT(i < NK);
+		mkey(k, i);
+		q_slice key = lsm_iter_key(it), v = lsm_iter_value(it);
+		if (key.n != strlen(k) || memcmp(key.p, k, key.n))
+			QTEST_FAIL_("scan: got %.*s want %s", (int)key.n, key.p, k);
+		ASSERT_EQ(v.n, strlen(model[i]));
+		ASSERT_MEMEQ(v.p, model[i], v.n);
+		i++;
+	}
+	ASSERT_OK(lsm_iter_status(it));
+	while (i < NK && !model[i])
+		i++;
+	ASSERT_EQ(i, NK);
+	lsm_iter_free(it);
+	q_buf_free(&out);
+}
+
+static void model_set(int i, const char *v)
+{
+	free(model[i]);
+	model[i] = v ? strdup(v) : NULL;
+}
+
+static void random_ops(lsm_db *db, unsigned *seed, int n)
+{
+	char k[32], v[300];
+	for (int j = 0; j < n; j++) {
+		int i = rand_r(seed) % NK;
+		mkey(k, i);
+		if (rand_r(seed) % 5 == 0) {
+			ASSERT_OK(lsm_delete(db, S(k)));
+			model_set(i, NULL);
+		} else {
+			int len = 10 + rand_r(seed) % 200;
+			for (int c = 0; c < len; c++)
+				v[c] = (char)('a' + (c * 7 + j) % 26);
+			snprintf(v, sizeof(v), "%d-%d", i, j);
+			v[strlen(v)] = '.';
+			v[len] = 0;
+			ASSERT_OK(lsm_put(db, S(k), S(v)));
+			model_set(i, v);
+		}
+	}
+}
+
+QTEST(model_flush_compact_reopen)
+{
+	lsm_options o;
+	small_opts(&o);
+	lsm_db *db = open_db(&o);
+	unsigned seed = 42;
+	for (int round = 0; round < 4; round++) {
+		random_ops(db, &seed, 6000);
+		model_check(db);
+		if (round == 1)
+			ASSERT_OK(lsm_flush(db));
+		if (round == 2)
+			ASSERT_OK(lsm_compact_all(db));
+		ASSERT_OK(lsm_close(db));
+		db = open_db(&o);
+		model_check(db);
+	}
+	lsm_stats st;
+	lsm_get_stats(db, &st);
+	ASSERT(st.flushes > 0 || st.num_tables > 0);
+	ASSERT_OK(lsm_compact_all(db));
+	lsm_get_stats(db, &st);
+	int nonempty = 0;
+	for (int l = 0; l < 8; l++)
+		nonempty += st.tables_per_level[l] > 0;
+	ASSERT_EQ(nonempty, 1);
+	ASSERT_EQ(st.tables_per_level[0], 0);
+	model_check(db);
+	ASSERT_OK(lsm_close(db));
+	for (int i = 0; i < NK; i++)
+		model_set(i, NULL);
+}
+
+QTEST(background_compaction_bounds_level0)
+{
+	lsm_options o;
+	small_opts(&o);
+	o.write_buffer_size = 32 << 10;
+	lsm_db *db = open_db(&o);
+	unsigned seed = 7;
+	random_ops(db, &seed, 30000);
+	model_check(db);
+	lsm_stats st;
+	lsm_get_stats(db, &st);
+	ASSERT(st.flushes >= 10);
+	ASSERT(st.compactions >= 1);
+	ASSERT(st.tables_per_level[0] < 12);
+	ASSERT_OK(lsm_close(db));
+	for (int i = 0; i < NK; i++)
+		model_set(i, NULL);
+}
+
+QTEST(iter_seek_and_snapshot)
+{
+	lsm_options o;
+	small_opts(&o);
+	lsm_db *db = open_db(&o);
+	char k[32];
+	for (int i = 0; i < 500; i += 2) {
+		mkey(k, i);
+		ASSERT_OK(lsm_put(db, S(k), S("old")));
+	}
+	ASSERT_OK(lsm_flush(db));
+	lsm_iter *it;
+	ASSERT_OK(lsm_iter_new(db, &it));
+	/* writes after the snapshot are invisible to it */
+	for (int i = 0; i < 500; i++) {
+		mkey(k, i);
+		ASSERT_OK(lsm_put(db, S(k), S("new")));
+	}
+	mkey(k, 0);
+	ASSERT_OK(lsm_delete(db, S(k)));
+	ASSERT_OK(lsm_compact_all(db));
+	mkey(k, 101);
+	lsm_iter_seek(it, S(k));
+	ASSERT(lsm_iter_valid(it));
+	mkey(k, 102);
+	ASSERT_EQ(lsm_iter_key(it).n, strlen(k));
+	ASSERT_MEMEQ(lsm_iter_key(it).p, k, strlen(k));
+	ASSERT_MEMEQ(lsm_iter_value(it).p, "old", 3);
+	int n = 0;
+	for (; lsm_iter_valid(it); lsm_iter_next(it))
+		n++;
+	ASSERT_EQ(n, (500 - 102) / 2);
+	lsm_iter_seek(it, S("zzz"));
+	ASSERT(!lsm_iter_valid(it));
+	lsm_iter_seek_first(it);
+	mkey(k, 0);
+	ASSERT_MEMEQ(lsm_iter_key(it).p, k, strlen(k));
+	ASSERT_OK(lsm_iter_status(it));
+	lsm_iter_free(it);
+	/* a fresh iterator sees the new state */
+	ASSERT_OK(lsm_iter_new(db, &it));
+	n = 0;
+	for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
+		ASSERT_MEMEQ(lsm_iter_value(it).p, "new", 3);
+		n++;
+	}
+	ASSERT_EQ(n, 499);
+	lsm_iter_free(it);
+	ASSERT_OK(lsm_close(db));
+}
+
+QTEST(big_values)
+{
+	lsm_options o;
+	small_opts(&o);
+	o.sync = LSM_SYNC_ALWAYS;
+	lsm_db *db = open_db(&o);
+	size_t n = 300000;
+	char *v = malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		v[i] = (char)('A' + (i * 31 % 26));
+	v[n] = 0;
+	ASSERT_OK(lsm_put(db, S("big"), q_slice_make(v, n)));
+	ASSERT_OK(lsm_put(db, S("big2"), q_slice_make(v, n / 3)));
+	ASSERT_OK(lsm_close(db));
+	db = open_db(&o);
+	q_buf out = Q_BUF_INIT;
+	ASSERT_OK(lsm_get(db, S("big"), &out));
+	ASSERT_EQ(out.len, n);
+	ASSERT_MEMEQ(out.p, v, n);
+	ASSERT_OK(lsm_compact_all(db));
+	ASSERT_OK(lsm_get(db, S("big2"), &out));
+	ASSERT_EQ(out.len, n / 3);
+	ASSERT_MEMEQ(out.p, v, n / 3);
+	q_buf_free(&out);
+	free(v);
+	ASSERT_OK(lsm_close(db));
+}
+
+typedef struct wctx {
+	lsm_db *db;
+	int id;
+	int n;
+} wctx;
+
+static void *writer_main(void *arg)
+{
+	wctx *c = arg;
+	char k[64], v[64];
+	for (int i = 0; i < c->n; i++) {
+		snprintf(k, sizeof(k), "w%d-%05d", c->id, i);
+		snprintf(v, sizeof(v), "value-%d-%d", c->id, i);
+		if (lsm_put(c->db, S(k), S(v)))
+			abort();
+	}
+	return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+	wctx *c = arg;
+	q_buf out = Q_BUF_INIT;
+	char k[64];
+	for (int i = 0; i < c->n; i++) {
+		snprintf(k, sizeof(k), "w0-%05d", i % 100);
+		int rc = lsm_get(c->db, S(k), &out);
+		if (rc != 0 && rc != Q_ENOTFOUND)
+			abort();
+	}
+	q_buf_free(&out);
+	return NULL;
+}
+
+QTEST(concurrent_writers_group_commit)
+{
+	lsm_options o;
+	lsm_options_default(&o);
+	o.write_buffer_size = 128 << 10;
+	lsm_db *db = open_db(&o);
+	enum { T = 6, N = 400 };
+	pthread_t th[T + 1];
+	wctx c[T + 1];
+	for (int i = 0; i < T; i++) {
+		c[i] = (wctx){db, i, N};
+		pthread_create(&th[i], NULL, writer_main, &c[i]);
+	}
+	c[T] = (wctx){db, T, 4000};
+	pthread_create(&th[T], NULL, reader_main, &c[T]);
+	for (int i = 0; i <= T; i++)
+		pthread_join(th[i], NULL);
+	ASSERT_OK(lsm_close(db));
+	db = open_db(&o);
+	char k[64], v[64];
+	for (int t = 0; t < T; t++)
+		for (int i = 0; i < N; i++) {
+			snprintf(k, sizeof(k), "w%d-%05d", t, i);
+			snprintf(v, sizeof(v), "value-%d-%d", t, i);
+			expect(db, k, v);
+		}
+	ASSERT_OK(lsm_close(db));
+}
+
+QTEST(sync_batch_mode)
+{
+	lsm_options o;
+	lsm_options_default(&o);
+	o.sync = LSM_SYNC_BATCH;
+	o.sync_batch_ms = 5;
+	lsm_db *db = open_db(&o);
+	char k[32];
+	for (int i = 0; i < 200; i++) {
+		mkey(k, i);
+		ASSERT_OK(lsm_put(db, S(k), S("b")));
+	}
+	ASSERT_OK(lsm_close(db));
+	db = open_db(&o);
+	for (int i = 0; i < 200; i++) {
+		mkey(k, i);
+		expect(db, k, "b");
+	}
+	ASSERT_OK(lsm_close(db));
+}
+
+QTEST(no_bloom_no_cache_no_compression)
+{
+	lsm_options o;
+	small_opts(&o);
+	o.bloom_bits_per_key = 0;
+	o.block_cache_size = 0;
+	o.compression = 0;
+	lsm_db *db = open_db(&o);
+	unsigned seed = 3;
+	random_ops(db, &seed, 5000);
+	ASSERT_OK(lsm_compact_all(db));
+	model_check(db);
+	ASSERT_OK(lsm_close(db));
+	for (int i = 0; i < NK; i++)
+		model_set(i, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	q_log_set_level(Q_LOG_WARN);
+	static const struct qtest_case cases[] = {
+		QT(basic_put_get_delete), QT(reopen_recovers_log), QT(lock_busy), QT(no_create),
+		QT(limits), QT(batch_atomic), QT(model_flush_compact_reopen),
+		QT(background_compaction_bounds_level0), QT(iter_seek_and_snapshot),
+		QT(big_values), QT(concurrent_writers_group_commit), QT(sync_batch_mode),
+		QT(no_bloom_no_cache_no_compression),
+	};
+	return qtest_run(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
+}
