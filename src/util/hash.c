@@ -22,6 +22,7 @@ uint32_t q_csum32(const void *p, size_t n)
 uint32_t q_csum32_2(const void *a, size_t an, const void *b, size_t bn)
 {
 	XXH3_state_t st;
+	XXH3_INITSTATE(&st); /* a stack state must not look pre-seeded */
 	XXH3_64bits_reset_withSeed(&st, Q_CSUM_SEED);
 	XXH3_64bits_update(&st, a, an);
 	XXH3_64bits_update(&st, b, bn);
