@@ -38,6 +38,7 @@ typedef struct sim {
 } sim;
 
 static sim S_;
+static uint64_t seed_base; /* varied by the many-seeds test */
 
 static uint64_t sim_rand(sim *s)
 {
@@ -87,7 +88,7 @@ static void sim_start(sim *s, size_t i, uint64_t inc, const char *const *seeds, 
 	c.nseeds = nseeds;
 	c.suspect_after_ms = SUSPECT_MS;
 	c.down_after_ms = DOWN_MS;
-	c.rng_seed = 1000 + i * 7919 + inc;
+	c.rng_seed = 1000 + i * 7919 + inc + seed_base * 104729;
 	c.on_member = on_member;
 	c.on_ring = on_ring;
 	c.ud = (void *)(uintptr_t)i;
@@ -104,7 +105,7 @@ static sim *sim_make(size_t n)
 {
 	sim *s = &S_;
 	memset(s, 0, sizeof(*s));
-	s->rng = 88172645463325252ull;
+	s->rng = 88172645463325252ull + seed_base * 2654435761ull;
 	s->now = 1000000;
 	q_log_set_level(Q_LOG_WARN);
 	static const char *seed0[] = {"127.0.0.1:7000"};
@@ -303,6 +304,48 @@ QTEST(stopped_node_suspected_then_down)
 		sim_round(s);
 	ASSERT(all_see(s, X, GOSSIP_DOWN));
 	sim_free(s);
+}
+
+/* The detection bounds over many random schedules (QFS_LONG=1: more, and
+ * bigger clusters). Every other member must stay alive everywhere. */
+QTEST(detection_bounds_many_seeds)
+{
+	int long_run = getenv("QFS_LONG") && !strcmp(getenv("QFS_LONG"), "1");
+	int runs = long_run ? 60 : 6;
+	uint64_t worst_s = 0, worst_d = 0;
+	for (int k = 0; k < runs; k++) {
+		seed_base = (uint64_t)k + 1;
+		size_t nodes = 4 + (size_t)(k % (long_run ? 20 : 8));
+		sim *s = sim_make(nodes);
+		ASSERT(RUN_UNTIL(s, 40, converged_alive(s)) >= 0);
+		for (int r = 0; r < 3; r++)
+			sim_round(s);
+		size_t X = 1 + (size_t)(sim_rand(s) % (nodes - 1));
+		s->running[X] = 0;
+		uint64_t t0 = s->now, ts = 0, td = 0;
+		for (int r = 0; r < 40 && !td; r++) {
+			sim_round(s);
+			for (size_t i = 0; i < nodes; i++)
+				for (size_t j = 0; j < nodes; j++)
+					if (i != X && j != X)
+						ASSERT_EQ(seen(s, i, j), GOSSIP_ALIVE);
+			if (!ts && all_see(s, X, GOSSIP_SUSPECT))
+				ts = s->now;
+			if (all_see(s, X, GOSSIP_DOWN)) {
+				ts = ts ? ts : s->now;
+				td = s->now;
+			}
+		}
+		ASSERT(ts && td);
+		ASSERT(ts - t0 <= SUSPECT_MS + 3 * IV);
+		ASSERT(td - t0 <= DOWN_MS + 3 * IV);
+		worst_s = ts - t0 > worst_s ? ts - t0 : worst_s;
+		worst_d = td - t0 > worst_d ? td - t0 : worst_d;
+		sim_free(s);
+	}
+	seed_base = 0;
+	printf("# %d schedules: worst suspect-everywhere %llu ms, worst down-everywhere %llu ms\n",
+	       runs, (unsigned long long)worst_s, (unsigned long long)worst_d);
 }
 
 QTEST(down_member_probed_now_and_then)
@@ -651,6 +694,7 @@ QTEST(config_checks)
 }
 
 QTEST_MAIN(QT(converge_from_seed), QT(no_false_suspicion), QT(stopped_node_suspected_then_down),
+	   QT(detection_bounds_many_seeds),
 	   QT(down_member_probed_now_and_then), QT(refute_after_partition),
 	   QT(refute_suspicion_directly), QT(restart_rejoins), QT(join_through_seed),
 	   QT(leave_is_final), QT(remove_dead_member), QT(ring_converges), QT(ring_check_refuses),
