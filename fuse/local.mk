@@ -46,3 +46,7 @@ fuse_quorumfs_LDADD = fuse/libqfs.a $(QNODE_LDADD) $(FUSE_LIBS)
 
 # integration tests (pytest, real mounts; run by tests/integration/run.sh)
 EXTRA_DIST += tests/integration/test_fuse_basic.py tests/integration/test_fuse_cluster.py
+
+# the fstab helper
+sbin_SCRIPTS += contrib/mount.quorumfs
+EXTRA_DIST += contrib/mount.quorumfs

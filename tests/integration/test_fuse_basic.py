@@ -254,3 +254,48 @@ def test_bad_options_fail_clearly(tmp_path):
     assert r.returncode == 1 and "mount point" in r.stderr
     r = subprocess.run([q, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--join" in r.stdout
+
+
+def _pids_with_arg(arg):
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if arg.encode() in f.read().split(b"\0"):
+                    pids.append(int(d))
+        except OSError:
+            pass
+    return pids
+
+
+def test_fstab_helper_mounts_in_background(tmp_path):
+    helper = os.path.join(os.environ.get("QFS_SRCDIR", "../.."), "contrib", "mount.quorumfs")
+    mnt = os.path.join(str(tmp_path), "fstab-mnt")
+    os.makedirs(mnt)
+    data = os.path.join(str(tmp_path), "fstab-data")
+    env = dict(os.environ, QUORUMFS=bin_path("quorumfs"))
+    opts = f"defaults,_netdev,noauto,data={data},listen=127.0.0.1:{free_port()},attr_timeout=1"
+    r = subprocess.run(["sh", helper, "quorumfs", mnt, "-o", opts], env=env,
+                       capture_output=True, text=True, timeout=120)
+    pids = _pids_with_arg(mnt)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert os.path.ismount(mnt)  # mounted when the helper returns
+        with open(os.path.join(mnt, "f"), "w") as f:
+            f.write("via fstab")
+        assert open(os.path.join(mnt, "f")).read() == "via fstab"
+    finally:
+        subprocess.run(["fusermount3", "-u", mnt], check=False)
+        deadline = time.monotonic() + 60
+        while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for p in pids:  # only the daemon this test started
+            if os.path.exists(f"/proc/{p}"):
+                os.kill(p, signal.SIGKILL)
+    log = open(os.path.join(data, "quorumfs.log"), errors="replace").read()
+    assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log
+    # a bad SPEC is refused before anything starts
+    r = subprocess.run(["sh", helper, "bogus", mnt], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "SPEC" in r.stderr
