@@ -14,3 +14,6 @@ QNODE_LDADD = src/node/libqnode.a src/client/libqclient.a src/cluster/libqcluste
 bin_PROGRAMS += src/node/quorumd
 src_node_quorumd_SOURCES = src/node/quorumd.c
 src_node_quorumd_LDADD = $(QNODE_LDADD)
+
+# integration tests of the cluster node (run by tests/integration/run.sh)
+EXTRA_DIST += tests/integration/test_cluster_node.py tests/integration/test_cluster_errors.py
