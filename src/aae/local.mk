@@ -27,9 +27,13 @@ tests_unit_test_aae_exchange_LDADD = $(QTEST_LDADD) $(AAE_LIBS)
 tests_unit_test_aae_rate_LDADD = $(QTEST_LDADD) $(AAE_LIBS)
 tests_unit_test_aae_reap_LDADD = $(QTEST_LDADD) $(AAE_LIBS)
 
-# fuzz targets: the message decoder and the persisted-tree decoder
-FUZZ_TARGETS += tests/fuzz/aae_msg_fuzzer tests/fuzz/aae_tree_fuzzer
-check_PROGRAMS += tests/fuzz/aae_msg_fuzzer tests/fuzz/aae_tree_fuzzer
+# fuzz targets: the message decoder (and responder), the persisted-tree
+# decoder, the exchange consuming hostile responses
+FUZZ_TARGETS += tests/fuzz/aae_msg_fuzzer tests/fuzz/aae_tree_fuzzer tests/fuzz/aae_exchange_fuzzer
+check_PROGRAMS += tests/fuzz/aae_msg_fuzzer tests/fuzz/aae_tree_fuzzer tests/fuzz/aae_exchange_fuzzer
+tests_fuzz_aae_exchange_fuzzer_SOURCES = tests/fuzz/aae_exchange_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_aae_exchange_fuzzer_LDADD = $(AAE_LIBS)
+tests_fuzz_aae_exchange_fuzzer_LDFLAGS = $(FUZZ_LINK)
 tests_fuzz_aae_msg_fuzzer_SOURCES = tests/fuzz/aae_msg_fuzzer.c $(FUZZ_MAIN)
 tests_fuzz_aae_msg_fuzzer_LDADD = $(AAE_LIBS)
 tests_fuzz_aae_msg_fuzzer_LDFLAGS = $(FUZZ_LINK)
