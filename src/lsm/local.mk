@@ -15,11 +15,15 @@ LSM_LDADD = src/lsm/libqlsm.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 
 # unit tests
 LSM_TESTS = \
+	tests/unit/test_lsm_wal \
 	tests/unit/test_lsm_sst \
-	tests/unit/test_lsm_db
+	tests/unit/test_lsm_db \
+	tests/unit/test_lsm_fault
 check_PROGRAMS += $(LSM_TESTS)
 TESTS += $(LSM_TESTS)
+tests_unit_test_lsm_wal_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
 tests_unit_test_lsm_sst_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
 tests_unit_test_lsm_db_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
+tests_unit_test_lsm_fault_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
 
 dist_doc_DATA += docs/lsm.md
