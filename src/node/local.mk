@@ -17,3 +17,14 @@ src_node_quorumd_LDADD = $(QNODE_LDADD)
 
 # integration tests of the cluster node (run by tests/integration/run.sh)
 EXTRA_DIST += tests/integration/test_cluster_node.py tests/integration/test_cluster_errors.py
+
+# fuzz targets: the context token decoder and the node config loader
+FUZZ_TARGETS += tests/fuzz/client_token_fuzzer tests/fuzz/node_conf_fuzzer
+check_PROGRAMS += tests/fuzz/client_token_fuzzer tests/fuzz/node_conf_fuzzer
+tests_fuzz_client_token_fuzzer_SOURCES = tests/fuzz/client_token_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_client_token_fuzzer_LDADD = src/client/libqclient.a src/object/libqobject.a \
+	src/util/libqutil.a $(QUORUM_LIBS_EXT)
+tests_fuzz_client_token_fuzzer_LDFLAGS = $(FUZZ_LINK)
+tests_fuzz_node_conf_fuzzer_SOURCES = tests/fuzz/node_conf_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_node_conf_fuzzer_LDADD = $(QNODE_LDADD)
+tests_fuzz_node_conf_fuzzer_LDFLAGS = $(FUZZ_LINK)

@@ -1,0 +1,196 @@
+/*
+ * test_coord_cluster.c - whole nodes in one process (q_node_start): the
+ * in-process client on one node, three nodes replicating over real loopback
+ * TCP, quorum errors with a node stopped, the network client, restart.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "node/node.h"
+#include "qtest.h"
+#include "util/qerr.h"
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
+	socklen_t len = sizeof(a);
+	ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &len));
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static q_node *start_node(const char *id, int port, const char *peers, const char *extra)
+{
+	char text[1024];
+	snprintf(text, sizeof(text),
+		 "data_dir = %s/%s\nlisten = 127.0.0.1:%d\nnode_id = %s\nlog_level = warn\n"
+		 "request_timeout = 1s\nsync = none\n%s%s%s\n",
+		 qtest_tmpdir, id, port, id, peers ? "peers = " : "", peers ? peers : "",
+		 extra ? extra : "");
+	q_conf *c = q_conf_new();
+	ASSERT_OK(q_conf_parse(c, text, strlen(text)));
+	q_node *n = NULL;
+	ASSERT_OK(q_node_start(c, &n));
+	q_conf_free(c);
+	return n;
+}
+
+static void expect_value(qc_client *c, const char *key, const char *val, const qc_opts *o)
+{
+	qc_object obj;
+	qc_object_init(&obj);
+	ASSERT_OK(qc_get(c, q_slice_str(key), o, &obj));
+	ASSERT_EQ(qc_object_live(&obj), 1);
+	ASSERT_EQ(obj.sib[0].value.n, strlen(val));
+	ASSERT_MEMEQ(obj.sib[0].value.p, val, strlen(val));
+	qc_object_free(&obj);
+}
+
+QTEST(single_node_inproc)
+{
+	q_node *n = start_node("solo", free_port(), NULL, NULL);
+	ASSERT_STREQ(q_node_id(n), "solo");
+	qc_client *c = q_node_client(n);
+	qc_object obj;
+	qc_object_init(&obj);
+	ASSERT_EQ(qc_get(c, q_slice_str("a"), NULL, &obj), Q_ENOTFOUND);
+	/* default N=3 R=2 W=2 works on one node */
+	ASSERT_OK(qc_put(c, q_slice_str("a"), q_slice_make(NULL, 0), q_slice_str("one"), NULL,
+			 &obj));
+	ASSERT_EQ(obj.nsib, 1);
+	ASSERT(obj.context.len > 0);
+	q_buf ctx = Q_BUF_INIT;
+	ASSERT_OK(q_buf_append(&ctx, obj.context.p, obj.context.len));
+	/* put with the context replaces */
+	ASSERT_OK(qc_put(c, q_slice_str("a"), q_buf_slice(&ctx), q_slice_str("two"), NULL, NULL));
+	expect_value(c, "a", "two", NULL);
+	/* a stale context makes a sibling */
+	ASSERT_OK(qc_put(c, q_slice_str("a"), q_buf_slice(&ctx), q_slice_str("three"), NULL,
+			 NULL));
+	ASSERT_OK(qc_get(c, q_slice_str("a"), NULL, &obj));
+	ASSERT_EQ(qc_object_live(&obj), 2);
+	/* delete with the merged context: not found, context kept */
+	q_buf_reset(&ctx);
+	ASSERT_OK(q_buf_append(&ctx, obj.context.p, obj.context.len));
+	ASSERT_OK(qc_del(c, q_slice_str("a"), q_buf_slice(&ctx), NULL));
+	ASSERT_EQ(qc_get(c, q_slice_str("a"), NULL, &obj), Q_ENOTFOUND);
+	ASSERT(obj.context.len > 0);
+	ASSERT_EQ(obj.nsib, 1);
+	ASSERT_EQ(obj.sib[0].deleted, 1);
+	/* errors */
+	ASSERT_EQ(qc_put(c, q_slice_str("a"), q_slice_str("junk"), q_slice_str("x"), NULL, NULL),
+		  Q_EBADCTX);
+	ASSERT_EQ(qc_put(c, q_slice_make(NULL, 0), q_slice_make(NULL, 0), q_slice_str("x"), NULL,
+			 NULL),
+		  -EINVAL);
+	static char bigkey[5000];
+	memset(bigkey, 'k', sizeof(bigkey));
+	ASSERT_EQ(qc_put(c, q_slice_make(bigkey, sizeof(bigkey)), q_slice_make(NULL, 0),
+			 q_slice_str("x"), NULL, NULL),
+		  Q_ETOOBIG);
+	/* mget */
+	ASSERT_OK(qc_put(c, q_slice_str("b"), q_slice_make(NULL, 0), q_slice_str("bee"), NULL,
+			 NULL));
+	q_slice keys[3] = {q_slice_str("a"), q_slice_str("b"), q_slice_str("zz")};
+	qc_object outs[3];
+	int rcs[3];
+	for (int i = 0; i < 3; i++)
+		qc_object_init(&outs[i]);
+	ASSERT_OK(qc_mget(c, keys, 3, NULL, outs, rcs));
+	ASSERT_EQ(rcs[0], Q_ENOTFOUND);
+	ASSERT_EQ(rcs[1], 0);
+	ASSERT_EQ(rcs[2], Q_ENOTFOUND);
+	ASSERT_MEMEQ(outs[1].sib[0].value.p, "bee", 3);
+	for (int i = 0; i < 3; i++)
+		qc_object_free(&outs[i]);
+	qc_object_free(&obj);
+	q_buf_free(&ctx);
+	ASSERT_OK(q_node_stop(n));
+}
+
+QTEST(restart_keeps_data_and_id)
+{
+	int port = free_port();
+	q_node *n = start_node("keep", port, NULL, NULL);
+	qc_client *c = q_node_client(n);
+	for (int i = 0; i < 20; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%d", i);
+		ASSERT_OK(qc_put(c, q_slice_str(k), q_slice_make(NULL, 0), q_slice_str(k), NULL,
+				 NULL));
+	}
+	ASSERT_OK(q_node_stop(n));
+	n = start_node("keep", port, NULL, NULL);
+	c = q_node_client(n);
+	for (int i = 0; i < 20; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%d", i);
+		expect_value(c, k, k, NULL);
+	}
+	ASSERT_OK(q_node_stop(n));
+}
+
+QTEST(three_nodes_replicate_and_report_quorum)
+{
+	int p[3] = {free_port(), free_port(), free_port()};
+	char peers[256];
+	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],
+		 p[2]);
+	q_node *n[3];
+	n[0] = start_node("a", p[0], peers, NULL);
+	n[1] = start_node("b", p[1], peers, NULL);
+	n[2] = start_node("c", p[2], peers, NULL);
+	qc_client *ca = q_node_client(n[0]), *cb = q_node_client(n[1]);
+	for (int i = 0; i < 20; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "r%d", i);
+		ASSERT_OK(qc_put(ca, q_slice_str(k), q_slice_make(NULL, 0), q_slice_str(k), NULL,
+				 NULL));
+	}
+	qc_opts all = {.r = 3};
+	for (int i = 0; i < 20; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "r%d", i);
+		expect_value(cb, k, k, &all);
+	}
+	/* the network client sees the same */
+	char addr[64];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p[2]);
+	qc_client *net = NULL;
+	ASSERT_OK(qc_net_new(addr, 2000, &net));
+	expect_value(net, "r3", "r3", NULL);
+	q_buf st = Q_BUF_INIT;
+	ASSERT_OK(qc_net_status(net, &st));
+	ASSERT(memmem(st.p, st.len, "\"node_id\":\"c\"", 13));
+	q_buf_free(&st);
+	qc_close(net);
+	/* one node down: W=3 fails within the timeout, W=2 and R=2 work */
+	ASSERT_OK(q_node_stop(n[2]));
+	qc_opts w3 = {.w = 3};
+	int rc = qc_put(ca, q_slice_str("x"), q_slice_make(NULL, 0), q_slice_str("x"), &w3, NULL);
+	ASSERT(rc == Q_EQUORUM || rc == Q_ETIMEOUT);
+	qc_opts w2 = {.w = 2};
+	ASSERT_OK(qc_put(ca, q_slice_str("y"), q_slice_make(NULL, 0), q_slice_str("y"), &w2, NULL));
+	qc_opts r2 = {.r = 2};
+	expect_value(cb, "y", "y", &r2);
+	qc_object obj;
+	qc_object_init(&obj);
+	rc = qc_get(cb, q_slice_str("y"), &all, &obj);
+	ASSERT(rc == Q_EQUORUM || rc == Q_ETIMEOUT);
+	qc_object_free(&obj);
+	ASSERT_OK(q_node_stop(n[1]));
+	ASSERT_OK(q_node_stop(n[0]));
+}
+
+QTEST_MAIN(QT(single_node_inproc), QT(restart_keeps_data_and_id),
+	   QT(three_nodes_replicate_and_report_quorum))
