@@ -50,3 +50,12 @@ EXTRA_DIST += tests/integration/test_fuse_basic.py tests/integration/test_fuse_c
 # the fstab helper
 sbin_SCRIPTS += contrib/mount.quorumfs
 EXTRA_DIST += contrib/mount.quorumfs
+
+# benchmark against bindfs (not part of make check): make bench-fuse
+EXTRA_DIST += bench/fuse_bench.py
+bench-fuse: fuse/quorumfs
+	python3 $(srcdir)/bench/fuse_bench.py --quorumfs $(abs_builddir)/fuse/quorumfs $(QFS_BENCH_ARGS)
+.PHONY: bench-fuse
+
+# documentation of the filesystem and its object format
+dist_doc_DATA += docs/filesystem.md

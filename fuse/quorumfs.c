@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,10 @@ int main(int argc, char **argv)
 	qfs_fuse q;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 
+	/* chunk-sized buffers come and go all the time: keep them in the heap
+	 * instead of a fresh mmap (and a page fault per page) each time */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	rc = qfs_opts_parse(argc, argv, q_node_conf_keys, &o);
 	if (rc) {
 		fprintf(stderr, "quorumfs: %s\n(try %s --help)\n", o.err, argv[0]);
