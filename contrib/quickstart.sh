@@ -14,7 +14,7 @@ mode=${1:-}
 
 BUILD_DEPS="build-essential autoconf automake pkg-config libfuse3-dev fuse3 \
 libuv1-dev libxxhash-dev libsnappy-dev"
-TEST_DEPS="python3 python3-pytest rsync iproute2 nftables procps psmisc kmod"
+TEST_DEPS="python3 python3-pytest rsync iproute2 nftables procps psmisc kmod bindfs"
 
 install_deps() {
 	[ "${QFS_SKIP_APT:-0}" = 1 ] && return 0
