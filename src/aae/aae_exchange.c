@@ -509,8 +509,32 @@ static int serve_buckets(aae_tree *t, const aae_keysrc *src, const aae_msg *m,
 	return 0;
 }
 
-int aae_serve(aae_tree *t, const aae_keysrc *src, const uint8_t *req, size_t n,
-	      size_t max_resp_bytes, q_buf *resp)
+static int serve_roots(aae_tree_lookup_fn lookup, void *lctx, const aae_msg *m, q_buf *resp)
+{
+	aae_msg_root *r = calloc(m->nroots, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < m->nroots; i++) {
+		r[i].start = m->roots[i].start;
+		r[i].end = m->roots[i].end;
+		aae_tree *t = lookup(lctx, r[i].start, r[i].end);
+		if (!t) {
+			r[i].status = AAE_ROOT_UNKNOWN;
+		} else if (!aae_tree_ready(t)) {
+			r[i].status = AAE_ROOT_NOT_READY;
+		} else {
+			r[i].status = AAE_ROOT_OK;
+			r[i].depth = (uint8_t)aae_tree_depth(t);
+			r[i].root = aae_tree_root(t);
+		}
+	}
+	int rc = aae_msg_put_roots_resp(resp, &m->h, r, m->nroots);
+	free(r);
+	return rc;
+}
+
+int aae_serve_node(aae_tree_lookup_fn lookup, void *lctx, const aae_keysrc *src,
+		   const uint8_t *req, size_t n, size_t max_resp_bytes, q_buf *resp)
 {
 	aae_msg m;
 	aae_msg_hdr h;
@@ -519,11 +543,18 @@ int aae_serve(aae_tree *t, const aae_keysrc *src, const uint8_t *req, size_t n,
 	int rc = aae_msg_decode(req, n, &m);
 	const char *why = "malformed request";
 	uint64_t *hashes = NULL;
+	aae_tree *t = NULL;
 	if (rc < 0)
 		goto error;
-	uint64_t rs, re;
-	aae_tree_range(t, &rs, &re);
-	if (m.h.range_start != rs || m.h.range_end != re) {
+	if (m.h.type == AAE_MSG_ROOTS_REQ) {
+		rc = serve_roots(lookup, lctx, &m, resp);
+		why = "cannot answer roots";
+		if (rc == 0)
+			goto out;
+		goto error;
+	}
+	t = lookup(lctx, m.h.range_start, m.h.range_end);
+	if (!t) {
 		rc = Q_ENOTFOUND;
 		why = "no tree for this range";
 		goto error;
@@ -575,6 +606,86 @@ error:
 	rc = aae_msg_put_error(resp, &h, rc == -EINVAL ? Q_EPROTO : rc, why);
 out:
 	free(hashes);
+	aae_msg_free(&m);
+	return rc;
+}
+
+static aae_tree *single_lookup(void *ctx, uint64_t start, uint64_t end)
+{
+	aae_tree *t = ctx;
+	uint64_t rs, re;
+	aae_tree_range(t, &rs, &re);
+	return rs == start && re == end ? t : NULL;
+}
+
+int aae_serve(aae_tree *t, const aae_keysrc *src, const uint8_t *req, size_t n,
+	      size_t max_resp_bytes, q_buf *resp)
+{
+	return aae_serve_node(single_lookup, t, src, req, n, max_resp_bytes, resp);
+}
+
+/* ---- many roots at once ------------------------------------------------------ */
+
+static int check_sorted(aae_tree *const *trees, size_t n)
+{
+	if (n == 0 || n > AAE_MAX_RANGES_PER_MSG || !trees)
+		return -EINVAL;
+	for (size_t i = 1; i < n; i++) {
+		uint64_t ps, pe, s, e;
+		aae_tree_range(trees[i - 1], &ps, &pe);
+		aae_tree_range(trees[i], &s, &e);
+		if (s < ps || (s == ps && e <= pe))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int aae_roots_request(aae_tree *const *trees, size_t n, uint64_t xid, q_buf *out)
+{
+	Q_RET(check_sorted(trees, n));
+	aae_msg_root *r = calloc(n, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		aae_tree_range(trees[i], &r[i].start, &r[i].end);
+	aae_msg_hdr h = {AAE_MSG_ROOTS_REQ, xid, 0, 0};
+	int rc = aae_msg_put_roots_req(out, &h, r, (uint32_t)n);
+	free(r);
+	return rc;
+}
+
+int aae_roots_compare(aae_tree *const *trees, size_t n, uint64_t xid, const uint8_t *resp,
+		      size_t rn, int *out)
+{
+	Q_RET(check_sorted(trees, n));
+	aae_msg m;
+	Q_RET(aae_msg_decode(resp, rn, &m));
+	int rc = 0;
+	if (m.h.type == AAE_MSG_ERROR) {
+		rc = m.code;
+		goto done;
+	}
+	if (m.h.type != AAE_MSG_ROOTS_RESP || m.h.xid != xid || m.nroots != n) {
+		rc = Q_EPROTO;
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t s, e;
+		aae_tree_range(trees[i], &s, &e);
+		if (m.roots[i].start != s || m.roots[i].end != e) {
+			rc = Q_EPROTO;
+			goto done;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const aae_msg_root *r = &m.roots[i];
+		if (r->status != AAE_ROOT_OK || !aae_tree_ready(trees[i]) ||
+		    r->depth != aae_tree_depth(trees[i]))
+			out[i] = -1;
+		else
+			out[i] = r->root != aae_tree_root(trees[i]);
+	}
+done:
 	aae_msg_free(&m);
 	return rc;
 }

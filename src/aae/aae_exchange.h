@@ -160,4 +160,31 @@ void aae_exchange_diff(const aae_exchange *x, size_t i, aae_diff *out);
 int aae_serve(aae_tree *t, const aae_keysrc *src, const uint8_t *req, size_t n,
 	      size_t max_resp_bytes, q_buf *resp);
 
+/* Finds this node's tree for range (start, end], or NULL. Must be safe to
+ * call from the thread running aae_serve_node. */
+typedef aae_tree *(*aae_tree_lookup_fn)(void *ctx, uint64_t start, uint64_t end);
+
+/*
+ * The peer's side for a whole node: ROOTS_REQ is answered from lookup (one
+ * status and root per range asked); every other request is routed to the
+ * tree of its range (ERROR Q_ENOTFOUND when there is none) and answered as
+ * aae_serve does. Same return contract as aae_serve.
+ */
+int aae_serve_node(aae_tree_lookup_fn lookup, void *lctx, const aae_keysrc *src,
+		   const uint8_t *req, size_t n, size_t max_resp_bytes, q_buf *resp);
+
+/*
+ * Many roots in one round trip, so a node holding hundreds of ranges with a
+ * peer starts full exchanges only for the ranges whose roots differ.
+ * trees[0..n) must be in strictly ascending (start, end) order (-EINVAL
+ * otherwise), 1 <= n <= AAE_MAX_RANGES_PER_MSG. aae_roots_compare checks
+ * that resp answers exactly those ranges (Q_EPROTO otherwise; the peer's
+ * code for an ERROR answer) and sets out[i] to 0 (equal), 1 (differ: run an
+ * exchange), or -1 (cannot compare: a tree on either side is missing or not
+ * ready, or the depths differ).
+ */
+int aae_roots_request(aae_tree *const *trees, size_t n, uint64_t xid, q_buf *out);
+int aae_roots_compare(aae_tree *const *trees, size_t n, uint64_t xid, const uint8_t *resp,
+		      size_t rn, int *out);
+
 #endif

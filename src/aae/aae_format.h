@@ -68,12 +68,26 @@ enum aae_msg_type {
 	AAE_MSG_BUCKETS_RESP = 6,  /* body: fixed32 n, n x (fixed32 bucket, fixed32 k,
 	                              k x (lenbytes key, fixed64 digest)); fixed
 	                              counts so a responder can patch them */
-	AAE_MSG_ERROR = 7          /* body: varint code (as negative int), lenbytes text */
+	AAE_MSG_ERROR = 7,         /* body: varint code (as negative int), lenbytes text */
+	AAE_MSG_ROOTS_REQ = 8,     /* many ranges at once; header range (0, 0); body:
+	                              varint n, n x (fixed64 start, fixed64 end),
+	                              strictly ascending by (start, end) */
+	AAE_MSG_ROOTS_RESP = 9     /* body: varint n, n x (fixed64 start, fixed64 end,
+	                              u8 status, u8 depth, fixed64 root) in request order */
+};
+#define AAE_MSG_TYPE_LAST AAE_MSG_ROOTS_RESP
+
+/* ROOTS_RESP status of one range; depth and root are 0 unless OK. */
+enum aae_root_status {
+	AAE_ROOT_OK = 0,
+	AAE_ROOT_UNKNOWN = 1,   /* the peer keeps no tree for this range */
+	AAE_ROOT_NOT_READY = 2  /* the peer's tree is being built */
 };
 
 /* Hard limits enforced by the decoder (larger counts are Q_ETOOBIG). */
 #define AAE_MAX_NODES_PER_MSG 4096u     /* parents in one CHILDREN req/resp */
 #define AAE_MAX_BUCKETS_PER_MSG 4096u   /* buckets in one BUCKETS req/resp */
+#define AAE_MAX_RANGES_PER_MSG 4096u    /* ranges in one ROOTS req/resp */
 #define AAE_MAX_KEYS_PER_BUCKET 65536u  /* pairs in one bucket of one resp */
 #define AAE_MAX_KEY (64u * 1024u)       /* = NET_MAX_KEY */
 #define AAE_MAX_ERRTEXT 1024u

@@ -123,6 +123,41 @@ fail:
 	return rc;
 }
 
+static int put_roots(q_buf *b, const aae_msg_hdr *h, uint8_t type, const aae_msg_root *r,
+		     uint32_t n)
+{
+	size_t start = b->len;
+	int rc;
+	if (n > AAE_MAX_RANGES_PER_MSG)
+		return Q_ETOOBIG;
+	Q_ERR(put_hdr(b, h, type));
+	Q_ERR(q_put_varint(b, n));
+	for (uint32_t i = 0; i < n; i++) {
+		Q_ERR(q_put_fixed64(b, r[i].start));
+		Q_ERR(q_put_fixed64(b, r[i].end));
+		if (type == AAE_MSG_ROOTS_RESP) {
+			int ok = r[i].status == AAE_ROOT_OK;
+			Q_ERR(q_buf_append_byte(b, r[i].status));
+			Q_ERR(q_buf_append_byte(b, ok ? r[i].depth : 0));
+			Q_ERR(q_put_fixed64(b, ok ? r[i].root : 0));
+		}
+	}
+	return 0;
+fail:
+	b->len = start;
+	return rc;
+}
+
+int aae_msg_put_roots_req(q_buf *b, const aae_msg_hdr *h, const aae_msg_root *r, uint32_t n)
+{
+	return put_roots(b, h, AAE_MSG_ROOTS_REQ, r, n);
+}
+
+int aae_msg_put_roots_resp(q_buf *b, const aae_msg_hdr *h, const aae_msg_root *r, uint32_t n)
+{
+	return put_roots(b, h, AAE_MSG_ROOTS_RESP, r, n);
+}
+
 int aae_bresp_begin(aae_bresp_writer *w, q_buf *b, const aae_msg_hdr *h)
 {
 	memset(w, 0, sizeof *w);
@@ -245,6 +280,7 @@ void aae_msg_free(aae_msg *m)
 	free(m->buckets);
 	free(m->blist);
 	free(m->pairs);
+	free(m->roots);
 	memset(m, 0, sizeof *m);
 }
 
@@ -256,7 +292,7 @@ int aae_msg_decode_hdr(const uint8_t *p, size_t n, aae_msg_hdr *h)
 		return Q_EVERSION;
 	if (n < AAE_MSG_HDR_LEN)
 		return Q_ETRUNC;
-	if (p[1] < AAE_MSG_ROOT_REQ || p[1] > AAE_MSG_ERROR)
+	if (p[1] < AAE_MSG_ROOT_REQ || p[1] > AAE_MSG_TYPE_LAST)
 		return Q_EPROTO;
 	h->type = p[1];
 	h->xid = q_dec_fixed64(p + 2);
@@ -388,6 +424,44 @@ static int decode_buckets_resp(q_reader *r, aae_msg *m)
 	return 0;
 }
 
+static int decode_roots(q_reader *r, aae_msg *m, int resp)
+{
+	uint64_t n;
+	Q_RET(get_uv64(r, &n));
+	if (n > AAE_MAX_RANGES_PER_MSG)
+		return Q_ETOOBIG;
+	if (n == 0)
+		return Q_EPROTO;
+	size_t each = resp ? 26 : 16;
+	if (n * each > q_reader_left(r))
+		return Q_ETRUNC;
+	m->nroots = (uint32_t)n;
+	m->roots = calloc(n, sizeof *m->roots);
+	if (!m->roots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < m->nroots; i++) {
+		aae_msg_root *x = &m->roots[i];
+		Q_RET(q_get_fixed64(r, &x->start));
+		Q_RET(q_get_fixed64(r, &x->end));
+		if (i > 0) {
+			const aae_msg_root *pr = &m->roots[i - 1];
+			if (x->start < pr->start || (x->start == pr->start && x->end <= pr->end))
+				return Q_EPROTO; /* strictly ascending: canonical, no repeats */
+		}
+		if (!resp)
+			continue;
+		Q_RET(q_get_u8(r, &x->status));
+		Q_RET(q_get_u8(r, &x->depth));
+		Q_RET(q_get_fixed64(r, &x->root));
+		if (x->status > AAE_ROOT_NOT_READY)
+			return Q_EPROTO;
+		if (x->status == AAE_ROOT_OK ? (x->depth < AAE_DEPTH_MIN || x->depth > AAE_DEPTH_MAX)
+					     : (x->depth != 0 || x->root != 0))
+			return Q_EPROTO;
+	}
+	return 0;
+}
+
 int aae_msg_decode(const uint8_t *p, size_t n, aae_msg *m)
 {
 	memset(m, 0, sizeof *m);
@@ -419,6 +493,12 @@ int aae_msg_decode(const uint8_t *p, size_t n, aae_msg *m)
 		break;
 	case AAE_MSG_BUCKETS_RESP:
 		Q_ERR(decode_buckets_resp(&r, m));
+		break;
+	case AAE_MSG_ROOTS_REQ:
+		Q_ERR(decode_roots(&r, m, 0));
+		break;
+	case AAE_MSG_ROOTS_RESP:
+		Q_ERR(decode_roots(&r, m, 1));
 		break;
 	case AAE_MSG_ERROR: {
 		uint64_t c;

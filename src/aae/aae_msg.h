@@ -46,6 +46,13 @@ typedef struct aae_msg_bucket {
 	aae_pair *pairs;       /* points into aae_msg.pairs */
 } aae_msg_bucket;
 
+typedef struct aae_msg_root {
+	uint64_t start, end;   /* the range */
+	uint8_t status;        /* enum aae_root_status (resp only) */
+	uint8_t depth;         /* resp, status OK */
+	uint64_t root;         /* resp, status OK */
+} aae_msg_root;
+
 typedef struct aae_msg {
 	aae_msg_hdr h;
 	/* ROOT_RESP */
@@ -65,6 +72,9 @@ typedef struct aae_msg {
 	/* ERROR */
 	int32_t code;
 	q_slice text;
+	/* ROOTS_REQ / ROOTS_RESP */
+	uint32_t nroots;
+	aae_msg_root *roots;
 } aae_msg;
 
 int aae_msg_decode(const uint8_t *p, size_t n, aae_msg *m);
@@ -83,6 +93,10 @@ int aae_msg_put_children_resp(q_buf *b, const aae_msg_hdr *h, uint8_t level,
 int aae_msg_put_buckets_req(q_buf *b, const aae_msg_hdr *h, const uint32_t *buckets,
 			    uint32_t n);
 int aae_msg_put_error(q_buf *b, const aae_msg_hdr *h, int code, const char *text);
+/* ROOTS_REQ uses start/end of r[0..n) (strictly ascending); ROOTS_RESP all
+ * fields. The header's range should be (0, 0). */
+int aae_msg_put_roots_req(q_buf *b, const aae_msg_hdr *h, const aae_msg_root *r, uint32_t n);
+int aae_msg_put_roots_resp(q_buf *b, const aae_msg_hdr *h, const aae_msg_root *r, uint32_t n);
 
 /* BUCKETS_RESP is built incrementally: begin, then per bucket
  * bucket_begin + pair*, then end. The writer patches the counts. */

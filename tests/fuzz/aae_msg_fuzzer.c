@@ -46,6 +46,10 @@ static int reencode(const aae_msg *m, q_buf *b)
 			aae_bresp_end(&w);
 		return rc;
 	}
+	case AAE_MSG_ROOTS_REQ:
+		return aae_msg_put_roots_req(b, &m->h, m->roots, m->nroots);
+	case AAE_MSG_ROOTS_RESP:
+		return aae_msg_put_roots_resp(b, &m->h, m->roots, m->nroots);
 	default:
 		return -1;
 	}

@@ -554,6 +554,72 @@ QTEST(serve_rejects_bad_requests)
 	rep_free(&b);
 }
 
+/* A node's lookup over a small array of trees. */
+typedef struct node_trees {
+	aae_tree *t[4];
+	int n;
+} node_trees;
+
+static aae_tree *nt_lookup(void *ctx, uint64_t start, uint64_t end)
+{
+	node_trees *nt = ctx;
+	for (int i = 0; i < nt->n; i++) {
+		uint64_t s, e;
+		aae_tree_range(nt->t[i], &s, &e);
+		if (s == start && e == end)
+			return nt->t[i];
+	}
+	return NULL;
+}
+
+QTEST(roots_of_many_ranges)
+{
+	/* this node: ranges (0,10] (10,20] (20,30] (30,40]; the peer holds
+	 * the first three, the third not ready, the second with a difference */
+	node_trees me = {{0}, 4}, peer = {{0}, 3};
+	for (int i = 0; i < 4; i++) {
+		ASSERT_OK(aae_tree_new(2, (uint64_t)i * 10, (uint64_t)i * 10 + 10, &me.t[i]));
+		aae_tree_set_ready(me.t[i], 1);
+		ASSERT_OK(aae_tree_insert(me.t[i], q_slice_str("k"), (uint64_t)i));
+		if (i < 3) {
+			ASSERT_OK(aae_tree_new(2, (uint64_t)i * 10, (uint64_t)i * 10 + 10, &peer.t[i]));
+			aae_tree_set_ready(peer.t[i], i != 2);
+			ASSERT_OK(aae_tree_insert(peer.t[i], q_slice_str("k"), i == 1 ? 99 : (uint64_t)i));
+		}
+	}
+	q_buf req = Q_BUF_INIT, resp = Q_BUF_INIT;
+	ASSERT_OK(aae_roots_request(me.t, 4, 31, &req));
+	replica dummy;
+	rep_init(&dummy, 1, 2);
+	ASSERT_OK(aae_serve_node(nt_lookup, &peer, &dummy.src, req.p, req.len, 1 << 20, &resp));
+	int out[4];
+	ASSERT_OK(aae_roots_compare(me.t, 4, 31, resp.p, resp.len, out));
+	ASSERT_EQ(out[0], 0);
+	ASSERT_EQ(out[1], 1);
+	ASSERT_EQ(out[2], -1); /* not ready there */
+	ASSERT_EQ(out[3], -1); /* unknown there */
+	ASSERT_EQ(aae_roots_compare(me.t, 4, 32, resp.p, resp.len, out), Q_EPROTO); /* xid */
+	ASSERT_EQ(aae_roots_compare(me.t, 3, 31, resp.p, resp.len, out), Q_EPROTO); /* count */
+	aae_tree *unsorted[2] = {me.t[1], me.t[0]};
+	ASSERT_EQ(aae_roots_request(unsorted, 2, 1, &req), -EINVAL);
+	/* a per-range request through the node-wide responder */
+	aae_exchange *x;
+	ASSERT_OK(aae_exchange_new(me.t[3], &dummy.src, NULL, 1, &x));
+	q_buf_reset(&req);
+	q_buf_reset(&resp);
+	ASSERT_EQ(aae_exchange_next(x, &req), 1);
+	ASSERT_OK(aae_serve_node(nt_lookup, &peer, &dummy.src, req.p, req.len, 1 << 20, &resp));
+	ASSERT_EQ(aae_exchange_consume(x, resp.p, resp.len), Q_ENOTFOUND);
+	aae_exchange_free(x);
+	for (int i = 0; i < 4; i++)
+		aae_tree_free(me.t[i]);
+	for (int i = 0; i < 3; i++)
+		aae_tree_free(peer.t[i]);
+	rep_free(&dummy);
+	q_buf_free(&req);
+	q_buf_free(&resp);
+}
+
 /* ---- figures: a large range, bucket-indexed in-memory stores ----------------
  * Prints the cost of finding 1% differing keys (10,000 of 1M keys with
  * QFS_LONG=1, 1,000 of 100k otherwise) and checks it stays proportional to
@@ -695,4 +761,4 @@ QTEST_MAIN(QT(equal_trees_one_round), QT(finds_exactly_one_key), QT(finds_exactl
 	   QT(small_batches_and_messages), QT(empty_side), QT(truncates_at_max_diffs),
 	   QT(wrong_local_leaf_is_repaired), QT(refuses_unready_and_mismatched),
 	   QT(rejects_bad_responses), QT(serve_rejects_bad_requests),
-	   QT(figures_one_percent))
+	   QT(roots_of_many_ranges), QT(figures_one_percent))

@@ -224,11 +224,67 @@ QTEST(header_rules)
 	b.p[0] = AAE_MSG_VERSION;
 	b.p[1] = 0;
 	ASSERT_EQ(aae_msg_decode(b.p, b.len, &m), Q_EPROTO);
-	b.p[1] = AAE_MSG_ERROR + 1;
+	b.p[1] = AAE_MSG_TYPE_LAST + 1;
 	ASSERT_EQ(aae_msg_decode(b.p, b.len, &m), Q_EPROTO);
 	ASSERT_EQ(aae_msg_decode(b.p, 0, &m), Q_ETRUNC);
 	q_buf_free(&b);
 }
 
-QTEST_MAIN(QT(root_round_trip), QT(children_round_trip), QT(buckets_round_trip),
+QTEST(roots_round_trip)
+{
+	q_buf b = Q_BUF_INIT;
+	aae_msg m;
+	aae_msg_hdr h0 = {0, 5, 0, 0};
+	aae_msg_root r[3] = {
+		{1, 9, AAE_ROOT_OK, 3, 0xabc},
+		{1, 10, AAE_ROOT_UNKNOWN, 7, 7}, /* depth/root not sent unless OK */
+		{UINT64_MAX, 0, AAE_ROOT_NOT_READY, 0, 0},
+	};
+	ASSERT_OK(aae_msg_put_roots_req(&b, &h0, r, 3));
+	ASSERT_OK(aae_msg_decode(b.p, b.len, &m));
+	ASSERT_EQ(m.h.type, AAE_MSG_ROOTS_REQ);
+	ASSERT_EQ(m.nroots, 3);
+	ASSERT_U64_EQ(m.roots[2].start, UINT64_MAX);
+	aae_msg_free(&m);
+	all_prefixes_fail(&b);
+	q_buf_reset(&b);
+	ASSERT_OK(aae_msg_put_roots_resp(&b, &h0, r, 3));
+	ASSERT_OK(aae_msg_decode(b.p, b.len, &m));
+	ASSERT_EQ(m.roots[0].status, AAE_ROOT_OK);
+	ASSERT_EQ(m.roots[0].depth, 3);
+	ASSERT_U64_EQ(m.roots[0].root, 0xabc);
+	ASSERT_EQ(m.roots[1].status, AAE_ROOT_UNKNOWN);
+	ASSERT_EQ(m.roots[1].depth, 0);
+	ASSERT_U64_EQ(m.roots[1].root, 0);
+	aae_msg_free(&m);
+	all_prefixes_fail(&b);
+	/* not ascending, repeated */
+	aae_msg_root bad[2] = {{5, 6, 0, 1, 1}, {5, 6, 0, 1, 1}};
+	q_buf_reset(&b);
+	ASSERT_OK(aae_msg_put_roots_req(&b, &h0, bad, 2));
+	ASSERT_EQ(aae_msg_decode(b.p, b.len, &m), Q_EPROTO);
+	bad[1].start = 4;
+	q_buf_reset(&b);
+	ASSERT_OK(aae_msg_put_roots_req(&b, &h0, bad, 2));
+	ASSERT_EQ(aae_msg_decode(b.p, b.len, &m), Q_EPROTO);
+	/* an OK root with depth 0, an unknown status */
+	aae_msg_root one = {1, 2, AAE_ROOT_OK, 0, 1};
+	q_buf_reset(&b);
+	ASSERT_OK(aae_msg_put_roots_resp(&b, &h0, &one, 1));
+	ASSERT_EQ(aae_msg_decode(b.p, b.len, &m), Q_EPROTO);
+	one.depth = 2;
+	one.status = 3;
+	q_buf_reset(&b);
+	ASSERT_OK(aae_msg_put_roots_resp(&b, &h0, &one, 1));
+	b.p[b.len - 10] = 3; /* the encoder wrote status 3 with depth 0 */
+	ASSERT_EQ(aae_msg_decode(b.p, b.len, &m), Q_EPROTO);
+	/* empty list; count beyond the limit */
+	q_buf_reset(&b);
+	ASSERT_OK(aae_msg_put_roots_req(&b, &h0, r, 0));
+	ASSERT_EQ(aae_msg_decode(b.p, b.len, &m), Q_EPROTO);
+	ASSERT_EQ(aae_msg_put_roots_req(&b, &h0, r, AAE_MAX_RANGES_PER_MSG + 1), Q_ETOOBIG);
+	q_buf_free(&b);
+}
+
+QTEST_MAIN(QT(roots_round_trip), QT(root_round_trip), QT(children_round_trip), QT(buckets_round_trip),
 	   QT(error_round_trip), QT(header_rules))
