@@ -5,7 +5,9 @@
  * Messages are self-contained byte strings; the transport carries them in
  * frames of the NET_MSG_AAE_* range and adds framing and checksums. Every
  * message names its exchange id (chosen by the initiator, echoed by the
- * responder) and the ring range (start, end] of the tree it is about.
+ * responder) and the ring range (start, end] of the tree it is about
+ * (ROOTS_REQ/ROOTS_RESP, about many ranges, carry (0, 0) there and list
+ * their ranges in the body).
  *
  * Decoding rules: unknown version -> Q_EVERSION; short input -> Q_ETRUNC;
  * counts over the AAE_MAX_* limits -> Q_ETOOBIG; anything else malformed
