@@ -16,7 +16,8 @@ QFS_TESTS = \
 	tests/unit/test_qfs_obj \
 	tests/unit/test_qfs_conflict \
 	tests/unit/test_qfs_inode \
-	tests/unit/test_qfs_opts
+	tests/unit/test_qfs_opts \
+	tests/unit/test_qfs_fs
 check_PROGRAMS += $(QFS_TESTS)
 TESTS += $(QFS_TESTS)
 QFS_TEST_LDADD = $(QTEST_LDADD) fuse/libqfs.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
@@ -24,6 +25,8 @@ tests_unit_test_qfs_obj_LDADD = $(QFS_TEST_LDADD)
 tests_unit_test_qfs_conflict_LDADD = $(QFS_TEST_LDADD)
 tests_unit_test_qfs_inode_LDADD = $(QFS_TEST_LDADD)
 tests_unit_test_qfs_opts_LDADD = $(QFS_TEST_LDADD)
+# the filesystem operations over a real embedded single-node store
+tests_unit_test_qfs_fs_LDADD = $(QTEST_LDADD) fuse/libqfs.a $(QNODE_LDADD)
 
 # fuzz: the object decoder and the conflict-name parser
 FUZZ_TARGETS += tests/fuzz/qfs_obj_fuzzer tests/fuzz/qfs_conflict_fuzzer

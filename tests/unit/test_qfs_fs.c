@@ -1,0 +1,271 @@
+/* Unit tests for fuse/qfs_fs.c over a real embedded single-node store (no
+ * FUSE): file operations, and the sibling rules made deterministic by
+ * writing siblings straight through the client (blind puts). */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "fuse/qfs_conflict.h"
+#include "fuse/qfs_fs.h"
+#include "fuse/qfs_inode.h"
+#include "fuse/qfs_obj.h"
+#include "node/node.h"
+#include "qtest.h"
+#include "util/log.h"
+
+typedef struct env {
+	q_node *node;
+	qc_client *c;
+	qfs_fs *fs;
+} env;
+
+static int free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a;
+	socklen_t l = sizeof(a);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(s, (struct sockaddr *)&a, sizeof(a)) || getsockname(s, (struct sockaddr *)&a, &l))
+		abort();
+	close(s);
+	return ntohs(a.sin_port);
+}
+
+static void setup(env *e, uint32_t chunk, uint32_t inl)
+{
+	char buf[512];
+	q_log_set_level(Q_LOG_WARN);
+	q_conf *conf = q_conf_new();
+	snprintf(buf, sizeof(buf), "%s/data", qtest_tmpdir);
+	ASSERT_OK(q_conf_set(conf, "data_dir", buf));
+	snprintf(buf, sizeof(buf), "127.0.0.1:%d", free_port());
+	ASSERT_OK(q_conf_set(conf, "listen", buf));
+	ASSERT_OK(q_conf_set(conf, "node_id", "n1"));
+	ASSERT_OK(q_conf_set(conf, "sync", "none"));
+	ASSERT_OK(q_node_start(conf, &e->node));
+	q_conf_free(conf);
+	e->c = q_node_client(e->node);
+	qfs_fs_conf fc = {.client = e->c, .node_id = "n1", .data_dir = qtest_tmpdir,
+			  .chunk_size = chunk, .inline_max = inl, .attr_timeout = 0};
+	ASSERT_OK(qfs_fs_new(&fc, &e->fs));
+}
+
+static void teardown(env *e)
+{
+	qfs_fs_free(e->fs);
+	ASSERT_OK(q_node_stop(e->node));
+}
+
+static void put_file(env *e, const char *key, const char *data, int64_t mtime, const char *origin)
+{
+	qfs_obj o;
+	q_buf b = Q_BUF_INIT;
+	qfs_obj_init(&o);
+	o.type = QFS_T_REG;
+	o.mode = S_IFREG | 0644;
+	o.mtime_ns = o.ctime_ns = mtime;
+	o.size = strlen(data);
+	o.inline_data = (uint8_t *)strdup(data);
+	snprintf(o.origin, sizeof(o.origin), "%s", origin);
+	ASSERT_OK(qfs_obj_encode(&o, &b));
+	ASSERT_OK(qc_put(e->c, q_slice_str(key), q_slice_make(NULL, 0), q_buf_slice(&b), NULL, NULL));
+	q_buf_free(&b);
+	qfs_obj_free(&o);
+}
+
+static size_t live(env *e, const char *key)
+{
+	qc_object o;
+	qc_object_init(&o);
+	int rc = qc_get(e->c, q_slice_str(key), NULL, &o);
+	size_t n = rc == 0 ? qc_object_live(&o) : 0;
+	qc_object_free(&o);
+	return n;
+}
+
+static void read_all(env *e, uint64_t ino, char *out, size_t cap)
+{
+	uint64_t fh;
+	size_t got;
+	ASSERT_OK(qfs_fs_open(e->fs, ino, O_RDONLY, &fh));
+	ASSERT_OK(qfs_fs_read(e->fs, fh, 0, cap - 1, out, &got));
+	out[got] = 0;
+	ASSERT_OK(qfs_fs_release(e->fs, fh));
+}
+
+static int listed(env *e, uint64_t dir, const char *name)
+{
+	uint64_t dh;
+	int found = 0;
+	ASSERT_OK(qfs_fs_opendir(e->fs, dir, &dh));
+	qfs_dirlist *l = qfs_fs_dirlist(e->fs, dh);
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->e[i].name, name) == 0)
+			found = 1;
+	ASSERT_OK(qfs_fs_releasedir(e->fs, dh));
+	return found;
+}
+
+QTEST(files_and_directories)
+{
+	env e;
+	struct stat st;
+	uint64_t d, f, fh, g;
+	char buf[256];
+	size_t got;
+	setup(&e, 4096, 100);
+	ASSERT_OK(qfs_fs_mknod(e.fs, QFS_ROOT_INO, "d", S_IFDIR | 0755, 0, 1, 2, &st, &d));
+	ASSERT(S_ISDIR(st.st_mode));
+	ASSERT_EQ(qfs_fs_mknod(e.fs, QFS_ROOT_INO, "d", S_IFDIR | 0755, 0, 1, 2, &st, &g), -EEXIST);
+	ASSERT_OK(qfs_fs_create(e.fs, d, "f", 0600, O_WRONLY | O_EXCL, 1, 2, &st, &f, &fh));
+	/* grows past inline_max (100) and spans chunks of 4096 */
+	static char big[10000];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i % 23);
+	ASSERT_OK(qfs_fs_write(e.fs, fh, 0, big, sizeof(big)));
+	ASSERT_OK(qfs_fs_write(e.fs, fh, 5000, "XYZ", 3));
+	ASSERT_OK(qfs_fs_release(e.fs, fh));
+	memcpy(big + 5000, "XYZ", 3);
+	ASSERT_OK(qfs_fs_getattr(e.fs, f, &st));
+	ASSERT_EQ(st.st_size, 10000);
+	/* read back through a fresh lookup (no cached buffers) */
+	uint64_t f2;
+	qfs_fs_forget(e.fs, f, 1);
+	ASSERT_OK(qfs_fs_lookup(e.fs, d, "f", &st, &f2));
+	ASSERT_OK(qfs_fs_open(e.fs, f2, O_RDONLY, &fh));
+	static char back[10000];
+	ASSERT_OK(qfs_fs_read(e.fs, fh, 0, sizeof(back), back, &got));
+	ASSERT_EQ(got, sizeof(back));
+	ASSERT_MEMEQ(back, big, sizeof(big));
+	ASSERT_OK(qfs_fs_read(e.fs, fh, 9990, 100, buf, &got));
+	ASSERT_EQ(got, 10);
+	ASSERT_OK(qfs_fs_release(e.fs, fh));
+	/* rename within and across directories, over an existing name */
+	ASSERT_OK(qfs_fs_create(e.fs, QFS_ROOT_INO, "other", 0644, O_WRONLY, 0, 0, &st, &g, &fh));
+	ASSERT_OK(qfs_fs_write(e.fs, fh, 0, "old", 3));
+	ASSERT_OK(qfs_fs_release(e.fs, fh));
+	ASSERT_OK(qfs_fs_rename(e.fs, d, "f", QFS_ROOT_INO, "other", 0));
+	ASSERT(!listed(&e, d, "f"));
+	ASSERT(listed(&e, QFS_ROOT_INO, "other"));
+	ASSERT_OK(qfs_fs_lookup(e.fs, QFS_ROOT_INO, "other", &st, &g));
+	ASSERT_EQ(st.st_size, 10000);
+	ASSERT_EQ(qfs_fs_rmdir(e.fs, QFS_ROOT_INO, "other"), -ENOTDIR);
+	ASSERT_EQ(qfs_fs_unlink(e.fs, QFS_ROOT_INO, "d"), -EISDIR);
+	/* a populated directory refuses rmdir and rename */
+	ASSERT_OK(qfs_fs_symlink(e.fs, d, "ln", "../other", 0, 0, &st, &g));
+	ASSERT_OK(qfs_fs_readlink(e.fs, g, buf, sizeof(buf)));
+	ASSERT_STREQ(buf, "../other");
+	ASSERT_EQ(qfs_fs_rmdir(e.fs, QFS_ROOT_INO, "d"), -ENOTEMPTY);
+	ASSERT_EQ(qfs_fs_rename(e.fs, QFS_ROOT_INO, "d", QFS_ROOT_INO, "d2", 0), -EXDEV);
+	ASSERT_OK(qfs_fs_unlink(e.fs, d, "ln"));
+	ASSERT_OK(qfs_fs_rename(e.fs, QFS_ROOT_INO, "d", QFS_ROOT_INO, "d2", 0));
+	ASSERT_OK(qfs_fs_rmdir(e.fs, QFS_ROOT_INO, "d2"));
+	ASSERT_EQ(qfs_fs_lookup(e.fs, QFS_ROOT_INO, "d2", &st, &g), -ENOENT);
+	/* xattrs */
+	ASSERT_OK(qfs_fs_lookup(e.fs, QFS_ROOT_INO, "other", &st, &g));
+	ASSERT_OK(qfs_fs_setxattr(e.fs, g, "user.k", "v", 1, 0));
+	ASSERT_EQ(qfs_fs_getxattr(e.fs, g, "user.k", buf, sizeof(buf)), 1);
+	ASSERT_EQ(qfs_fs_setxattr(e.fs, g, "system.k", "v", 1, 0), -EOPNOTSUPP);
+	ASSERT_EQ(qfs_fs_setxattr(e.fs, g, "user.quorum.siblings", "v", 1, 0), -EPERM);
+	teardown(&e);
+}
+
+QTEST(conflict_files_show_and_resolve)
+{
+	env e;
+	struct stat st;
+	uint64_t f, c, fh;
+	char buf[256], cname[QFS_NAME_MAX + 1];
+	setup(&e, 4096, 1024);
+	/* two concurrent versions of /r.txt, and its directory entry */
+	ASSERT_OK(qfs_fs_create(e.fs, QFS_ROOT_INO, "r.txt", 0644, O_WRONLY, 0, 0, &st, &f, &fh));
+	ASSERT_OK(qfs_fs_release(e.fs, fh));
+	put_file(&e, "f:/r.txt", "newer", 1700000000000000000LL, "nB");
+	put_file(&e, "f:/r.txt", "older", 1600000000000000000LL, "nA");
+	ASSERT_EQ(live(&e, "f:/r.txt"), 3);
+	/* the empty file from create has mtime "now" (2026): newest of all */
+	ASSERT_OK(qfs_fs_lookup(e.fs, QFS_ROOT_INO, "r.txt", &st, &f));
+	ASSERT_EQ(st.st_size, 0);
+	/* the conflict files are listed with their Syncthing names */
+	ASSERT(listed(&e, QFS_ROOT_INO, "r.sync-conflict-20231114-221320-nB.txt"));
+	ASSERT(listed(&e, QFS_ROOT_INO, "r.sync-conflict-20200913-122640-nA.txt"));
+	strcpy(cname, "r.sync-conflict-20231114-221320-nB.txt");
+	ASSERT_OK(qfs_fs_lookup(e.fs, QFS_ROOT_INO, cname, &st, &c));
+	ASSERT_EQ(st.st_size, 5);
+	read_all(&e, c, buf, sizeof(buf));
+	ASSERT_STREQ(buf, "newer");
+	ASSERT_EQ(qfs_fs_open(e.fs, c, O_WRONLY, &fh), -EPERM);
+	/* the siblings xattr names all three */
+	static char sib[4096];
+	int n = qfs_fs_getxattr(e.fs, f, "user.quorum.siblings", NULL, 0);
+	ASSERT(n > 0 && n < (int)sizeof(sib));
+	ASSERT_EQ(qfs_fs_getxattr(e.fs, f, "user.quorum.siblings", sib, 10), -ERANGE);
+	ASSERT_EQ(qfs_fs_getxattr(e.fs, f, "user.quorum.siblings", sib, sizeof(sib)), n);
+	sib[n] = 0;
+	ASSERT(strstr(sib, "origin=nA") && strstr(sib, "origin=nB") && strstr(sib, "context="));
+	/* writing the name keeps the others */
+	ASSERT_OK(qfs_fs_open(e.fs, f, O_WRONLY, &fh));
+	ASSERT_OK(qfs_fs_write(e.fs, fh, 0, "mine", 4));
+	ASSERT_OK(qfs_fs_release(e.fs, fh));
+	ASSERT_EQ(live(&e, "f:/r.txt"), 3);
+	ASSERT(listed(&e, QFS_ROOT_INO, cname));
+	/* rm of a conflict file discards that sibling only */
+	ASSERT_OK(qfs_fs_unlink(e.fs, QFS_ROOT_INO, "r.sync-conflict-20200913-122640-nA.txt"));
+	ASSERT_EQ(live(&e, "f:/r.txt"), 2);
+	ASSERT(!listed(&e, QFS_ROOT_INO, "r.sync-conflict-20200913-122640-nA.txt"));
+	ASSERT(listed(&e, QFS_ROOT_INO, cname));
+	/* mv CONFLICT NAME picks it and discards the rest */
+	ASSERT_OK(qfs_fs_rename(e.fs, QFS_ROOT_INO, cname, QFS_ROOT_INO, "r.txt", 0));
+	ASSERT_EQ(live(&e, "f:/r.txt"), 1);
+	ASSERT(!listed(&e, QFS_ROOT_INO, cname));
+	ASSERT_OK(qfs_fs_lookup(e.fs, QFS_ROOT_INO, "r.txt", &st, &f));
+	read_all(&e, f, buf, sizeof(buf));
+	ASSERT_STREQ(buf, "newer");
+	teardown(&e);
+}
+
+QTEST(directory_siblings_merge)
+{
+	env e;
+	struct stat st;
+	uint64_t d;
+	setup(&e, 4096, 1024);
+	ASSERT_OK(qfs_fs_mknod(e.fs, QFS_ROOT_INO, "d", S_IFDIR | 0755, 0, 0, 0, &st, &d));
+	/* two versions of /d written blind, each adding its own child */
+	const char *names[2] = {"from-x", "from-y"};
+	for (int i = 0; i < 2; i++) {
+		qfs_obj o;
+		q_buf b = Q_BUF_INIT;
+		qfs_obj_init(&o);
+		o.type = QFS_T_DIR;
+		o.mode = S_IFDIR | 0755;
+		ASSERT_OK(qfs_dir_add(&o, names[i], QFS_T_REG, 100 + (uint64_t)i, 0, NULL));
+		ASSERT_OK(qfs_obj_encode(&o, &b));
+		ASSERT_OK(qc_put(e.c, q_slice_str("f:/d"), q_slice_make(NULL, 0), q_buf_slice(&b), NULL,
+				 NULL));
+		q_buf_free(&b);
+		qfs_obj_free(&o);
+		char key[64];
+		snprintf(key, sizeof(key), "f:/d/%s", names[i]);
+		put_file(&e, key, names[i], 1, "n1");
+	}
+	ASSERT(live(&e, "f:/d") >= 2);
+	ASSERT(listed(&e, d, "from-x"));
+	ASSERT(listed(&e, d, "from-y"));
+	/* the next change writes the merge and collapses the siblings */
+	uint64_t z, fh;
+	ASSERT_OK(qfs_fs_create(e.fs, d, "z", 0644, O_WRONLY, 0, 0, &st, &z, &fh));
+	ASSERT_OK(qfs_fs_release(e.fs, fh));
+	ASSERT_EQ(live(&e, "f:/d"), 1);
+	ASSERT(listed(&e, d, "from-x") && listed(&e, d, "from-y") && listed(&e, d, "z"));
+	teardown(&e);
+}
+
+QTEST_MAIN(QT(files_and_directories), QT(conflict_files_show_and_resolve),
+	   QT(directory_siblings_merge))
