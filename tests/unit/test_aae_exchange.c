@@ -554,6 +554,76 @@ QTEST(serve_rejects_bad_requests)
 	rep_free(&b);
 }
 
+/* Writes keep landing on both replicas while exchanges run; after each
+ * exchange the diffs are synced both ways. Replicas must converge once the
+ * writes stop, within a bounded number of rounds. */
+QTEST(converges_under_concurrent_writes)
+{
+	replica a, b;
+	const int n = 4000;
+	rep_init(&a, n, 3);
+	rep_init(&b, n, 3);
+	for (int i = 0; i < n; i += 2) {
+		uint64_t d = rnd();
+		rep_put(&a, i, d);
+		rep_put(&b, i, d);
+	}
+	int rounds = 0, writing = 1;
+	for (; rounds < 20; rounds++) {
+		aae_exchange *x;
+		ASSERT_OK(aae_exchange_new(a.tree, &a.src, NULL, (uint64_t)rounds, &x));
+		q_buf req = Q_BUF_INIT, resp = Q_BUF_INIT;
+		for (int step = 0; step < 10000; step++) {
+			q_buf_reset(&req);
+			if (aae_exchange_next(x, &req) <= 0)
+				break;
+			/* foreground writes between the exchange's steps */
+			for (int w = 0; writing && w < 5; w++) {
+				int i = (int)(rnd() % (uint64_t)n);
+				if (rnd() & 1)
+					rep_put(&a, i, rnd());
+				else
+					rep_put(&b, i, rnd());
+			}
+			q_buf_reset(&resp);
+			ASSERT_OK(aae_serve(b.tree, &b.src, req.p, req.len, 4096, &resp));
+			ASSERT_OK(aae_exchange_consume(x, resp.p, resp.len));
+		}
+		ASSERT_EQ(aae_exchange_state(x), AAE_X_DONE);
+		size_t nd = aae_exchange_ndiffs(x);
+		/* sync: re-read both current values (they may have moved on
+		 * since the exchange saw them) and merge: larger digest wins */
+		for (size_t j = 0; j < nd; j++) {
+			aae_diff d;
+			aae_exchange_diff(x, j, &d);
+			int i = key_index(d.key);
+			ASSERT(i >= 0 && i < n);
+			if (!a.has[i] && !b.has[i])
+				continue;
+			uint64_t m = !a.has[i] ? b.digest[i] : !b.has[i] ? a.digest[i] :
+				     a.digest[i] > b.digest[i] ? a.digest[i] : b.digest[i];
+			rep_put(&a, i, m);
+			rep_put(&b, i, m);
+		}
+		aae_exchange_free(x);
+		q_buf_free(&req);
+		q_buf_free(&resp);
+		if (rounds == 5)
+			writing = 0; /* writes stop; the next rounds must converge */
+		if (!writing && nd == 0)
+			break;
+	}
+	ASSERT(rounds < 20);
+	ASSERT_U64_EQ(aae_tree_root(a.tree), aae_tree_root(b.tree));
+	for (int i = 0; i < n; i++) {
+		ASSERT_EQ(a.has[i], b.has[i]);
+		if (a.has[i])
+			ASSERT_U64_EQ(a.digest[i], b.digest[i]);
+	}
+	rep_free(&a);
+	rep_free(&b);
+}
+
 /* A node's lookup over a small array of trees. */
 typedef struct node_trees {
 	aae_tree *t[4];
@@ -761,4 +831,5 @@ QTEST_MAIN(QT(equal_trees_one_round), QT(finds_exactly_one_key), QT(finds_exactl
 	   QT(small_batches_and_messages), QT(empty_side), QT(truncates_at_max_diffs),
 	   QT(wrong_local_leaf_is_repaired), QT(refuses_unready_and_mismatched),
 	   QT(rejects_bad_responses), QT(serve_rejects_bad_requests),
-	   QT(roots_of_many_ranges), QT(figures_one_percent))
+	   QT(converges_under_concurrent_writes), QT(roots_of_many_ranges),
+	   QT(figures_one_percent))

@@ -151,6 +151,19 @@ QTEST(rebuild_from_index_and_data_equals_incremental)
 		aae_tree_free(fresh[0]);
 		aae_tree_free(fresh[1]);
 	}
+	/* a rate limiter is charged with every byte the scan read */
+	{
+		aae_rate rl;
+		ASSERT_OK(aae_rate_init(&rl, 1ULL << 40, 0, 0)); /* high: no real wait */
+		aae_tree *f;
+		ASSERT_OK(aae_tree_new(3, 0, HALF, &f));
+		aae_lsm_rebuild_stats st;
+		ASSERT_OK(aae_lsm_rebuild(s.db, &f, 1, AAE_LSM_FROM_DATA, &rl, &st));
+		ASSERT_U64_EQ(aae_rate_total(&rl), st.bytes_read);
+		ASSERT(st.bytes_read > 1500 * 10);
+		aae_rate_destroy(&rl);
+		aae_tree_free(f);
+	}
 	/* after a flush and compaction (data in tables, not the memtable) */
 	ASSERT_OK(lsm_compact_all(s.db));
 	aae_tree *f1;
