@@ -18,7 +18,8 @@ AAE_TESTS = \
 	tests/unit/test_aae_msg \
 	tests/unit/test_aae_exchange \
 	tests/unit/test_aae_rate \
-	tests/unit/test_aae_reap
+	tests/unit/test_aae_reap \
+	tests/unit/test_aae_lsm
 check_PROGRAMS += $(AAE_TESTS)
 TESTS += $(AAE_TESTS)
 tests_unit_test_aae_tree_LDADD = $(QTEST_LDADD) $(AAE_LIBS)
@@ -26,6 +27,9 @@ tests_unit_test_aae_msg_LDADD = $(QTEST_LDADD) $(AAE_LIBS)
 tests_unit_test_aae_exchange_LDADD = $(QTEST_LDADD) $(AAE_LIBS)
 tests_unit_test_aae_rate_LDADD = $(QTEST_LDADD) $(AAE_LIBS)
 tests_unit_test_aae_reap_LDADD = $(QTEST_LDADD) $(AAE_LIBS)
+# aae_lsm.c is the only part that needs the engine, objects and the ring
+tests_unit_test_aae_lsm_LDADD = $(QTEST_LDADD) src/aae/libqaae.a src/lsm/libqlsm.a \
+	src/object/libqobject.a src/ring/libqring.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 
 # fuzz targets: the message decoder (and responder), the persisted-tree
 # decoder, the exchange consuming hostile responses
@@ -42,5 +46,3 @@ tests_fuzz_aae_tree_fuzzer_LDADD = $(AAE_LIBS)
 tests_fuzz_aae_tree_fuzzer_LDFLAGS = $(FUZZ_LINK)
 
 dist_doc_DATA += docs/aae.md
-# tests/unit/test_aae_lsm.c runs once src/lsm is in the tree (it links the engine)
-EXTRA_DIST += tests/unit/test_aae_lsm.c
