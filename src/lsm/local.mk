@@ -31,4 +31,32 @@ tests_unit_test_lsm_crash_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
 check_PROGRAMS += tests/unit/lsm_crash_writer
 tests_unit_lsm_crash_writer_LDADD = $(LSM_LDADD)
 
+# fuzz targets (one per decoder), corpora in tests/fuzz/corpus/lsm_*/
+LSM_FUZZERS = tests/fuzz/lsm_wal_fuzzer tests/fuzz/lsm_block_fuzzer \
+	tests/fuzz/lsm_table_fuzzer tests/fuzz/lsm_manifest_fuzzer
+FUZZ_TARGETS += $(LSM_FUZZERS)
+check_PROGRAMS += $(LSM_FUZZERS)
+tests_fuzz_lsm_wal_fuzzer_SOURCES = tests/fuzz/lsm_wal_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_lsm_wal_fuzzer_LDADD = $(LSM_LDADD)
+tests_fuzz_lsm_wal_fuzzer_LDFLAGS = $(FUZZ_LINK)
+tests_fuzz_lsm_block_fuzzer_SOURCES = tests/fuzz/lsm_block_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_lsm_block_fuzzer_LDADD = $(LSM_LDADD)
+tests_fuzz_lsm_block_fuzzer_LDFLAGS = $(FUZZ_LINK)
+tests_fuzz_lsm_table_fuzzer_SOURCES = tests/fuzz/lsm_table_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_lsm_table_fuzzer_LDADD = $(LSM_LDADD)
+tests_fuzz_lsm_table_fuzzer_LDFLAGS = $(FUZZ_LINK)
+tests_fuzz_lsm_manifest_fuzzer_SOURCES = tests/fuzz/lsm_manifest_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_lsm_manifest_fuzzer_LDADD = $(LSM_LDADD)
+tests_fuzz_lsm_manifest_fuzzer_LDFLAGS = $(FUZZ_LINK)
+
+# benchmark (not run by make check): ours against LevelDB in one run
+noinst_PROGRAMS += bench/lsm_bench
+bench_lsm_bench_SOURCES = bench/lsm_bench.c
+if HAVE_LEVELDB
+bench_lsm_bench_CPPFLAGS = $(AM_CPPFLAGS) -DHAVE_LEVELDB=1
+bench_lsm_bench_LDADD = $(LSM_LDADD) -lleveldb
+else
+bench_lsm_bench_LDADD = $(LSM_LDADD)
+endif
+
 dist_doc_DATA += docs/lsm.md
