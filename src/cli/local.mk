@@ -4,3 +4,6 @@ src_cli_quorumctl_SOURCES = src/cli/quorumctl.c src/cli/cli_bench.c src/cli/cli.
 src_cli_quorumctl_LDADD = src/client/libqclient.a src/cluster/libqcluster.a \
 	src/net/libqnet.a src/ring/libqring.a src/object/libqobject.a \
 	src/util/libqutil.a $(QUORUM_LIBS_EXT)
+
+# the cluster benchmark (3 quorumd vs redis-server vs etcd; see docs/cluster.md)
+EXTRA_DIST += bench/cluster_bench.sh

@@ -434,6 +434,12 @@ static int job_submit(coord *c, job *j)
 {
 	j->w.data = j;
 	j->c = c;
+	if (c->cfg.inline_io) {
+		/* disk work on the loop thread (io = inline): no worker hop */
+		job_work(&j->w);
+		job_done(&j->w, 0);
+		return 0;
+	}
 	int rc = uv_queue_work(net_loop_uv(c->loop), &j->w, job_work, job_done);
 	return rc < 0 ? rc : 0;
 }
@@ -661,10 +667,10 @@ void coord_get(coord *c, q_slice key, const coord_req *q, coord_done_fn cb, void
 			job *j = job_new(JOB_GET);
 			if (j) {
 				j->r = r;
-				if (job_submit(c, j) == 0) {
-					o->refs++;
+				o->refs++; /* before: an inline job completes at once */
+				if (job_submit(c, j) == 0)
 					continue;
-				}
+				o->refs--;
 				free(j);
 			}
 			r->state = REP_FAIL;
@@ -920,11 +926,12 @@ void coord_put(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coo
 		goto nomem;
 	j->r = self;
 	self->state = REP_PENDING;
+	o->refs++; /* before: an inline job completes at once */
 	if (job_submit(c, j) < 0) {
+		o->refs--;
 		free(j);
 		goto nomem;
 	}
-	o->refs++;
 	return;
 nomem:
 	op_reply(o, -ENOMEM, NULL);

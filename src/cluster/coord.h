@@ -57,6 +57,9 @@ typedef struct coord_config {
 	size_t max_key;          /* bytes; longer keys get Q_ETOOBIG */
 	size_t max_value;        /* bytes; larger values get Q_ETOOBIG */
 	int ring_tokens;         /* virtual nodes per member */
+	int inline_io;           /* 1: replica disk work on the loop thread
+				  * (no worker hop; a slow disk stalls the
+				  * loop); 0: libuv worker threads (default) */
 } coord_config;
 
 /* Per-request options; 0 = the cluster default. */

@@ -160,6 +160,7 @@ int q_node_start(q_conf *conf, q_node **out)
 		.max_key = (size_t)n->cfg.max_key_size,
 		.max_value = (size_t)n->cfg.max_value_size,
 		.ring_tokens = n->cfg.ring_tokens,
+		.inline_io = n->cfg.inline_io,
 	};
 	Q_ERR(coord_new(&cc, n->rep, n->mem, NULL, &n->coord));
 	for (size_t i = 0; i < n->cfg.npeers; i++) {
@@ -175,6 +176,13 @@ int q_node_start(q_conf *conf, q_node **out)
 	}
 	coord_set_status_hook(n->coord, status_hook, n);
 
+	/* libuv's worker pool runs the disk jobs; its size is read once per
+	 * process, from the environment, at the first job */
+	if (!getenv("UV_THREADPOOL_SIZE")) {
+		char nw[16];
+		snprintf(nw, sizeof(nw), "%d", n->cfg.workers);
+		setenv("UV_THREADPOOL_SIZE", nw, 0);
+	}
 	rc = net_loop_start(0, "quorumd-loop", &n->loop);
 	if (rc < 0) {
 		Q_ERROR("node", "cannot start the event loop: %s", q_strerror(rc));

@@ -22,7 +22,7 @@ const char *const q_node_conf_keys[] = {
 	"data_dir", "listen", "node_id", "zone", "peers", "seeds",
 	"n", "r", "w", "sync", "sync_batch", "request_timeout",
 	"max_value_size", "max_key_size", "memtable_size", "cache_size",
-	"read_repair", "log_level", "ring_tokens", "workers",
+	"read_repair", "log_level", "ring_tokens", "workers", "io",
 	NULL
 };
 
@@ -269,8 +269,15 @@ int node_conf_load(q_conf *conf, node_conf *c, char *err, size_t cap)
 	c->log_level = (int)lvl;
 	Q_RET(get_int(conf, "ring_tokens", 64, 1, 4096, &v, err, cap));
 	c->ring_tokens = (int)v;
-	Q_RET(get_int(conf, "workers", 2, 1, 64, &v, err, cap));
+	Q_RET(get_int(conf, "workers", 4, 1, 64, &v, err, cap));
 	c->workers = (int)v;
+	const char *io = q_conf_get_str(conf, "io", "worker");
+	if (!strcmp(io, "worker"))
+		c->inline_io = 0;
+	else if (!strcmp(io, "inline"))
+		c->inline_io = 1;
+	else
+		return bad(err, cap, "io", io, "expected worker or inline");
 	return 0;
 }
 

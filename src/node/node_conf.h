@@ -55,6 +55,7 @@ typedef struct node_conf {
 	int log_level;                   /* q_log_level */
 	int ring_tokens;                 /* virtual nodes per node */
 	int workers;                     /* disk worker threads */
+	int inline_io;                   /* io = inline: disk work on the loop thread */
 } node_conf;
 
 /* Fills c from conf. On error returns -EINVAL and writes a message naming

@@ -97,6 +97,7 @@ QTEST(bad_values_name_the_key)
 	expect_bad("max_value_size = 1G\n", "max_value_size");
 	expect_bad("log_level = loud\n", "log_level");
 	expect_bad("data_dirr = /x\n", "data_dirr");
+	expect_bad("io = async\n", "io");
 }
 
 QTEST(ids_and_addresses)
