@@ -27,7 +27,19 @@
  *     without an object... except when the object's delete fails after the
  *     entry went; listings skip entries whose object is missing.
  *
- * Thread safety: see qfs_fs.h for the lock order.
+ *  5. Directory changes are write-behind: an entry added or removed changes
+ *     the inode's working copy at once (this mount sees it), and a flusher
+ *     thread stores each changed directory every QFS_DIR_FLUSH_MS, so a
+ *     burst of creates in one directory costs a few stores of it, not one
+ *     per create. A changed directory's inode is pinned (an open count)
+ *     until stored. fsyncdir, rmdir/rename of it, and unmount store it at
+ *     once. Other mounts see the change after the flush (well within the
+ *     entry timeout); a crash loses at most that window of entries (their
+ *     objects stay, unlisted).
+ *
+ * Thread safety: see qfs_fs.h for the lock order. The flusher takes a
+ * directory's inode lock like any operation; dirty_mu is taken under inode
+ * locks and never held while taking one.
  */
 #include "fuse/qfs_fs.h"
 
@@ -56,6 +68,7 @@
 #define MGET_BATCH 256
 #define KNOWN_CHUNKS 4096
 #define CLEAN_CHUNKS 4
+#define QFS_DIR_FLUSH_MS 20
 
 /* ------------------------------------------------------------------ */
 /* Types                                                                */
@@ -89,6 +102,7 @@ typedef struct qfs_ist {
 	uint64_t tick;
 	uint64_t dirty_bytes;
 	uint64_t dir_floor;
+	int queued; /* a directory change waits for the flusher (pinned) */
 	int err; /* a failed background chunk write, reported at flush */
 } qfs_ist;
 
@@ -123,6 +137,13 @@ struct qfs_fs {
 	pthread_mutex_t known_mu;
 	pthread_mutex_t handles_mu;
 	qfs_hnode handles; /* list head */
+	/* directory write-behind (design note 5) */
+	pthread_mutex_t dirty_mu;
+	pthread_cond_t dirty_cv;
+	qfs_inode **dirty;
+	size_t ndirty, capdirty;
+	int stop, flusher_started;
+	pthread_t flusher;
 	uint64_t known[KNOWN_CHUNKS]; /* chunk ids (first 8 bytes) stored lately */
 };
 
@@ -790,7 +811,91 @@ static int ist_flush(qfs_fs *fs, qfs_inode *in, qfs_ist *s)
 		return rc;
 	s->dirty_meta = 0;
 	s->fetched_ms = q_mono_ms();
+	if (s->obj.type == QFS_T_DIR && s->v.has_dir) {
+		/* the store may have merged concurrent versions in */
+		qfs_obj_free(&s->obj);
+		rc = qfs_obj_copy(&s->obj, &s->v.merged);
+	}
+	return rc;
+}
+
+/* Queues a changed directory for the flusher; in->lock held. */
+static int dir_mark_dirty(qfs_fs *fs, qfs_inode *in, qfs_ist *s)
+{
+	s->dirty_meta = 1;
+	if (s->queued)
+		return 0;
+	pthread_mutex_lock(&fs->dirty_mu);
+	if (fs->ndirty == fs->capdirty) {
+		size_t nc = fs->capdirty ? fs->capdirty * 2 : 64;
+		qfs_inode **nd = realloc(fs->dirty, nc * sizeof(*nd));
+		if (!nd) {
+			pthread_mutex_unlock(&fs->dirty_mu);
+			return ist_flush(fs, in, s); /* store it now instead */
+		}
+		fs->dirty = nd;
+		fs->capdirty = nc;
+	}
+	fs->dirty[fs->ndirty++] = in;
+	s->queued = 1;
+	pthread_mutex_unlock(&fs->dirty_mu);
+	qfs_itable_open(fs->it, in); /* pinned until stored */
 	return 0;
+}
+
+/* Stores the queued directories; keeps the ones that fail (unless final). */
+static void dir_flush_pass(qfs_fs *fs, int final)
+{
+	pthread_mutex_lock(&fs->dirty_mu);
+	qfs_inode **list = fs->dirty;
+	size_t n = fs->ndirty;
+	fs->dirty = NULL;
+	fs->ndirty = fs->capdirty = 0;
+	pthread_mutex_unlock(&fs->dirty_mu);
+	for (size_t i = 0; i < n; i++) {
+		qfs_inode *in = list[i];
+		pthread_mutex_lock(&in->lock);
+		qfs_ist *s = in->state;
+		int rc = s ? ist_flush(fs, in, s) : 0;
+		if (rc && !final) {
+			Q_WARN(LOGC, "storing directory inode %" PRIu64 ": %s (will retry)", in->ino,
+			       strerror(-rc));
+			s->queued = 0;
+			dir_mark_dirty(fs, in, s); /* re-queued: pinned twice now */
+		} else if (rc) {
+			Q_ERROR(LOGC, "storing directory inode %" PRIu64 " at unmount: %s", in->ino,
+				strerror(-rc));
+		}
+		if (s)
+			s->queued = s->queued && rc && !final;
+		pthread_mutex_unlock(&in->lock);
+		if (qfs_itable_release(fs->it, in))
+			qfs_itable_release_done(fs->it, in);
+	}
+	free(list);
+}
+
+static void *flusher_main(void *arg)
+{
+	qfs_fs *fs = arg;
+	pthread_mutex_lock(&fs->dirty_mu);
+	while (!fs->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += QFS_DIR_FLUSH_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&fs->dirty_cv, &fs->dirty_mu, &ts);
+		if (fs->ndirty == 0 || fs->stop)
+			continue;
+		pthread_mutex_unlock(&fs->dirty_mu);
+		dir_flush_pass(fs, 0);
+		pthread_mutex_lock(&fs->dirty_mu);
+	}
+	pthread_mutex_unlock(&fs->dirty_mu);
+	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -869,6 +974,8 @@ int qfs_fs_new(const qfs_fs_conf *conf, qfs_fs **out)
 	pthread_mutex_init(&fs->known_mu, NULL);
 	pthread_mutex_init(&fs->handles_mu, NULL);
 	fs->handles.next = fs->handles.prev = &fs->handles;
+	pthread_mutex_init(&fs->dirty_mu, NULL);
+	pthread_cond_init(&fs->dirty_cv, NULL);
 	if (getrandom(&fs->actor, sizeof(fs->actor), 0) != sizeof(fs->actor))
 		fs->actor = q_wall_ns() ^ ((uint64_t)getpid() << 32);
 	rc = qfs_itable_new(&fs->it);
@@ -885,6 +992,13 @@ int qfs_fs_new(const qfs_fs_conf *conf, qfs_fs **out)
 	}
 	if (rc)
 		Q_WARN(LOGC, "starting without the root directory's object; operations will retry");
+	rc = pthread_create(&fs->flusher, NULL, flusher_main, fs);
+	if (rc) {
+		rc = -rc;
+		qfs_itable_free(fs->it, NULL);
+		goto fail;
+	}
+	fs->flusher_started = 1;
 	*out = fs;
 	return 0;
 fail:
@@ -936,7 +1050,15 @@ void qfs_fs_free(qfs_fs *fs)
 {
 	if (!fs)
 		return;
+	if (fs->flusher_started) {
+		pthread_mutex_lock(&fs->dirty_mu);
+		fs->stop = 1;
+		pthread_cond_signal(&fs->dirty_cv);
+		pthread_mutex_unlock(&fs->dirty_mu);
+		pthread_join(fs->flusher, NULL);
+	}
 	int rc = qfs_fs_flush_all(fs);
+	dir_flush_pass(fs, 1); /* unpins what flush_all stored */
 	if (rc)
 		Q_ERROR(LOGC, "flush at unmount failed: %s", strerror(-rc));
 	/* handles the kernel never released (unmounted by a signal) */
@@ -949,6 +1071,8 @@ void qfs_fs_free(qfs_fs *fs)
 	}
 	qfs_itable_free(fs->it, NULL);
 	pthread_mutex_destroy(&fs->handles_mu);
+	pthread_mutex_destroy(&fs->dirty_mu);
+	pthread_cond_destroy(&fs->dirty_cv);
 	pthread_mutex_destroy(&fs->known_mu);
 	free(fs->data_dir);
 	free(fs);
@@ -1176,31 +1300,18 @@ typedef int (*dir_fn)(qfs_fs *fs, qfs_ist *dir, qfs_obj *d, void *arg);
 static int dir_update_locked(qfs_fs *fs, qfs_inode *din, qfs_ist *ds, const char *dpath, dir_fn fn,
 			     void *arg)
 {
-	char key[KEYMAX];
-	qfs_obj d;
 	int rc;
-	if (!ds->valid || !ds->v.has_dir)
+	(void)dpath;
+	if (!ds->valid || ds->obj.type != QFS_T_DIR)
 		return -ENOTDIR;
-	rc = qfs_obj_copy(&d, &ds->v.merged);
-	if (rc)
-		return rc;
-	rc = fn(fs, ds, &d, arg);
+	rc = fn(fs, ds, &ds->obj, arg);
 	if (rc == 0) {
-		int64_t now = now_ns();
-		d.mtime_ns = d.ctime_ns = now;
-		key_of(dpath, key);
-		rc = view_store(fs, key, &ds->v, &d, 0);
-		if (rc == 0) {
-			qfs_obj_free(&ds->obj);
-			rc = qfs_obj_copy(&ds->obj, view_shown(&ds->v));
-			ds->fetched_ms = q_mono_ms();
-		} else {
-			ds->valid = 0; /* re-read before the next change */
-		}
+		ds->obj.mtime_ns = ds->obj.ctime_ns = now_ns();
+		snprintf(ds->obj.origin, sizeof(ds->obj.origin), "%s", fs->node_id);
+		rc = dir_mark_dirty(fs, din, ds);
 	} else if (rc == 1) {
 		rc = 0;
 	}
-	qfs_obj_free(&d);
 	return rc;
 }
 
@@ -1377,6 +1488,8 @@ static int unlink_conflict(qfs_fs *fs, const char *path)
 	return rc;
 }
 
+static int touch_path(qfs_fs *fs, const char *path, int invalidate);
+
 static int remove_name(qfs_fs *fs, uint64_t parent, const char *name, int dir)
 {
 	char path[QFS_PATH_MAX + 1], dpath[QFS_PATH_MAX + 1], key[KEYMAX];
@@ -1386,6 +1499,12 @@ static int remove_name(qfs_fs *fs, uint64_t parent, const char *name, int dir)
 	int rc = child_path(fs, parent, name, path);
 	if (rc)
 		return rc;
+	if (dir) {
+		/* entries this mount added but has not stored yet count too */
+		rc = touch_path(fs, path, 0);
+		if (rc)
+			return rc;
+	}
 	rc = lock_dir(fs, parent, &din, &ds, dpath);
 	if (rc)
 		return rc;
@@ -1553,6 +1672,8 @@ int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newpar
 		return -EINVAL;
 	/* an open file being renamed: its buffered data goes first */
 	rc = touch_path(fs, from, 0);
+	if (rc == 0)
+		rc = touch_path(fs, to, 0);
 	if (rc)
 		return rc;
 	/* lock the directories in inode order */
@@ -1944,7 +2065,7 @@ int qfs_fs_opendir(qfs_fs *fs, uint64_t ino, uint64_t *fh)
 		return -ENOTDIR;
 	}
 	qfs_obj d;
-	rc = qfs_obj_copy(&d, &s->v.merged);
+	rc = qfs_obj_copy(&d, &s->obj); /* with this mount's unstored changes */
 	pthread_mutex_unlock(&in->lock);
 	if (rc) {
 		free(dh);
@@ -2031,6 +2152,17 @@ int qfs_fs_dirent_lookup(qfs_fs *fs, uint64_t fh, size_t i, uint64_t *ino, struc
 	*st = e->st;
 	st->st_ino = *ino;
 	return 0;
+}
+
+int qfs_fs_fsyncdir(qfs_fs *fs, uint64_t ino)
+{
+	qfs_inode *in = qfs_itable_get(fs->it, ino);
+	if (!in)
+		return -ENOENT;
+	pthread_mutex_lock(&in->lock);
+	int rc = in->state ? ist_flush(fs, in, in->state) : 0;
+	pthread_mutex_unlock(&in->lock);
+	return rc;
 }
 
 int qfs_fs_releasedir(qfs_fs *fs, uint64_t fh)

@@ -15,6 +15,10 @@
  * the store keeps what it did not cover as a sibling (a directory merges it
  * back, a file shows it as a conflict file).
  *
+ * Directories: entry changes are written behind (qfs_fs.c, design note 5):
+ * visible in this mount at once, stored within tens of milliseconds or at
+ * fsyncdir/unmount.
+ *
  * Open files: writes go to per-inode buffers (inline bytes or chunk buffers)
  * and reach the store on flush (close), fsync, release, when the dirty bytes
  * pass a bound, and at unmount. Several handles of one inode share them.
@@ -124,6 +128,9 @@ qfs_dirlist *qfs_fs_dirlist(qfs_fs *fs, uint64_t fh);
  * its inode number and attributes. */
 int qfs_fs_dirent_lookup(qfs_fs *fs, uint64_t fh, size_t i, uint64_t *ino, struct stat *st);
 int qfs_fs_releasedir(qfs_fs *fs, uint64_t fh);
+/* Stores the directory's pending entry changes now (they are otherwise
+ * written behind, within a few tens of milliseconds). */
+int qfs_fs_fsyncdir(qfs_fs *fs, uint64_t ino);
 
 /* ---- the rest ---- */
 int qfs_fs_statfs(qfs_fs *fs, struct statvfs *sv);

@@ -382,8 +382,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	/* directory changes are stored when they happen */
-	fuse_reply_err(req, 0);
+	fuse_reply_err(req, -qfs_fs_fsyncdir(Q(req)->fs, ino));
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -262,6 +262,8 @@ QTEST(directory_siblings_merge)
 	uint64_t z, fh;
 	ASSERT_OK(qfs_fs_create(e.fs, d, "z", 0644, O_WRONLY, 0, 0, &st, &z, &fh));
 	ASSERT_OK(qfs_fs_release(e.fs, fh));
+	ASSERT(listed(&e, d, "z")); /* at once in this mount */
+	ASSERT_OK(qfs_fs_fsyncdir(e.fs, d)); /* stored now, not write-behind */
 	ASSERT_EQ(live(&e, "f:/d"), 1);
 	ASSERT(listed(&e, d, "from-x") && listed(&e, d, "from-y") && listed(&e, d, "z"));
 	teardown(&e);
