@@ -28,3 +28,7 @@ tests_fuzz_client_token_fuzzer_LDFLAGS = $(FUZZ_LINK)
 tests_fuzz_node_conf_fuzzer_SOURCES = tests/fuzz/node_conf_fuzzer.c $(FUZZ_MAIN)
 tests_fuzz_node_conf_fuzzer_LDADD = $(QNODE_LDADD)
 tests_fuzz_node_conf_fuzzer_LDFLAGS = $(FUZZ_LINK)
+
+# documentation and the example configuration
+dist_doc_DATA += docs/cluster.md docs/config.md
+EXTRA_DIST += contrib/quorumd.conf.example
