@@ -74,6 +74,14 @@ static int build_conf(qfs_opts *o, q_conf **out, char *data_dir, size_t cap)
 		if (rc)
 			goto fail;
 	}
+	/* file data arrives in megabyte chunks: a larger memtable makes fewer,
+	 * larger tables to compact (measured: 1 GiB sequential write 32 MiB/s
+	 * with the 4M default, 170 MiB/s with 64M) */
+	if (!q_conf_get(c, "memtable_size")) {
+		rc = q_conf_set(c, "memtable_size", "64M");
+		if (rc)
+			goto fail;
+	}
 	rc = q_conf_check_known(c, q_node_conf_keys);
 	if (rc) {
 		fprintf(stderr, "quorumfs: %s\n", q_conf_error(c));
