@@ -1870,6 +1870,26 @@ static qfs_fh *fh_of(uint64_t fh)
 	return (qfs_fh *)(uintptr_t)fh;
 }
 
+/* An open file's state, re-read if a rename dropped its cached version;
+ * in->lock held. */
+static qfs_ist *open_state(qfs_fs *fs, qfs_inode *in, int *rc)
+{
+	qfs_ist *s = in->state;
+	*rc = 0;
+	if (s && s->valid)
+		return s;
+	char path[QFS_PATH_MAX + 1];
+	s = ist_of(in);
+	if (!s) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	*rc = qfs_itable_path(fs->it, in->ino, path, sizeof(path), 0);
+	if (*rc == 0)
+		*rc = ist_refresh(fs, in, s, path, 1);
+	return *rc ? NULL : s;
+}
+
 int qfs_fs_read(qfs_fs *fs, uint64_t fh, uint64_t off, size_t size, void *buf, size_t *got)
 {
 	qfs_fh *h = fh_of(fh);
@@ -1877,11 +1897,9 @@ int qfs_fs_read(qfs_fs *fs, uint64_t fh, uint64_t off, size_t size, void *buf, s
 	int rc = 0;
 	*got = 0;
 	pthread_mutex_lock(&in->lock);
-	qfs_ist *s = in->state;
-	if (!s || !s->valid) {
-		rc = -EIO;
+	qfs_ist *s = open_state(fs, in, &rc);
+	if (!s)
 		goto out;
-	}
 	qfs_obj *o = &s->obj;
 	if (off >= o->size)
 		goto out;
@@ -1923,11 +1941,9 @@ int qfs_fs_write(qfs_fs *fs, uint64_t fh, uint64_t off, const void *buf, size_t 
 	qfs_inode *in = h->in;
 	int rc = 0;
 	pthread_mutex_lock(&in->lock);
-	qfs_ist *s = in->state;
-	if (!s || !s->valid) {
-		rc = -EIO;
+	qfs_ist *s = open_state(fs, in, &rc);
+	if (!s)
 		goto out;
-	}
 	qfs_obj *o = &s->obj;
 	if (h->flags & O_APPEND)
 		off = o->size;

@@ -94,6 +94,15 @@ def test_echo_cat_and_posix_basics(procs, tmp_path):
     assert os.read(fd, 100) == b"Xew content"
     os.close(fd)
     assert "hello.txt" not in os.listdir(m)
+    # rename of an open file: the handle follows it
+    fd = os.open(os.path.join(m, "moving"), os.O_CREAT | os.O_RDWR)
+    os.write(fd, b"before ")
+    os.fsync(fd)
+    os.rename(os.path.join(m, "moving"), os.path.join(m, "moved"))
+    os.write(fd, b"after")
+    os.close(fd)
+    assert open(os.path.join(m, "moved"), "rb").read() == b"before after"
+    assert not os.path.exists(os.path.join(m, "moving"))
     # directories
     d = os.path.join(m, "dir")
     os.mkdir(d)
