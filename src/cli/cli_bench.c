@@ -1,10 +1,12 @@
 /*
  * cli_bench.c - `quorumctl bench`: a closed-loop load generator.
  *
- * C client threads (--clients) each own one network client connected to one
- * of the given nodes (round robin), and run get or put (by --get-percent) on
- * uniformly random keys "bench-<i>" of a --keys key space, each waiting for
- * its answer before the next (like redis-benchmark without pipelining).
+ * --clients connections, spread round robin over the given nodes, each with
+ * one request in flight (like redis-benchmark -c without pipelining), all
+ * driven by one thread with poll() so the load generator costs little CPU
+ * itself. Each runs get or put (by --get-percent) on uniformly random keys
+ * "bench-<i>" of a --keys key space, the next request as soon as the
+ * answer arrives.
  * Puts are blind writes of --value-size random bytes. Every operation's
  * latency is recorded (microseconds); at the end the tool prints the
  * throughput and the p50/p99/p99.9/max latencies over all operations, with
@@ -14,17 +16,20 @@
  * unless --preload writes every key once first). Failed operations are
  * counted by kind and excluded from latencies.
  *
- * Threading: workers share nothing but the start flag and the deadline;
- * results are merged after join.
+ * Threading: one thread.
  */
 #include <errno.h>
-#include <pthread.h>
+#include <poll.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "client/client.h"
+#include "net/net_frame.h"
+#include "net/net_msg.h"
+#include "net/net_sync.h"
 #include "util/qerr.h"
 #include "util/qtime.h"
 
@@ -41,20 +46,25 @@ typedef struct bench_cfg {
 	uint64_t timeout_ms;
 } bench_cfg;
 
-typedef struct worker {
-	pthread_t th;
-	const bench_cfg *cfg;
-	int idx;
-	uint64_t seed;
+/* One closed-loop client: one connection, at most one request in flight. */
+typedef struct bconn {
+	net_sync *ns;
+	int fd;
+	q_buf out;            /* frame being written */
+	size_t sent;
+	q_buf in;             /* bytes read, at most one response plus more */
+	uint64_t t0_ns;       /* when the request in flight was issued */
+	int is_get;
+	uint64_t reqid;
+	int active;
+} bconn;
+
+typedef struct bstats {
 	uint32_t *lat;
 	size_t nlat, cap;
 	uint64_t gets, puts, notfound, errors, quorum_errors;
 	int last_error;
-	int rc;
-	/* preload range */
-	uint64_t pre_lo, pre_hi;
-	int preloading;
-} worker;
+} bstats;
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -65,7 +75,7 @@ static uint64_t rnd(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-static int lat_add(worker *w, uint64_t us)
+static int lat_add(bstats *w, uint64_t us)
 {
 	if (w->nlat == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 65536;
@@ -79,77 +89,227 @@ static int lat_add(worker *w, uint64_t us)
 	return 0;
 }
 
-static void *work(void *arg)
+static void fail_op(bstats *st, int rc)
 {
-	worker *w = arg;
-	const bench_cfg *cfg = w->cfg;
-	qc_client *c = NULL;
-	uint8_t *val = malloc(cfg->value_size ? cfg->value_size : 1);
-	w->rc = qc_net_new(cfg->nodes[(size_t)w->idx % cfg->nnodes], cfg->timeout_ms, &c);
-	if (w->rc < 0 || !val) {
-		free(val);
-		if (!w->rc)
-			w->rc = -ENOMEM;
-		return NULL;
-	}
-	for (size_t i = 0; i < cfg->value_size; i++)
-		val[i] = (uint8_t)('a' + rnd(&w->seed) % 26);
-	qc_opts o = {.n = cfg->n, .r = cfg->r, .w = cfg->w, .timeout_ms = cfg->timeout_ms};
-	qc_object obj;
-	qc_object_init(&obj);
+	st->errors++;
+	st->last_error = rc;
+	if (rc == Q_EQUORUM || rc == Q_ETIMEOUT)
+		st->quorum_errors++;
+}
+
+/* Encodes the next request of conn k into its output buffer. */
+static int next_request(const bench_cfg *cfg, bconn *b, uint64_t *seed, uint8_t *val,
+			uint64_t key_no, int is_get)
+{
 	char key[64];
-	if (w->preloading) {
-		for (uint64_t k = w->pre_lo; k < w->pre_hi; k++) {
-			int kn = snprintf(key, sizeof(key), "bench-%llu", (unsigned long long)k);
-			int rc = qc_put(c, q_slice_make(key, (size_t)kn), q_slice_make(NULL, 0),
-					q_slice_make(val, cfg->value_size), &o, NULL);
-			if (rc < 0) {
-				w->errors++;
-				w->last_error = rc;
-			} else {
-				w->puts++;
-			}
+	int kn = snprintf(key, sizeof(key), "bench-%llu", (unsigned long long)key_no);
+	net_msg m;
+	if (is_get) {
+		net_msg_init(&m, NET_MSG_KV_GET);
+		m.u.kv_get.key = q_slice_make(key, (size_t)kn);
+		m.u.kv_get.n = (uint8_t)cfg->n;
+		m.u.kv_get.r = (uint8_t)cfg->r;
+		m.u.kv_get.timeout_ms = (uint32_t)cfg->timeout_ms;
+	} else {
+		if (cfg->value_size)
+			val[rnd(seed) % cfg->value_size] ^= 1;
+		net_msg_init(&m, NET_MSG_KV_PUT);
+		m.u.kv_put.key = q_slice_make(key, (size_t)kn);
+		m.u.kv_put.value = q_slice_make(val, cfg->value_size);
+		m.u.kv_put.n = (uint8_t)cfg->n;
+		m.u.kv_put.w = (uint8_t)cfg->w;
+		m.u.kv_put.timeout_ms = (uint32_t)cfg->timeout_ms;
+	}
+	q_buf_reset(&b->out);
+	b->sent = 0;
+	b->is_get = is_get;
+	b->reqid++;
+	b->t0_ns = q_mono_ns();
+	return net_msg_encode_frame(&m, b->reqid, &b->out);
+}
+
+/* Writes what it can; 0, or a negative errno. */
+static int flush_out(bconn *b)
+{
+	while (b->sent < b->out.len) {
+		ssize_t w = write(b->fd, b->out.p + b->sent, b->out.len - b->sent);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			return -errno;
 		}
+		b->sent += (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads and handles a complete response if there is one: 1 when the
+ * request finished (ok or failed), 0 when more bytes are needed, < 0 on a
+ * broken connection. */
+static int read_resp(bconn *b, bstats *st)
+{
+	for (;;) {
+		if (q_buf_reserve(&b->in, 65536) < 0)
+			return -ENOMEM;
+		ssize_t r = read(b->fd, b->in.p + b->in.len, b->in.cap - b->in.len);
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			return -errno;
+		}
+		if (r == 0)
+			return Q_ECLOSED;
+		b->in.len += (size_t)r;
+	}
+	net_frame f;
+	size_t used;
+	int rc = net_frame_decode(b->in.p, b->in.len, &f, &used);
+	if (rc == NET_NEED_MORE)
+		return 0;
+	if (rc < 0)
+		return rc;
+	uint64_t us = (q_mono_ns() - b->t0_ns) / 1000;
+	net_msg m;
+	rc = net_msg_decode(f.type, f.payload, &m);
+	if (rc < 0 || f.reqid != b->reqid) {
+		net_msg_clear(&m);
+		return rc < 0 ? rc : Q_EPROTO;
+	}
+	int status;
+	if (f.type == NET_MSG_ERROR)
+		status = m.u.error.code;
+	else
+		status = m.u.obj_resp.status;
+	net_msg_clear(&m);
+	memmove(b->in.p, b->in.p + used, b->in.len - used);
+	b->in.len -= used;
+	if (b->is_get) {
+		st->gets++;
+		if (status == Q_ENOTFOUND) {
+			st->notfound++;
+			status = 0;
+		}
+	} else {
+		st->puts++;
+	}
+	if (status < 0) {
+		fail_op(st, status);
+		return 1;
+	}
+	if (lat_add(st, us) < 0)
+		return -ENOMEM;
+	return 1;
+}
+
+/* Runs the closed loop on cfg->clients connections until the deadline (or,
+ * for a preload, until every key was written once). */
+static int run_loop(const bench_cfg *cfg, bstats *st, uint64_t seed, int preload)
+{
+	int nc = cfg->clients;
+	bconn *bs = calloc((size_t)nc, sizeof(bconn));
+	struct pollfd *pf = calloc((size_t)nc, sizeof(struct pollfd));
+	uint8_t *val = malloc(cfg->value_size ? cfg->value_size : 1);
+	int rc = 0;
+	if (!bs || !pf || !val) {
+		rc = -ENOMEM;
 		goto out;
 	}
-	uint64_t deadline = q_mono_ms() + cfg->duration_ms;
-	while (q_mono_ms() < deadline) {
-		uint64_t k = rnd(&w->seed) % cfg->keys;
-		int kn = snprintf(key, sizeof(key), "bench-%llu", (unsigned long long)k);
-		int is_get = (int)(rnd(&w->seed) % 100) < cfg->get_percent;
-		uint64_t t0 = q_mono_ns();
-		int rc;
-		if (is_get) {
-			rc = qc_get(c, q_slice_make(key, (size_t)kn), &o, &obj);
-			if (rc == Q_ENOTFOUND) {
-				w->notfound++;
-				rc = 0;
-			}
-			w->gets++;
-		} else {
-			val[rnd(&w->seed) % (cfg->value_size ? cfg->value_size : 1)] ^= 1;
-			rc = qc_put(c, q_slice_make(key, (size_t)kn), q_slice_make(NULL, 0),
-				    q_slice_make(val, cfg->value_size), &o, NULL);
-			w->puts++;
-		}
-		uint64_t us = (q_mono_ns() - t0) / 1000;
+	for (size_t i = 0; i < cfg->value_size; i++)
+		val[i] = (uint8_t)('a' + rnd(&seed) % 26);
+	uint64_t next_key = 0;
+	for (int i = 0; i < nc; i++) {
+		rc = net_sync_connect(cfg->nodes[(size_t)i % cfg->nnodes], cfg->timeout_ms,
+				      &bs[i].ns);
 		if (rc < 0) {
-			w->errors++;
-			w->last_error = rc;
-			if (rc == Q_EQUORUM || rc == Q_ETIMEOUT)
-				w->quorum_errors++;
-			continue;
+			fprintf(stderr, "quorumctl: bench: connect %s: %s\n",
+				cfg->nodes[(size_t)i % cfg->nnodes], q_strerror(rc));
+			goto out;
 		}
-		if (lat_add(w, us) < 0) {
-			w->rc = -ENOMEM;
-			break;
+		bs[i].fd = net_sync_fd(bs[i].ns);
+		q_buf_init(&bs[i].out);
+		q_buf_init(&bs[i].in);
+	}
+	uint64_t deadline = q_mono_ms() + cfg->duration_ms;
+	int active = 0;
+	for (int i = 0; i < nc; i++) {
+		int is_get;
+		uint64_t k;
+		if (preload) {
+			if (next_key >= cfg->keys)
+				break;
+			k = next_key++;
+			is_get = 0;
+		} else {
+			k = rnd(&seed) % cfg->keys;
+			is_get = (int)(rnd(&seed) % 100) < cfg->get_percent;
+		}
+		Q_ERR(next_request(cfg, &bs[i], &seed, val, k, is_get));
+		Q_ERR(flush_out(&bs[i]));
+		bs[i].active = 1;
+		active++;
+	}
+	while (active > 0) {
+		for (int i = 0; i < nc; i++) {
+			pf[i].fd = bs[i].active ? bs[i].fd : -1;
+			pf[i].events = POLLIN | (bs[i].sent < bs[i].out.len ? POLLOUT : 0);
+			pf[i].revents = 0;
+		}
+		int n = poll(pf, (nfds_t)nc, 1000);
+		if (n < 0 && errno != EINTR) {
+			rc = -errno;
+			goto fail;
+		}
+		for (int i = 0; i < nc && n > 0; i++) {
+			bconn *b = &bs[i];
+			if (!pf[i].revents)
+				continue;
+			if (pf[i].revents & POLLOUT)
+				Q_ERR(flush_out(b));
+			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			int done = read_resp(b, st);
+			if (done < 0) {
+				fprintf(stderr, "quorumctl: bench: connection %d: %s\n", i,
+					q_strerror(done));
+				rc = done;
+				goto fail;
+			}
+			if (!done)
+				continue;
+			int more;
+			uint64_t k = 0;
+			int is_get = 0;
+			if (preload) {
+				more = next_key < cfg->keys;
+				k = next_key++;
+			} else {
+				more = q_mono_ms() < deadline;
+				k = rnd(&seed) % cfg->keys;
+				is_get = (int)(rnd(&seed) % 100) < cfg->get_percent;
+			}
+			if (!more) {
+				b->active = 0;
+				active--;
+				continue;
+			}
+			Q_ERR(next_request(cfg, b, &seed, val, k, is_get));
+			Q_ERR(flush_out(b));
 		}
 	}
+	rc = 0;
+fail:
 out:
-	qc_object_free(&obj);
-	qc_close(c);
+	if (bs)
+		for (int i = 0; i < nc; i++) {
+			if (bs[i].ns)
+				net_sync_close(bs[i].ns);
+			q_buf_free(&bs[i].out);
+			q_buf_free(&bs[i].in);
+		}
+	free(bs);
+	free(pf);
 	free(val);
-	return NULL;
+	return rc;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -192,19 +352,6 @@ static int split_nodes(const char *s, bench_cfg *cfg)
 	return cfg->nnodes ? 0 : -EINVAL;
 }
 
-static int run_workers(worker *ws, int n)
-{
-	int started = 0;
-	for (int i = 0; i < n; i++) {
-		if (pthread_create(&ws[i].th, NULL, work, &ws[i]) != 0)
-			break;
-		started++;
-	}
-	for (int i = 0; i < started; i++)
-		pthread_join(ws[i].th, NULL);
-	return started == n ? 0 : -EAGAIN;
-}
-
 int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int json)
 {
 	bench_cfg cfg = {
@@ -218,7 +365,8 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 	const char *nodes = node;
 	uint64_t seed = q_mono_ns();
 	int code = CLI_EXIT_USAGE;
-	worker *ws = NULL;
+	bstats st;
+	memset(&st, 0, sizeof(st));
 	for (int i = 0; i < argc; i++) {
 		const char *s = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -280,81 +428,40 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 		fprintf(stderr, "quorumctl: bench: bad --nodes list\n");
 		goto out;
 	}
-	ws = calloc((size_t)cfg.clients, sizeof(worker));
-	if (!ws) {
-		code = CLI_EXIT_ERROR;
-		goto out;
-	}
 	double preload_s = 0;
 	uint64_t preload_err = 0;
+	int rc;
 	if (cfg.preload) {
-		uint64_t per = (cfg.keys + (uint64_t)cfg.clients - 1) / (uint64_t)cfg.clients;
-		for (int i = 0; i < cfg.clients; i++) {
-			ws[i].cfg = &cfg;
-			ws[i].idx = i;
-			ws[i].seed = seed + (uint64_t)i * 7919;
-			ws[i].preloading = 1;
-			ws[i].pre_lo = per * (uint64_t)i;
-			ws[i].pre_hi = per * (uint64_t)(i + 1);
-			if (ws[i].pre_lo > cfg.keys)
-				ws[i].pre_lo = cfg.keys;
-			if (ws[i].pre_hi > cfg.keys)
-				ws[i].pre_hi = cfg.keys;
-		}
+		bstats ps;
+		memset(&ps, 0, sizeof(ps));
 		uint64_t t0 = q_mono_ns();
-		if (run_workers(ws, cfg.clients) < 0) {
-			fprintf(stderr, "quorumctl: bench: cannot start threads\n");
+		rc = run_loop(&cfg, &ps, seed, 1);
+		preload_s = (double)(q_mono_ns() - t0) / 1e9;
+		preload_err = ps.errors;
+		free(ps.lat);
+		if (rc < 0) {
 			code = CLI_EXIT_ERROR;
 			goto out;
 		}
-		preload_s = (double)(q_mono_ns() - t0) / 1e9;
-		for (int i = 0; i < cfg.clients; i++)
-			preload_err += ws[i].errors;
-		memset(ws, 0, (size_t)cfg.clients * sizeof(worker));
 		if (!json)
 			printf("preload: %llu keys in %.2f s (%.0f puts/s), %llu errors\n",
 			       (unsigned long long)cfg.keys, preload_s,
 			       preload_s > 0 ? (double)cfg.keys / preload_s : 0.0,
 			       (unsigned long long)preload_err);
 	}
-	for (int i = 0; i < cfg.clients; i++) {
-		ws[i].cfg = &cfg;
-		ws[i].idx = i;
-		ws[i].seed = seed + (uint64_t)i * 104729 + 1;
-	}
+	memset(&st, 0, sizeof(st));
 	uint64_t t0 = q_mono_ns();
-	if (run_workers(ws, cfg.clients) < 0) {
-		fprintf(stderr, "quorumctl: bench: cannot start threads\n");
+	rc = run_loop(&cfg, &st, seed + 1, 0);
+	if (rc < 0) {
 		code = CLI_EXIT_ERROR;
 		goto out;
 	}
 	double secs = (double)(q_mono_ns() - t0) / 1e9;
-	size_t total = 0;
-	uint64_t gets = 0, puts = 0, nf = 0, errs = 0, qerrs = 0;
-	int last_err = 0, wrc = 0;
-	for (int i = 0; i < cfg.clients; i++) {
-		total += ws[i].nlat;
-		gets += ws[i].gets;
-		puts += ws[i].puts;
-		nf += ws[i].notfound;
-		errs += ws[i].errors;
-		qerrs += ws[i].quorum_errors;
-		if (ws[i].last_error)
-			last_err = ws[i].last_error;
-		if (ws[i].rc)
-			wrc = ws[i].rc;
-	}
-	uint32_t *all = malloc((total ? total : 1) * sizeof(uint32_t));
-	if (!all) {
-		code = CLI_EXIT_ERROR;
-		goto out;
-	}
-	size_t off = 0;
-	for (int i = 0; i < cfg.clients; i++) {
-		if (ws[i].nlat)
-			memcpy(all + off, ws[i].lat, ws[i].nlat * sizeof(uint32_t));
-		off += ws[i].nlat;
-	}
+	size_t total = st.nlat;
+	uint64_t gets = st.gets, puts = st.puts, nf = st.notfound, errs = st.errors,
+		 qerrs = st.quorum_errors;
+	int last_err = st.last_error;
+	uint32_t *all = st.lat;
 	qsort(all, total, sizeof(uint32_t), cmp_u32);
 	double tput = secs > 0 ? (double)total / secs : 0;
 	double p50 = pct(all, total, 0.50), p99 = pct(all, total, 0.99),
@@ -386,13 +493,9 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 	if (errs)
 		fprintf(stderr, "quorumctl: bench: %llu operations failed, last: %s\n",
 			(unsigned long long)errs, q_strerror(last_err));
-	free(all);
-	code = (wrc < 0 || total == 0) ? CLI_EXIT_ERROR : errs ? cli_exit_code(last_err) : 0;
+	code = total == 0 ? CLI_EXIT_ERROR : errs ? cli_exit_code(last_err) : 0;
 out:
-	if (ws)
-		for (int i = 0; i < cfg.clients; i++)
-			free(ws[i].lat);
-	free(ws);
+	free(st.lat);
 	for (size_t i = 0; i < cfg.nnodes; i++)
 		free(cfg.nodes[i]);
 	free(cfg.nodes);
