@@ -66,6 +66,11 @@
 
 #define LSM_MAX_IMM 2
 #define GROUP_MAX (1u << 20)
+/* Under sync=always a leader waits up to this long for as many writers as
+ * its predecessor committed to queue up, so closed-loop writers that just
+ * got their acknowledgement join the next fsync instead of forming a second
+ * cohort that alternates with the first (adaptive commit delay). */
+#define GATHER_MAX_NS 200000
 
 typedef struct writer {
 	lsm_batch *b;     /* NULL: a request to switch the memtable (lsm_flush) */
@@ -94,6 +99,10 @@ struct lsm_db {
 	_Atomic uint64_t last_seq;
 	uint64_t log_number;
 	writer *wq_head, *wq_tail;
+	int wq_len;               /* writers queued, leader included */
+	int last_group;           /* writers in the last committed group */
+	int gathering;            /* a sync leader waits for its group to form */
+	pthread_cond_t gather_cv;
 	lsm_batch *group;
 	int bg_error;
 	int closing;
@@ -131,6 +140,7 @@ void lsm_options_default(lsm_options *o)
 	o->compression = 1;
 	o->max_key_size = 64u << 10;
 	o->max_value_size = 64u << 20;
+	o->mmap_reads = 1;
 }
 
 /* ================= small helpers ================= */
@@ -163,7 +173,7 @@ static void table_corrupt_cb(void *owner, sst_table *t)
 static int file_open_table(lsm_db *db, lsm_file *f)
 {
 	sst_table *t;
-	int rc = sst_open(db->env, f->path, f->number, db->cache, &t);
+	int rc = sst_open(db->env, f->path, f->number, db->cache, db->o.mmap_reads, &t);
 	if (rc)
 		return rc;
 	corrupt_hook *h = malloc(sizeof(*h));
@@ -771,17 +781,22 @@ static int run_quarantine(lsm_db *db)
 	return rc;
 }
 
-static void timed_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms)
+static void timed_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ns)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	ts.tv_sec += (time_t)(ns / 1000000000ULL);
+	ts.tv_nsec += (long)(ns % 1000000000ULL);
 	if (ts.tv_nsec >= 1000000000L) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_cond_timedwait(cv, mu, &ts);
+}
+
+static void timed_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms)
+{
+	timed_wait_ns(cv, mu, ms * 1000000ULL);
 }
 
 static void *compact_main(void *arg)
@@ -981,6 +996,9 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 	else
 		db->wq_head = &w;
 	db->wq_tail = &w;
+	db->wq_len++;
+	if (db->gathering)
+		pthread_cond_signal(&db->gather_cv);
 	while (!w.done && db->wq_head != &w)
 		pthread_cond_wait(&w.cv, &db->mu);
 	if (w.done) {
@@ -990,7 +1008,19 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 	}
 	/* leader */
 	int rc = make_room(db, b == NULL);
+	if (rc == 0 && b && db->o.sync == LSM_SYNC_ALWAYS && db->wq_len < db->last_group) {
+		uint64_t deadline = q_mono_ns() + GATHER_MAX_NS;
+		db->gathering = 1;
+		while (db->wq_len < db->last_group) {
+			uint64_t now = q_mono_ns();
+			if (now >= deadline)
+				break;
+			timed_wait_ns(&db->gather_cv, &db->mu, deadline - now);
+		}
+		db->gathering = 0;
+	}
 	writer *last = &w;
+	int ngroup = 1;
 	lsm_batch *grp = NULL;
 	if (rc == 0 && b) {
 		grp = b;
@@ -1010,7 +1040,9 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 				break;
 			size += x->b->rep.len;
 			last = x;
+			ngroup++;
 		}
+		db->last_group = ngroup;
 	}
 	if (rc == 0 && grp && grp->count > 0) {
 		uint64_t seq = atomic_load(&db->last_seq) + 1;
@@ -1039,6 +1071,7 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 	for (;;) {
 		writer *x = db->wq_head;
 		db->wq_head = x->next;
+		db->wq_len--;
 		if (!db->wq_head)
 			db->wq_tail = NULL;
 		if (x != &w) {
@@ -1182,16 +1215,17 @@ int lsm_get(lsm_db *db, q_slice key, q_buf *out)
 			memcpy(kb, key.p, key.n);
 		q_enc_fixed64(kb + key.n, ikey_pack(rv.snap, KIND_PUT));
 		q_slice ik = q_slice_make(kb, key.n + IKEY_TRAILER);
+		uint64_t h = bloom_hash(key);
 		lsm_version *v = rv.v;
 		for (size_t i = 0; rc == 0 && i < v->nfiles[0]; i++)
 			if (file_covers(v->files[0][i], key))
-				rc = sst_get(v->files[0][i]->t, key, ik, &kind, out);
+				rc = sst_get(v->files[0][i]->t, key, h, ik, &kind, out);
 		for (int l = 1; rc == 0 && l < LSM_LEVELS; l++) {
 			if (!v->nfiles[l])
 				continue;
 			size_t idx = ver_find_file(v, l, ik);
 			if (idx < v->nfiles[l] && file_covers(v->files[l][idx], key))
-				rc = sst_get(v->files[l][idx]->t, key, ik, &kind, out);
+				rc = sst_get(v->files[l][idx]->t, key, h, ik, &kind, out);
 		}
 		if (kb != sb)
 			free(kb);
@@ -1770,6 +1804,7 @@ static void db_free(lsm_db *db)
 	pthread_cond_destroy(&db->work_cv);
 	pthread_cond_destroy(&db->state_cv);
 	pthread_cond_destroy(&db->sync_cv);
+	pthread_cond_destroy(&db->gather_cv);
 	free(db);
 }
 
@@ -1804,6 +1839,7 @@ int lsm_open(const char *dir, const lsm_options *o, lsm_db **out)
 	pthread_cond_init(&db->work_cv, NULL);
 	pthread_cond_init(&db->state_cv, NULL);
 	pthread_cond_init(&db->sync_cv, NULL);
+	pthread_cond_init(&db->gather_cv, NULL);
 	int rc = 0;
 	char lockp[512];
 	if (snprintf(db->dir, sizeof(db->dir), "%s", dir) >= (int)sizeof(db->dir)) {

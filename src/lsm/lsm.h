@@ -57,6 +57,8 @@ typedef struct lsm_options {
 	int compression;           /* 1 = snappy where it helps (default), 0 = none */
 	size_t max_key_size;       /* default 64 KiB; larger keys get Q_ETOOBIG */
 	size_t max_value_size;     /* default 64 MiB; larger values get Q_ETOOBIG */
+	int mmap_reads;            /* 1 = map tables read-only when env is the POSIX
+	                            * env (default); 0 = pread through the env */
 } lsm_options;
 
 typedef struct lsm_db lsm_db;

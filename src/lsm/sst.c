@@ -11,11 +11,15 @@
 #include "lsm/sst.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <snappy-c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lsm/lsm_format.h"
 #include "util/coding.h"
@@ -71,11 +75,39 @@ typedef struct blk_iter {
 	int ikeys;
 	size_t cur;       /* offset of current entry; == size when invalid */
 	size_t next_off;  /* offset of the entry after cur */
-	q_buf key;
+	uint8_t *kp;      /* current key: kin, or heap memory once it outgrows it */
+	size_t klen, kcap;
 	q_slice val;
 	int status;
 	int valid;
+	uint8_t kin[96];
 } blk_iter;
+
+static inline q_slice bi_keyslice(const blk_iter *bi)
+{
+	return q_slice_make(bi->kp, bi->klen);
+}
+
+/* key = key[0..shared) + p[0..n) */
+static int bi_setkey(blk_iter *bi, size_t shared, const uint8_t *p, size_t n)
+{
+	size_t need = shared + n;
+	if (need > bi->kcap) {
+		size_t cap = need * 2;
+		uint8_t *nk = malloc(cap);
+		if (!nk)
+			return -ENOMEM;
+		memcpy(nk, bi->kp, shared);
+		if (bi->kp != bi->kin)
+			free(bi->kp);
+		bi->kp = nk;
+		bi->kcap = cap;
+	}
+	if (n)
+		memcpy(bi->kp + shared, p, n);
+	bi->klen = need;
+	return 0;
+}
 
 static int bi_cmp(blk_iter *bi, q_slice a, q_slice b)
 {
@@ -98,12 +130,11 @@ static int bi_decode_at(blk_iter *bi, size_t off)
 	if (q_get_varint32(&r, &shared) || q_get_varint32(&r, &nonshared) ||
 	    q_get_varint32(&r, &vlen))
 		return Q_ECORRUPT;
-	if (shared > bi->key.len || q_reader_left(&r) < (size_t)nonshared + vlen)
+	if (shared > bi->klen || q_reader_left(&r) < (size_t)nonshared + vlen)
 		return Q_ECORRUPT;
-	bi->key.len = shared;
-	if (q_buf_append(&bi->key, r.p, nonshared))
+	if (bi_setkey(bi, shared, r.p, nonshared))
 		return -ENOMEM;
-	if (bi->ikeys && bi->key.len < IKEY_TRAILER)
+	if (bi->ikeys && bi->klen < IKEY_TRAILER)
 		return Q_ECORRUPT;
 	bi->val = q_slice_make(r.p + nonshared, vlen);
 	bi->cur = off;
@@ -123,7 +154,7 @@ static int bi_seek_restart(blk_iter *bi, uint32_t i)
 	size_t off = bi_restart(bi, i);
 	if (off >= bi->b->size)
 		return Q_ECORRUPT;
-	bi->key.len = 0;
+	bi->klen = 0;
 	return bi_decode_at(bi, off);
 }
 
@@ -176,7 +207,7 @@ static void bi_seek(lsm_it *it, q_slice target)
 			bi->valid = 0;
 			return;
 		}
-		if (bi_cmp(bi, q_buf_slice(&bi->key), target) < 0)
+		if (bi_cmp(bi, bi_keyslice(bi), target) < 0)
 			lo = mid;
 		else
 			hi = mid - 1;
@@ -188,7 +219,7 @@ static void bi_seek(lsm_it *it, q_slice target)
 		return;
 	}
 	for (;;) {
-		if (bi_cmp(bi, q_buf_slice(&bi->key), target) >= 0)
+		if (bi_cmp(bi, bi_keyslice(bi), target) >= 0)
 			return;
 		bi_next(it);
 		if (!bi->valid)
@@ -196,31 +227,50 @@ static void bi_seek(lsm_it *it, q_slice target)
 	}
 }
 
-static q_slice bi_key(lsm_it *it) { return q_buf_slice(&((blk_iter *)it)->key); }
+static q_slice bi_key(lsm_it *it) { return bi_keyslice((blk_iter *)it); }
 static q_slice bi_value(lsm_it *it) { return ((blk_iter *)it)->val; }
 static int bi_status(lsm_it *it) { return ((blk_iter *)it)->status; }
+
+/* Stack use (point lookups): bi_init / bi_destroy, no allocation unless a
+ * key outgrows the inline buffer. */
+static void bi_destroy(blk_iter *bi)
+{
+	sst_block_unref(bi->b);
+	if (bi->kp != bi->kin)
+		free(bi->kp);
+}
+
 static void bi_free(lsm_it *it)
 {
-	blk_iter *bi = (blk_iter *)it;
-	sst_block_unref(bi->b);
-	q_buf_free(&bi->key);
-	free(bi);
+	bi_destroy((blk_iter *)it);
+	free(it);
 }
 
 static const struct lsm_it_ops blk_iter_ops = {
 	bi_valid, bi_seek_first, bi_seek, bi_next, bi_key, bi_value, bi_status, bi_free,
 };
 
-lsm_it *sst_block_iter(sst_block *b, int ikeys)
+static void bi_init(blk_iter *bi, sst_block *b, int ikeys)
 {
-	blk_iter *bi = calloc(1, sizeof(*bi));
-	if (!bi)
-		return NULL;
 	bi->base.ops = &blk_iter_ops;
 	sst_block_ref(b);
 	bi->b = b;
 	bi->ikeys = ikeys;
-	q_buf_init(&bi->key);
+	bi->cur = bi->next_off = 0;
+	bi->kp = bi->kin;
+	bi->klen = 0;
+	bi->kcap = sizeof(bi->kin);
+	bi->val = q_slice_make(NULL, 0);
+	bi->status = 0;
+	bi->valid = 0;
+}
+
+lsm_it *sst_block_iter(sst_block *b, int ikeys)
+{
+	blk_iter *bi = malloc(sizeof(*bi));
+	if (!bi)
+		return NULL;
+	bi_init(bi, b, ikeys);
 	return &bi->base;
 }
 
@@ -628,10 +678,16 @@ static const struct q_file_ops memfile_ops = {
 	mf_pread, mf_append, mf_sync, mf_size, mf_truncate, mf_close,
 };
 
-static int read_exact(q_file *f, void *buf, size_t n, uint64_t off)
+static int read_exact(sst_table *t, void *buf, size_t n, uint64_t off)
 {
+	if (t->map) {
+		if (off > t->size || n > t->size - off)
+			return Q_ECORRUPT;
+		memcpy(buf, t->map + off, n);
+		return 0;
+	}
 	size_t got;
-	Q_RET(q_file_pread(f, buf, n, off, &got));
+	Q_RET(q_file_pread(t->f, buf, n, off, &got));
 	return got == n ? 0 : Q_ECORRUPT;
 }
 
@@ -652,11 +708,17 @@ static int read_block(sst_table *t, uint64_t off, uint64_t size, sst_block **out
 		return Q_ECORRUPT;
 	}
 	size_t n = (size_t)size + SST_BLOCK_TRAILER;
+	if (t->map) {
+		int rc = sst_decode_block(t->map + off, n, out);
+		if (rc == Q_ECORRUPT)
+			report_corrupt(t, off, "block checksum or contents");
+		return rc;
+	}
 	uint8_t sbuf[16384];
 	uint8_t *raw = n <= sizeof(sbuf) ? sbuf : malloc(n);
 	if (!raw)
 		return -ENOMEM;
-	int rc = read_exact(t->f, raw, n, off);
+	int rc = read_exact(t, raw, n, off);
 	if (rc == 0) {
 		rc = sst_decode_block(raw, n, out);
 		if (rc == Q_ECORRUPT)
@@ -701,7 +763,7 @@ static int sst_load(sst_table *t)
 		return Q_ECORRUPT;
 	}
 	uint64_t fo = t->size - SST_FOOTER_SIZE;
-	Q_RET(read_exact(t->f, ft, sizeof(ft), fo));
+	Q_RET(read_exact(t, ft, sizeof(ft), fo));
 	if (q_dec_fixed64(ft + 48) != SST_MAGIC) {
 		report_corrupt(t, fo + 48, "bad magic");
 		return Q_ECORRUPT;
@@ -729,7 +791,7 @@ static int sst_load(sst_table *t)
 		uint8_t *raw = malloc(n);
 		if (!raw)
 			return -ENOMEM;
-		rc = read_exact(t->f, raw, n, foff);
+		rc = read_exact(t, raw, n, foff);
 		if (rc == 0) {
 			uint8_t type = raw[fsize];
 			if (type != SST_COMP_NONE ||
@@ -749,19 +811,27 @@ static int sst_load(sst_table *t)
 	return 0;
 }
 
-static int sst_open_file(q_file *f, const char *path, uint64_t number, blk_cache *cache,
-			 sst_table **out)
+/* Takes ownership of f, or of the mapping (map, maplen) when f is NULL. */
+static int sst_open_file(q_file *f, const uint8_t *map, size_t maplen, const char *path,
+			 uint64_t number, blk_cache *cache, sst_table **out)
 {
 	sst_table *t = calloc(1, sizeof(*t));
 	if (!t) {
 		q_file_close(f);
+		if (map)
+			munmap((void *)map, maplen);
 		return -ENOMEM;
 	}
 	t->f = f;
+	t->map = map;
 	t->number = number;
 	t->cache = cache;
 	snprintf(t->path, sizeof(t->path), "%s", path);
-	int rc = q_file_size(f, &t->size);
+	int rc = 0;
+	if (map)
+		t->size = maplen;
+	else
+		rc = q_file_size(f, &t->size);
 	if (rc == 0)
 		rc = sst_load(t);
 	if (rc) {
@@ -772,11 +842,39 @@ static int sst_open_file(q_file *f, const char *path, uint64_t number, blk_cache
 	return 0;
 }
 
-int sst_open(q_env *env, const char *path, uint64_t number, blk_cache *cache, sst_table **out)
+/* Maps path read-only; 0 with *map = NULL if mapping is not possible (the
+ * caller then reads through the env). */
+static int sst_map(const char *path, const uint8_t **map, size_t *len)
 {
+	*map = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_size > 0) {
+		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+		if (p != MAP_FAILED) {
+			*map = p;
+			*len = (size_t)st.st_size;
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+int sst_open(q_env *env, const char *path, uint64_t number, blk_cache *cache, int use_mmap,
+	     sst_table **out)
+{
+	if (use_mmap && env == q_env_posix()) {
+		const uint8_t *map;
+		size_t len = 0;
+		Q_RET(sst_map(path, &map, &len));
+		if (map)
+			return sst_open_file(NULL, map, len, path, number, cache, out);
+	}
 	q_file *f;
 	Q_RET(q_env_open(env, path, Q_OPEN_READ, &f));
-	return sst_open_file(f, path, number, cache, out);
+	return sst_open_file(f, NULL, 0, path, number, cache, out);
 }
 
 int sst_open_mem(const uint8_t *data, size_t n, sst_table **out)
@@ -792,7 +890,7 @@ int sst_open_mem(const uint8_t *data, size_t n, sst_table **out)
 	memcpy(m->data, data, n);
 	m->n = n;
 	m->base.ops = &memfile_ops;
-	return sst_open_file(&m->base, "(memory)", 0, NULL, out);
+	return sst_open_file(&m->base, NULL, 0, "(memory)", 0, NULL, out);
 }
 
 void sst_close(sst_table *t)
@@ -804,46 +902,45 @@ void sst_close(sst_table *t)
 	if (t->on_corrupt)
 		free(t->owner);
 	q_file_close(t->f);
+	if (t->map)
+		munmap((void *)t->map, (size_t)t->size);
 	free(t);
 }
 
-int sst_get(sst_table *t, q_slice ukey, q_slice seek_ikey, int *kind, q_buf *out)
+int sst_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *kind, q_buf *out)
 {
-	if (t->filter && !bloom_may_match(t->filter, t->filter_len, bloom_hash(ukey)))
+	if (t->filter && !bloom_may_match(t->filter, t->filter_len, hash))
 		return 0;
 	int rc = 0;
-	lsm_it *ii = sst_block_iter(t->index, 1);
-	lsm_it *bi = NULL;
+	blk_iter ii, bi;
 	sst_block *b = NULL;
-	if (!ii)
-		return -ENOMEM;
-	it_seek(ii, seek_ikey);
-	if (!it_valid(ii)) {
-		rc = it_status(ii);
+	bi_init(&ii, t->index, 1);
+	bi_seek(&ii.base, seek_ikey);
+	if (!ii.valid) {
+		rc = ii.status;
 		if (rc)
 			report_corrupt(t, 0, "index block entries");
-		goto out;
+		bi_destroy(&ii);
+		return rc;
 	}
 	uint64_t off, size;
-	if (decode_handle(it_value(ii), &off, &size)) {
+	rc = decode_handle(ii.val, &off, &size);
+	bi_destroy(&ii);
+	if (rc) {
 		report_corrupt(t, 0, "index block handle");
-		rc = Q_ECORRUPT;
-		goto out;
+		return Q_ECORRUPT;
 	}
-	Q_ERR(get_block(t, off, size, 1, &b));
-	bi = sst_block_iter(b, 1);
-	if (!bi) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	it_seek(bi, seek_ikey);
-	if (!it_valid(bi)) {
-		rc = it_status(bi);
+	Q_RET(get_block(t, off, size, 1, &b));
+	bi_init(&bi, b, 1);
+	sst_block_unref(b); /* the iterator holds its own reference */
+	bi_seek(&bi.base, seek_ikey);
+	if (!bi.valid) {
+		rc = bi.status;
 		if (rc)
 			report_corrupt(t, off, "data block entries");
 		goto out;
 	}
-	q_slice k = it_key(bi);
+	q_slice k = bi_keyslice(&bi);
 	q_slice uk = ikey_user(k);
 	if (ukey_cmp(uk.p, uk.n, ukey.p, ukey.n) != 0)
 		goto out;
@@ -855,15 +952,12 @@ int sst_get(sst_table *t, q_slice ukey, q_slice seek_ikey, int *kind, q_buf *out
 	}
 	if (*kind == KIND_PUT && out) {
 		q_buf_reset(out);
-		q_slice v = it_value(bi);
-		Q_ERR(q_buf_append(out, v.p, v.n));
+		if ((rc = q_buf_append(out, bi.val.p, bi.val.n)))
+			goto out;
 	}
 	rc = 1;
-fail:
 out:
-	it_free(bi);
-	sst_block_unref(b);
-	it_free(ii);
+	bi_destroy(&bi);
 	return rc;
 }
 

@@ -103,7 +103,8 @@ void sst_builder_abandon(sst_builder *b);
 /* ---- table reader ---- */
 
 typedef struct sst_table {
-	q_file *f;
+	q_file *f;            /* NULL when the file is mapped */
+	const uint8_t *map;   /* read-only mapping of the whole file, or NULL */
 	uint64_t number;
 	uint64_t size;
 	uint64_t entries;
@@ -119,15 +120,20 @@ typedef struct sst_table {
 	void *owner;
 } sst_table;
 
-/* Opens the table file at path (reads and checks footer, index, filter).
- * The table owns f afterwards; cache is borrowed (may be NULL). */
-int sst_open(q_env *env, const char *path, uint64_t number, blk_cache *cache, sst_table **out);
+/* Opens the table file at path (reads and checks footer, index, filter);
+ * cache is borrowed (may be NULL). With use_mmap and the POSIX env the
+ * file is mapped read-only (tables are immutable; reads then cost no
+ * system call); any other env reads through q_file_pread, so fault
+ * injection sees every read. */
+int sst_open(q_env *env, const char *path, uint64_t number, blk_cache *cache, int use_mmap,
+	     sst_table **out);
 /* Opens a table held in memory (for the fuzzer): data is copied. */
 int sst_open_mem(const uint8_t *data, size_t n, sst_table **out);
 void sst_close(sst_table *t);
-/* Looks up the newest entry for ukey at or below the seq in seek_ikey:
+/* Looks up the newest entry for ukey at or below the seq in seek_ikey
+ * (hash = bloom_hash(ukey), computed once per lookup by the caller):
  * 1 and *kind (+ value into out) if found, 0 if not, <0 on error. */
-int sst_get(sst_table *t, q_slice ukey, q_slice seek_ikey, int *kind, q_buf *out);
+int sst_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *kind, q_buf *out);
 /* Iterator over the table (NULL only on allocation failure). The table must
  * outlive the iterator. */
 lsm_it *sst_iter_new(sst_table *t, int fill_cache);

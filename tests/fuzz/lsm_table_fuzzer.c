@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(uk, sizeof(uk), "key%07d", i * 37);
 		if (ikey_build(&k, q_slice_str(uk), SEQ_MAX, KIND_PUT) == 0) {
 			int kind;
-			sst_get(t, q_slice_str(uk), q_buf_slice(&k), &kind, &out);
+			sst_get(t, q_slice_str(uk), bloom_hash(q_slice_str(uk)), q_buf_slice(&k), &kind, &out);
 		}
 	}
 	q_buf_free(&k);
