@@ -41,7 +41,10 @@ static size_t ext_start(const char *base, size_t len)
 
 static void stamp(int64_t ns, char *out, size_t cap)
 {
-	time_t t = (time_t)(ns >= 0 ? ns / 1000000000 : (ns - 999999999) / 1000000000);
+	int64_t sec = ns / 1000000000;
+	if (ns % 1000000000 < 0)
+		sec--; /* floor for times before 1970 */
+	time_t t = (time_t)sec;
 	struct tm tm;
 	if (!gmtime_r(&t, &tm))
 		memset(&tm, 0, sizeof(tm));

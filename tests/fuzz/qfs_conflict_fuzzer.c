@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int64_t t = 0;
 	if (size >= 8)
 		memcpy(&t, data, 8);
-	qfs_cand c[3] = {{t, name, 1, "", 0}, {t, "n2", 2, name, 1}, {-t, "", 0, "", 2}};
+	qfs_cand c[3] = {{t, name, 1, "", 0}, {t, "n2", 2, name, 1}, {(int64_t)~(uint64_t)t, "", 0, "", 2}};
 	qfs_cand_sort(c, 3);
 	char cn[QFS_NAME_MAX + 1];
 	for (size_t k = 1; k < 3; k++)
