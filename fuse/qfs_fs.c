@@ -37,6 +37,11 @@
  *     entry timeout); a crash loses at most that window of entries (their
  *     objects stay, unlisted).
  *
+ *  6. A lookup reads a key without holding the inode's lock, then installs
+ *     the version it read. A store or install that happened in between is
+ *     newer: each takes a number from fs->seq, the lookup takes one before
+ *     reading, and installs only if its number is the larger.
+ *
  * Thread safety: see qfs_fs.h for the lock order. The flusher takes a
  * directory's inode lock like any operation; dirty_mu is taken under inode
  * locks and never held while taking one.
@@ -103,6 +108,7 @@ typedef struct qfs_ist {
 	uint64_t dirty_bytes;
 	uint64_t dir_floor;
 	int queued; /* a directory change waits for the flusher (pinned) */
+	uint64_t seq; /* fs sequence number of the last install or store */
 	int err; /* a failed background chunk write, reported at flush */
 } qfs_ist;
 
@@ -144,6 +150,7 @@ struct qfs_fs {
 	size_t ndirty, capdirty;
 	int stop, flusher_started;
 	pthread_t flusher;
+	uint64_t seq; /* orders reads against installs (design note 6) */
 	uint64_t known[KNOWN_CHUNKS]; /* chunk ids (first 8 bytes) stored lately */
 };
 
@@ -166,6 +173,11 @@ int qfs_errno(int rc)
 static int64_t now_ns(void)
 {
 	return (int64_t)q_wall_ns();
+}
+
+static uint64_t next_seq(qfs_fs *fs)
+{
+	return __atomic_add_fetch(&fs->seq, 1, __ATOMIC_SEQ_CST);
 }
 
 static void key_of(const char *path, char *key)
@@ -435,8 +447,9 @@ static int ist_dirty(const qfs_ist *s)
 /* Installs view v (taken over) as the inode's current version and resets
  * the working copy to its shown object (or to conflict candidate k for
  * conflict inodes). */
-static int ist_set_view(qfs_ist *s, qfs_view *v, size_t k)
+static int ist_set_view(qfs_fs *fs, qfs_ist *s, qfs_view *v, size_t k)
 {
+	s->seq = next_seq(fs);
 	view_free(&s->v);
 	s->v = *v;
 	view_init(v);
@@ -514,7 +527,7 @@ static int ist_refresh(qfs_fs *fs, qfs_inode *in, qfs_ist *s, const char *path, 
 		return rc;
 	}
 	ist_drop_bufs(s);
-	rc = ist_set_view(s, &v, k);
+	rc = ist_set_view(fs, s, &v, k);
 	view_free(&v);
 	return rc;
 }
@@ -811,6 +824,7 @@ static int ist_flush(qfs_fs *fs, qfs_inode *in, qfs_ist *s)
 		return rc;
 	s->dirty_meta = 0;
 	s->fetched_ms = q_mono_ms();
+	s->seq = next_seq(fs);
 	if (s->obj.type == QFS_T_DIR && s->v.has_dir) {
 		/* the store may have merged concurrent versions in */
 		qfs_obj_free(&s->obj);
@@ -1095,7 +1109,7 @@ static int child_path(qfs_fs *fs, uint64_t parent, const char *name, char *path)
 
 /* Registers the inode of path with view v (taken over) as its state. */
 static int adopt(qfs_fs *fs, const char *path, qfs_view *v, size_t k, int conflict,
-		 struct stat *st, uint64_t *ino)
+		 uint64_t t0, struct stat *st, uint64_t *ino)
 {
 	const qfs_obj *o = view_obj(v, k);
 	uint8_t type = o->type;
@@ -1105,9 +1119,10 @@ static int adopt(qfs_fs *fs, const char *path, qfs_view *v, size_t k, int confli
 	qfs_inode *in = qfs_itable_get(fs->it, *ino);
 	pthread_mutex_lock(&in->lock);
 	qfs_ist *s = ist_of(in);
-	if (s && !ist_dirty(s)) {
+	if (s && !ist_dirty(s) && t0 > s->seq) {
+		/* not changed since our read began: ours is the newest */
 		ist_drop_bufs(s);
-		rc = ist_set_view(s, v, k);
+		rc = ist_set_view(fs, s, v, k);
 	}
 	if (s && s->valid)
 		obj_to_stat(&s->obj, *ino, st);
@@ -1129,9 +1144,10 @@ int qfs_fs_lookup(qfs_fs *fs, uint64_t parent, const char *name, struct stat *st
 	if (rc)
 		return rc;
 	key_of(path, key);
+	uint64_t t0 = next_seq(fs);
 	rc = view_load(fs, key, &v);
 	if (rc == 0) {
-		rc = adopt(fs, path, &v, 0, 0, st, ino);
+		rc = adopt(fs, path, &v, 0, 0, t0, st, ino);
 		view_free(&v);
 		return rc;
 	}
@@ -1142,7 +1158,7 @@ int qfs_fs_lookup(qfs_fs *fs, uint64_t parent, const char *name, struct stat *st
 	size_t k;
 	rc = conflict_resolve(fs, path, base, &v, &k);
 	if (rc == 0)
-		rc = adopt(fs, path, &v, k, 1, st, ino);
+		rc = adopt(fs, path, &v, k, 1, t0, st, ino);
 	view_free(&v);
 	return rc;
 }
@@ -1393,6 +1409,7 @@ static int make_node(qfs_fs *fs, uint64_t parent, const char *name, qfs_obj *o, 
 		return rc;
 	}
 	key_of(path, key);
+	uint64_t t0 = next_seq(fs);
 	rc = view_load(fs, key, &v);
 	if (rc == 0) {
 		if (excl || !existed) {
@@ -1401,7 +1418,7 @@ static int make_node(qfs_fs *fs, uint64_t parent, const char *name, qfs_obj *o, 
 		}
 		*existed = 1;
 		pthread_mutex_unlock(&din->lock);
-		rc = adopt(fs, path, &v, 0, 0, st, ino);
+		rc = adopt(fs, path, &v, 0, 0, t0, st, ino);
 		view_free(&v);
 		qfs_obj_free(o);
 		return rc;
@@ -1422,7 +1439,7 @@ static int make_node(qfs_fs *fs, uint64_t parent, const char *name, qfs_obj *o, 
 	pthread_mutex_unlock(&din->lock);
 	if (existed)
 		*existed = 0;
-	rc = adopt(fs, path, &v, 0, 0, st, ino);
+	rc = adopt(fs, path, &v, 0, 0, t0, st, ino);
 	view_free(&v);
 	qfs_obj_free(o);
 	return rc;
