@@ -365,7 +365,8 @@ enum {
 	JOB_MERGE,          /* read repair of the local replica (standalone) */
 	JOB_SERVE_GET,      /* REPL_GET from a peer */
 	JOB_SERVE_PUT,      /* REPL_PUT from a peer */
-	JOB_SERVE_MGET      /* REPL_MGET from a peer */
+	JOB_SERVE_MGET,     /* REPL_MGET from a peer */
+	JOB_MGET_LOCAL      /* multi-key op: this node's replica reads */
 };
 
 typedef struct job {
@@ -382,8 +383,14 @@ typedef struct job {
 	uint64_t digest;
 	q_buf buf;
 	q_buf *bufs;         /* JOB_SERVE_MGET */
+	size_t nbufs;
 	int *rcs;
+	struct mpeer *mp;    /* JOB_MGET_LOCAL */
+	obj_set **sets;      /* JOB_MGET_LOCAL: one per key of mp */
 } job;
+
+static void mget_local_work(job *j);
+static void mget_local_done(job *j);
 
 static void job_work(uv_work_t *w)
 {
@@ -425,6 +432,9 @@ static void job_work(uv_work_t *w)
 		j->rc = 0;
 		break;
 	}
+	case JOB_MGET_LOCAL:
+		mget_local_work(j);
+		break;
 	}
 }
 
@@ -457,12 +467,11 @@ static job *job_new(int kind)
 static void job_free(job *j)
 {
 	q_buf_free(&j->buf);
-	if (j->bufs && j->req) {
-		for (size_t i = 0; i < j->req->msg.u.mget.nkeys; i++)
-			q_buf_free(&j->bufs[i]);
-	}
+	for (size_t i = 0; j->bufs && i < j->nbufs; i++)
+		q_buf_free(&j->bufs[i]); /* not through j->req: replying freed it */
 	free(j->bufs);
 	free(j->rcs);
+	free(j->sets);
 	free(j->key);
 	obj_set_free(j->in);
 	obj_set_free(j->out);
@@ -939,6 +948,444 @@ nomem:
 }
 
 /* ------------------------------------------------------------------ */
+/* Multi-key get: one request per replica for many keys               */
+
+/*
+ * A mop asks each member for all the keys it replicates among those asked
+ * (REPL_MGET; its own replica through one disk job), then decides each key
+ * as a get would: after R answers for that key (merge), or when R can no
+ * longer be reached (EQUORUM), or at the timer (ETIMEOUT). The whole answer
+ * goes out when every key is decided; read repair per key follows once
+ * every member answered or the timer fired.
+ */
+typedef struct mkey {
+	int nrep;
+	int rp[COORD_MAX_N];       /* member (mpeer) index of each replica */
+	int st[COORD_MAX_N];       /* REP_* */
+	int has[COORD_MAX_N];      /* replica answered with a set */
+	uint64_t dig[COORD_MAX_N]; /* its digest */
+	int ok, failed, need, decided, rc;
+	obj_set *merged;
+	obj_set *result;           /* handed to the callback */
+} mkey;
+
+typedef struct mpeer {
+	struct mop *m;
+	char id[MEMBER_ID_MAX + 1];
+	char addr[MEMBER_ADDR_MAX + 1];
+	int self;
+	size_t nk;
+	size_t *kidx;              /* keys asked of this member */
+	int *slot;                 /* replica slot of this member in each key */
+} mpeer;
+
+typedef struct mop {
+	coord *c;
+	uv_timer_t timer;
+	int refs, replied, finished, timer_closing;
+	size_t n, undecided;
+	q_slice *keys;             /* copies, in one block after the array */
+	mkey *k;
+	mpeer *p;
+	size_t np;
+	coord_mget_fn cb;
+	void *arg;
+	uint64_t deadline_ms;
+} mop;
+
+static void mop_free(mop *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		obj_set_free(m->k[i].merged);
+		obj_set_free(m->k[i].result);
+	}
+	for (size_t i = 0; i < m->np; i++) {
+		free(m->p[i].kidx);
+		free(m->p[i].slot);
+	}
+	free(m->p);
+	free(m->k);
+	free(m->keys);
+	free(m);
+}
+
+static void mop_unref(mop *m)
+{
+	if (--m->refs == 0)
+		mop_free(m);
+}
+
+static void mop_timer_closed(uv_handle_t *h)
+{
+	mop_unref(h->data);
+}
+
+static void mop_end_timer(mop *m)
+{
+	if (m->timer_closing)
+		return;
+	m->timer_closing = 1;
+	uv_timer_stop(&m->timer);
+	uv_close((uv_handle_t *)&m->timer, mop_timer_closed);
+}
+
+static void mop_reply(mop *m)
+{
+	if (m->replied)
+		return;
+	m->replied = 1;
+	obj_set **sets = calloc(m->n ? m->n : 1, sizeof(obj_set *));
+	int *rcs = calloc(m->n ? m->n : 1, sizeof(int));
+	if (!sets || !rcs) {
+		free(sets);
+		free(rcs);
+		m->cb(m->arg, -ENOMEM, NULL, NULL, m->n);
+		return;
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		mkey *k = &m->k[i];
+		rcs[i] = k->decided ? k->rc : Q_ETIMEOUT;
+		sets[i] = k->result;
+		k->result = NULL;
+		if (rcs[i] == Q_EQUORUM)
+			STAT_INC(m->c, quorum_failures);
+	}
+	m->cb(m->arg, 0, sets, rcs, m->n);
+	free(sets);
+	free(rcs);
+}
+
+static void mkey_decide(mop *m, mkey *k, int rc)
+{
+	if (k->decided)
+		return;
+	k->decided = 1;
+	k->rc = rc;
+	if (rc == 0) {
+		k->rc = Q_ENOTFOUND;
+		if (k->merged && obj_set_count(k->merged) > 0) {
+			k->result = obj_set_clone(k->merged);
+			if (!k->result)
+				k->rc = -ENOMEM;
+			else
+				k->rc = obj_set_live_count(k->result) > 0 ? 0 : Q_ENOTFOUND;
+		}
+	}
+	if (--m->undecided == 0)
+		mop_reply(m);
+}
+
+static void mkey_check(mop *m, mkey *k)
+{
+	if (k->decided)
+		return;
+	int pending = k->nrep - k->ok - k->failed;
+	if (k->ok >= k->need)
+		mkey_decide(m, k, 0);
+	else if (k->ok + pending < k->need)
+		mkey_decide(m, k, Q_EQUORUM);
+}
+
+/* Replica slot j of key k answered: takes ownership of set (may be NULL). */
+static void mkey_answer(mop *m, mkey *k, int j, int rc, obj_set *set)
+{
+	if (k->st[j] != REP_PENDING) {
+		obj_set_free(set);
+		return;
+	}
+	if (rc == 0 || rc == Q_ENOTFOUND) {
+		k->st[j] = REP_OK;
+		k->ok++;
+		if (set) {
+			k->has[j] = 1;
+			k->dig[j] = obj_set_digest(set);
+			obj_set *mm = NULL;
+			if (obj_set_sync(k->merged, set, &mm) == 0) {
+				obj_set_free(k->merged);
+				k->merged = mm;
+			}
+		}
+	} else {
+		k->st[j] = REP_FAIL;
+		k->failed++;
+	}
+	obj_set_free(set);
+	if (!m->finished)
+		mkey_check(m, k);
+}
+
+static void mop_finish(mop *m)
+{
+	if (m->finished)
+		return;
+	m->finished = 1;
+	coord *c = m->c;
+	if (c->cfg.read_repair && !c->closing) {
+		q_buf enc = Q_BUF_INIT;
+		for (size_t i = 0; i < m->n; i++) {
+			mkey *k = &m->k[i];
+			if (!k->merged || obj_set_count(k->merged) == 0)
+				continue;
+			uint64_t d = obj_set_digest(k->merged);
+			q_buf_reset(&enc);
+			for (int j = 0; j < k->nrep; j++) {
+				if (k->st[j] != REP_OK || (k->has[j] && k->dig[j] == d))
+					continue;
+				mpeer *p = &m->p[k->rp[j]];
+				STAT_INC(c, read_repairs);
+				if (p->self) {
+					job *jb = job_new(JOB_MERGE);
+					if (!jb)
+						continue;
+					jb->key = q_slice_dup(m->keys[i]);
+					jb->klen = m->keys[i].n;
+					jb->in = obj_set_clone(k->merged);
+					if (!jb->key || !jb->in || job_submit(c, jb) < 0)
+						job_free(jb);
+					continue;
+				}
+				if (enc.len == 0 && obj_set_encode(k->merged, &enc) < 0)
+					break;
+				net_msg msg;
+				net_msg_init(&msg, NET_MSG_REPL_PUT);
+				msg.u.repl_put.key = m->keys[i];
+				msg.u.repl_put.object = q_buf_slice(&enc);
+				net_pool_request(c->pool, p->addr, &msg, c->cfg.timeout_ms, repair_peer_cb, c);
+			}
+		}
+		q_buf_free(&enc);
+	}
+	mop_end_timer(m);
+}
+
+static void mop_peer_done(mop *m)
+{
+	/* refs = timer + outstanding member requests */
+	if (m->refs == 2 && !m->finished)
+		mop_finish(m);
+	mop_unref(m);
+}
+
+static void mget_peer_cb(void *arg, int status, const net_msg *resp)
+{
+	mpeer *p = arg;
+	mop *m = p->m;
+	note_peer(m->c, p->id, status);
+	int ok = status == 0 && resp->u.mget_resp.n == p->nk;
+	for (size_t i = 0; i < p->nk; i++) {
+		mkey *k = &m->k[p->kidx[i]];
+		obj_set *set = NULL;
+		int rc = ok ? resp->u.mget_resp.entries[i].status : (status ? status : Q_EPROTO);
+		if (rc == 0) {
+			q_slice ob = resp->u.mget_resp.entries[i].object;
+			if (obj_set_decode(ob.p, ob.n, &set) < 0) {
+				/* undecodable: not an answer, but repair it */
+				set = NULL;
+				if (k->st[p->slot[i]] == REP_PENDING) {
+					k->st[p->slot[i]] = REP_OK;
+					k->failed++;
+					if (!m->finished)
+						mkey_check(m, k);
+				}
+				continue;
+			}
+		}
+		mkey_answer(m, k, p->slot[i], rc, set);
+	}
+	mop_peer_done(m);
+}
+
+static void mget_local_work(job *j)
+{
+	mpeer *p = j->mp;
+	mop *m = p->m;
+	for (size_t i = 0; i < p->nk; i++)
+		j->rcs[i] = replica_get(j->c->rep, m->keys[p->kidx[i]], &j->sets[i]);
+}
+
+static void mget_local_done(job *j)
+{
+	mpeer *p = j->mp;
+	mop *m = p->m;
+	for (size_t i = 0; i < p->nk; i++) {
+		mkey_answer(m, &m->k[p->kidx[i]], p->slot[i], j->rcs[i], j->sets[i]);
+		j->sets[i] = NULL;
+	}
+	mop_peer_done(m);
+}
+
+static void mop_timeout(uv_timer_t *t)
+{
+	mop *m = t->data;
+	for (size_t i = 0; i < m->n && !m->replied; i++)
+		if (!m->k[i].decided)
+			mkey_decide(m, &m->k[i], Q_ETIMEOUT);
+	mop_finish(m);
+}
+
+void coord_mget(coord *c, const q_slice *keys, size_t n, const coord_req *q,
+		coord_mget_fn cb, void *arg)
+{
+	static const coord_req none;
+	if (!q)
+		q = &none;
+	if (c->closing) {
+		cb(arg, Q_ECLOSED, NULL, NULL, n);
+		return;
+	}
+	int rc = view_refresh(c);
+	if (rc < 0) {
+		cb(arg, rc, NULL, NULL, n);
+		return;
+	}
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += keys[i].n;
+	mop *m = calloc(1, sizeof(*m));
+	if (!m) {
+		cb(arg, -ENOMEM, NULL, NULL, n);
+		return;
+	}
+	m->c = c;
+	m->cb = cb;
+	m->arg = arg;
+	m->n = n;
+	m->keys = malloc(n * sizeof(q_slice) + bytes + 1);
+	m->k = calloc(n ? n : 1, sizeof(mkey));
+	m->p = calloc(c->mn ? c->mn : 1, sizeof(mpeer));
+	if (!m->keys || !m->k || !m->p) {
+		mop_free(m);
+		cb(arg, -ENOMEM, NULL, NULL, n);
+		return;
+	}
+	uint8_t *kb = (uint8_t *)(m->keys + n);
+	for (size_t i = 0; i < n; i++) {
+		if (keys[i].n)
+			memcpy(kb, keys[i].p, keys[i].n);
+		m->keys[i] = q_slice_make(kb, keys[i].n);
+		kb += keys[i].n;
+	}
+	/* members as potential peers, in view order */
+	m->np = c->mn;
+	for (size_t i = 0; i < c->mn; i++) {
+		m->p[i].m = m;
+		snprintf(m->p[i].id, sizeof(m->p[i].id), "%s", c->mv[i].id);
+		snprintf(m->p[i].addr, sizeof(m->p[i].addr), "%s", c->mv[i].addr);
+		m->p[i].self = c->mv[i].self;
+	}
+	int neff = eff_n(c, q->n);
+	m->undecided = n;
+	uv_timer_init(net_loop_uv(c->loop), &m->timer);
+	m->timer.data = m;
+	m->refs = 1;
+	uint64_t t = q->timeout_ms ? q->timeout_ms : c->cfg.timeout_ms;
+	m->deadline_ms = q_mono_ms() + t;
+	uv_timer_start(&m->timer, mop_timeout, t, 0);
+	STAT_INC(c, gets);
+	/* key -> replicas; count keys per member */
+	size_t *count = calloc(c->mn ? c->mn : 1, sizeof(size_t));
+	if (!count)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		mkey *k = &m->k[i];
+		if (keys[i].n == 0 || keys[i].n > c->cfg.max_key) {
+			k->decided = 1;
+			k->rc = keys[i].n ? Q_ETOOBIG : -EINVAL;
+			m->undecided--;
+			continue;
+		}
+		rep reps[COORD_MAX_N];
+		k->nrep = view_primaries(c, keys[i], neff, reps);
+		k->need = clamp_q(q->r, c->cfg.r, k->nrep);
+		for (int j = 0; j < k->nrep; j++) {
+			int pi = -1;
+			for (size_t x = 0; x < c->mn; x++)
+				if (!strcmp(c->mv[x].id, reps[j].id))
+					pi = (int)x;
+			k->rp[j] = pi;
+			k->st[j] = pi < 0 ? REP_FAIL : REP_PENDING;
+			if (pi < 0)
+				k->failed++;
+			else
+				count[pi]++;
+		}
+	}
+	for (size_t x = 0; x < c->mn; x++) {
+		if (!count[x])
+			continue;
+		m->p[x].kidx = malloc(count[x] * sizeof(size_t));
+		m->p[x].slot = malloc(count[x] * sizeof(int));
+		if (!m->p[x].kidx || !m->p[x].slot) {
+			free(count);
+			goto nomem;
+		}
+	}
+	free(count);
+	for (size_t i = 0; i < n; i++) {
+		mkey *k = &m->k[i];
+		for (int j = 0; j < k->nrep; j++) {
+			if (k->rp[j] < 0)
+				continue;
+			mpeer *p = &m->p[k->rp[j]];
+			p->kidx[p->nk] = i;
+			p->slot[p->nk] = j;
+			p->nk++;
+		}
+	}
+	/* one request per member (keys beyond the frame limit fail that replica) */
+	for (size_t x = 0; x < m->np; x++) {
+		mpeer *p = &m->p[x];
+		if (!p->nk)
+			continue;
+		int sent = 0;
+		if (p->self) {
+			job *j = job_new(JOB_MGET_LOCAL);
+			if (j) {
+				j->mp = p;
+				j->rcs = calloc(p->nk, sizeof(int));
+				j->sets = calloc(p->nk, sizeof(obj_set *));
+				m->refs++;
+				if (j->rcs && j->sets && job_submit(c, j) == 0)
+					sent = 1;
+				else {
+					m->refs--;
+					job_free(j);
+				}
+			}
+		} else if (p->nk <= NET_MAX_MGET_KEYS) {
+			q_slice *ks = malloc(p->nk * sizeof(q_slice));
+			if (ks) {
+				for (size_t i = 0; i < p->nk; i++)
+					ks[i] = m->keys[p->kidx[i]];
+				net_msg msg;
+				net_msg_init(&msg, NET_MSG_REPL_MGET);
+				msg.u.mget.nkeys = p->nk;
+				msg.u.mget.keys = ks;
+				m->refs++;
+				if (net_pool_request(c->pool, p->addr, &msg, t, mget_peer_cb, p) == 0)
+					sent = 1;
+				else
+					m->refs--;
+				free(ks);
+			}
+		}
+		if (!sent)
+			for (size_t i = 0; i < p->nk; i++)
+				mkey_answer(m, &m->k[p->kidx[i]], p->slot[i], Q_EQUORUM, NULL);
+	}
+	if (m->undecided == 0)
+		mop_reply(m);
+	if (m->refs == 1)
+		mop_finish(m);
+	return;
+nomem:
+	for (size_t i = 0; i < n; i++)
+		if (!m->k[i].decided)
+			mkey_decide(m, &m->k[i], -ENOMEM);
+	mop_finish(m);
+}
+
+/* ------------------------------------------------------------------ */
 /* Timer and job completion                                            */
 
 static void op_timeout(uv_timer_t *t)
@@ -1004,6 +1451,9 @@ static void job_done(uv_work_t *w, int status)
 		net_reply_send(j->req, &m);
 		break;
 	}
+	case JOB_MGET_LOCAL:
+		mget_local_done(j);
+		break;
 	case JOB_SERVE_MGET: {
 		const net_mget *mg = &j->req->msg.u.mget;
 		net_mget_entry *ents = calloc(mg->nkeys, sizeof(net_mget_entry));
@@ -1078,80 +1528,47 @@ static void serve_put_done(void *arg, int rc, obj_set *set)
 	obj_set_free(set);
 }
 
-/* KV_MGET: one coordinated get per key, gathered. */
-typedef struct mget_gather {
-	net_request *req;
-	size_t n, left;
-	int *rcs;
-	q_buf *enc;
-} mget_gather;
-
-typedef struct mget_slot {
-	mget_gather *g;
-	size_t i;
-} mget_slot;
-
-static void mget_one_done(void *arg, int rc, obj_set *set)
+/* KV_MGET: one multi-key op (one REPL_MGET per replica). */
+static void serve_mget_done(void *arg, int rc, obj_set **sets, int *rcs, size_t n)
 {
-	mget_slot *s = arg;
-	mget_gather *g = s->g;
-	g->rcs[s->i] = rc;
-	if (set && obj_set_encode(set, &g->enc[s->i]) < 0)
-		g->rcs[s->i] = -ENOMEM;
-	obj_set_free(set);
-	if (--g->left)
+	net_request *req = arg;
+	if (rc < 0) {
+		for (size_t i = 0; sets && i < n; i++)
+			obj_set_free(sets[i]);
+		net_reply_error(req, rc, NULL);
 		return;
-	net_mget_entry *ents = calloc(g->n, sizeof(net_mget_entry));
-	if (!ents) {
-		net_reply_error(g->req, -ENOMEM, NULL);
+	}
+	net_mget_entry *ents = calloc(n ? n : 1, sizeof(net_mget_entry));
+	q_buf *enc = calloc(n ? n : 1, sizeof(q_buf));
+	if (!ents || !enc) {
+		net_reply_error(req, -ENOMEM, NULL);
 	} else {
-		for (size_t i = 0; i < g->n; i++) {
-			ents[i].status = g->rcs[i];
-			ents[i].object = q_buf_slice(&g->enc[i]);
+		for (size_t i = 0; i < n; i++) {
+			ents[i].status = rcs[i];
+			if (sets[i] && obj_set_encode(sets[i], &enc[i]) < 0)
+				ents[i].status = -ENOMEM;
+			ents[i].object = q_buf_slice(&enc[i]);
 		}
 		net_msg m;
 		net_msg_init(&m, NET_MSG_KV_MGET_RESP);
-		m.u.mget_resp.n = g->n;
+		m.u.mget_resp.n = n;
 		m.u.mget_resp.entries = ents;
-		net_reply_send(g->req, &m);
-		free(ents);
+		net_reply_send(req, &m);
 	}
-	for (size_t i = 0; i < g->n; i++)
-		q_buf_free(&g->enc[i]);
-	free(g->enc);
-	free(g->rcs);
-	/* the slots are allocated right after the gather */
-	free(g);
+	for (size_t i = 0; i < n; i++) {
+		if (enc)
+			q_buf_free(&enc[i]);
+		obj_set_free(sets[i]);
+	}
+	free(enc);
+	free(ents);
 }
 
 static void serve_mget(coord *c, net_request *req)
 {
 	const net_mget *m = &req->msg.u.mget;
-	size_t n = m->nkeys;
-	mget_gather *g = calloc(1, sizeof(*g) + n * sizeof(mget_slot));
-	if (!g) {
-		net_reply_error(req, -ENOMEM, NULL);
-		return;
-	}
-	g->rcs = calloc(n, sizeof(int));
-	g->enc = calloc(n, sizeof(q_buf));
-	if (!g->rcs || !g->enc) {
-		free(g->rcs);
-		free(g->enc);
-		free(g);
-		net_reply_error(req, -ENOMEM, NULL);
-		return;
-	}
-	g->req = req;
-	g->n = n;
-	g->left = n;
-	mget_slot *slots = (mget_slot *)(g + 1);
 	coord_req q = {.n = m->n, .r = m->r, .timeout_ms = m->timeout_ms};
-	for (size_t i = 0; i < n; i++) {
-		slots[i].g = g;
-		slots[i].i = i;
-		coord_get(c, m->keys[i], &q, mget_one_done, &slots[i]);
-	}
+	coord_mget(c, m->keys, m->nkeys, &q, serve_mget_done, req);
 }
 
 static void serve_hello(coord *c, net_request *req)
@@ -1232,6 +1649,7 @@ static void coord_handle(void *ctx, net_request *req)
 		if (kind == JOB_SERVE_MGET) {
 			size_t n = req->msg.u.mget.nkeys;
 			j->bufs = calloc(n, sizeof(q_buf));
+			j->nbufs = j->bufs ? n : 0;
 			j->rcs = calloc(n, sizeof(int));
 			if (!j->bufs || !j->rcs) {
 				j->req = NULL;
@@ -1464,10 +1882,6 @@ void coord_free(coord *c)
 enum { SW_GET = 1, SW_PUT, SW_MGET };
 
 typedef struct swait swait;
-typedef struct sw_slot {
-	swait *s;
-	size_t i;
-} sw_slot;
 
 struct swait {
 	pthread_mutex_t mu;
@@ -1481,10 +1895,9 @@ struct swait {
 	const obj_write *w;
 	coord_req q;
 	const q_slice *keys;
-	size_t nk, left;
+	size_t nk;
 	obj_set **outs;
 	int *rcs;
-	sw_slot *slots;
 };
 
 static void sw_signal(swait *s)
@@ -1503,16 +1916,23 @@ static void sw_cb(void *arg, int rc, obj_set *set)
 	sw_signal(s);
 }
 
-static void sw_mget_cb(void *arg, int rc, obj_set *set)
+static void sw_mget_cb(void *arg, int rc, obj_set **sets, int *rcs, size_t n)
 {
-	sw_slot *sl = arg;
-	swait *s = sl->s;
-	s->rcs[sl->i] = rc;
-	s->outs[sl->i] = set;
-	if (--s->left == 0) {
-		s->rc = 0;
-		sw_signal(s);
+	swait *s = arg;
+	if (rc == 0) {
+		for (size_t i = 0; i < n; i++) {
+			s->outs[i] = sets[i];
+			s->rcs[i] = rcs[i];
+		}
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			if (sets)
+				obj_set_free(sets[i]);
+			s->rcs[i] = rc;
+		}
 	}
+	s->rc = rc;
+	sw_signal(s);
 }
 
 static void sw_start(void *arg)
@@ -1525,18 +1945,9 @@ static void sw_start(void *arg)
 	case SW_PUT:
 		coord_put(s->c, s->key, s->ctx, s->w, &s->q, sw_cb, s);
 		break;
-	case SW_MGET: {
-		/* the last callback may release the waiter: copy what the loop
-		 * needs first */
-		size_t nk = s->nk;
-		coord *c = s->c;
-		const q_slice *keys = s->keys;
-		sw_slot *slots = s->slots;
-		coord_req q = s->q;
-		for (size_t i = 0; i < nk; i++)
-			coord_get(c, keys[i], &q, sw_mget_cb, &slots[i]);
+	case SW_MGET:
+		coord_mget(s->c, s->keys, s->nk, &s->q, sw_mget_cb, s);
 		break;
-	}
 	}
 }
 
@@ -1667,20 +2078,10 @@ int coord_mget_sync(coord *c, const q_slice *keys, size_t n, const coord_req *o,
 	s.kind = SW_MGET;
 	s.keys = keys;
 	s.nk = n;
-	s.left = n;
 	s.outs = outs;
 	s.rcs = rcs;
 	s.q = *o;
-	s.slots = calloc(n, sizeof(sw_slot));
-	if (!s.slots)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		s.slots[i].s = &s;
-		s.slots[i].i = i;
-	}
-	int rc = sw_run(c, &s);
-	free(s.slots);
-	return rc;
+	return sw_run(c, &s);
 }
 
 /* ------------------------------------------------------------------ */

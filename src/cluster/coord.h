@@ -105,6 +105,14 @@ void coord_get(coord *c, q_slice key, const coord_req *o, coord_done_fn cb, void
 void coord_put(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coord_req *o,
 	       coord_done_fn cb, void *arg);
 
+/* Multi-key get: one REPL_MGET per replica for all the keys it holds,
+ * each key decided as coord_get would (R answers, merged). rc < 0 when the
+ * request as a whole failed (then sets/rcs are NULL); else sets[i] (may be
+ * NULL) and rcs[i] per key; the callback owns the sets, not the arrays. */
+typedef void (*coord_mget_fn)(void *arg, int rc, obj_set **sets, int *rcs, size_t n);
+void coord_mget(coord *c, const q_slice *keys, size_t n, const coord_req *o,
+		coord_mget_fn cb, void *arg);
+
 /* Blocking forms for threads other than the loop thread. */
 int coord_get_sync(coord *c, q_slice key, const coord_req *o, obj_set **out);
 int coord_put_sync(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coord_req *o,

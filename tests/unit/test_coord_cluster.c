@@ -192,5 +192,142 @@ QTEST(three_nodes_replicate_and_report_quorum)
 	ASSERT_OK(q_node_stop(n[0]));
 }
 
+static void check_mget(qc_client *c, int nkeys, const qc_opts *o, int expect_rc_missing)
+{
+	enum { MAXK = 64 };
+	q_slice keys[MAXK];
+	char names[MAXK][16];
+	qc_object outs[MAXK];
+	int rcs[MAXK];
+	for (int i = 0; i < nkeys; i++) {
+		/* every third key was never written */
+		snprintf(names[i], sizeof(names[i]), i % 3 == 2 ? "none%d" : "m%d", i);
+		keys[i] = q_slice_str(names[i]);
+		qc_object_init(&outs[i]);
+	}
+	ASSERT_OK(qc_mget(c, keys, (size_t)nkeys, o, outs, rcs));
+	for (int i = 0; i < nkeys; i++) {
+		if (i % 3 == 2) {
+			ASSERT_EQ(rcs[i], expect_rc_missing);
+			continue;
+		}
+		ASSERT_EQ(rcs[i], 0);
+		ASSERT_EQ(qc_object_live(&outs[i]), 1);
+		ASSERT_EQ(outs[i].sib[0].value.n, strlen(names[i]));
+		ASSERT_MEMEQ(outs[i].sib[0].value.p, names[i], strlen(names[i]));
+	}
+	for (int i = 0; i < nkeys; i++)
+		qc_object_free(&outs[i]);
+}
+
+QTEST(three_nodes_mget)
+{
+	int p[3] = {free_port(), free_port(), free_port()};
+	char peers[256];
+	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],
+		 p[2]);
+	q_node *n[3];
+	n[0] = start_node("a", p[0], peers, NULL);
+	n[1] = start_node("b", p[1], peers, NULL);
+	n[2] = start_node("c", p[2], peers, NULL);
+	qc_client *ca = q_node_client(n[0]), *cb = q_node_client(n[1]);
+	for (int i = 0; i < 60; i++) {
+		if (i % 3 == 2)
+			continue;
+		char k[16];
+		snprintf(k, sizeof(k), "m%d", i);
+		qc_opts all = {.w = 3};
+		ASSERT_OK(qc_put(ca, q_slice_str(k), q_slice_make(NULL, 0), q_slice_str(k), &all,
+				 NULL));
+	}
+	qc_opts r3 = {.r = 3};
+	check_mget(cb, 60, &r3, Q_ENOTFOUND);
+	/* over the network (KV_MGET) the same */
+	char addr[64];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p[2]);
+	qc_client *net = NULL;
+	ASSERT_OK(qc_net_new(addr, 2000, &net));
+	check_mget(net, 60, &r3, Q_ENOTFOUND);
+	qc_close(net);
+	/* empty and oversized keys are per-key errors */
+	static char big[5000];
+	memset(big, 'b', sizeof(big));
+	q_slice odd[2] = {q_slice_make(NULL, 0), q_slice_make(big, sizeof(big))};
+	qc_object o2[2];
+	int rc2[2];
+	qc_object_init(&o2[0]);
+	qc_object_init(&o2[1]);
+	ASSERT_OK(qc_mget(cb, odd, 2, NULL, o2, rc2));
+	ASSERT_EQ(rc2[0], -EINVAL);
+	ASSERT_EQ(rc2[1], Q_ETOOBIG);
+	/* one node down: R=2 still answers, R=3 cannot */
+	ASSERT_OK(q_node_stop(n[2]));
+	qc_opts r2 = {.r = 2};
+	check_mget(cb, 30, &r2, Q_ENOTFOUND);
+	q_slice k1 = q_slice_str("m0");
+	qc_object o1;
+	int rc1;
+	qc_object_init(&o1);
+	ASSERT_OK(qc_mget(ca, &k1, 1, &r3, &o1, &rc1));
+	ASSERT(rc1 == Q_EQUORUM || rc1 == Q_ETIMEOUT);
+	qc_object_free(&o1);
+	ASSERT_OK(q_node_stop(n[1]));
+	ASSERT_OK(q_node_stop(n[0]));
+}
+
+QTEST(mget_read_repair)
+{
+	int p[3] = {free_port(), free_port(), free_port()};
+	char peers[256];
+	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],
+		 p[2]);
+	q_node *n[3];
+	n[0] = start_node("a", p[0], peers, NULL);
+	n[1] = start_node("b", p[1], peers, NULL);
+	n[2] = start_node("c", p[2], peers, NULL);
+	ASSERT_OK(q_node_stop(n[2]));
+	qc_client *ca = q_node_client(n[0]);
+	q_slice keys[10];
+	char names[10][8];
+	for (int i = 0; i < 10; i++) {
+		snprintf(names[i], sizeof(names[i]), "rr%d", i);
+		keys[i] = q_slice_str(names[i]);
+		ASSERT_OK(qc_put(ca, keys[i], q_slice_make(NULL, 0), keys[i], NULL, NULL));
+	}
+	n[2] = start_node("c", p[2], peers, NULL);
+	char addr[64];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p[2]);
+	qc_client *net = NULL;
+	ASSERT_OK(qc_net_new(addr, 2000, &net));
+	qc_object o;
+	qc_object_init(&o);
+	ASSERT_EQ(qc_net_replica_get(net, keys[0], &o), Q_ENOTFOUND);
+	/* a multi-key read through a repairs c for every key */
+	qc_object outs[10];
+	int rcs[10];
+	for (int i = 0; i < 10; i++)
+		qc_object_init(&outs[i]);
+	ASSERT_OK(qc_mget(ca, keys, 10, NULL, outs, rcs));
+	for (int i = 0; i < 10; i++) {
+		ASSERT_EQ(rcs[i], 0);
+		qc_object_free(&outs[i]);
+	}
+	for (int i = 0; i < 10; i++) {
+		int rc = Q_ENOTFOUND;
+		for (int tries = 0; tries < 500 && rc != 0; tries++) {
+			rc = qc_net_replica_get(net, keys[i], &o);
+			if (rc)
+				usleep(10000);
+		}
+		ASSERT_OK(rc);
+		ASSERT_MEMEQ(o.sib[0].value.p, names[i], strlen(names[i]));
+	}
+	qc_object_free(&o);
+	qc_close(net);
+	for (int i = 2; i >= 0; i--)
+		ASSERT_OK(q_node_stop(n[i]));
+}
+
 QTEST_MAIN(QT(single_node_inproc), QT(restart_keeps_data_and_id),
-	   QT(three_nodes_replicate_and_report_quorum))
+	   QT(three_nodes_replicate_and_report_quorum), QT(three_nodes_mget),
+	   QT(mget_read_repair))
