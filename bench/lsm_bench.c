@@ -357,6 +357,13 @@ static double fillsync(const engine *e, const char *dir, int threads)
 	for (int i = 0; i < threads; i++)
 		pthread_join(th[i], NULL);
 	double ops = (double)g_sync_ops * threads * 1e9 / (double)(q_mono_ns() - t0);
+	if (e == &ours && getenv("LSM_BENCH_VERBOSE")) {
+		lsm_stats st;
+		lsm_get_stats(h, &st);
+		fprintf(stderr, "  ours fillsync %d writers: %llu groups, %.2f writes per sync\n",
+			threads, (unsigned long long)st.commit_groups,
+			st.commit_groups ? (double)st.commit_writes / (double)st.commit_groups : 0.0);
+	}
 	e->close(h);
 	rm_rf(dir);
 	return ops;

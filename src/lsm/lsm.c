@@ -71,6 +71,7 @@
  * got their acknowledgement join the next fsync instead of forming a second
  * cohort that alternates with the first (adaptive commit delay). */
 #define GATHER_MAX_NS 200000
+#define GATHER_GAP_NS 50000 /* ... or until no writer arrived for this long */
 
 typedef struct writer {
 	lsm_batch *b;     /* NULL: a request to switch the memtable (lsm_flush) */
@@ -124,6 +125,7 @@ struct lsm_db {
 
 	_Atomic uint64_t st_flushes, st_compactions, st_compact_bytes, st_stall_ns;
 	_Atomic uint64_t st_quarantined, st_corrupt_records;
+	_Atomic uint64_t st_groups, st_group_writes;
 };
 
 void lsm_options_default(lsm_options *o)
@@ -1009,13 +1011,21 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 	/* leader */
 	int rc = make_room(db, b == NULL);
 	if (rc == 0 && b && db->o.sync == LSM_SYNC_ALWAYS && db->wq_len < db->last_group) {
-		uint64_t deadline = q_mono_ns() + GATHER_MAX_NS;
+		uint64_t now = q_mono_ns();
+		uint64_t deadline = now + GATHER_MAX_NS;
+		uint64_t quiet = now + GATHER_GAP_NS;
+		int seen = db->wq_len;
 		db->gathering = 1;
 		while (db->wq_len < db->last_group) {
-			uint64_t now = q_mono_ns();
-			if (now >= deadline)
+			now = q_mono_ns();
+			if (db->wq_len != seen) {
+				seen = db->wq_len;
+				quiet = now + GATHER_GAP_NS;
+			}
+			uint64_t until = quiet < deadline ? quiet : deadline;
+			if (now >= until)
 				break;
-			timed_wait_ns(&db->gather_cv, &db->mu, deadline - now);
+			timed_wait_ns(&db->gather_cv, &db->mu, until - now);
 		}
 		db->gathering = 0;
 	}
@@ -1066,6 +1076,8 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 				db->bg_error = rc;
 		} else {
 			atomic_store(&db->last_seq, seq + grp->count - 1);
+			atomic_fetch_add(&db->st_groups, 1);
+			atomic_fetch_add(&db->st_group_writes, (uint64_t)ngroup);
 		}
 	}
 	for (;;) {
@@ -1448,6 +1460,8 @@ void lsm_get_stats(lsm_db *db, lsm_stats *s)
 	s->compactions = atomic_load(&db->st_compactions);
 	s->compaction_bytes_written = atomic_load(&db->st_compact_bytes);
 	s->stall_ms = atomic_load(&db->st_stall_ns) / 1000000;
+	s->commit_groups = atomic_load(&db->st_groups);
+	s->commit_writes = atomic_load(&db->st_group_writes);
 	size_t usage;
 	cache_stats(db->cache, &s->cache_hits, &s->cache_misses, &usage);
 }

@@ -75,6 +75,8 @@ typedef struct lsm_stats {
 	uint64_t flushes, compactions, compaction_bytes_written;
 	uint64_t stall_ms;         /* total time writers waited on flush/compaction */
 	uint64_t cache_hits, cache_misses;
+	uint64_t commit_groups;    /* log appends (one per group commit) */
+	uint64_t commit_writes;    /* writes they carried (groups share a sync) */
 } lsm_stats;
 
 void lsm_options_default(lsm_options *o);
