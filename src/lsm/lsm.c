@@ -106,6 +106,7 @@ struct lsm_db {
 	pthread_cond_t gather_cv;
 	lsm_batch *group;
 	int bg_error;
+	int compact_error;        /* last compaction failure, 0 after a success */
 	int closing;
 	int manual_pending;
 	uint64_t manual_gen, manual_done;
@@ -841,6 +842,7 @@ static void *compact_main(void *arg)
 			db->manual_done = gen;
 			pthread_cond_broadcast(&db->state_cv);
 		}
+		db->compact_error = rc == Q_ECLOSED ? db->compact_error : rc;
 		if (rc && rc != Q_ECLOSED) {
 			Q_ERROR("lsm", "compaction failed: %s (will retry)", q_strerror(rc));
 			backoff = backoff ? (backoff < 5000 ? backoff * 2 : 5000) : 100;
@@ -959,6 +961,12 @@ static int make_room(lsm_db *db, int force)
 			break;
 		if (mem_entries(db->mem) == 0)
 			break;
+		if (l0 >= L0_STOP && db->compact_error && db->compact_error != Q_ECORRUPT) {
+			/* compaction cannot make progress (e.g. disk full): fail
+			 * the write rather than stall without bound */
+			rc = db->compact_error;
+			break;
+		}
 		if (db->nimm >= LSM_MAX_IMM || l0 >= L0_STOP) {
 			if (!t0)
 				t0 = q_mono_ns();
