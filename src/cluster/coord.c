@@ -584,13 +584,12 @@ static void read_repair(op *o)
 	if (!c->cfg.read_repair || c->closing || o->local_only || !o->merged ||
 	    obj_set_count(o->merged) == 0)
 		return;
-	uint64_t d = obj_set_digest(o->merged);
 	q_buf enc = Q_BUF_INIT;
 	for (int i = 0; i < o->nrep; i++) {
 		rep *r = &o->reps[i];
 		if (r->state != REP_OK)
 			continue;
-		if (r->set && obj_set_digest(r->set) == d)
+		if (r->set && obj_set_equal(r->set, o->merged))
 			continue;
 		STAT_INC(c, read_repairs);
 		if (r->self) {
