@@ -42,6 +42,14 @@
  *     newer: each takes a number from fs->seq, the lookup takes one before
  *     reading, and installs only if its number is the larger.
  *
+ *  7. Sequential writes are pipelined: a chunk buffer that a write fills to
+ *     its end goes to a writer thread (conf.writers of them) while the FUSE
+ *     thread takes the next request. The file's inode is pinned and its
+ *     state counts the chunk as pending: reads, truncates, flushes and a
+ *     write that touches a pending chunk wait for it; the writer records
+ *     the chunk reference (or, on failure, puts the bytes back as a dirty
+ *     buffer for the next flush to retry).
+ *
  * Thread safety: see qfs_fs.h for the lock order. The flusher takes a
  * directory's inode lock like any operation; dirty_mu is taken under inode
  * locks and never held while taking one.
@@ -74,6 +82,9 @@
 #define KNOWN_CHUNKS 4096
 #define CLEAN_CHUNKS 4
 #define QFS_DIR_FLUSH_MS 20
+#define QFS_MAX_PENDING 8 /* chunk writes in flight per file */
+#define QFS_MAX_JOBS 8    /* chunk writes queued for the writer threads */
+#define QFS_WRITERS_MAX 8
 
 /* ------------------------------------------------------------------ */
 /* Types                                                                */
@@ -110,7 +121,19 @@ typedef struct qfs_ist {
 	int queued; /* a directory change waits for the flusher (pinned) */
 	uint64_t seq; /* fs sequence number of the last install or store */
 	int err; /* a failed background chunk write, reported at flush */
+	/* chunk writes in flight (design note 7) */
+	unsigned npend;
+	uint64_t pend_idx[QFS_MAX_PENDING];
+	pthread_cond_t cv; /* signalled when one completes */
+	pthread_mutex_t *lockp; /* the inode's lock */
 } qfs_ist;
+
+typedef struct qfs_job {
+	qfs_inode *in;
+	uint64_t idx;
+	uint8_t *data; /* owned by the job */
+	size_t n;
+} qfs_job;
 
 /* Handles are kept on one list so the fs can free those the kernel never
  * released (an unmount by signal). */
@@ -151,6 +174,13 @@ struct qfs_fs {
 	int stop, flusher_started;
 	pthread_t flusher;
 	uint64_t seq; /* orders reads against installs (design note 6) */
+	/* chunk writer threads */
+	pthread_mutex_t jq_mu;
+	pthread_cond_t jq_work, jq_space;
+	qfs_job jobs[QFS_MAX_JOBS];
+	size_t jq_head, jq_len;
+	int jq_stop, nwriters;
+	pthread_t writers[QFS_WRITERS_MAX];
 	uint64_t known[KNOWN_CHUNKS]; /* chunk ids (first 8 bytes) stored lately */
 };
 
@@ -417,6 +447,7 @@ static void ist_free(void *p)
 	view_free(&s->v);
 	qfs_obj_free(&s->obj);
 	ist_drop_bufs(s);
+	pthread_cond_destroy(&s->cv);
 	free(s);
 }
 
@@ -429,14 +460,31 @@ static qfs_ist *ist_of(qfs_inode *in)
 			return NULL;
 		view_init(&s->v);
 		qfs_obj_init(&s->obj);
+		pthread_cond_init(&s->cv, NULL);
+		s->lockp = &in->lock;
 		in->state = s;
 	}
 	return in->state;
 }
 
+static int pending_has(const qfs_ist *s, uint64_t idx)
+{
+	for (unsigned i = 0; i < s->npend; i++)
+		if (s->pend_idx[i] == idx)
+			return 1;
+	return 0;
+}
+
+/* Waits until no chunk write of this file is in flight; lock held. */
+static void wait_pending(qfs_ist *s)
+{
+	while (s->npend)
+		pthread_cond_wait(&s->cv, s->lockp);
+}
+
 static int ist_dirty(const qfs_ist *s)
 {
-	if (s->dirty_meta)
+	if (s->dirty_meta || s->npend)
 		return 1;
 	for (size_t i = 0; i < s->ncb; i++)
 		if (s->cb[i].dirty)
@@ -666,6 +714,8 @@ static int cb_get(qfs_fs *fs, qfs_ist *s, uint64_t idx, int fill, cbuf **out)
 		*out = b;
 		return 0;
 	}
+	while (pending_has(s, idx)) /* its bytes are on their way to the store */
+		pthread_cond_wait(&s->cv, s->lockp);
 	uint32_t cs = s->obj.chunk_size;
 	uint8_t *data = malloc(cs);
 	if (!data)
@@ -697,6 +747,7 @@ static int cb_get(qfs_fs *fs, qfs_ist *s, uint64_t idx, int fill, cbuf **out)
 /* Writes every dirty chunk buffer and records the references. */
 static int flush_chunks(qfs_fs *fs, qfs_ist *s)
 {
+	wait_pending(s);
 	if (s->obj.type != QFS_T_REG || s->obj.layout != QFS_LAYOUT_CHUNKED)
 		return 0;
 	uint32_t cs = s->obj.chunk_size;
@@ -750,6 +801,7 @@ static int to_chunked(qfs_fs *fs, qfs_ist *s)
 static int set_size(qfs_fs *fs, qfs_ist *s, uint64_t size)
 {
 	qfs_obj *o = &s->obj;
+	wait_pending(s);
 	if (size > QFS_FILE_SIZE_MAX)
 		return -EFBIG;
 	if (o->layout == QFS_LAYOUT_INLINE) {
@@ -795,12 +847,101 @@ static int set_size(qfs_fs *fs, qfs_ist *s, uint64_t size)
 }
 
 /* ------------------------------------------------------------------ */
+/* Pipelined chunk writes (design note 7)                               */
+
+static void *writer_main(void *arg)
+{
+	qfs_fs *fs = arg;
+	for (;;) {
+		pthread_mutex_lock(&fs->jq_mu);
+		while (fs->jq_len == 0 && !fs->jq_stop)
+			pthread_cond_wait(&fs->jq_work, &fs->jq_mu);
+		if (fs->jq_len == 0) {
+			pthread_mutex_unlock(&fs->jq_mu);
+			return NULL;
+		}
+		qfs_job j = fs->jobs[fs->jq_head];
+		fs->jq_head = (fs->jq_head + 1) % QFS_MAX_JOBS;
+		fs->jq_len--;
+		pthread_cond_signal(&fs->jq_space);
+		pthread_mutex_unlock(&fs->jq_mu);
+
+		qfs_chunkref ref;
+		int rc = chunk_put(fs, j.data, j.n, &ref);
+		pthread_mutex_lock(&j.in->lock);
+		qfs_ist *st = j.in->state;
+		if (rc == 0) {
+			if (j.idx < st->obj.nchunks) {
+				st->obj.chunks[j.idx] = ref;
+				st->dirty_meta = 1;
+			}
+			free(j.data);
+		} else {
+			/* keep the bytes: the next flush stores them (or fails) */
+			Q_WARN(LOGC, "chunk write of inode %" PRIu64 ": %s (kept for the next flush)",
+			       j.in->ino, strerror(-rc));
+			cbuf *nb = realloc(st->cb, (st->ncb + 1) * sizeof(cbuf));
+			if (nb) {
+				st->cb = nb;
+				nb[st->ncb].idx = j.idx;
+				nb[st->ncb].data = j.data;
+				nb[st->ncb].dirty = 1;
+				nb[st->ncb].tick = ++st->tick;
+				st->ncb++;
+			} else {
+				free(j.data);
+				st->err = -EIO;
+			}
+		}
+		for (unsigned i = 0; i < st->npend; i++)
+			if (st->pend_idx[i] == j.idx) {
+				st->pend_idx[i] = st->pend_idx[--st->npend];
+				break;
+			}
+		pthread_cond_broadcast(&st->cv);
+		pthread_mutex_unlock(&j.in->lock);
+		if (qfs_itable_release(fs->it, j.in))
+			qfs_itable_release_done(fs->it, j.in);
+	}
+}
+
+/* Hands a chunk buffer that a write filled to its end to a writer thread.
+ * in->lock held on entry and on return (dropped while the queue is full);
+ * the buffer leaves s->cb. */
+static void submit_chunk(qfs_fs *fs, qfs_inode *in, qfs_ist *s, uint64_t idx)
+{
+	while (s->npend >= QFS_MAX_PENDING)
+		pthread_cond_wait(&s->cv, &in->lock);
+	size_t i;
+	for (i = 0; i < s->ncb && s->cb[i].idx != idx; i++)
+		;
+	if (i == s->ncb || !s->cb[i].dirty)
+		return;
+	uint32_t cs = s->obj.chunk_size;
+	qfs_job j = {in, idx, s->cb[i].data, cs};
+	s->cb[i] = s->cb[--s->ncb]; /* the job owns the bytes now */
+	s->dirty_bytes = s->dirty_bytes >= cs ? s->dirty_bytes - cs : 0;
+	s->pend_idx[s->npend++] = idx;
+	qfs_itable_open(fs->it, in); /* pinned until written */
+	pthread_mutex_unlock(&in->lock);
+	pthread_mutex_lock(&fs->jq_mu);
+	while (fs->jq_len == QFS_MAX_JOBS)
+		pthread_cond_wait(&fs->jq_space, &fs->jq_mu);
+	fs->jobs[(fs->jq_head + fs->jq_len) % QFS_MAX_JOBS] = j;
+	fs->jq_len++;
+	pthread_cond_signal(&fs->jq_work);
+	pthread_mutex_unlock(&fs->jq_mu);
+	pthread_mutex_lock(&in->lock);
+}
+
+/* ------------------------------------------------------------------ */
 /* Flushing a file                                                      */
 
 /* Writes the inode's dirty state to the store; in->lock held. */
 static int ist_flush(qfs_fs *fs, qfs_inode *in, qfs_ist *s)
 {
 	char path[QFS_PATH_MAX + 1], key[KEYMAX];
+	wait_pending(s);
 	if (!s->valid || !ist_dirty(s))
 		return s->err;
 	if (in->detached) {
@@ -990,6 +1131,9 @@ int qfs_fs_new(const qfs_fs_conf *conf, qfs_fs **out)
 	fs->handles.next = fs->handles.prev = &fs->handles;
 	pthread_mutex_init(&fs->dirty_mu, NULL);
 	pthread_cond_init(&fs->dirty_cv, NULL);
+	pthread_mutex_init(&fs->jq_mu, NULL);
+	pthread_cond_init(&fs->jq_work, NULL);
+	pthread_cond_init(&fs->jq_space, NULL);
 	if (getrandom(&fs->actor, sizeof(fs->actor), 0) != sizeof(fs->actor))
 		fs->actor = q_wall_ns() ^ ((uint64_t)getpid() << 32);
 	rc = qfs_itable_new(&fs->it);
@@ -1013,6 +1157,11 @@ int qfs_fs_new(const qfs_fs_conf *conf, qfs_fs **out)
 		goto fail;
 	}
 	fs->flusher_started = 1;
+	for (int i = 0; i < fs->c.writers && i < QFS_WRITERS_MAX; i++) {
+		if (pthread_create(&fs->writers[i], NULL, writer_main, fs) != 0)
+			break;
+		fs->nwriters++;
+	}
 	*out = fs;
 	return 0;
 fail:
@@ -1071,8 +1220,14 @@ void qfs_fs_free(qfs_fs *fs)
 		pthread_mutex_unlock(&fs->dirty_mu);
 		pthread_join(fs->flusher, NULL);
 	}
-	int rc = qfs_fs_flush_all(fs);
+	int rc = qfs_fs_flush_all(fs); /* waits for chunk writes in flight */
 	dir_flush_pass(fs, 1); /* unpins what flush_all stored */
+	pthread_mutex_lock(&fs->jq_mu);
+	fs->jq_stop = 1;
+	pthread_cond_broadcast(&fs->jq_work);
+	pthread_mutex_unlock(&fs->jq_mu);
+	for (int i = 0; i < fs->nwriters; i++)
+		pthread_join(fs->writers[i], NULL);
 	if (rc)
 		Q_ERROR(LOGC, "flush at unmount failed: %s", strerror(-rc));
 	/* handles the kernel never released (unmounted by a signal) */
@@ -1087,6 +1242,9 @@ void qfs_fs_free(qfs_fs *fs)
 	pthread_mutex_destroy(&fs->handles_mu);
 	pthread_mutex_destroy(&fs->dirty_mu);
 	pthread_cond_destroy(&fs->dirty_cv);
+	pthread_mutex_destroy(&fs->jq_mu);
+	pthread_cond_destroy(&fs->jq_work);
+	pthread_cond_destroy(&fs->jq_space);
 	pthread_mutex_destroy(&fs->known_mu);
 	free(fs->data_dir);
 	free(fs);
@@ -1917,6 +2075,7 @@ int qfs_fs_read(qfs_fs *fs, uint64_t fh, uint64_t off, size_t size, void *buf, s
 	qfs_ist *s = open_state(fs, in, &rc);
 	if (!s)
 		goto out;
+	wait_pending(s); /* pending chunks still read as holes in the list */
 	qfs_obj *o = &s->obj;
 	if (off >= o->size)
 		goto out;
@@ -2000,6 +2159,8 @@ int qfs_fs_write(qfs_fs *fs, uint64_t fh, uint64_t off, const void *buf, size_t 
 				s->dirty_bytes += cs;
 			b->dirty = 1;
 			done += n;
+			if (in_off + n == cs && fs->nwriters)
+				submit_chunk(fs, in, s, idx); /* filled to its end */
 		}
 		if (s->dirty_bytes >= fs->c.max_dirty) {
 			rc = flush_chunks(fs, s);

@@ -55,6 +55,7 @@ typedef struct qfs_fs_conf {
 	uint64_t timeout_ms;    /* per store request; 0 = client default */
 	int n, r, w;            /* 0 = cluster default */
 	uint64_t max_dirty;     /* dirty bytes per file before chunks go out */
+	int writers;            /* chunk writer threads (0 = write in place) */
 } qfs_fs_conf;
 
 int qfs_fs_new(const qfs_fs_conf *conf, qfs_fs **out);

@@ -139,6 +139,14 @@ static int one_opt(qfs_opts *o, const char *item, const char *const *node_keys, 
 		o->max_threads = (unsigned)n;
 		return 0;
 	}
+	if (strcmp(key, "write_threads") == 0) {
+		char *end;
+		unsigned long n = val ? strtoul(val, &end, 10) : 99;
+		if (!val || *end || n > 8)
+			return fail(o, "-o write_threads wants 0..8");
+		o->write_threads = (unsigned)n;
+		return 0;
+	}
 	if (strcmp(key, "join") == 0)
 		return val ? add_join(o, val) : fail(o, "-o join wants HOST:PORT");
 	if (strcmp(key, "config") == 0) {
@@ -206,6 +214,7 @@ int qfs_opts_parse(int argc, char **argv, const char *const *node_keys, qfs_opts
 	o->chunk_size = QFS_DEFAULT_CHUNK_SIZE;
 	o->inline_max = QFS_DEFAULT_INLINE_MAX;
 	o->max_threads = 16;
+	o->write_threads = 2;
 	o->node = q_conf_new();
 	if (!o->node)
 		return -ENOMEM;
@@ -336,7 +345,7 @@ void qfs_opts_usage(const char *prog)
 	       "                       n=, r=, w=, sync=, request_timeout=, (node keys)\n"
 	       "                       attr_timeout=SEC, entry_timeout=SEC, chunk_size=SIZE,\n"
 	       "                       inline_max=SIZE, writeback_cache, max_threads=N,\n"
-	       "                       clone_fd=0|1\n"
+	       "                       clone_fd=0|1, write_threads=N\n"
 	       "\n"
 	       "Unmount with fusermount3 -u MOUNTPOINT (or SIGTERM); data is flushed first.\n",
 	       prog);

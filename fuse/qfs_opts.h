@@ -19,7 +19,8 @@
  *                        node_id=, zone= are the long options' -o forms.
  * Our own -o keys: attr_timeout=SEC, entry_timeout=SEC (default 1),
  * chunk_size=SIZE (default 1M), inline_max=SIZE (default 64k),
- * writeback_cache (off by default), max_threads=N, clone_fd=0|1 (default 1).
+ * writeback_cache (off by default), max_threads=N, clone_fd=0|1 (default 1),
+ * write_threads=N (chunk writer threads, default 2, 0 = none).
  * fstab words that mean nothing to a FUSE mount (defaults, auto, noauto,
  * user, users, nouser, owner, _netdev, nofail, x-*, comment=) are dropped.
  *
@@ -42,6 +43,7 @@ typedef struct qfs_opts {
 	int show_help, show_version;
 	int writeback_cache;
 	unsigned max_threads;
+	unsigned write_threads;
 	double attr_timeout, entry_timeout;
 	uint32_t chunk_size, inline_max;
 	/* node keys (data_dir, listen, node_id, zone, peers, n, r, w, ...) */

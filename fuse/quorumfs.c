@@ -211,6 +211,7 @@ int main(int argc, char **argv)
 		.inline_max = o.inline_max,
 		.attr_timeout = o.attr_timeout,
 		.timeout_ms = tmo,
+		.writers = (int)o.write_threads,
 	};
 	rc = qfs_fs_new(&fc, &fs);
 	if (rc) {

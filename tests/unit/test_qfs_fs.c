@@ -52,7 +52,8 @@ static void setup(env *e, uint32_t chunk, uint32_t inl)
 	q_conf_free(conf);
 	e->c = q_node_client(e->node);
 	qfs_fs_conf fc = {.client = e->c, .node_id = "n1", .data_dir = qtest_tmpdir,
-			  .chunk_size = chunk, .inline_max = inl, .attr_timeout = 0};
+			  .chunk_size = chunk, .inline_max = inl, .attr_timeout = 0,
+			  .writers = 2};
 	ASSERT_OK(qfs_fs_new(&fc, &e->fs));
 }
 

@@ -21,6 +21,7 @@ QTEST(defaults)
 	ASSERT_EQ(o.clone_fd, 1);
 	ASSERT_EQ(o.writeback_cache, 0);
 	ASSERT_EQ(o.chunk_size, 1 << 20);
+	ASSERT_EQ(o.write_threads, 2);
 	ASSERT_EQ(o.fuse_argc, 1);
 	ASSERT(q_conf_get(o.node, "peers") == NULL);
 	qfs_opts_free(&o);
@@ -82,6 +83,8 @@ QTEST(errors_are_clear)
 	qfs_opts_free(&o);
 	ASSERT_EQ(PARSE(&o, "-o", "chunk_size=1", "/m"), -EINVAL);
 	ASSERT(strstr(o.err, "chunk_size") != NULL);
+	qfs_opts_free(&o);
+	ASSERT_EQ(PARSE(&o, "-o", "write_threads=9", "/m"), -EINVAL);
 	qfs_opts_free(&o);
 	ASSERT_EQ(PARSE(&o, "-o", "attr_timeout=abc", "/m"), -EINVAL);
 	qfs_opts_free(&o);
