@@ -263,16 +263,27 @@ static int run_loop(const bench_cfg *cfg, bstats *st, uint64_t seed, int preload
 			bconn *b = &bs[i];
 			if (!pf[i].revents)
 				continue;
+			int done = 0;
 			if (pf[i].revents & POLLOUT)
-				Q_ERR(flush_out(b));
-			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			int done = read_resp(b, st);
+				done = flush_out(b);
+			if (done == 0 && (pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				done = read_resp(b, st);
 			if (done < 0) {
-				fprintf(stderr, "quorumctl: bench: connection %d: %s\n", i,
-					q_strerror(done));
-				rc = done;
-				goto fail;
+				/* the node went away: count the request as failed and
+				 * reconnect this client, or retire it */
+				fail_op(st, done);
+				const char *node = cfg->nodes[(size_t)i % cfg->nnodes];
+				net_sync_close(b->ns);
+				b->ns = NULL;
+				b->in.len = 0;
+				if (net_sync_connect(node, 200, &b->ns) < 0) {
+					b->ns = NULL;
+					b->active = 0;
+					active--;
+					continue;
+				}
+				b->fd = net_sync_fd(b->ns);
+				done = 1;
 			}
 			if (!done)
 				continue;
@@ -293,7 +304,8 @@ static int run_loop(const bench_cfg *cfg, bstats *st, uint64_t seed, int preload
 				continue;
 			}
 			Q_ERR(next_request(cfg, b, &seed, val, k, is_get));
-			Q_ERR(flush_out(b));
+			if (flush_out(b) < 0)
+				b->sent = b->out.len = 0; /* seen as failed on the next read */
 		}
 	}
 	rc = 0;

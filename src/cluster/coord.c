@@ -1952,6 +1952,8 @@ static void sw_start(void *arg)
 
 static int sw_run(coord *c, swait *s)
 {
+	if (net_loop_on_thread(c->loop))
+		return -EDEADLK; /* waiting here would stop the loop it waits for */
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	s->c = c;
