@@ -266,3 +266,24 @@ def test_peer_by_address_is_learned_by_hello(procs, tmp_path):
     assert ctl(f"127.0.0.1:{p1}", "put", "shared", "yes").returncode == 0
     wait_for(lambda: ctl(f"127.0.0.1:{p2}", "get", "shared", "--replica-only").returncode == 0,
              timeout=10, what="replica on beta")
+
+
+def test_quorumctl_bench_and_status_text(procs, tmp_path):
+    c = Cluster(procs, tmp_path).start_all()
+    nodes = ",".join(c.addr(i) for i in range(3))
+    r = ctl(c.addr(0), "bench", "--nodes", nodes, "--clients", "4", "--keys", "50",
+            "--duration", "1s", "--preload", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ops"] > 0 and doc["errors"] == 0 and doc["preload_errors"] == 0
+    assert doc["gets"] + doc["puts"] >= doc["ops"]
+    assert 0 < doc["p50_ms"] <= doc["p99_ms"] <= doc["p999_ms"] <= doc["max_ms"]
+    # after the preload every key exists, so no get missed
+    assert doc["not_found"] == 0
+    r = ctl(c.addr(1), "status")
+    assert r.returncode == 0
+    text = r.stdout.decode()
+    assert '"node_id": "n2"' in text and '"members": [' in text
+    st = json.loads(ctl(c.addr(1), "status", "--json").stdout)
+    assert [m["state"] for m in st["members"]].count("up") >= 2
+    assert abs(sum(m["ownership"] for m in st["members"]) - 1.0) < 0.01
