@@ -283,6 +283,31 @@ static void die(const char *what, int rc)
 	exit(1);
 }
 
+static void show_levels(const engine *e, void *h, const char *when)
+{
+	if (!getenv("LSM_BENCH_VERBOSE"))
+		return;
+	if (e == &ours) {
+		lsm_stats st;
+		lsm_get_stats(h, &st);
+		fprintf(stderr, "  ours tables per level %s:", when);
+		for (int l = 0; l < 7; l++)
+			fprintf(stderr, " %llu", (unsigned long long)st.tables_per_level[l]);
+		fprintf(stderr, " (stall %llu ms, cache hits %llu misses %llu)\n",
+			(unsigned long long)st.stall_ms, (unsigned long long)st.cache_hits,
+			(unsigned long long)st.cache_misses);
+	}
+#ifdef HAVE_LEVELDB
+	else {
+		char *p = leveldb_property_value(((ldb_h *)h)->db, "leveldb.stats");
+		if (p) {
+			fprintf(stderr, "  leveldb %s:\n%s", when, p);
+			leveldb_free(p);
+		}
+	}
+#endif
+}
+
 static double fill(const engine *e, void *h, long n, int random, uint64_t seed)
 {
 	char k[KEY_LEN];
@@ -388,8 +413,10 @@ static void run_engine(const engine *e, result *r)
 		exit(1);
 	r->ops[B_FILLRANDOM] = fill(e, h, g_num, 1, 12345);
 	fprintf(stderr, "  %s fillrandom done\n", e->name);
+	show_levels(e, h, "after fillrandom");
 	r->ops[B_READRANDOM] = readrandom(e, h, g_num, 0, 999, &r->found[B_READRANDOM]);
 	fprintf(stderr, "  %s readrandom done\n", e->name);
+	show_levels(e, h, "after readrandom");
 	r->ops[B_READMISSING] = readrandom(e, h, g_num, 1, 777, &r->found[B_READMISSING]);
 	fprintf(stderr, "  %s readmissing done\n", e->name);
 	e->close(h);

@@ -364,7 +364,8 @@ int sst_decode_block(const uint8_t *raw, size_t n, sst_block **out)
 	size_t len = n - SST_BLOCK_TRAILER;
 	uint8_t type = raw[len];
 	uint32_t want = q_dec_fixed32(raw + len + 1);
-	if (q_csum32_2(raw, len, &type, 1) != want)
+	/* contents and type byte are adjacent: one-shot hash of both */
+	if (q_csum32(raw, len + 1) != want)
 		return Q_ECORRUPT;
 	uint8_t *owned;
 	size_t dlen;
@@ -795,7 +796,7 @@ static int sst_load(sst_table *t)
 		if (rc == 0) {
 			uint8_t type = raw[fsize];
 			if (type != SST_COMP_NONE ||
-			    q_csum32_2(raw, (size_t)fsize, &type, 1) != q_dec_fixed32(raw + fsize + 1)) {
+			    q_csum32(raw, (size_t)fsize + 1) != q_dec_fixed32(raw + fsize + 1)) {
 				report_corrupt(t, foff, "filter checksum mismatch");
 				rc = Q_ECORRUPT;
 			}

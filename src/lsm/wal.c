@@ -214,7 +214,7 @@ int wal_read(wal_reader *r, q_slice *rec)
 			goto eof;
 		}
 		const uint8_t *payload = h + WAL_HEADER_SIZE;
-		if (q_csum32_2(&type, 1, payload, len) != csum) {
+		if (q_csum32(h + 6, len + 1) != csum) { /* type byte + payload */
 			size_t skip = left < r->n - r->pos ? left : r->n - r->pos;
 			wal_drop(r, off, skip, "checksum mismatch", 0);
 			wal_drop_frag(r, "fragment lost with a corrupt record");
