@@ -59,7 +59,7 @@ typedef struct result {
 } result;
 
 static long g_num = 1000000;
-static long g_sync_ops = 1000;
+static long g_sync_ops = 2000;
 static int g_threads = 8;
 static int g_repeat = 1;
 static const char *g_dir = "/tmp/lsm_bench";

@@ -465,6 +465,45 @@ QTEST(no_bloom_no_cache_no_compression)
 		model_set(i, NULL);
 }
 
+/* Node-local data lives under its own one-byte prefix; a range scan over
+ * one keyspace sees exactly its keys, in order, across memtable and tables. */
+QTEST(keyspace_range_scan)
+{
+	lsm_options o;
+	small_opts(&o);
+	lsm_db *db = open_db(&o);
+	const uint8_t spaces[3] = {LSM_KS_DATA, LSM_KS_HINT, LSM_KS_META};
+	uint8_t k[16];
+	for (int i = 0; i < 900; i++) {
+		k[0] = spaces[i % 3];
+		snprintf((char *)k + 1, sizeof(k) - 1, "%05d", i);
+		ASSERT_OK(lsm_put(db, q_slice_make(k, 6), q_slice_make(k, 6)));
+		if (i == 450)
+			ASSERT_OK(lsm_flush(db));
+	}
+	lsm_iter *it;
+	ASSERT_OK(lsm_iter_new(db, &it));
+	uint8_t prefix = LSM_KS_HINT;
+	int n = 0, last = -1;
+	for (lsm_iter_seek(it, q_slice_make(&prefix, 1)); lsm_iter_valid(it); lsm_iter_next(it)) {
+		q_slice key = lsm_iter_key(it);
+		if (key.n < 1 || key.p[0] != prefix)
+			break;
+		char num[8];
+		memcpy(num, key.p + 1, 5);
+		num[5] = 0;
+		int i = atoi(num);
+		ASSERT_EQ(i % 3, 1);
+		ASSERT(i > last);
+		last = i;
+		n++;
+	}
+	ASSERT_OK(lsm_iter_status(it));
+	ASSERT_EQ(n, 300);
+	lsm_iter_free(it);
+	ASSERT_OK(lsm_close(db));
+}
+
 int main(int argc, char **argv)
 {
 	q_log_set_level(Q_LOG_WARN);
@@ -473,7 +512,7 @@ int main(int argc, char **argv)
 		QT(limits), QT(batch_atomic), QT(model_flush_compact_reopen),
 		QT(background_compaction_bounds_level0), QT(iter_seek_and_snapshot),
 		QT(big_values), QT(concurrent_writers_group_commit), QT(sync_batch_mode),
-		QT(no_bloom_no_cache_no_compression),
+		QT(no_bloom_no_cache_no_compression), QT(keyspace_range_scan),
 	};
 	return qtest_run(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }
