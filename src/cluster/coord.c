@@ -894,7 +894,7 @@ void coord_put(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coo
 		return;
 	}
 	o->cctx = cctx;
-	o->want_set = 1;
+	o->want_set = q->want_object;
 	o->req_n = q->n;
 	o->req_w = q->w;
 	o->w = *w;
@@ -1626,7 +1626,8 @@ static void coord_handle(void *ctx, net_request *req)
 			.content_type = NULL,
 			.wall_ns = (int64_t)q_wall_ns(),
 		};
-		coord_req q = {.n = p->n, .w = p->w, .timeout_ms = p->timeout_ms};
+		coord_req q = {.n = p->n, .w = p->w, .timeout_ms = p->timeout_ms,
+			       .want_object = (p->flags & NET_PUT_RETURN_OBJ) ? 1 : 0};
 		coord_put(c, p->key, p->ctx, &w, &q, serve_put_done, req);
 		return;
 	}
@@ -2049,6 +2050,7 @@ int coord_put_sync(coord *c, q_slice key, q_slice ctx, const obj_write *w, const
 	s.ctx = ctx;
 	s.w = w;
 	s.q = *o;
+	s.q.want_object = out != NULL;
 	int rc = sw_run(c, &s);
 	if (out)
 		*out = s.set;

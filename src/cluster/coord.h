@@ -67,6 +67,7 @@ typedef struct coord_req {
 	int n, r, w;
 	uint64_t timeout_ms;
 	int local_only;          /* get: read only this node's replica (debug) */
+	int want_object;         /* put: hand the stored set to the callback */
 } coord_req;
 
 /* Outcome of a get or put. rc as above; set (may be NULL) belongs to the
