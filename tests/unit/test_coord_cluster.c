@@ -157,6 +157,15 @@ QTEST(three_nodes_replicate_and_report_quorum)
 		ASSERT_OK(qc_put(ca, q_slice_str(k), q_slice_make(NULL, 0), q_slice_str(k), NULL,
 				 NULL));
 	}
+	/* a put that asks for the stored object gets it, context included */
+	qc_object po;
+	qc_object_init(&po);
+	ASSERT_OK(qc_put(ca, q_slice_str("with-out"), q_slice_make(NULL, 0), q_slice_str("v"), NULL,
+			 &po));
+	ASSERT_EQ(po.nsib, 1);
+	ASSERT_STREQ(po.sib[0].node, "a");
+	ASSERT(po.context.len > 0);
+	qc_object_free(&po);
 	qc_opts all = {.r = 3};
 	for (int i = 0; i < 20; i++) {
 		char k[16];
