@@ -1824,6 +1824,44 @@ static int touch_path(qfs_fs *fs, const char *path, int invalidate)
 	return rc;
 }
 
+/* The version of a file the inode at path holds, if it is fresh (within
+ * the attribute timeout), stored, and alone (no siblings): saves the rename
+ * a read. Only for a path the kernel holds (a rename's source). */
+static int view_from_inode(qfs_fs *fs, const char *path, qfs_view *v)
+{
+	uint64_t ino = qfs_itable_find(fs->it, path);
+	qfs_inode *in = ino ? qfs_itable_get(fs->it, ino) : NULL;
+	int rc = -ENOENT;
+	if (!in)
+		return rc;
+	pthread_mutex_lock(&in->lock);
+	qfs_ist *st = in->state;
+	if (st && st->valid && !ist_dirty(st) && !in->conflict && st->v.ncand == 1 &&
+	    st->obj.type != QFS_T_DIR && q_mono_ms() - st->fetched_ms < fs->attr_ms) {
+		view_init(v);
+		v->objs = calloc(1, sizeof(qfs_obj));
+		v->sibidx = calloc(1, sizeof(size_t));
+		v->cand = calloc(1, sizeof(qfs_cand));
+		rc = v->objs && v->sibidx && v->cand ? 0 : -ENOMEM;
+		if (rc == 0)
+			rc = q_buf_append(&v->raw.context, st->v.raw.context.p, st->v.raw.context.len);
+		if (rc == 0)
+			rc = qfs_obj_copy(&v->objs[0], &st->obj);
+		if (rc == 0) {
+			v->nobj = 1;
+			v->ncand = 1;
+			v->cand[0].mtime_ns = st->obj.mtime_ns;
+			v->cand[0].node = "";
+			v->cand[0].origin = "";
+			v->cand[0].index = 0;
+		} else {
+			view_free(v);
+		}
+	}
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
 int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
 		  const char *newname, unsigned flags)
 {
@@ -1875,7 +1913,9 @@ int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newpar
 	key_of(to, kt);
 	int conflict_src = 0;
 	char base[QFS_PATH_MAX + 1];
-	rc = view_load(fs, kf, &vf);
+	rc = view_from_inode(fs, from, &vf);
+	if (rc)
+		rc = view_load(fs, kf, &vf);
 	if (rc == -ENOENT && qfs_is_conflict_name(name)) {
 		view_free(&vf);
 		rc = conflict_resolve(fs, from, base, &vf, &k);

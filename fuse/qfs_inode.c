@@ -308,6 +308,13 @@ int qfs_itable_rename(qfs_itable *t, const char *from, const char *to)
 		rc = -ENOMEM;
 		goto out;
 	}
+	qfs_inode *self = find_path(t, from);
+	if (!self || self->type != QFS_T_DIR) {
+		/* nothing lives below a file (and a child's inode keeps its
+		 * directory's inode): no walk over the table */
+		if (self)
+			mv[nmove++] = self;
+	} else
 	for (size_t b = 0; b < t->nbuckets; b++) {
 		for (qfs_inode *in = t->by_path[b]; in; in = in->next_path) {
 			if (strncmp(in->path, from, fl) != 0 ||
