@@ -226,9 +226,18 @@ QTEST(kill9_cycles)
 			_exit(127);
 		}
 		close(fd);
-		/* ASan start-up takes tens of ms: kill anywhere from during open
-		 * to well into the write stream */
-		q_sleep_ms(5 + (uint64_t)(rand_r(&rnd) % 250));
+		/* one kill in five anywhere from start-up on (so also during
+		 * recovery); the others once the writer has acknowledged its
+		 * first write, so most land in the write stream (flushes,
+		 * compactions, manifest updates) */
+		if (rand_r(&rnd) % 5) {
+			uint64_t w0 = q_mono_ms();
+			uint64_t sz = 0;
+			while (q_mono_ms() - w0 < 3000 &&
+			       (q_env_file_size(q_env_posix(), acks, &sz) || sz < 4))
+				q_sleep_ms(2);
+		}
+		q_sleep_ms((uint64_t)(rand_r(&rnd) % 200));
 		kill(pid, SIGKILL);
 		int st;
 		ASSERT_EQ(waitpid(pid, &st, 0), pid);
