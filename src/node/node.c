@@ -74,7 +74,7 @@ static int status_hook(void *arg, q_buf *out)
 	return q_buf_printf(out,
 			    "\"zone\":\"%s\",\"sync\":\"%s\",\"storage\":{\"disk_bytes\":%llu,"
 			    "\"memtable_bytes\":%llu,\"tables\":%llu,\"quarantined_tables\":%llu,"
-			    "\"flushes\":%llu,\"compactions\":%llu},"
+			    "\"flushes\":%llu,\"compactions\":%llu,\"stall_ms\":%llu},"
 			    "\"replica\":{\"gets\":%llu,\"updates\":%llu,\"merges\":%llu,"
 			    "\"merges_unchanged\":%llu,\"corrupt\":%llu}",
 			    n->cfg.zone,
@@ -85,6 +85,7 @@ static int status_hook(void *arg, q_buf *out)
 			    (unsigned long long)st.num_tables,
 			    (unsigned long long)st.quarantined_tables,
 			    (unsigned long long)st.flushes, (unsigned long long)st.compactions,
+			    (unsigned long long)st.stall_ms,
 			    (unsigned long long)rs.gets, (unsigned long long)rs.updates,
 			    (unsigned long long)rs.merges, (unsigned long long)rs.merges_unchanged,
 			    (unsigned long long)rs.corrupt);
