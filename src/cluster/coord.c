@@ -527,7 +527,8 @@ static void get_rep_done(rep *r, int rc, obj_set *set)
 			}
 		}
 	} else {
-		r->state = REP_FAIL;
+		/* a corrupt copy is no answer, but read repair replaces it */
+		r->state = rc == Q_ECORRUPT ? REP_OK : REP_FAIL;
 		r->rc = rc;
 		obj_set_free(set);
 		o->failed++;
@@ -1105,7 +1106,8 @@ static void mkey_answer(mop *m, mkey *k, int j, int rc, obj_set *set)
 			}
 		}
 	} else {
-		k->st[j] = REP_FAIL;
+		/* a corrupt copy is no answer, but read repair replaces it */
+		k->st[j] = rc == Q_ECORRUPT ? REP_OK : REP_FAIL;
 		k->failed++;
 	}
 	obj_set_free(set);

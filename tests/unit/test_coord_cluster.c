@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "lsm/lsm.h"
 #include "node/node.h"
 #include "qtest.h"
 #include "util/qerr.h"
@@ -337,6 +338,56 @@ QTEST(mget_read_repair)
 		ASSERT_OK(q_node_stop(n[i]));
 }
 
-QTEST_MAIN(QT(single_node_inproc), QT(restart_keeps_data_and_id),
+QTEST(corrupt_replica_is_repaired_by_a_read)
+{
+	int p[3] = {free_port(), free_port(), free_port()};
+	char peers[256];
+	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],
+		 p[2]);
+	q_node *n[3];
+	n[0] = start_node("a", p[0], peers, NULL);
+	n[1] = start_node("b", p[1], peers, NULL);
+	n[2] = start_node("c", p[2], peers, NULL);
+	qc_client *ca = q_node_client(n[0]);
+	qc_opts w3 = {.w = 3};
+	ASSERT_OK(qc_put(ca, q_slice_str("victim"), q_slice_make(NULL, 0), q_slice_str("good"), &w3,
+			 NULL));
+	/* damage c's copy behind its back: a value that is no sibling set */
+	ASSERT_OK(q_node_stop(n[2]));
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s/c/db", qtest_tmpdir);
+	lsm_options lo;
+	lsm_options_default(&lo);
+	lsm_db *db = NULL;
+	ASSERT_OK(lsm_open(dir, &lo, &db));
+	uint8_t lk[7] = {LSM_KS_DATA, 'v', 'i', 'c', 't', 'i', 'm'};
+	ASSERT_OK(lsm_put(db, q_slice_make(lk, sizeof(lk)), q_slice_str("garbage")));
+	ASSERT_OK(lsm_close(db));
+	n[2] = start_node("c", p[2], peers, NULL);
+	/* R=3 cannot count the corrupt copy; R=2 reads and repairs it */
+	qc_object o;
+	qc_object_init(&o);
+	qc_opts r3 = {.r = 3};
+	ASSERT_EQ(qc_get(q_node_client(n[1]), q_slice_str("victim"), &r3, &o), Q_EQUORUM);
+	char addr[64];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", p[2]);
+	qc_client *net = NULL;
+	ASSERT_OK(qc_net_new(addr, 2000, &net));
+	int rc = -1;
+	for (int tries = 0; tries < 500 && rc != 0; tries++) {
+		rc = qc_net_replica_get(net, q_slice_str("victim"), &o);
+		if (rc)
+			usleep(10000);
+	}
+	ASSERT_OK(rc);
+	ASSERT_EQ(o.sib[0].value.n, 4);
+	ASSERT_MEMEQ(o.sib[0].value.p, "good", 4);
+	qc_object_free(&o);
+	qc_close(net);
+	for (int i = 2; i >= 0; i--)
+		ASSERT_OK(q_node_stop(n[i]));
+}
+
+QTEST_MAIN(QT(corrupt_replica_is_repaired_by_a_read), QT(single_node_inproc), QT(restart_keeps_data_and_id),
 	   QT(three_nodes_replicate_and_report_quorum), QT(three_nodes_mget),
 	   QT(mget_read_repair))
