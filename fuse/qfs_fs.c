@@ -2109,40 +2109,79 @@ int qfs_fs_read(qfs_fs *fs, uint64_t fh, uint64_t off, size_t size, void *buf, s
 {
 	qfs_fh *h = fh_of(fh);
 	qfs_inode *in = h->in;
-	int rc = 0;
+	int rc = 0, tries = 0;
 	*got = 0;
 	pthread_mutex_lock(&in->lock);
 	qfs_ist *s = open_state(fs, in, &rc);
 	if (!s)
 		goto out;
-	wait_pending(s); /* pending chunks still read as holes in the list */
-	qfs_obj *o = &s->obj;
-	if (off >= o->size)
-		goto out;
-	if (size > o->size - off)
-		size = (size_t)(o->size - off);
-	if (o->layout == QFS_LAYOUT_INLINE) {
-		memcpy(buf, o->inline_data + off, size);
-		*got = size;
-		goto out;
-	}
-	uint32_t cs = o->chunk_size;
-	while (*got < size) {
+	for (;;) {
+		wait_pending(s); /* pending chunks still read as holes in the list */
+		qfs_obj *o = &s->obj;
+		if (off + *got >= o->size)
+			break;
+		size_t want = size;
+		if (want > o->size - off)
+			want = (size_t)(o->size - off);
+		if (*got >= want)
+			break;
+		if (o->layout == QFS_LAYOUT_INLINE) {
+			memcpy((uint8_t *)buf + *got, o->inline_data + off + *got, want - *got);
+			*got = want;
+			break;
+		}
+		uint32_t cs = o->chunk_size;
 		uint64_t pos = off + *got;
 		uint64_t idx = pos / cs;
 		size_t in_off = (size_t)(pos % cs);
-		size_t n = cs - in_off < size - *got ? cs - in_off : size - *got;
+		size_t n = cs - in_off < want - *got ? cs - in_off : want - *got;
 		cbuf *b = cb_find(s, idx);
 		if (!b && o->chunks[idx].kind == QFS_CHUNK_HOLE) {
 			memset((uint8_t *)buf + *got, 0, n);
-		} else {
-			if (!b) {
-				rc = cb_get(fs, s, idx, 1, &b);
-				if (rc)
-					goto out;
-			}
-			memcpy((uint8_t *)buf + *got, b->data + in_off, n);
+			*got += n;
+			continue;
 		}
+		if (!b) {
+			/* fetch without the inode's lock, so concurrent reads of
+			 * other chunks (kernel readahead) proceed in parallel */
+			qfs_chunkref ref = o->chunks[idx];
+			uint8_t *data = malloc(cs);
+			if (!data) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			pthread_mutex_unlock(&in->lock);
+			rc = chunk_get(fs, &ref, data, cs);
+			pthread_mutex_lock(&in->lock);
+			if (rc) {
+				free(data);
+				goto out;
+			}
+			o = &s->obj;
+			if (o->layout != QFS_LAYOUT_CHUNKED || o->chunk_size != cs ||
+			    idx >= o->nchunks || memcmp(&o->chunks[idx], &ref, sizeof(ref)) != 0 ||
+			    cb_find(s, idx) || pending_has(s, idx)) {
+				free(data); /* changed meanwhile: look again */
+				if (++tries > 100) {
+					rc = -EAGAIN;
+					goto out;
+				}
+				continue;
+			}
+			cbuf *nb = realloc(s->cb, (s->ncb + 1) * sizeof(cbuf));
+			if (!nb) {
+				free(data);
+				rc = -ENOMEM;
+				goto out;
+			}
+			s->cb = nb;
+			b = &s->cb[s->ncb++];
+			b->idx = idx;
+			b->data = data;
+			b->dirty = 0;
+			b->tick = ++s->tick;
+		}
+		memcpy((uint8_t *)buf + *got, b->data + in_off, n);
 		*got += n;
 	}
 	cb_trim(s);
