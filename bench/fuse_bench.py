@@ -89,7 +89,9 @@ def seq(m, size_mib):
     t0 = time.monotonic()
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
     for i in range(size_mib):
-        block[0:8] = i.to_bytes(8, "little")  # every MiB distinct
+        # every 4 KiB distinct, so no chunk size can deduplicate the data
+        for k in range(0, 1 << 20, 4096):
+            block[k:k + 8] = (i * 256 + k // 4096).to_bytes(8, "little")
         os.write(fd, block)
     os.fsync(fd)
     os.close(fd)
