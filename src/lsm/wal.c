@@ -174,6 +174,8 @@ static void wal_drop_frag(wal_reader *r, const char *why)
 int wal_read(wal_reader *r, q_slice *rec)
 {
 	for (;;) {
+		if (r->pos >= r->n)
+			goto eof;
 		size_t left = WAL_BLOCK_SIZE - r->pos % WAL_BLOCK_SIZE;
 		if (left < WAL_HEADER_SIZE) {
 			r->pos += left; /* block trailer */
@@ -181,8 +183,6 @@ int wal_read(wal_reader *r, q_slice *rec)
 				r->pos = r->n;
 			continue;
 		}
-		if (r->pos >= r->n)
-			goto eof;
 		if (r->n - r->pos < WAL_HEADER_SIZE) {
 			wal_drop(r, r->pos, r->n - r->pos, "torn record header at end of log", 1);
 			r->pos = r->n;

@@ -158,6 +158,26 @@ QTEST(wal_zero_tail_is_clean)
 	free(d);
 }
 
+/* Garbage or padding that ends within the last header-size bytes of a block
+ * must end the read, not spin (found by the fuzzer). */
+QTEST(wal_reader_ends_near_block_end)
+{
+	uint8_t *d = malloc(WAL_BLOCK_SIZE * 2);
+	for (int fillc = 0; fillc < 2; fillc++) {
+		memset(d, fillc ? 0xff : 0, WAL_BLOCK_SIZE * 2);
+		for (size_t n = WAL_BLOCK_SIZE - 8; n <= WAL_BLOCK_SIZE + 8; n++) {
+			wal_reader r;
+			rep rp = {0};
+			wal_reader_init(&r, d, n, on_report, &rp);
+			q_slice rec;
+			ASSERT_EQ(wal_read(&r, &rec), 0);
+			ASSERT_EQ(wal_read(&r, &rec), 0);
+			wal_reader_free(&r);
+		}
+	}
+	free(d);
+}
+
 static int count_op(void *arg, uint64_t seq, int kind, q_slice k, q_slice v)
 {
 	(*(int *)arg)++;
@@ -230,4 +250,5 @@ QTEST(memtable_versions_and_iter)
 
 QTEST_MAIN(QT(wal_roundtrip), QT(wal_torn_tail_at_every_length),
 	   QT(wal_corrupt_record_skipped_and_reported), QT(wal_zero_tail_is_clean),
+	   QT(wal_reader_ends_near_block_end),
 	   QT(batch_encode_decode), QT(memtable_versions_and_iter))
