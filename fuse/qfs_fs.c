@@ -640,9 +640,10 @@ static int chunk_put(qfs_fs *fs, const uint8_t *data, size_t n, qfs_chunkref *re
 static int chunk_get(qfs_fs *fs, const qfs_chunkref *ref, uint8_t *buf, uint32_t cs)
 {
 	char key[QFS_CHUNK_KEY_LEN + 1];
-	memset(buf, 0, cs);
-	if (ref->kind == QFS_CHUNK_HOLE)
+	if (ref->kind == QFS_CHUNK_HOLE) {
+		memset(buf, 0, cs);
 		return 0;
+	}
 	qfs_chunk_key(ref->id, key);
 	qc_object o;
 	qc_object_init(&o);
@@ -662,6 +663,7 @@ static int chunk_get(qfs_fs *fs, const qfs_chunkref *ref, uint8_t *buf, uint32_t
 		if (memcmp(id, ref->id, QFS_CHUNK_ID_LEN) != 0)
 			continue;
 		memcpy(buf, s->value.p, s->value.n);
+		memset(buf + s->value.n, 0, cs - s->value.n); /* past the stored end */
 		rc = 0;
 		break;
 	}
