@@ -464,8 +464,7 @@ struct sst_builder {
 	size_t nhashes, caphashes;
 	uint64_t last_hash;
 	q_buf comp;
-	int pending_index;    /* a finished block waits for its index entry */
-	uint64_t pending_off, pending_size;
+	uint64_t last_off, last_size; /* the block just written */
 };
 
 int sst_builder_new(q_env *env, const char *path, const sst_opts *o, sst_builder **out)
@@ -522,12 +521,12 @@ static int builder_write_block(sst_builder *b, q_slice raw, int try_compress, ui
 	return 0;
 }
 
+/* Index entry for the block just written: its last key -> its handle. */
 static int builder_add_index(sst_builder *b)
 {
 	uint8_t h[2 * Q_VARINT64_MAX];
-	size_t hn = q_enc_varint64(h, b->pending_off);
-	hn += q_enc_varint64(h + hn, b->pending_size);
-	b->pending_index = 0;
+	size_t hn = q_enc_varint64(h, b->last_off);
+	hn += q_enc_varint64(h + hn, b->last_size);
 	return sst_bb_add(&b->index, q_buf_slice(&b->last_key), q_slice_make(h, hn));
 }
 
@@ -537,9 +536,8 @@ static int builder_flush_data(sst_builder *b)
 		return 0;
 	q_slice raw;
 	Q_RET(sst_bb_finish(&b->data, &raw));
-	Q_RET(builder_write_block(b, raw, 1, &b->pending_off, &b->pending_size));
+	Q_RET(builder_write_block(b, raw, 1, &b->last_off, &b->last_size));
 	sst_bb_reset(&b->data);
-	b->pending_index = 1;
 	return builder_add_index(b);
 }
 
@@ -782,7 +780,6 @@ static int sst_load(sst_table *t)
 	t->entries = q_dec_fixed64(ft + 32);
 	Q_RET(read_block(t, ioff, isize, &t->index));
 	if (fsize > 0) {
-		sst_block *fb;
 		/* the filter is stored as a plain block: contents are the bits */
 		if (fsize > SST_MAX_BLOCK || foff > fo || fsize + SST_BLOCK_TRAILER > fo - foff) {
 			report_corrupt(t, foff, "filter handle out of range");
@@ -805,7 +802,6 @@ static int sst_load(sst_table *t)
 			free(raw);
 			return rc;
 		}
-		(void)fb;
 		t->filter = raw;
 		t->filter_len = (size_t)fsize;
 	}
