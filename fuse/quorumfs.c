@@ -223,8 +223,18 @@ int main(int argc, char **argv)
 	q.entry_timeout = o.entry_timeout;
 	q.writeback_cache = o.writeback_cache;
 
-	args.argc = o.fuse_argc;
-	args.argv = o.fuse_argv;
+	/* A copy of the FUSE options, plus a name for the mount table
+	 * ("quorumfs on /mnt type fuse.quorumfs") unless the user gave one. */
+	int named = 0;
+	for (int i = 0; i < o.fuse_argc; i++) {
+		if (fuse_opt_add_arg(&args, o.fuse_argv[i]))
+			goto out_fs;
+		if (strstr(o.fuse_argv[i], "fsname=") || strstr(o.fuse_argv[i], "subtype="))
+			named = 1;
+	}
+	if (!named && (fuse_opt_add_arg(&args, "-o") ||
+		       fuse_opt_add_arg(&args, "fsname=quorumfs,subtype=quorumfs")))
+		goto out_fs;
 	se = fuse_session_new(&args, &qfs_fuse_ops, sizeof(qfs_fuse_ops), &q);
 	if (!se) {
 		fprintf(stderr, "quorumfs: bad FUSE options\n");
