@@ -238,13 +238,8 @@ void aae_bresp_end(aae_bresp_writer *w)
  * re-encodes to the same bytes). */
 static int get_uv64(q_reader *r, uint64_t *v)
 {
-	q_reader save = *r;
-	Q_RET(q_get_varint64(r, v));
-	if ((size_t)(r->p - save.p) != q_varint_len(*v)) {
-		*r = save;
-		return Q_EPROTO;
-	}
-	return 0;
+	int rc = q_get_varint_canon(r, v);
+	return rc == Q_ECORRUPT ? Q_EPROTO : rc;
 }
 
 static int get_uv32(q_reader *r, uint32_t *v)
@@ -262,13 +257,8 @@ static int get_uv32(q_reader *r, uint32_t *v)
 
 static int get_lenbytes(q_reader *r, size_t max, q_slice *out)
 {
-	q_reader save = *r;
-	Q_RET(q_get_lenbytes(r, max, out));
-	if ((size_t)(r->p - save.p) != q_varint_len(out->n) + out->n) {
-		*r = save;
-		return Q_EPROTO;
-	}
-	return 0;
+	int rc = q_get_lenbytes_canon(r, max, out);
+	return rc == Q_ECORRUPT ? Q_EPROTO : rc;
 }
 
 /* ---- decoding -------------------------------------------------------------- */

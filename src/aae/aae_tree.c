@@ -454,12 +454,7 @@ int aae_tree_decode(const uint8_t *p, size_t n, unsigned depth, uint64_t range_s
 	int rc = 0;
 	for (uint64_t i = 0; i < m; i++) {
 		uint64_t gap, h;
-		const uint8_t *at = r.p;
-		Q_ERR(q_get_varint64(&r, &gap));
-		if ((size_t)(r.p - at) != q_varint_len(gap)) {
-			rc = Q_ECORRUPT; /* one value, one encoding */
-			goto fail;
-		}
+		Q_ERR(q_get_varint_canon(&r, &gap)); /* one value, one encoding */
 		Q_ERR(q_get_fixed64(&r, &h));
 		if (gap == 0 || gap > width || prev + gap > width || h == 0) {
 			rc = Q_ECORRUPT;

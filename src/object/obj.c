@@ -86,29 +86,8 @@ static int node_cmp(const char *a, const char *b)
 	return c < 0 ? -1 : c > 0;
 }
 
-/* A varint in its shortest form only: the formats are canonical, so an
- * overlong encoding (e.g. 0x80 0x00 for 0) is corrupt. */
-static int get_uvarint(q_reader *r, uint64_t *v)
-{
-	const uint8_t *start = r->p;
-	Q_RET(q_get_varint64(r, v));
-	if ((size_t)(r->p - start) != q_varint_len(*v)) {
-		r->p = start;
-		return Q_ECORRUPT;
-	}
-	return 0;
-}
-
-/* Length-prefixed bytes with a shortest-form length. */
-static int get_lenbytes(q_reader *r, size_t max, q_slice *out)
-{
-	const uint8_t *start = r->p;
-	uint64_t n;
-	Q_RET(get_uvarint(r, &n));
-	r->p = start;
-	return q_get_lenbytes(r, max, out);
-}
-
+/* The formats are canonical: varints and lengths in their shortest form
+ * only (util/coding.h's *_canon readers). */
 /* ------------------------------------------------------------------ */
 /* contexts                                                            */
 
@@ -353,7 +332,7 @@ static int ctx_get_entries(q_reader *r, obj_ctx *c)
 {
 	uint64_t n;
 	int rc;
-	Q_ERR(get_uvarint(r, &n));
+	Q_ERR(q_get_varint_canon(r, &n));
 	if (n > OBJ_ENTRIES_MAX) {
 		rc = Q_ETOOBIG;
 		goto fail;
@@ -366,13 +345,13 @@ static int ctx_get_entries(q_reader *r, obj_ctx *c)
 	for (uint64_t i = 0; i < n; i++) {
 		q_slice node;
 		uint64_t counter, wall;
-		Q_ERR(get_lenbytes(r, OBJ_NODE_MAX, &node));
+		Q_ERR(q_get_lenbytes_canon(r, OBJ_NODE_MAX, &node));
 		if (node.n == 0 || memchr(node.p, 0, node.n)) {
 			rc = Q_ECORRUPT;
 			goto fail;
 		}
-		Q_ERR(get_uvarint(r, &counter));
-		Q_ERR(get_uvarint(r, &wall));
+		Q_ERR(q_get_varint_canon(r, &counter));
+		Q_ERR(q_get_varint_canon(r, &wall));
 		if (counter == 0 || wall > (uint64_t)INT64_MAX) {
 			rc = Q_ECORRUPT;
 			goto fail;
@@ -647,10 +626,10 @@ static int decode_sib(q_reader *r, const obj_ctx *c, struct sib *b)
 	q_slice ct, v;
 	int rc;
 	memset(b, 0, sizeof(*b));
-	Q_RET(get_uvarint(r, &idx));
-	Q_RET(get_uvarint(r, &counter));
+	Q_RET(q_get_varint_canon(r, &idx));
+	Q_RET(q_get_varint_canon(r, &counter));
 	Q_RET(q_get_u8(r, &flags));
-	Q_RET(get_uvarint(r, &wall));
+	Q_RET(q_get_varint_canon(r, &wall));
 	if (idx >= c->n || counter == 0 || counter > c->e[idx].counter ||
 	    (flags & ~OBJ_FLAGS_KNOWN) || wall > (uint64_t)INT64_MAX)
 		return Q_ECORRUPT;
@@ -660,12 +639,12 @@ static int decode_sib(q_reader *r, const obj_ctx *c, struct sib *b)
 	b->counter = counter;
 	b->wall = (int64_t)wall;
 	if (flags & OBJ_FLAG_CTYPE) {
-		Q_RET(get_lenbytes(r, OBJ_CTYPE_MAX, &ct));
+		Q_RET(q_get_lenbytes_canon(r, OBJ_CTYPE_MAX, &ct));
 		if (ct.n == 0 || memchr(ct.p, 0, ct.n))
 			return Q_ECORRUPT;
 	}
 	if (!b->tomb)
-		Q_RET(get_lenbytes(r, OBJ_VALUE_MAX, &v));
+		Q_RET(q_get_lenbytes_canon(r, OBJ_VALUE_MAX, &v));
 	b->node = dup_bytes(c->e[idx].node, strlen(c->e[idx].node));
 	if (!b->node)
 		goto nomem;
@@ -707,7 +686,7 @@ int obj_set_decode(const void *p, size_t n, obj_set **out)
 	if (!s)
 		return -ENOMEM;
 	Q_ERR(ctx_get_entries(&r, &s->ctx));
-	Q_ERR(get_uvarint(&r, &ns));
+	Q_ERR(q_get_varint_canon(&r, &ns));
 	if (ns > OBJ_SIBLINGS_MAX) {
 		rc = Q_ETOOBIG;
 		goto fail;

@@ -40,29 +40,8 @@ struct ring {
 	size_t nzones;
 };
 
-/* A varint in its shortest form only: the formats are canonical, so an
- * overlong encoding (e.g. 0x80 0x00 for 0) is corrupt. */
-static int get_uvarint(q_reader *r, uint64_t *v)
-{
-	const uint8_t *start = r->p;
-	Q_RET(q_get_varint64(r, v));
-	if ((size_t)(r->p - start) != q_varint_len(*v)) {
-		r->p = start;
-		return Q_ECORRUPT;
-	}
-	return 0;
-}
-
-/* Length-prefixed bytes with a shortest-form length. */
-static int get_lenbytes(q_reader *r, size_t max, q_slice *out)
-{
-	const uint8_t *start = r->p;
-	uint64_t n;
-	Q_RET(get_uvarint(r, &n));
-	r->p = start;
-	return q_get_lenbytes(r, max, out);
-}
-
+/* The formats are canonical: varints and lengths in their shortest form
+ * only (util/coding.h's *_canon readers). */
 /* ------------------------------------------------------------------ */
 /* construction                                                        */
 
@@ -639,8 +618,8 @@ int ring_decode(const void *p, size_t n, ring **out)
 	Q_RET(q_get_u8(&r, &ver));
 	if (ver != RING_FORMAT_V1)
 		return Q_EVERSION;
-	Q_RET(get_uvarint(&r, &version));
-	Q_RET(get_uvarint(&r, &nm));
+	Q_RET(q_get_varint_canon(&r, &version));
+	Q_RET(q_get_varint_canon(&r, &nm));
 	if (nm > RING_MEMBERS_MAX)
 		return Q_ETOOBIG;
 	if (nm > q_reader_left(&r) / 3) /* each member takes >= 3 bytes */
@@ -651,9 +630,9 @@ int ring_decode(const void *p, size_t n, ring **out)
 	for (; have < nm; have++) {
 		q_slice node, zone;
 		uint64_t tokens;
-		Q_ERR(get_lenbytes(&r, RING_NODE_MAX, &node));
-		Q_ERR(get_lenbytes(&r, RING_ZONE_MAX, &zone));
-		Q_ERR(get_uvarint(&r, &tokens));
+		Q_ERR(q_get_lenbytes_canon(&r, RING_NODE_MAX, &node));
+		Q_ERR(q_get_lenbytes_canon(&r, RING_ZONE_MAX, &zone));
+		Q_ERR(q_get_varint_canon(&r, &tokens));
 		if (node.n == 0 || memchr(node.p, 0, node.n) || (zone.n && memchr(zone.p, 0, zone.n)) ||
 		    tokens == 0) {
 			rc = Q_ECORRUPT;

@@ -157,3 +157,27 @@ int q_get_lenbytes(q_reader *r, size_t max, q_slice *out)
 		*r = save;
 	return rc;
 }
+
+int q_get_varint_canon(q_reader *r, uint64_t *v)
+{
+	q_reader save = *r;
+	int rc = q_get_varint64(r, v);
+	if (rc)
+		return rc;
+	if ((size_t)(r->p - save.p) != q_varint_len(*v)) {
+		*r = save;
+		return Q_ECORRUPT;
+	}
+	return 0;
+}
+
+int q_get_lenbytes_canon(q_reader *r, size_t max, q_slice *out)
+{
+	q_reader save = *r;
+	uint64_t n;
+	int rc = q_get_varint_canon(r, &n);
+	if (rc)
+		return rc;
+	*r = save;
+	return q_get_lenbytes(r, max, out);
+}

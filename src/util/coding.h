@@ -88,4 +88,10 @@ int q_get_bytes(q_reader *r, size_t n, q_slice *out);
 /* varint length then bytes; lengths above max give Q_ETOOBIG. */
 int q_get_lenbytes(q_reader *r, size_t max, q_slice *out);
 
+/* Canonical forms, for formats where one value has exactly one encoding
+ * (so a decoded record re-encodes to the same bytes): as above, but an
+ * overlong varint (e.g. 0x80 0x00 for 0) is Q_ECORRUPT. */
+int q_get_varint_canon(q_reader *r, uint64_t *v);
+int q_get_lenbytes_canon(q_reader *r, size_t max, q_slice *out);
+
 #endif

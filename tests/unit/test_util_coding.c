@@ -91,5 +91,31 @@ QTEST(lenbytes_limits)
 	q_buf_free(&b);
 }
 
-QTEST_MAIN(QT(fixed_roundtrip), QT(varint_roundtrip_and_lengths), QT(varint_rejects_bad_input),
+QTEST(canonical_readers_refuse_overlong)
+{
+	uint64_t v;
+	q_slice s;
+	uint8_t zero_long[] = {0x80, 0x00};      /* 0 in two bytes */
+	q_reader r = q_reader_make(zero_long, sizeof(zero_long));
+	ASSERT_OK(q_get_varint64(&r, &v));       /* the lenient reader takes it */
+	r = q_reader_make(zero_long, sizeof(zero_long));
+	ASSERT_EQ(q_get_varint_canon(&r, &v), Q_ECORRUPT);
+	ASSERT_EQ(q_reader_left(&r), 2);         /* cursor unmoved */
+	uint8_t ok[] = {0xac, 0x02};             /* 300, shortest form */
+	r = q_reader_make(ok, sizeof(ok));
+	ASSERT_OK(q_get_varint_canon(&r, &v));
+	ASSERT_U64_EQ(v, 300);
+	uint8_t len_long[] = {0x82, 0x00, 'h', 'i'}; /* length 2 in two bytes */
+	r = q_reader_make(len_long, sizeof(len_long));
+	ASSERT_EQ(q_get_lenbytes_canon(&r, 16, &s), Q_ECORRUPT);
+	ASSERT_EQ(q_reader_left(&r), 4);
+	uint8_t len_ok[] = {0x02, 'h', 'i'};
+	r = q_reader_make(len_ok, sizeof(len_ok));
+	ASSERT_OK(q_get_lenbytes_canon(&r, 16, &s));
+	ASSERT_EQ(s.n, 2);
+	r = q_reader_make(len_ok, sizeof(len_ok));
+	ASSERT_EQ(q_get_lenbytes_canon(&r, 1, &s), Q_ETOOBIG);
+}
+
+QTEST_MAIN(QT(canonical_readers_refuse_overlong), QT(fixed_roundtrip), QT(varint_roundtrip_and_lengths), QT(varint_rejects_bad_input),
 	   QT(lenbytes_limits))
