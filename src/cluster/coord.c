@@ -154,6 +154,9 @@ struct coord {
 	coord_stats st;          /* atomics */
 	coord_status_fn hook;
 	void *hook_arg;
+	coord_msg_fn msg_hook;
+	void *msg_hook_arg;
+	uint8_t msg_first, msg_last;
 };
 
 #define STAT_INC(c, f) __atomic_add_fetch(&(c)->st.f, 1, __ATOMIC_RELAXED)
@@ -1603,6 +1606,10 @@ static void coord_handle(void *ctx, net_request *req)
 		net_reply_error(req, Q_ECLOSED, "node is shutting down");
 		return;
 	}
+	if (c->msg_hook && req->type >= c->msg_first && req->type <= c->msg_last) {
+		c->msg_hook(c->msg_hook_arg, req);
+		return;
+	}
 	switch (req->type) {
 	case NET_MSG_HELLO:
 		serve_hello(c, req);
@@ -2214,4 +2221,17 @@ void coord_set_status_hook(coord *c, coord_status_fn fn, void *arg)
 {
 	c->hook = fn;
 	c->hook_arg = arg;
+}
+
+void coord_set_msg_hook(coord *c, uint8_t first, uint8_t last, coord_msg_fn fn, void *arg)
+{
+	c->msg_hook = fn;
+	c->msg_hook_arg = arg;
+	c->msg_first = first;
+	c->msg_last = last;
+}
+
+net_pool *coord_pool(coord *c)
+{
+	return c->closing ? NULL : c->pool;
 }

@@ -41,6 +41,8 @@
 #include "cluster/members.h"
 #include "cluster/replica.h"
 #include "net/net_loop.h"
+#include "net/net_pool.h"
+#include "net/net_server.h"
 #include "object/obj.h"
 #include "util/buf.h"
 
@@ -130,5 +132,15 @@ void coord_get_stats(coord *c, coord_stats *out);
 /* Hook for the node: extra JSON fields (without braces) added to status. */
 typedef int (*coord_status_fn)(void *arg, q_buf *out);
 void coord_set_status_hook(coord *c, coord_status_fn fn, void *arg);
+
+/* Hook for message types the coordinator does not serve itself (e.g.
+ * gossip, NET_MSG_GOSSIP_FIRST..LAST): requests of type first..last go to
+ * fn on the loop thread, which must reply to or drop req. Before
+ * coord_start. */
+typedef void (*coord_msg_fn)(void *arg, net_request *req);
+void coord_set_msg_hook(coord *c, uint8_t first, uint8_t last, coord_msg_fn fn, void *arg);
+/* Loop thread, between coord_start and coord_close: the peer pool, for
+ * subsystems that send their own messages. NULL outside that window. */
+net_pool *coord_pool(coord *c);
 
 #endif

@@ -355,6 +355,26 @@ static int dec_status_resp(q_reader *r, net_msg *m)
 	return get_bytes(r, &m->u.status_resp.text, 0, NET_MAX_STATUS);
 }
 
+static int enc_gossip(const net_msg *m, q_buf *b)
+{
+	return put_bytes(b, m->u.gossip.payload, 1, NET_MAX_GOSSIP);
+}
+
+static int dec_gossip(q_reader *r, net_msg *m)
+{
+	return get_bytes(r, &m->u.gossip.payload, 1, NET_MAX_GOSSIP);
+}
+
+static int enc_gossip_resp(const net_msg *m, q_buf *b)
+{
+	return put_bytes(b, m->u.gossip.payload, 0, NET_MAX_GOSSIP);
+}
+
+static int dec_gossip_resp(q_reader *r, net_msg *m)
+{
+	return get_bytes(r, &m->u.gossip.payload, 0, NET_MAX_GOSSIP);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The table                                                                  */
 
@@ -386,6 +406,8 @@ static const struct msg_kind msg_table[256] = {
 	[NET_MSG_REPL_MGET_RESP] = {"REPL_MGET_RESP", 0, 1, enc_mget_resp, dec_mget_resp},
 	[NET_MSG_STATUS] = {"STATUS", NET_MSG_STATUS_RESP, 0, enc_status, dec_status},
 	[NET_MSG_STATUS_RESP] = {"STATUS_RESP", 0, 1, enc_status_resp, dec_status_resp},
+	[NET_MSG_GOSSIP] = {"GOSSIP", NET_MSG_GOSSIP_RESP, 0, enc_gossip, dec_gossip},
+	[NET_MSG_GOSSIP_RESP] = {"GOSSIP_RESP", 0, 1, enc_gossip_resp, dec_gossip_resp},
 };
 
 /* ------------------------------------------------------------------------ */

@@ -118,6 +118,12 @@ typedef struct net_status_resp {
 	q_slice text;         /* JSON or text blob; <= NET_MAX_STATUS */
 } net_status_resp;
 
+/* GOSSIP and GOSSIP_RESP: opaque gossip bytes (GOSSIP: 1..NET_MAX_GOSSIP;
+ * GOSSIP_RESP: 0..NET_MAX_GOSSIP, empty = no reply). */
+typedef struct net_gossip {
+	q_slice payload;
+} net_gossip;
+
 typedef struct net_msg {
 	uint8_t type;         /* enum net_msg_type: selects the union member */
 	union {
@@ -135,6 +141,7 @@ typedef struct net_msg {
 		net_repl_put_resp repl_put_resp;
 		net_status status;
 		net_status_resp status_resp;
+		net_gossip gossip;       /* GOSSIP, GOSSIP_RESP */
 	} u;
 	void *owned_;         /* decoder allocation; freed by net_msg_clear */
 } net_msg;

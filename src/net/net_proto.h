@@ -58,6 +58,7 @@
 #define NET_MAX_AUTH 256u                         /* HELLO authentication bytes */
 #define NET_MAX_ERRTEXT 1024u                     /* ERROR message text bytes */
 #define NET_MAX_STATUS (4u * 1024u * 1024u)       /* STATUS_RESP blob */
+#define NET_MAX_GOSSIP (4u * 1024u * 1024u)       /* GOSSIP / GOSSIP_RESP payload */
 
 /* --- message types ----------------------------------------------------------
  * One byte. Requests and their responses have distinct types; a response
@@ -92,6 +93,12 @@ enum net_msg_type {
 	/* 0x30-0x3f: node status */
 	NET_MSG_STATUS = 0x30,
 	NET_MSG_STATUS_RESP = 0x31,
+
+	/* 0x40-0x4f: gossip / membership. GOSSIP carries one gossip message
+	 * (src/gossip/gossip_msg.h, opaque here); GOSSIP_RESP carries the
+	 * receiver's reply to the sender, or nothing. */
+	NET_MSG_GOSSIP = 0x40,
+	NET_MSG_GOSSIP_RESP = 0x41,
 
 	/* Reserved ranges for later subsystems (not decodable yet). */
 	NET_MSG_GOSSIP_FIRST = 0x40,   /* 0x40-0x4f gossip / membership */

@@ -3,11 +3,13 @@
 noinst_LIBRARIES += src/node/libqnode.a
 src_node_libqnode_a_SOURCES = \
 	src/node/node.c src/node/node.h \
-	src/node/node_conf.c src/node/node_conf.h
+	src/node/node_conf.c src/node/node_conf.h \
+	src/node/node_gossip.c src/node/node_gossip.h
 
 # Everything a program embedding a node links, lowest layer last. The mount
 # daemon uses it too: fuse_quorumfs_LDADD = ... $(QNODE_LDADD)
 QNODE_LDADD = src/node/libqnode.a src/client/libqclient.a src/cluster/libqcluster.a \
+	src/gossip/libqgossip.a \
 	src/net/libqnet.a src/ring/libqring.a src/object/libqobject.a \
 	src/lsm/libqlsm.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 
@@ -16,7 +18,8 @@ src_node_quorumd_SOURCES = src/node/quorumd.c
 src_node_quorumd_LDADD = $(QNODE_LDADD)
 
 # integration tests of the cluster node (run by tests/integration/run.sh)
-EXTRA_DIST += tests/integration/test_cluster_node.py tests/integration/test_cluster_errors.py
+EXTRA_DIST += tests/integration/test_cluster_node.py tests/integration/test_cluster_errors.py \
+	tests/integration/test_gossip_membership.py
 
 # fuzz targets: the context token decoder and the node config loader
 FUZZ_TARGETS += tests/fuzz/client_token_fuzzer tests/fuzz/node_conf_fuzzer

@@ -9,7 +9,8 @@
  *      data directory), the replica store over it;
  *   4. the membership list (self + configured peers) and the coordinator;
  *   5. the event-loop thread; on it the coordinator opens its listener and
- *      peer pool (net_loop_call, so a bind error reaches the caller);
+ *      peer pool (net_loop_call, so a bind error reaches the caller), then
+ *      gossip starts ticking (node_gossip.h; seeded by peers/seeds);
  *   6. the in-process client.
  * Stop: the coordinator closes on the loop thread (outstanding requests get
  * Q_ECLOSED), the loop drains and joins (disk jobs finish first), then the
@@ -20,6 +21,7 @@
 #include "node/node.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +32,12 @@
 #include "lsm/lsm.h"
 #include "net/net_loop.h"
 #include "node/node_conf.h"
+#include "node/node_gossip.h"
 #include "util/env.h"
 #include "util/log.h"
 #include "util/qerr.h"
+
+#define GOSSIP_SEEDS_MAX_NODE 64 /* == GOSSIP_SEEDS_MAX */
 
 struct q_node {
 	node_conf cfg;
@@ -41,27 +46,44 @@ struct q_node {
 	replica *rep;
 	members *mem;
 	coord *coord;
+	node_gossip *gossip;
 	net_loop *loop;
 	qc_client *client;
 	int started;
 };
 
 typedef struct start_arg {
-	coord *c;
+	q_node *n;
 	int rc;
 } start_arg;
 
 static void start_on_loop(void *arg)
 {
 	start_arg *a = arg;
-	a->rc = coord_start(a->c);
-	if (a->rc < 0)
-		coord_close(a->c);
+	a->rc = coord_start(a->n->coord);
+	if (a->rc == 0)
+		a->rc = node_gossip_start(a->n->gossip);
+	if (a->rc < 0) {
+		node_gossip_stop(a->n->gossip);
+		coord_close(a->n->coord);
+	}
 }
 
 static void close_on_loop(void *arg)
 {
-	coord_close(arg);
+	q_node *n = arg;
+	node_gossip_stop(n->gossip);
+	coord_close(n->coord);
+}
+
+static int status_gossip(q_node *n, q_buf *out)
+{
+	size_t g[4] = {0, 0, 0, 0};
+	if (n->gossip)
+		node_gossip_counts(n->gossip, g);
+	return q_buf_printf(out,
+			    ",\"gossip\":{\"alive\":%zu,\"suspect\":%zu,\"down\":%zu,\"left\":%zu}",
+			    g[0], g[1], g[2], g[3]);
 }
 
 static int status_hook(void *arg, q_buf *out)
@@ -71,7 +93,7 @@ static int status_hook(void *arg, q_buf *out)
 	lsm_get_stats(n->db, &st);
 	replica_stats rs;
 	replica_get_stats(n->rep, &rs);
-	return q_buf_printf(out,
+	int rc = q_buf_printf(out,
 			    "\"zone\":\"%s\",\"sync\":\"%s\",\"storage\":{\"disk_bytes\":%llu,"
 			    "\"memtable_bytes\":%llu,\"tables\":%llu,\"quarantined_tables\":%llu,"
 			    "\"flushes\":%llu,\"compactions\":%llu,\"stall_ms\":%llu},"
@@ -89,12 +111,14 @@ static int status_hook(void *arg, q_buf *out)
 			    (unsigned long long)rs.gets, (unsigned long long)rs.updates,
 			    (unsigned long long)rs.merges, (unsigned long long)rs.merges_unchanged,
 			    (unsigned long long)rs.corrupt);
+	return rc < 0 ? rc : status_gossip(n, out);
 }
 
 static void node_free(q_node *n)
 {
 	if (n->client)
 		qc_close(n->client);
+	node_gossip_free(n->gossip);
 	coord_free(n->coord);
 	replica_free(n->rep);
 	members_free(n->mem);
@@ -120,6 +144,13 @@ int q_node_start(q_conf *conf, q_node **out)
 		goto fail;
 	}
 	q_log_set_level((q_log_level)n->cfg.log_level);
+	{
+		/* a write to a peer that just closed must fail with EPIPE, not
+		 * kill the process; a handler the program installed is kept */
+		struct sigaction old;
+		if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+			signal(SIGPIPE, SIG_IGN);
+	}
 
 	rc = q_env_mkdirs(q_env_posix(), n->cfg.data_dir);
 	if (rc < 0) {
@@ -191,7 +222,23 @@ int q_node_start(q_conf *conf, q_node **out)
 		goto fail;
 	}
 	coord_set_loop(n->coord, n->loop);
-	start_arg sa = {n->coord, 0};
+	{
+		/* every configured peer or seed other than this node seeds gossip */
+		const char *seeds[GOSSIP_SEEDS_MAX_NODE];
+		size_t ns = 0;
+		for (size_t i = 0; i < n->cfg.npeers && ns < GOSSIP_SEEDS_MAX_NODE; i++)
+			if (strcmp(n->cfg.peers[i].addr, n->cfg.listen))
+				seeds[ns++] = n->cfg.peers[i].addr;
+		rc = node_gossip_new(conf, n->coord, n->mem, n->loop, n->id, n->cfg.zone, seeds, ns,
+				     err, sizeof(err), &n->gossip);
+		if (rc < 0) {
+			Q_ERROR("node", "%s", err[0] ? err : q_strerror(rc));
+			net_loop_stop(n->loop);
+			n->loop = NULL;
+			goto fail;
+		}
+	}
+	start_arg sa = {n, 0};
 	rc = net_loop_call(n->loop, start_on_loop, &sa);
 	if (rc == 0)
 		rc = sa.rc;
@@ -208,7 +255,7 @@ int q_node_start(q_conf *conf, q_node **out)
 	return 0;
 fail:
 	if (n->loop) {
-		net_loop_call(n->loop, close_on_loop, n->coord);
+		net_loop_call(n->loop, close_on_loop, n);
 		net_loop_stop(n->loop);
 	}
 	node_free(n);
@@ -241,7 +288,7 @@ int q_node_stop(q_node *n)
 		return 0;
 	Q_INFO("node", "node %s stopping", n->id);
 	if (n->loop) {
-		int rc = net_loop_call(n->loop, close_on_loop, n->coord);
+		int rc = net_loop_call(n->loop, close_on_loop, n);
 		if (rc < 0)
 			Q_WARN("node", "closing the coordinator: %s", q_strerror(rc));
 		net_loop_stop(n->loop);

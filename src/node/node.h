@@ -14,6 +14,9 @@
  *   (comma-separated ADDR:PORT), n, r, w, sync (always|batch|none),
  *   request_timeout, log_level, ...
  *
+ * q_node_start sets SIGPIPE to ignored if it is at its default (peer
+ * connections that close under a write must not kill the process).
+ *
  * Ownership: the conf is read during q_node_start and not kept. The client
  * returned by q_node_client belongs to the node; do not qc_close it; it is
  * valid until q_node_stop. Thread safety: q_node_client's client may be used

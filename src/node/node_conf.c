@@ -23,6 +23,8 @@ const char *const q_node_conf_keys[] = {
 	"n", "r", "w", "sync", "sync_batch", "request_timeout",
 	"max_value_size", "max_key_size", "memtable_size", "cache_size",
 	"read_repair", "log_level", "ring_tokens", "workers", "io",
+	"gossip_interval", "gossip_fanout", "gossip_suspect_after", "gossip_down_after",
+	"cluster_name",
 	NULL
 };
 

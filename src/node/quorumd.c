@@ -42,6 +42,7 @@ static void usage(FILE *f)
 		"  -i, --node-id ID      node id (node_id; generated once if absent)\n"
 		"  -z, --zone ZONE       zone label (zone)\n"
 		"  -p, --peers LIST      other nodes: [ID@]HOST:PORT[/ZONE],... (peers)\n"
+		"  -j, --join ADDR:PORT  join the cluster through this node (seeds)\n"
 		"      --n N --r R --w W replication factor and quorums (n, r, w)\n"
 		"      --sync POLICY     always | batch | none (sync)\n"
 		"      --log-level L     debug | info | warn | error (log_level)\n"
@@ -63,6 +64,7 @@ int main(int argc, char **argv)
 		{"node-id", required_argument, NULL, 'i'},
 		{"zone", required_argument, NULL, 'z'},
 		{"peers", required_argument, NULL, 'p'},
+		{"join", required_argument, NULL, 'j'},
 		{"n", required_argument, NULL, OPT_N},
 		{"r", required_argument, NULL, OPT_R},
 		{"w", required_argument, NULL, OPT_W},
@@ -78,7 +80,7 @@ int main(int argc, char **argv)
 	if (!kv)
 		return 1;
 	int ch;
-	while ((ch = getopt_long(argc, argv, "c:d:l:i:z:p:o:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:d:l:i:z:p:j:o:h", longopts, NULL)) != -1) {
 		const char *key = NULL;
 		switch (ch) {
 		case 'c':
@@ -89,6 +91,7 @@ int main(int argc, char **argv)
 		case 'i': key = "node_id"; break;
 		case 'z': key = "zone"; break;
 		case 'p': key = "peers"; break;
+		case 'j': key = "seeds"; break;
 		case OPT_N: key = "n"; break;
 		case OPT_R: key = "r"; break;
 		case OPT_W: key = "w"; break;

@@ -103,6 +103,10 @@ static int sample(uint8_t type, net_msg *m)
 	case NET_MSG_STATUS_RESP:
 		m->u.status_resp.text = q_slice_str("{\"ok\":true}");
 		return 1;
+	case NET_MSG_GOSSIP:
+	case NET_MSG_GOSSIP_RESP:
+		m->u.gossip.payload = q_slice_str("gossip-bytes");
+		return 1;
 	default:
 		return 0;
 	}
@@ -249,7 +253,7 @@ QTEST(msg_roundtrip_every_type)
 		net_msg_clear(&d);
 		q_buf_free(&b);
 	}
-	ASSERT_EQ(n, 19);
+	ASSERT_EQ(n, 21);
 }
 
 QTEST(msg_fields_decoded)

@@ -1,0 +1,282 @@
+/*
+ * node_gossip.c - gossip wired into the node (see node_gossip.h).
+ *
+ * Message flow: a tick's SYNs go out as GOSSIP requests; the receiver
+ * answers the first message gossip_receive produced (the ACK to a SYN, the
+ * ACK2 to an ACK: always addressed to the sender) inside GOSSIP_RESP and
+ * sends any further ones as requests of their own. A reply that comes back
+ * is fed to gossip_receive the same way. Lost messages only slow
+ * convergence (gossip is best effort), so send failures are logged at debug
+ * level and dropped.
+ *
+ * Invariants: the gossip object exists only between start and free and is
+ * touched only on the loop thread; after stop, callbacks still pending in
+ * the pool see `stopped` and do nothing.
+ */
+#include "node/node_gossip.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "gossip/gossip.h"
+#include "net/net_msg.h"
+#include "net/net_pool.h"
+#include "net/net_proto.h"
+#include "util/log.h"
+#include "util/qerr.h"
+#include "util/qtime.h"
+
+struct node_gossip {
+	coord *c;
+	members *mem;
+	net_loop *loop;
+	char self_id[MEMBER_ID_MAX + 1];
+	gossip *g;
+	gossip_config cfg;
+	char zone[MEMBER_ID_MAX + 1];
+	char **seeds;
+	size_t nseeds;
+	uint64_t interval_ms;
+	uv_timer_t timer;
+	int timer_on;
+	int stopped;
+	pthread_mutex_t mu;       /* guards counts */
+	size_t counts[GOSSIP_STATUS_MAX + 1];
+};
+
+static void on_member(void *ud, const gossip_member *m, int old_status)
+{
+	node_gossip *ng = ud;
+	if (m->is_self)
+		return;
+	if (m->status == GOSSIP_LEFT) {
+		if (members_remove(ng->mem, m->id) == 0)
+			Q_INFO("gossip", "member %s (%s) left", m->id, m->addr);
+		return;
+	}
+	int rc = members_upsert(ng->mem, m->id, m->addr, m->zone[0] ? m->zone : NULL);
+	if (rc < 0) {
+		Q_WARN("gossip", "member %s (%s): %s", m->id, m->addr, q_strerror(rc));
+		return;
+	}
+	members_set_state(ng->mem, m->id, m->status == GOSSIP_ALIVE ? MEMBER_UP : MEMBER_DOWN);
+	if (old_status != (int)m->status)
+		Q_INFO("gossip", "member %s (%s) is %s", m->id, m->addr,
+		       m->status == GOSSIP_ALIVE     ? "alive"
+		       : m->status == GOSSIP_SUSPECT ? "suspect"
+						     : "down");
+}
+
+static void update_counts(node_gossip *ng)
+{
+	size_t cnt[GOSSIP_STATUS_MAX + 1];
+	gossip_counts(ng->g, cnt);
+	pthread_mutex_lock(&ng->mu);
+	memcpy(ng->counts, cnt, sizeof(cnt));
+	pthread_mutex_unlock(&ng->mu);
+}
+
+static void send_all(node_gossip *ng, gossip_outbox *out, size_t from);
+
+static void resp_cb(void *arg, int status, const net_msg *resp)
+{
+	node_gossip *ng = arg;
+	if (ng->stopped || !ng->g)
+		return;
+	if (status != 0) {
+		Q_DEBUG("gossip", "gossip message not delivered: %s", q_strerror(status));
+		return;
+	}
+	if (resp->type != NET_MSG_GOSSIP_RESP || resp->u.gossip.payload.n == 0)
+		return;
+	gossip_outbox out;
+	gossip_outbox_init(&out);
+	int rc = gossip_receive(ng->g, resp->u.gossip.payload.p, resp->u.gossip.payload.n,
+				q_mono_ms(), &out);
+	if (rc < 0)
+		Q_WARN("gossip", "bad gossip reply: %s", q_strerror(rc));
+	else
+		send_all(ng, &out, 0);
+	gossip_outbox_free(&out);
+	update_counts(ng);
+}
+
+static void send_all(node_gossip *ng, gossip_outbox *out, size_t from)
+{
+	net_pool *pool = coord_pool(ng->c);
+	if (!pool)
+		return;
+	for (size_t i = from; i < out->n; i++) {
+		net_msg m;
+		net_msg_init(&m, NET_MSG_GOSSIP);
+		m.u.gossip.payload = q_buf_slice(&out->v[i].msg);
+		uint64_t t = ng->interval_ms * 2 < 1000 ? 1000 : ng->interval_ms * 2;
+		int rc = net_pool_request(pool, out->v[i].addr, &m, t, resp_cb, ng);
+		if (rc < 0)
+			Q_DEBUG("gossip", "cannot send to %s: %s", out->v[i].addr, q_strerror(rc));
+	}
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+	node_gossip *ng = t->data;
+	if (ng->stopped || !ng->g)
+		return;
+	gossip_outbox out;
+	gossip_outbox_init(&out);
+	int rc = gossip_tick(ng->g, q_mono_ms(), &out);
+	if (rc < 0)
+		Q_WARN("gossip", "tick: %s", q_strerror(rc));
+	else
+		send_all(ng, &out, 0);
+	gossip_outbox_free(&out);
+	update_counts(ng);
+}
+
+static void handle(void *arg, net_request *req)
+{
+	node_gossip *ng = arg;
+	if (req->type != NET_MSG_GOSSIP) {
+		net_reply_error(req, Q_EPROTO, "request type not served by this node");
+		return;
+	}
+	if (ng->stopped || !ng->g) {
+		net_reply_error(req, Q_ECLOSED, "gossip not running");
+		return;
+	}
+	gossip_outbox out;
+	gossip_outbox_init(&out);
+	int rc = gossip_receive(ng->g, req->msg.u.gossip.payload.p, req->msg.u.gossip.payload.n,
+				q_mono_ms(), &out);
+	if (rc < 0) {
+		Q_WARN("gossip", "bad gossip message from %s: %s", req->peer, q_strerror(rc));
+		net_reply_error(req, rc, "gossip message refused");
+	} else {
+		net_msg m;
+		net_msg_init(&m, NET_MSG_GOSSIP_RESP);
+		if (out.n > 0)
+			m.u.gossip.payload = q_buf_slice(&out.v[0].msg);
+		net_reply_send(req, &m);
+		send_all(ng, &out, 1);
+	}
+	gossip_outbox_free(&out);
+	update_counts(ng);
+}
+
+int node_gossip_new(q_conf *conf, coord *c, members *mem, net_loop *loop, const char *self_id,
+		    const char *zone,
+		    const char *const *seeds, size_t nseeds, char *err, size_t errcap,
+		    node_gossip **out)
+{
+	int rc = -ENOMEM;
+	err[0] = 0;
+	if (nseeds > GOSSIP_SEEDS_MAX) {
+		snprintf(err, errcap, "seeds: at most %u gossip seeds", GOSSIP_SEEDS_MAX);
+		return -EINVAL;
+	}
+	node_gossip *ng = calloc(1, sizeof(*ng));
+	if (!ng)
+		return -ENOMEM;
+	pthread_mutex_init(&ng->mu, NULL);
+	ng->c = c;
+	ng->mem = mem;
+	ng->loop = loop;
+	snprintf(ng->self_id, sizeof(ng->self_id), "%s", self_id);
+	snprintf(ng->zone, sizeof(ng->zone), "%s", zone ? zone : "");
+	gossip_config_default(&ng->cfg);
+	rc = gossip_config_from_conf(conf, &ng->cfg, &ng->interval_ms);
+	if (rc < 0) {
+		snprintf(err, errcap, "config: %s", q_conf_error(conf));
+		goto fail;
+	}
+	/* the cluster name borrows from conf, which is not kept */
+	ng->cfg.cluster = NULL;
+	const char *cl = q_conf_get(conf, "cluster_name");
+	if (cl && cl[0]) {
+		ng->cfg.cluster = strdup(cl);
+		rc = -ENOMEM;
+		if (!ng->cfg.cluster)
+			goto fail;
+	}
+	if (nseeds) {
+		ng->seeds = calloc(nseeds, sizeof(char *));
+		rc = -ENOMEM;
+		if (!ng->seeds)
+			goto fail;
+		for (size_t i = 0; i < nseeds; i++) {
+			ng->seeds[i] = strdup(seeds[i]);
+			if (!ng->seeds[i])
+				goto fail;
+			ng->nseeds++;
+		}
+	}
+	coord_set_msg_hook(c, NET_MSG_GOSSIP_FIRST, NET_MSG_GOSSIP_LAST, handle, ng);
+	*out = ng;
+	return 0;
+fail:
+	node_gossip_free(ng);
+	return rc;
+}
+
+int node_gossip_start(node_gossip *ng)
+{
+	gossip_config gc = ng->cfg;
+	gc.id = ng->self_id;
+	gc.addr = coord_listen_addr(ng->c);
+	gc.zone = ng->zone;
+	gc.seeds = (const char *const *)ng->seeds;
+	gc.nseeds = ng->nseeds;
+	gc.on_member = on_member;
+	gc.ud = ng;
+	int rc = gossip_new(&gc, q_mono_ms(), &ng->g);
+	if (rc < 0) {
+		Q_ERROR("gossip", "cannot start gossip: %s", q_strerror(rc));
+		ng->g = NULL;
+		return rc;
+	}
+	update_counts(ng);
+	uv_timer_init(net_loop_uv(ng->loop), &ng->timer);
+	ng->timer.data = ng;
+	ng->timer_on = 1;
+	uv_timer_start(&ng->timer, tick_cb, 0, ng->interval_ms);
+	Q_INFO("gossip", "gossip on %s every %llu ms, %zu seeds", gc.addr,
+	       (unsigned long long)ng->interval_ms, ng->nseeds);
+	return 0;
+}
+
+void node_gossip_stop(node_gossip *ng)
+{
+	if (!ng)
+		return;
+	ng->stopped = 1;
+	if (ng->timer_on) {
+		uv_timer_stop(&ng->timer);
+		uv_close((uv_handle_t *)&ng->timer, NULL);
+		ng->timer_on = 0;
+	}
+}
+
+void node_gossip_free(node_gossip *ng)
+{
+	if (!ng)
+		return;
+	gossip_free(ng->g);
+	for (size_t i = 0; i < ng->nseeds; i++)
+		free(ng->seeds[i]);
+	free(ng->seeds);
+	free((char *)ng->cfg.cluster);
+	pthread_mutex_destroy(&ng->mu);
+	free(ng);
+}
+
+void node_gossip_counts(node_gossip *ng, size_t out[4])
+{
+	pthread_mutex_lock(&ng->mu);
+	for (size_t i = 0; i < 4 && i <= GOSSIP_STATUS_MAX; i++)
+		out[i] = ng->counts[i];
+	pthread_mutex_unlock(&ng->mu);
+}
