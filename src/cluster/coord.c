@@ -91,6 +91,7 @@ typedef struct rep {
 	obj_set *set;            /* get: what the replica holds (NULL: nothing) */
 	char id[MEMBER_ID_MAX + 1];
 	char addr[MEMBER_ADDR_MAX + 1];
+	char hint_for[MEMBER_ID_MAX + 1]; /* put to a fallback: the down owner */
 } rep;
 
 struct op {
@@ -154,6 +155,11 @@ struct coord {
 	coord_stats st;          /* atomics */
 	coord_status_fn hook;
 	void *hook_arg;
+	hint_store *hints;
+	uv_timer_t hint_timer;
+	int hint_timer_on;
+	int hint_inflight;       /* deliveries outstanding (loop thread) */
+	uint64_t hints_delivered, hints_stored; /* atomics */
 	coord_msg_fn msg_hook;
 	void *msg_hook_arg;
 	uint8_t msg_first, msg_last;
@@ -369,6 +375,7 @@ enum {
 	JOB_SERVE_GET,      /* REPL_GET from a peer */
 	JOB_SERVE_PUT,      /* REPL_PUT from a peer */
 	JOB_SERVE_MGET,     /* REPL_MGET from a peer */
+	JOB_SERVE_HINT,     /* HINT_PUT from a peer: merge + keep a hint */
 	JOB_MGET_LOCAL      /* multi-key op: this node's replica reads */
 };
 
@@ -424,6 +431,23 @@ static void job_work(uv_work_t *w)
 			j->rc = replica_merge(rp, j->req->msg.u.repl_put.key, in, &j->out);
 			if (j->rc == 0)
 				j->digest = obj_set_digest(j->out);
+		}
+		obj_set_free(in);
+		break;
+	}
+	case JOB_SERVE_HINT: {
+		const net_hint_put *h = &j->req->msg.u.hint_put;
+		char owner[NET_MAX_NODE_ID + 1];
+		memcpy(owner, h->owner.p, h->owner.n);
+		owner[h->owner.n] = 0;
+		obj_set *in = NULL;
+		j->rc = obj_set_decode(h->object.p, h->object.n, &in);
+		if (j->rc == 0)
+			j->rc = replica_merge(rp, h->key, in, &j->out);
+		if (j->rc == 0) {
+			j->digest = obj_set_digest(j->out);
+			j->rc = hint_put(j->c->hints, owner, h->key, h->object,
+					 q_wall_ns() / 1000000u, NULL);
 		}
 		obj_set_free(in);
 		break;
@@ -783,9 +807,16 @@ static void put_local_done(op *o, rep *self, int rc, obj_set *set)
 			continue;
 		}
 		net_msg m;
-		net_msg_init(&m, NET_MSG_REPL_PUT);
-		m.u.repl_put.key = op_key(o);
-		m.u.repl_put.object = q_buf_slice(&o->enc);
+		if (r->hint_for[0]) {
+			net_msg_init(&m, NET_MSG_HINT_PUT);
+			m.u.hint_put.owner = q_slice_str(r->hint_for);
+			m.u.hint_put.key = op_key(o);
+			m.u.hint_put.object = q_buf_slice(&o->enc);
+		} else {
+			net_msg_init(&m, NET_MSG_REPL_PUT);
+			m.u.repl_put.key = op_key(o);
+			m.u.repl_put.object = q_buf_slice(&o->enc);
+		}
 		int prc = net_pool_request(c->pool, r->addr, &m, op_remaining(o), put_peer_cb, r);
 		if (prc == 0) {
 			o->refs++;
@@ -855,6 +886,34 @@ static void fwd_try(op *o)
 	if (!o->replied) {
 		op_reply(o, c->closing ? Q_ECLOSED : Q_EQUORUM, NULL);
 		op_end_timer(o);
+	}
+}
+
+/* Sloppy quorum: each primary that membership reports down is replaced by
+ * the next fallback of the key's preference list that is not down; the
+ * write to it carries the owner's id (HINT_PUT). A primary without a
+ * healthy fallback left stays and fails as before. */
+static void sloppy_substitute(coord *c, op *o, q_slice key, int n)
+{
+	const char *ids[COORD_MAX_N * 4];
+	size_t nprim = 0;
+	size_t max = c->mn < COORD_MAX_N * 4 ? c->mn : COORD_MAX_N * 4;
+	size_t got = ring_preflist_key(c->ring, key.p, key.n, (size_t)n, ids, max, &nprim);
+	size_t next = nprim;
+	for (int i = 0; i < o->nrep; i++) {
+		rep *r = &o->reps[i];
+		if (r->self || members_state_of(c->mem, r->id) != MEMBER_DOWN)
+			continue;
+		while (next < got) {
+			const member *m = view_member(c, ids[next++]);
+			if (!m || m->self || members_state_of(c->mem, m->id) == MEMBER_DOWN)
+				continue;
+			Q_DEBUG("coord", "primary %s is down: hinted write to %s", r->id, m->id);
+			snprintf(r->hint_for, sizeof(r->hint_for), "%s", r->id);
+			snprintf(r->id, sizeof(r->id), "%s", m->id);
+			snprintf(r->addr, sizeof(r->addr), "%s", m->addr);
+			break;
+		}
 	}
 }
 
@@ -933,6 +992,8 @@ void coord_put(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coo
 		fwd_try(o);
 		return;
 	}
+	if (c->cfg.sloppy_quorum)
+		sloppy_substitute(c, o, key, n);
 	job *j = job_new(JOB_UPDATE);
 	if (!j)
 		goto nomem;
@@ -1455,6 +1516,20 @@ static void job_done(uv_work_t *w, int status)
 		net_reply_send(j->req, &m);
 		break;
 	}
+	case JOB_SERVE_HINT: {
+		if (j->rc < 0) {
+			Q_WARN("coord", "cannot keep a hint: %s", q_strerror(j->rc));
+			net_reply_error(j->req, j->rc, NULL);
+			break;
+		}
+		__atomic_add_fetch(&c->hints_stored, 1, __ATOMIC_RELAXED);
+		net_msg m;
+		net_msg_init(&m, NET_MSG_HINT_PUT_RESP);
+		m.u.repl_put_resp.status = 0;
+		m.u.repl_put_resp.digest = j->digest;
+		net_reply_send(j->req, &m);
+		break;
+	}
 	case JOB_MGET_LOCAL:
 		mget_local_done(j);
 		break;
@@ -1643,11 +1718,18 @@ static void coord_handle(void *ctx, net_request *req)
 	case NET_MSG_KV_MGET:
 		serve_mget(c, req);
 		return;
+	case NET_MSG_HINT_PUT:
+		if (!c->hints) {
+			net_reply_error(req, Q_EPROTO, "this node keeps no hints");
+			return;
+		}
+		/* fall through */
 	case NET_MSG_REPL_GET:
 	case NET_MSG_REPL_PUT:
 	case NET_MSG_REPL_MGET: {
 		int kind = req->type == NET_MSG_REPL_GET   ? JOB_SERVE_GET
 			   : req->type == NET_MSG_REPL_PUT ? JOB_SERVE_PUT
+			   : req->type == NET_MSG_HINT_PUT ? JOB_SERVE_HINT
 							   : JOB_SERVE_MGET;
 		job *j = job_new(kind);
 		if (!j) {
@@ -1803,6 +1885,139 @@ int coord_new(const coord_config *cfg, replica *store, members *mem, net_loop *l
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Hint delivery (loop thread; the hint store's reads and deletes are
+ * small LSM operations done inline)                                    */
+
+#define HINT_BATCH_ITEMS 64
+#define HINT_BATCH_BYTES (4u << 20)
+
+typedef struct hint_dlv {
+	coord *c;
+	char owner[MEMBER_ID_MAX + 1];
+	uint8_t *key;
+	size_t klen;
+	uint64_t seq;
+} hint_dlv;
+
+static void hint_dlv_cb(void *arg, int status, const net_msg *resp)
+{
+	hint_dlv *d = arg;
+	coord *c = d->c;
+	c->hint_inflight--;
+	if (status == 0 && resp->u.repl_put_resp.status == 0 && c->hints && !c->closing) {
+		int rc = hint_delete_if(c->hints, d->owner, q_slice_make(d->key, d->klen), d->seq);
+		if (rc == 0)
+			__atomic_add_fetch(&c->hints_delivered, 1, __ATOMIC_RELAXED);
+		else if (rc != -EAGAIN && rc != Q_ENOTFOUND)
+			Q_WARN("coord", "deleting a delivered hint for %s: %s", d->owner,
+			       q_strerror(rc));
+	} else {
+		Q_DEBUG("coord", "hint for %s not delivered: %s", d->owner,
+			q_strerror(status ? status : resp->u.repl_put_resp.status));
+	}
+	free(d->key);
+	free(d);
+}
+
+static void hint_deliver_owner(coord *c, const char *owner)
+{
+	const member *m = view_member(c, owner);
+	if (!m || m->self || members_state_of(c->mem, owner) != MEMBER_UP)
+		return;
+	hint_batch b;
+	memset(&b, 0, sizeof(b));
+	int rc = hint_batch_load(c->hints, owner, q_slice_make(NULL, 0), HINT_BATCH_ITEMS,
+				 HINT_BATCH_BYTES, &b);
+	if (rc < 0) {
+		Q_WARN("coord", "loading hints for %s: %s", owner, q_strerror(rc));
+		return;
+	}
+	for (size_t i = 0; i < b.n; i++) {
+		hint_item *it = &b.v[i];
+		q_slice k = q_slice_make(it->key, it->klen);
+		if (it->status == Q_ECORRUPT) {
+			Q_ERROR("coord", "dropping a corrupt hint for %s", owner);
+			hint_delete(c->hints, owner, k);
+			continue;
+		}
+		hint_dlv *d = calloc(1, sizeof(*d));
+		uint8_t *kc = malloc(it->klen);
+		if (!d || !kc) {
+			free(d);
+			free(kc);
+			break;
+		}
+		d->c = c;
+		snprintf(d->owner, sizeof(d->owner), "%s", owner);
+		memcpy(kc, it->key, it->klen);
+		d->key = kc;
+		d->klen = it->klen;
+		d->seq = it->seq;
+		net_msg msg;
+		net_msg_init(&msg, NET_MSG_REPL_PUT);
+		msg.u.repl_put.key = k;
+		msg.u.repl_put.object = q_slice_make(it->object, it->olen);
+		if (net_pool_request(c->pool, m->addr, &msg, c->cfg.timeout_ms, hint_dlv_cb, d) ==
+		    0) {
+			c->hint_inflight++;
+		} else {
+			free(kc);
+			free(d);
+			break;
+		}
+	}
+	hint_batch_free(&b);
+}
+
+typedef struct owner_list {
+	char (*v)[MEMBER_ID_MAX + 1];
+	size_t n, cap;
+} owner_list;
+
+static int collect_owner(void *ud, const char *owner, const hint_stats *st)
+{
+	(void)st;
+	owner_list *l = ud;
+	if (strlen(owner) > MEMBER_ID_MAX)
+		return 0; /* not a member id: cannot be delivered */
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 8;
+		void *nv = realloc(l->v, nc * sizeof(*l->v));
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	snprintf(l->v[l->n++], MEMBER_ID_MAX + 1, "%s", owner);
+	return 0;
+}
+
+static void hint_tick(uv_timer_t *t)
+{
+	coord *c = t->data;
+	if (c->closing || !c->hints || c->hint_inflight > 0)
+		return;
+	hint_stats st;
+	hint_get_stats(c->hints, &st);
+	if (st.count == 0)
+		return;
+	if (view_refresh(c) < 0)
+		return;
+	owner_list l = {NULL, 0, 0};
+	int rc = hint_owners(c->hints, collect_owner, &l);
+	if (rc < 0)
+		Q_WARN("coord", "listing hint owners: %s", q_strerror(rc));
+	for (size_t i = 0; i < l.n; i++)
+		hint_deliver_owner(c, l.v[i]);
+	free(l.v);
+}
+
+void coord_set_hints(coord *c, hint_store *hs)
+{
+	c->hints = hs;
+}
+
 int coord_start(coord *c)
 {
 	int rc = view_refresh(c);
@@ -1829,6 +2044,13 @@ int coord_start(coord *c)
 		net_server_close(c->srv);
 		c->srv = NULL;
 		return rc;
+	}
+	if (c->hints) {
+		uv_timer_init(net_loop_uv(c->loop), &c->hint_timer);
+		c->hint_timer.data = c;
+		c->hint_timer_on = 1;
+		uv_timer_start(&c->hint_timer, hint_tick, COORD_HINT_INTERVAL_MS,
+			       COORD_HINT_INTERVAL_MS);
 	}
 	if (c->nunres) {
 		uv_timer_init(net_loop_uv(c->loop), &c->hello_timer);
@@ -1861,6 +2083,11 @@ void coord_close(coord *c)
 		uv_timer_stop(&c->hello_timer);
 		uv_close((uv_handle_t *)&c->hello_timer, NULL);
 		c->hello_timer_on = 0;
+	}
+	if (c->hint_timer_on) {
+		uv_timer_stop(&c->hint_timer);
+		uv_close((uv_handle_t *)&c->hint_timer, NULL);
+		c->hint_timer_on = 0;
 	}
 	for (op *o = c->ops; o; o = o->next) {
 		op_reply(o, Q_ECLOSED, NULL);

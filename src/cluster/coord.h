@@ -40,6 +40,7 @@
 
 #include "cluster/members.h"
 #include "cluster/replica.h"
+#include "handoff/hint.h"
 #include "net/net_loop.h"
 #include "net/net_pool.h"
 #include "net/net_server.h"
@@ -59,6 +60,9 @@ typedef struct coord_config {
 	size_t max_key;          /* bytes; longer keys get Q_ETOOBIG */
 	size_t max_value;        /* bytes; larger values get Q_ETOOBIG */
 	int ring_tokens;         /* virtual nodes per member */
+	int sloppy_quorum;       /* 1: a down primary's write goes to the next
+				  * healthy fallback as a hint, which counts
+				  * toward W; 0: strict (it just fails) */
 	int inline_io;           /* 1: replica disk work on the loop thread
 				  * (no worker hop; a slow disk stalls the
 				  * loop); 0: libuv worker threads (default) */
@@ -132,6 +136,14 @@ void coord_get_stats(coord *c, coord_stats *out);
 /* Hook for the node: extra JSON fields (without braces) added to status. */
 typedef int (*coord_status_fn)(void *arg, q_buf *out);
 void coord_set_status_hook(coord *c, coord_status_fn fn, void *arg);
+
+/* Before coord_start: the hint store (handoff/hint.h, borrowed; it must
+ * outlive the coordinator). With it the node accepts HINT_PUT as a
+ * fallback and, every COORD_HINT_INTERVAL_MS, delivers its hints to owners
+ * that are up (REPL_PUT) and deletes them (hint_delete_if). Without it
+ * HINT_PUT is refused. */
+#define COORD_HINT_INTERVAL_MS 500
+void coord_set_hints(coord *c, hint_store *hs);
 
 /* Hook for message types the coordinator does not serve itself (e.g.
  * gossip, NET_MSG_GOSSIP_FIRST..LAST): requests of type first..last go to

@@ -15,6 +15,7 @@ COORD_TESTS = \
 check_PROGRAMS += $(COORD_TESTS)
 TESTS += $(COORD_TESTS)
 tests_unit_test_coord_replica_LDADD = $(QTEST_LDADD) src/cluster/libqcluster.a \
+	src/handoff/libqhandoff.a \
 	src/object/libqobject.a src/lsm/libqlsm.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 tests_unit_test_coord_cluster_LDADD = $(QTEST_LDADD) $(QNODE_LDADD)
 tests_unit_test_client_token_LDADD = $(QTEST_LDADD) src/client/libqclient.a \

@@ -191,3 +191,12 @@ int members_snapshot(members *m, member **out, size_t *n, uint64_t *version)
 	*out = copy;
 	return 0;
 }
+
+int members_state_of(members *m, const char *id)
+{
+	pthread_mutex_lock(&m->mu);
+	int i = find(m, id);
+	int st = i >= 0 ? (int)m->v[i].state : -1;
+	pthread_mutex_unlock(&m->mu);
+	return st;
+}

@@ -57,6 +57,9 @@ int members_remove(members *m, const char *id);
 /* Records the outcome of a contact with the member at addr. */
 void members_set_state(members *m, const char *id, member_state st);
 
+/* State of member id, or -1 if it is not a member. */
+int members_state_of(members *m, const char *id);
+
 size_t members_count(members *m);
 /* Ring-relevant version: bumped by every change of ids or zones. */
 uint64_t members_version(members *m);

@@ -375,6 +375,20 @@ static int dec_gossip_resp(q_reader *r, net_msg *m)
 	return get_bytes(r, &m->u.gossip.payload, 0, NET_MAX_GOSSIP);
 }
 
+static int enc_hint_put(const net_msg *m, q_buf *b)
+{
+	Q_RET(put_bytes(b, m->u.hint_put.owner, 1, NET_MAX_NODE_ID));
+	Q_RET(put_bytes(b, m->u.hint_put.key, 1, NET_MAX_KEY));
+	return put_bytes(b, m->u.hint_put.object, 1, NET_MAX_OBJECT);
+}
+
+static int dec_hint_put(q_reader *r, net_msg *m)
+{
+	Q_RET(get_bytes(r, &m->u.hint_put.owner, 1, NET_MAX_NODE_ID));
+	Q_RET(get_bytes(r, &m->u.hint_put.key, 1, NET_MAX_KEY));
+	return get_bytes(r, &m->u.hint_put.object, 1, NET_MAX_OBJECT);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The table                                                                  */
 
@@ -408,6 +422,8 @@ static const struct msg_kind msg_table[256] = {
 	[NET_MSG_STATUS_RESP] = {"STATUS_RESP", 0, 1, enc_status_resp, dec_status_resp},
 	[NET_MSG_GOSSIP] = {"GOSSIP", NET_MSG_GOSSIP_RESP, 0, enc_gossip, dec_gossip},
 	[NET_MSG_GOSSIP_RESP] = {"GOSSIP_RESP", 0, 1, enc_gossip_resp, dec_gossip_resp},
+	[NET_MSG_HINT_PUT] = {"HINT_PUT", NET_MSG_HINT_PUT_RESP, 0, enc_hint_put, dec_hint_put},
+	[NET_MSG_HINT_PUT_RESP] = {"HINT_PUT_RESP", 0, 1, enc_repl_put_resp, dec_repl_put_resp},
 };
 
 /* ------------------------------------------------------------------------ */

@@ -124,6 +124,13 @@ typedef struct net_gossip {
 	q_slice payload;
 } net_gossip;
 
+/* HINT_PUT: a replica write for a down owner, kept as a hint. */
+typedef struct net_hint_put {
+	q_slice owner;        /* intended owner's node id, 1..NET_MAX_NODE_ID */
+	q_slice key;          /* 1..NET_MAX_KEY */
+	q_slice object;       /* 1..NET_MAX_OBJECT */
+} net_hint_put;
+
 typedef struct net_msg {
 	uint8_t type;         /* enum net_msg_type: selects the union member */
 	union {
@@ -142,6 +149,8 @@ typedef struct net_msg {
 		net_status status;
 		net_status_resp status_resp;
 		net_gossip gossip;       /* GOSSIP, GOSSIP_RESP */
+		net_hint_put hint_put;
+		/* HINT_PUT_RESP uses repl_put_resp */
 	} u;
 	void *owned_;         /* decoder allocation; freed by net_msg_clear */
 } net_msg;

@@ -100,6 +100,12 @@ enum net_msg_type {
 	NET_MSG_GOSSIP = 0x40,
 	NET_MSG_GOSSIP_RESP = 0x41,
 
+	/* 0x50-0x5f: hinted handoff. HINT_PUT asks a fallback to merge an
+	 * object into its replica and keep a hint for the intended owner;
+	 * HINT_PUT_RESP has the layout of REPL_PUT_RESP. */
+	NET_MSG_HINT_PUT = 0x50,
+	NET_MSG_HINT_PUT_RESP = 0x51,
+
 	/* Reserved ranges for later subsystems (not decodable yet). */
 	NET_MSG_GOSSIP_FIRST = 0x40,   /* 0x40-0x4f gossip / membership */
 	NET_MSG_GOSSIP_LAST = 0x4f,

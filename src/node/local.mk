@@ -9,7 +9,7 @@ src_node_libqnode_a_SOURCES = \
 # Everything a program embedding a node links, lowest layer last. The mount
 # daemon uses it too: fuse_quorumfs_LDADD = ... $(QNODE_LDADD)
 QNODE_LDADD = src/node/libqnode.a src/client/libqclient.a src/cluster/libqcluster.a \
-	src/gossip/libqgossip.a \
+	src/gossip/libqgossip.a src/handoff/libqhandoff.a \
 	src/net/libqnet.a src/ring/libqring.a src/object/libqobject.a \
 	src/lsm/libqlsm.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 
@@ -19,7 +19,7 @@ src_node_quorumd_LDADD = $(QNODE_LDADD)
 
 # integration tests of the cluster node (run by tests/integration/run.sh)
 EXTRA_DIST += tests/integration/test_cluster_node.py tests/integration/test_cluster_errors.py \
-	tests/integration/test_gossip_membership.py
+	tests/integration/test_gossip_membership.py tests/integration/test_gossip_handoff.py
 
 # fuzz targets: the context token decoder and the node config loader
 FUZZ_TARGETS += tests/fuzz/client_token_fuzzer tests/fuzz/node_conf_fuzzer

@@ -29,6 +29,7 @@
 #include "cluster/coord.h"
 #include "cluster/members.h"
 #include "cluster/replica.h"
+#include "handoff/hint.h"
 #include "lsm/lsm.h"
 #include "net/net_loop.h"
 #include "node/node_conf.h"
@@ -36,6 +37,7 @@
 #include "util/env.h"
 #include "util/log.h"
 #include "util/qerr.h"
+#include "util/qtime.h"
 
 #define GOSSIP_SEEDS_MAX_NODE 64 /* == GOSSIP_SEEDS_MAX */
 
@@ -43,6 +45,7 @@ struct q_node {
 	node_conf cfg;
 	char id[NODE_ID_MAX + 1];
 	lsm_db *db;
+	hint_store *hints;
 	replica *rep;
 	members *mem;
 	coord *coord;
@@ -86,6 +89,21 @@ static int status_gossip(q_node *n, q_buf *out)
 			    g[0], g[1], g[2], g[3]);
 }
 
+static int status_hints(q_node *n, q_buf *out)
+{
+	hint_stats hs = {0, 0, 0, 0};
+	if (n->hints)
+		hint_get_stats(n->hints, &hs);
+	uint64_t now = q_wall_ns() / 1000000u;
+	uint64_t age = hs.oldest_ms && now > hs.oldest_ms ? now - hs.oldest_ms : 0;
+	return q_buf_printf(out,
+			    ",\"hints\":{\"count\":%llu,\"bytes\":%llu,\"oldest_ms\":%llu,"
+			    "\"oldest_age_ms\":%llu,\"corrupt\":%llu}",
+			    (unsigned long long)hs.count, (unsigned long long)hs.bytes,
+			    (unsigned long long)hs.oldest_ms, (unsigned long long)age,
+			    (unsigned long long)hs.corrupt);
+}
+
 static int status_hook(void *arg, q_buf *out)
 {
 	q_node *n = arg;
@@ -111,7 +129,9 @@ static int status_hook(void *arg, q_buf *out)
 			    (unsigned long long)rs.gets, (unsigned long long)rs.updates,
 			    (unsigned long long)rs.merges, (unsigned long long)rs.merges_unchanged,
 			    (unsigned long long)rs.corrupt);
-	return rc < 0 ? rc : status_gossip(n, out);
+	if (rc == 0)
+		rc = status_gossip(n, out);
+	return rc < 0 ? rc : status_hints(n, out);
 }
 
 static void node_free(q_node *n)
@@ -120,6 +140,7 @@ static void node_free(q_node *n)
 		qc_close(n->client);
 	node_gossip_free(n->gossip);
 	coord_free(n->coord);
+	hint_store_close(n->hints);
 	replica_free(n->rep);
 	members_free(n->mem);
 	if (n->db) {
@@ -179,6 +200,12 @@ int q_node_start(q_conf *conf, q_node **out)
 		goto fail;
 	}
 	Q_ERR(replica_new(n->db, n->id, &n->rep));
+	rc = hint_store_open(n->db, NULL, NULL, &n->hints);
+	if (rc < 0) {
+		Q_ERROR("node", "cannot open the hint store: %s", q_strerror(rc));
+		n->hints = NULL;
+		goto fail;
+	}
 	Q_ERR(members_new(n->id, n->cfg.listen, n->cfg.zone, &n->mem));
 
 	coord_config cc = {
@@ -193,6 +220,7 @@ int q_node_start(q_conf *conf, q_node **out)
 		.max_value = (size_t)n->cfg.max_value_size,
 		.ring_tokens = n->cfg.ring_tokens,
 		.inline_io = n->cfg.inline_io,
+		.sloppy_quorum = n->cfg.sloppy_quorum,
 	};
 	Q_ERR(coord_new(&cc, n->rep, n->mem, NULL, &n->coord));
 	for (size_t i = 0; i < n->cfg.npeers; i++) {
@@ -207,6 +235,7 @@ int q_node_start(q_conf *conf, q_node **out)
 		}
 	}
 	coord_set_status_hook(n->coord, status_hook, n);
+	coord_set_hints(n->coord, n->hints);
 
 	/* libuv's worker pool runs the disk jobs; its size is read once per
 	 * process, from the environment, at the first job */
@@ -295,6 +324,8 @@ int q_node_stop(q_node *n)
 		n->loop = NULL;
 	}
 	int rc = 0;
+	hint_store_close(n->hints);
+	n->hints = NULL;
 	if (n->db) {
 		rc = lsm_close(n->db);
 		n->db = NULL;

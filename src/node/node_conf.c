@@ -24,7 +24,7 @@ const char *const q_node_conf_keys[] = {
 	"max_value_size", "max_key_size", "memtable_size", "cache_size",
 	"read_repair", "log_level", "ring_tokens", "workers", "io",
 	"gossip_interval", "gossip_fanout", "gossip_suspect_after", "gossip_down_after",
-	"cluster_name",
+	"cluster_name", "sloppy_quorum",
 	NULL
 };
 
@@ -260,6 +260,11 @@ int node_conf_load(q_conf *conf, node_conf *c, char *err, size_t cap)
 			   "must be at least 64k");
 	Q_RET(get_size(conf, "cache_size", 8 << 20, &c->cache_size, err, cap));
 	rc = q_conf_get_bool(conf, "read_repair", 1, &c->read_repair);
+	if (rc < 0) {
+		snprintf(err, cap, "config: %s", q_conf_error(conf));
+		return rc;
+	}
+	rc = q_conf_get_bool(conf, "sloppy_quorum", 1, &c->sloppy_quorum);
 	if (rc < 0) {
 		snprintf(err, cap, "config: %s", q_conf_error(conf));
 		return rc;

@@ -103,6 +103,15 @@ static int sample(uint8_t type, net_msg *m)
 	case NET_MSG_STATUS_RESP:
 		m->u.status_resp.text = q_slice_str("{\"ok\":true}");
 		return 1;
+	case NET_MSG_HINT_PUT:
+		m->u.hint_put.owner = q_slice_str("n2");
+		m->u.hint_put.key = q_slice_str("k");
+		m->u.hint_put.object = q_slice_str("obj");
+		return 1;
+	case NET_MSG_HINT_PUT_RESP:
+		m->u.repl_put_resp.status = 0;
+		m->u.repl_put_resp.digest = 7;
+		return 1;
 	case NET_MSG_GOSSIP:
 	case NET_MSG_GOSSIP_RESP:
 		m->u.gossip.payload = q_slice_str("gossip-bytes");
@@ -253,7 +262,7 @@ QTEST(msg_roundtrip_every_type)
 		net_msg_clear(&d);
 		q_buf_free(&b);
 	}
-	ASSERT_EQ(n, 21);
+	ASSERT_EQ(n, 23);
 }
 
 QTEST(msg_fields_decoded)
