@@ -106,7 +106,9 @@ enum net_msg_type {
 	NET_MSG_HINT_PUT = 0x50,
 	NET_MSG_HINT_PUT_RESP = 0x51,
 
-	/* Reserved ranges for later subsystems (not decodable yet). */
+	/* Type ranges per subsystem. Gossip (0x40/0x41) and hinted handoff
+	 * (0x50/0x51) types are in use; the rest of each range, and the AAE
+	 * and admin ranges, are reserved (not decodable yet). */
 	NET_MSG_GOSSIP_FIRST = 0x40,   /* 0x40-0x4f gossip / membership */
 	NET_MSG_GOSSIP_LAST = 0x4f,
 	NET_MSG_HINT_FIRST = 0x50,     /* 0x50-0x5f hinted handoff */
