@@ -48,7 +48,8 @@ fuse_quorumfs_CPPFLAGS = $(AM_CPPFLAGS) $(FUSE_CFLAGS)
 fuse_quorumfs_LDADD = fuse/libqfs.a $(QNODE_LDADD) $(FUSE_LIBS)
 
 # integration tests (pytest, real mounts; run by tests/integration/run.sh)
-EXTRA_DIST += tests/integration/test_fuse_basic.py tests/integration/test_fuse_cluster.py
+EXTRA_DIST += tests/integration/test_fuse_basic.py tests/integration/test_fuse_cluster.py \
+	tests/integration/test_fuse_posix.py tests/integration/fsx.py
 
 # the fstab helper
 sbin_SCRIPTS += contrib/mount.quorumfs
