@@ -71,9 +71,15 @@ def two_mounts(procs, tmp_path, opts):
     pa, ma = mount(procs, tmp_path, name="a", listen=la, extra=["--node-id", "na"], opts=common)
     pb, mb = mount(procs, tmp_path, name="b", listen=lb,
                    extra=["--node-id", "nb", "--join", la], opts=common)
-    # the cluster works: a file made on one side shows on the other
-    with open(os.path.join(ma, "hello"), "w") as f:
-        f.write("hi")
+    # the cluster works: a file made on one side shows on the other. With
+    # r=1, a read that reaches the newly joined (still empty) replica first
+    # may report the root directory missing until it has been repaired, so
+    # the first create is retried for a bounded time.
+    def make_hello():
+        with open(os.path.join(ma, "hello"), "w") as f:
+            f.write("hi")
+        return True
+    wait_for(make_hello, timeout=60, interval=0.2, what="first create on a")
     wait_for(lambda: os.path.exists(os.path.join(mb, "hello")), timeout=60,
              what="b sees a's file")
     return (pa, ma, la), (pb, mb, lb)
