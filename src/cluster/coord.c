@@ -160,9 +160,12 @@ struct coord {
 	int hint_timer_on;
 	int hint_inflight;       /* deliveries outstanding (loop thread) */
 	uint64_t hints_delivered, hints_stored; /* atomics */
-	coord_msg_fn msg_hook;
-	void *msg_hook_arg;
-	uint8_t msg_first, msg_last;
+	struct {
+		coord_msg_fn fn;
+		void *arg;
+		uint8_t first, last;
+	} msg_hooks[COORD_MSG_HOOKS_MAX];
+	size_t nmsg_hooks;
 };
 
 #define STAT_INC(c, f) __atomic_add_fetch(&(c)->st.f, 1, __ATOMIC_RELAXED)
@@ -1681,9 +1684,11 @@ static void coord_handle(void *ctx, net_request *req)
 		net_reply_error(req, Q_ECLOSED, "node is shutting down");
 		return;
 	}
-	if (c->msg_hook && req->type >= c->msg_first && req->type <= c->msg_last) {
-		c->msg_hook(c->msg_hook_arg, req);
-		return;
+	for (size_t i = 0; i < c->nmsg_hooks; i++) {
+		if (req->type >= c->msg_hooks[i].first && req->type <= c->msg_hooks[i].last) {
+			c->msg_hooks[i].fn(c->msg_hooks[i].arg, req);
+			return;
+		}
 	}
 	switch (req->type) {
 	case NET_MSG_HELLO:
@@ -2450,12 +2455,43 @@ void coord_set_status_hook(coord *c, coord_status_fn fn, void *arg)
 	c->hook_arg = arg;
 }
 
-void coord_set_msg_hook(coord *c, uint8_t first, uint8_t last, coord_msg_fn fn, void *arg)
+int coord_set_msg_hook(coord *c, uint8_t first, uint8_t last, coord_msg_fn fn, void *arg)
 {
-	c->msg_hook = fn;
-	c->msg_hook_arg = arg;
-	c->msg_first = first;
-	c->msg_last = last;
+	if (!fn || first > last || first < NET_MSG_GOSSIP_FIRST)
+		return -EINVAL;
+	for (size_t i = 0; i < c->nmsg_hooks; i++)
+		if (first <= c->msg_hooks[i].last && last >= c->msg_hooks[i].first)
+			return -EEXIST;
+	if (c->nmsg_hooks == COORD_MSG_HOOKS_MAX)
+		return -ENOSPC;
+	c->msg_hooks[c->nmsg_hooks].fn = fn;
+	c->msg_hooks[c->nmsg_hooks].arg = arg;
+	c->msg_hooks[c->nmsg_hooks].first = first;
+	c->msg_hooks[c->nmsg_hooks].last = last;
+	c->nmsg_hooks++;
+	return 0;
+}
+
+int coord_ring_snapshot(coord *c, ring **out)
+{
+	member *mv = NULL;
+	size_t mn = 0;
+	uint64_t ver = 0;
+	*out = NULL;
+	Q_RET(members_snapshot(c->mem, &mv, &mn, &ver));
+	ring_member *rm = calloc(mn ? mn : 1, sizeof(ring_member));
+	int rc = -ENOMEM;
+	if (rm) {
+		for (size_t i = 0; i < mn; i++) {
+			rm[i].node = mv[i].id;
+			rm[i].zone = mv[i].zone;
+			rm[i].tokens = (uint32_t)c->cfg.ring_tokens;
+		}
+		rc = ring_build(rm, mn, ver, out);
+	}
+	free(rm);
+	free(mv);
+	return rc;
 }
 
 net_pool *coord_pool(coord *c)

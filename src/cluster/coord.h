@@ -45,6 +45,7 @@
 #include "net/net_pool.h"
 #include "net/net_server.h"
 #include "object/obj.h"
+#include "ring/ring.h"
 #include "util/buf.h"
 
 #define COORD_MAX_N 16 /* largest replication factor */
@@ -145,12 +146,19 @@ void coord_set_status_hook(coord *c, coord_status_fn fn, void *arg);
 #define COORD_HINT_INTERVAL_MS 500
 void coord_set_hints(coord *c, hint_store *hs);
 
-/* Hook for message types the coordinator does not serve itself (e.g.
- * gossip, NET_MSG_GOSSIP_FIRST..LAST): requests of type first..last go to
- * fn on the loop thread, which must reply to or drop req. Before
- * coord_start. */
+/* Hooks for message types the coordinator does not serve itself (gossip,
+ * NET_MSG_GOSSIP_FIRST..LAST; anti-entropy; admin): requests of type
+ * first..last go to fn on the loop thread, which must reply to or drop req.
+ * Up to COORD_MSG_HOOKS_MAX hooks with disjoint type ranges, all at or above
+ * NET_MSG_GOSSIP_FIRST. Before coord_start. -EINVAL, -EEXIST (overlap),
+ * -ENOSPC (full). */
+#define COORD_MSG_HOOKS_MAX 8
 typedef void (*coord_msg_fn)(void *arg, net_request *req);
-void coord_set_msg_hook(coord *c, uint8_t first, uint8_t last, coord_msg_fn fn, void *arg);
+int coord_set_msg_hook(coord *c, uint8_t first, uint8_t last, coord_msg_fn fn, void *arg);
+/* The ring of the current membership view (same tokens the coordinator
+ * routes by), built fresh; the caller frees it with ring_free. Any thread.
+ * Compare ring_version / ring_digest to notice changes. */
+int coord_ring_snapshot(coord *c, ring **out);
 /* Loop thread, between coord_start and coord_close: the peer pool, for
  * subsystems that send their own messages. NULL outside that window. */
 net_pool *coord_pool(coord *c);

@@ -214,7 +214,9 @@ int node_gossip_new(q_conf *conf, coord *c, members *mem, net_loop *loop, const 
 			ng->nseeds++;
 		}
 	}
-	coord_set_msg_hook(c, NET_MSG_GOSSIP_FIRST, NET_MSG_GOSSIP_LAST, handle, ng);
+	rc = coord_set_msg_hook(c, NET_MSG_GOSSIP_FIRST, NET_MSG_GOSSIP_LAST, handle, ng);
+	if (rc < 0)
+		goto fail;
 	*out = ng;
 	return 0;
 fail:
