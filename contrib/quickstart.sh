@@ -13,8 +13,8 @@ top=$(pwd)
 mode=${1:-}
 
 BUILD_DEPS="build-essential autoconf automake pkg-config libfuse3-dev fuse3 \
-libuv1-dev libxxhash-dev libsnappy-dev"
-TEST_DEPS="python3 python3-pytest rsync iproute2 nftables procps psmisc kmod bindfs"
+libuv1-dev libxxhash-dev libsnappy-dev libsodium-dev"
+TEST_DEPS="python3 python3-pytest rsync iproute2 nftables procps psmisc kmod bindfs faketime"
 
 install_deps() {
 	[ "${QFS_SKIP_APT:-0}" = 1 ] && return 0
