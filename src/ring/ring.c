@@ -570,6 +570,102 @@ int ring_ranges(const ring *r, const char *node, size_t n, ring_range **out, siz
 	return 0;
 }
 
+/* Same members, any order (replica lists are short). */
+static int same_set(const ring_arc *a, const ring_arc *b)
+{
+	if (a->nreplicas != b->nreplicas)
+		return 0;
+	for (uint32_t i = 0; i < a->nreplicas; i++) {
+		uint32_t j = 0;
+		while (j < b->nreplicas && b->replicas[j] != a->replicas[i])
+			j++;
+		if (j == b->nreplicas)
+			return 0;
+	}
+	return 1;
+}
+
+static int arc_cmp(const void *x, const void *y)
+{
+	const ring_arc *a = x, *b = y;
+	if (a->range.start != b->range.start)
+		return a->range.start < b->range.start ? -1 : 1;
+	if (a->range.end != b->range.end)
+		return a->range.end < b->range.end ? -1 : 1;
+	return 0;
+}
+
+int ring_arcs(const ring *r, const char *node, size_t n, int merge, ring_arc **out,
+	      size_t *count)
+{
+	*out = NULL;
+	*count = 0;
+	int me = ring_member_find(r, node);
+	if (me < 0)
+		return me;
+	if (r->nt == 0)
+		return 0;
+	if (n > r->nm)
+		n = r->nm;
+	if (n > RING_ARC_MAX_N)
+		n = RING_ARC_MAX_N;
+	/* every token at one point: token 0's arc is the whole circle */
+	int all_same = r->t[0].h == r->t[r->nt - 1].h;
+	/* all non-empty arcs in token order, each with its replica set */
+	ring_arc *all = malloc(r->nt * sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	size_t na = 0;
+	size_t pl[RING_ARC_MAX_N];
+	for (size_t i = 0; i < r->nt; i++) {
+		uint64_t prev = r->t[i ? i - 1 : r->nt - 1].h;
+		if (r->t[i].h == prev && !(all_same && i == 0))
+			continue; /* empty arc */
+		size_t np;
+		size_t k = preflist_from(r, i, n, pl, n, &np);
+		ring_arc *a = &all[na++];
+		a->range.start = prev;
+		a->range.end = r->t[i].h;
+		a->nreplicas = 0;
+		for (size_t j = 0; j < k && j < np; j++)
+			a->replicas[a->nreplicas++] = (uint32_t)pl[j];
+	}
+	if (merge && na > 1) {
+		/* join runs of equal sets; then the run ending at the last
+		 * token with the one starting after it (through 0) */
+		size_t w = 0;
+		for (size_t i = 0; i < na; i++) {
+			if (w > 0 && same_set(&all[w - 1], &all[i]))
+				all[w - 1].range.end = all[i].range.end;
+			else
+				all[w++] = all[i];
+		}
+		na = w;
+		if (na > 1 && same_set(&all[0], &all[na - 1])) {
+			all[0].range.start = all[na - 1].range.start;
+			na--;
+		}
+		if (na == 1)
+			all[0].range.start = all[0].range.end; /* whole circle */
+	}
+	size_t nk = 0;
+	for (size_t i = 0; i < na; i++) {
+		int mine = 0;
+		for (uint32_t j = 0; j < all[i].nreplicas; j++)
+			mine |= all[i].replicas[j] == (uint32_t)me;
+		if (mine)
+			all[nk++] = all[i];
+	}
+	if (nk == 0) {
+		free(all);
+		return 0;
+	}
+	qsort(all, nk, sizeof(*all), arc_cmp);
+	*out = all;
+	*count = nk;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* codec                                                               */
 

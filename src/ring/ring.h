@@ -134,6 +134,29 @@ void ring_ownership(const ring *r, double *shares);
  * Q_ENOTFOUND if node is not a member.
  */
 int ring_ranges(const ring *r, const char *node, size_t n, ring_range **out, size_t *count);
+/*
+ * The elementary arcs node replicates, for anti-entropy: a ring_arc is an
+ * arc on which the replica set (the n primaries of the preference list) is
+ * constant, with that set. Two nodes of one replica set compute exactly the
+ * same arcs for it, so per-arc state (Merkle trees) is comparable between
+ * them. With merge = 0 every non-empty interval between consecutive tokens
+ * is one arc; with merge = 1 clockwise-adjacent arcs with the same replica
+ * set (as a set, any order) are joined (empty arcs join their successor),
+ * which is still identical on every replica (it depends only on the ring)
+ * and turns, e.g., a 3-node N=3 ring into one arc: the whole circle
+ * (start == end). Arcs are listed in ascending (start, end) order of
+ * their encoding; replicas[] holds member indices in preference-list order.
+ * *out is malloc'ed (caller frees; NULL when *count is 0).
+ * Q_ENOTFOUND if node is not a member.
+ */
+#define RING_ARC_MAX_N 16
+typedef struct ring_arc {
+	ring_range range;
+	uint32_t nreplicas;
+	uint32_t replicas[RING_ARC_MAX_N];
+} ring_arc;
+int ring_arcs(const ring *r, const char *node, size_t n, int merge, ring_arc **out,
+	      size_t *count);
 /* 1 if h lies in range rr. */
 int ring_range_contains(ring_range rr, uint64_t h);
 
