@@ -19,7 +19,8 @@ AAE_TESTS = \
 	tests/unit/test_aae_exchange \
 	tests/unit/test_aae_rate \
 	tests/unit/test_aae_reap \
-	tests/unit/test_aae_lsm
+	tests/unit/test_aae_lsm \
+	tests/unit/test_aae_replica
 check_PROGRAMS += $(AAE_TESTS)
 TESTS += $(AAE_TESTS)
 tests_unit_test_aae_tree_LDADD = $(QTEST_LDADD) $(AAE_LIBS)
@@ -30,6 +31,11 @@ tests_unit_test_aae_reap_LDADD = $(QTEST_LDADD) $(AAE_LIBS)
 # aae_lsm.c is the only part that needs the engine, objects and the ring
 tests_unit_test_aae_lsm_LDADD = $(QTEST_LDADD) src/aae/libqaae.a src/lsm/libqlsm.a \
 	src/object/libqobject.a src/ring/libqring.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
+
+# the replica write hook (src/cluster/replica.c) feeding trees and index
+tests_unit_test_aae_replica_LDADD = $(QTEST_LDADD) src/cluster/libqcluster.a src/aae/libqaae.a \
+	src/lsm/libqlsm.a src/object/libqobject.a src/ring/libqring.a src/util/libqutil.a \
+	$(QUORUM_LIBS_EXT)
 
 # fuzz targets: the message decoder (and responder), the persisted-tree
 # decoder, the exchange consuming hostile responses

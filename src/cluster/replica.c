@@ -8,6 +8,9 @@
  *      so two writers of one key never lose each other's siblings.
  *   3. A call returns success only after the engine accepted the write
  *      (durable under sync=always).
+ *   4. Every stored change is one lsm_batch: the data entry plus whatever
+ *      the batch hook adds (the AAE bucket index), so they agree after a
+ *      crash; the after hook runs only once that batch is accepted.
  * Threading: stripes are plain pthread mutexes; counters are atomics.
  */
 #include "cluster/replica.h"
@@ -27,6 +30,7 @@ struct replica {
 	char node[OBJ_NODE_MAX + 1];
 	pthread_mutex_t stripe[REPLICA_STRIPES];
 	uint64_t gets, updates, merges, unchanged, corrupt;
+	replica_hooks hooks;
 };
 
 int replica_new(lsm_db *db, const char *node_id, replica **out)
@@ -103,12 +107,47 @@ static int load(replica *r, const lkey *k, q_slice key, obj_set **out)
 	return rc;
 }
 
-static int store(replica *r, const lkey *k, const obj_set *s)
+void replica_set_hooks(replica *r, const replica_hooks *h)
+{
+	if (h)
+		r->hooks = *h;
+	else
+		memset(&r->hooks, 0, sizeof(r->hooks));
+}
+
+/* Writes s (NULL: deletes the key) in one batch with the hook's entries,
+ * then tells the after hook. cur is the set stored before (may be NULL).
+ * Called with the key's stripe held. */
+static int store(replica *r, const lkey *k, q_slice key, const obj_set *cur, const obj_set *s)
 {
 	q_buf enc = Q_BUF_INIT;
-	int rc = obj_set_encode(s, &enc);
-	if (rc == 0)
-		rc = lsm_put(r->db, q_slice_make(k->p, k->n), q_buf_slice(&enc));
+	lsm_batch *b = NULL;
+	uint64_t od = 0, nd = 0;
+	int rc = 0;
+	if (s) {
+		Q_ERR(obj_set_encode(s, &enc));
+		nd = obj_set_digest(s);
+	}
+	if (cur)
+		od = obj_set_digest(cur);
+	b = lsm_batch_new();
+	rc = -ENOMEM;
+	if (!b)
+		goto fail;
+	if (s)
+		rc = lsm_batch_put(b, q_slice_make(k->p, k->n), q_buf_slice(&enc));
+	else
+		rc = lsm_batch_delete(b, q_slice_make(k->p, k->n));
+	if (rc < 0)
+		goto fail;
+	if (r->hooks.batch)
+		Q_ERR(r->hooks.batch(r->hooks.arg, b, key, s ? &nd : NULL));
+	Q_ERR(lsm_write(r->db, b));
+	if (r->hooks.after)
+		r->hooks.after(r->hooks.arg, key, cur ? &od : NULL, s ? &nd : NULL, s);
+	rc = 0;
+fail:
+	lsm_batch_free(b);
 	q_buf_free(&enc);
 	return rc;
 }
@@ -149,7 +188,7 @@ int replica_update(replica *r, q_slice key, const obj_ctx *client, const obj_wri
 	rc = obj_set_update(cur, client, r->node, w, &OBJ_PRUNE_DEFAULT, w->wall_ns, &next);
 	if (rc < 0)
 		goto out;
-	rc = store(r, &k, next);
+	rc = store(r, &k, key, cur, next);
 	if (rc < 0)
 		goto out;
 	__atomic_add_fetch(&r->updates, 1, __ATOMIC_RELAXED);
@@ -182,7 +221,7 @@ int replica_merge(replica *r, q_slice key, const obj_set *in, obj_set **out)
 	if (cur && obj_set_equal(cur, next)) {
 		__atomic_add_fetch(&r->unchanged, 1, __ATOMIC_RELAXED);
 	} else {
-		rc = store(r, &k, next);
+		rc = store(r, &k, key, cur, next);
 		if (rc < 0)
 			goto out;
 	}
@@ -195,6 +234,34 @@ out:
 		*out = next;
 	else
 		obj_set_free(next);
+	return rc;
+}
+
+int replica_remove_if(replica *r, q_slice key, uint64_t digest)
+{
+	lkey k;
+	obj_set *cur = NULL;
+	Q_RET(lkey_make(&k, key));
+	pthread_mutex_t *mu = stripe_of(r, key);
+	pthread_mutex_lock(mu);
+	int rc = load(r, &k, key, &cur);
+	if (rc == Q_ENOTFOUND) {
+		rc = 0;
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	if (!obj_set_tombstone_only(cur) || obj_set_digest(cur) != digest) {
+		rc = 0;
+		goto out;
+	}
+	rc = store(r, &k, key, cur, NULL);
+	if (rc == 0)
+		rc = 1;
+out:
+	pthread_mutex_unlock(mu);
+	lkey_free(&k);
+	obj_set_free(cur);
 	return rc;
 }
 

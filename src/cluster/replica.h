@@ -60,6 +60,35 @@ int replica_update(replica *r, q_slice key, const obj_ctx *client, const obj_wri
  * NULL) receives the stored result. */
 int replica_merge(replica *r, q_slice key, const obj_set *in, obj_set **out);
 
+/*
+ * Write hooks (anti-entropy, src/node/node_aae.c): both run with the key's
+ * stripe mutex held, so hook calls for one key are serialised in the order
+ * of the writes.
+ *   batch  before the write: adds entries that must commit atomically with
+ *          the data write (the AAE bucket index) to b; new_digest is the
+ *          obj_set_digest of the set about to be stored, NULL when the key is
+ *          being removed. A negative return fails the write (nothing stored).
+ *   after  after the engine accepted the write: old_digest is the digest of
+ *          the set that was stored before (NULL if none, or it did not
+ *          decode), new_digest as above, stored the new set (NULL on
+ *          removal; borrowed for the call).
+ * A merge that changes nothing calls neither. Set before the replica is
+ * used; hooks NULL clears them.
+ */
+typedef struct replica_hooks {
+	int (*batch)(void *arg, lsm_batch *b, q_slice key, const uint64_t *new_digest);
+	void (*after)(void *arg, q_slice key, const uint64_t *old_digest,
+		      const uint64_t *new_digest, const obj_set *stored);
+	void *arg;
+} replica_hooks;
+void replica_set_hooks(replica *r, const replica_hooks *h);
+
+/* Physical removal of a reaped tombstone: deletes key (and, through the
+ * hooks, its index entry) only if the stored set is tombstone-only and its
+ * digest is still digest. Returns 1 if removed, 0 if the key changed or is
+ * absent (nothing done), or a negative error. */
+int replica_remove_if(replica *r, q_slice key, uint64_t digest);
+
 void replica_get_stats(replica *r, replica_stats *out);
 
 #endif
