@@ -9,7 +9,8 @@ fuse_libqfs_a_SOURCES = \
 	fuse/qfs_obj.c fuse/qfs_obj.h \
 	fuse/qfs_conflict.c fuse/qfs_conflict.h \
 	fuse/qfs_inode.c fuse/qfs_inode.h \
-	fuse/qfs_opts.c fuse/qfs_opts.h
+	fuse/qfs_opts.c fuse/qfs_opts.h \
+	fuse/qfs_sibs.c fuse/qfs_sibs.h
 
 # unit tests
 QFS_TESTS = \
@@ -49,7 +50,8 @@ fuse_quorumfs_LDADD = fuse/libqfs.a $(QNODE_LDADD) $(FUSE_LIBS)
 
 # integration tests (pytest, real mounts; run by tests/integration/run.sh)
 EXTRA_DIST += tests/integration/test_fuse_basic.py tests/integration/test_fuse_cluster.py \
-	tests/integration/test_fuse_posix.py tests/integration/fsx.py
+	tests/integration/test_fuse_posix.py tests/integration/fsx.py \
+	tests/integration/test_fuse_siblings.py
 
 # the fstab helper
 sbin_SCRIPTS += contrib/mount.quorumfs

@@ -28,5 +28,7 @@ void cli_json_str(FILE *f, const uint8_t *p, size_t n);
 
 /* `quorumctl bench ARGS` (cli_bench.c); returns an exit code. */
 int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int json);
+/* `quorumctl siblings PATH ...` (cli_fs.c); returns an exit code. */
+int cli_siblings(int argc, char **argv, const char *node, uint64_t timeout_ms, int json);
 
 #endif

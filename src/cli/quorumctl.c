@@ -3,7 +3,7 @@
  *
  *   quorumctl [--node ADDR:PORT] [--timeout DUR] [--json] COMMAND [ARGS]
  *
- * Commands: get, put, delete, status, bench (see usage() and
+ * Commands: get, put, delete, status, bench, siblings (see usage() and
  * docs/cluster.md). Output is meant for people and for scripts: --json on
  * any command prints one JSON document on stdout; errors go to stderr as
  * "quorumctl: CODE: message" with CODE the symbolic error name.
@@ -45,6 +45,8 @@ static void usage(FILE *f)
 		"  bench [--nodes A,B,..] [--clients 50] [--keys 100000] [--duration 10s]\n"
 		"        [--value-size 100] [--get-percent 50] [--r N] [--w N] [--preload]\n"
 		"        mixed get/put load; prints throughput and latency percentiles\n"
+		"  siblings PATH [--json] [--r N] [--n N] [--no-digest]\n"
+		"        every version of a file of the filesystem (PATH as in the mount)\n"
 		"\n"
 		"Options:\n"
 		"  --node ADDR:PORT   node to talk to (default $QUORUMCTL_NODE or 127.0.0.1:7070)\n"
@@ -516,6 +518,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "bench"))
 		return cli_bench(argc - i, argv + i, a.node, a.timeout_ms, a.json);
+	if (!strcmp(cmd, "siblings"))
+		return cli_siblings(argc - i, argv + i, a.node, a.timeout_ms, a.json);
 	int rc = parse_cmd_args(argc, argv, i, &a);
 	if (rc)
 		return rc;

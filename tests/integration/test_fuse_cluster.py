@@ -3,6 +3,7 @@ cluster on 127.0.0.2 and 127.0.0.3, the network between them cut with
 nftables rules in a private table (always deleted at teardown), conflicts
 made on purpose and resolved with mv and rm, and quorum lost on purpose.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import BUILDDIR, free_port, wait_for
 from test_fuse_basic import mount
 
 pytestmark = pytest.mark.skipif(
@@ -136,6 +137,17 @@ def test_partition_conflict_and_resolution(procs, tmp_path, cut_factory):
     assert name.endswith("-na.txt"), name  # the node that wrote it
     sib = os.getxattr(os.path.join(ma, "report.txt"), "user.quorum.siblings").decode()
     assert "node=" in sib and "context=" in sib and name in sib
+    # quorumctl siblings lists the same two versions, from either node
+    for node in (la, lb):
+        r = subprocess.run([os.path.join(BUILDDIR, "src", "cli", "quorumctl"), "--node", node,
+                            "siblings", "report.txt", "--json"], capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        sibs = {s["name"]: s for s in json.loads(r.stdout)["siblings"]}
+        assert set(sibs) == {"report.txt", name}, sibs
+        assert sibs["report.txt"]["shown"] and sibs["report.txt"]["origin"] == "nb"
+        assert not sibs[name]["shown"] and sibs[name]["origin"] == "na"
+        assert sibs["report.txt"]["size"] == sibs[name]["size"] == 7
+        assert sibs["report.txt"]["digest"] != sibs[name]["digest"]
 
     # both creates survived the cut
     want = {"made-on-a", "made-on-b"}
