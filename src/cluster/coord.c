@@ -29,15 +29,27 @@
  * Get (coord_get):
  *
  *     coord_get ---> FANOUT: REPL_GET to the N primaries
- *                      |  (rep_done: ok++ and merge, or failed++)
- *                      |-- ok >= R ----------------> REPLIED(0 / ENOTFOUND)
- *                      |-- ok + pending < R -------> REPLIED(EQUORUM)
+ *                      |  (rep_done: ok++ [found++ if it held a set]
+ *                      |   and merge, or failed++); read_verdict decides:
+ *                      |-- enough answers ---------> REPLIED(0 / ENOTFOUND)
+ *                      |-- R out of reach ---------> REPLIED(EQUORUM)
  *                      |-- timer (get_timeout) ----> REPLIED(ETIMEOUT)
  *                      v
  *                  all answered or timer: get_finish
  *                      --> READ REPAIR: REPL_PUT(merge) to each answering
  *                          replica whose digest differs (fire and forget)
  *                      --> timer closed; op freed at refs == 0
+ *
+ * Read verdict (read_verdict, docs/cluster.md "Not-found answers"):
+ *   notfound_ok = 1: a not-found answer counts toward R like a found one.
+ *   notfound_ok = 0 (default): only found answers (a replica holding a
+ *   sibling set, tombstones included) count toward R, so an empty replica
+ *   (wiped, freshly joined) answering first cannot hide a key. The read
+ *   answers when found >= R; or when nothing is pending any more and at
+ *   least R replicas answered (the merge of whatever was found, or
+ *   not-found); or early not-found (basic quorum) when a majority of the
+ *   replicas said not-found, none found it, and the pending ones can no
+ *   longer bring found up to R. Fewer than R answers possible: EQUORUM.
  *
  * Put (coord_put):
  *
@@ -106,6 +118,7 @@ struct op {
 	uint8_t *key;
 	size_t klen;
 	int nrep, need, ok, failed;
+	int found;               /* get: answers that held a sibling set */
 	rep reps[COORD_MAX_N];
 	obj_set *merged;         /* get: merge of answers; put: the new set */
 	int local_only;
@@ -513,6 +526,33 @@ static void job_free(job *j)
 
 static void get_finish(op *o);
 
+enum { READ_WAIT = 0, READ_ANSWER = 1, READ_NOQUORUM = 2 };
+
+/*
+ * The quorum rule shared by single and multi-key reads (see "Read verdict"
+ * above): ok answers (found + not-found) and failed ones out of nrep, need
+ * = R. Pure function of the counts.
+ */
+static int read_verdict(int notfound_ok, int nrep, int need, int ok, int found, int failed)
+{
+	int pending = nrep - ok - failed;
+	if (notfound_ok) {
+		if (ok >= need)
+			return READ_ANSWER;
+		return ok + pending < need ? READ_NOQUORUM : READ_WAIT;
+	}
+	if (found >= need)
+		return READ_ANSWER;
+	if (ok + pending < need)
+		return READ_NOQUORUM;
+	if (pending == 0)
+		return READ_ANSWER; /* ok >= need here: merge of what was found */
+	int notfound = ok - found;
+	if (found == 0 && found + pending < need && notfound >= nrep / 2 + 1)
+		return READ_ANSWER; /* basic quorum: a majority said not-found */
+	return READ_WAIT;
+}
+
 static void get_result(op *o)
 {
 	obj_set *s = NULL;
@@ -532,9 +572,11 @@ static void get_check(op *o)
 {
 	int pending = o->nrep - o->ok - o->failed;
 	if (!o->replied) {
-		if (o->ok >= o->need)
+		int v = read_verdict(o->c->cfg.notfound_ok, o->nrep, o->need, o->ok, o->found,
+				     o->failed);
+		if (v == READ_ANSWER)
 			get_result(o);
-		else if (o->ok + pending < o->need)
+		else if (v == READ_NOQUORUM)
 			op_reply(o, Q_EQUORUM, NULL);
 	}
 	if (pending == 0)
@@ -549,6 +591,8 @@ static void get_rep_done(rep *r, int rc, obj_set *set)
 		r->state = REP_OK;
 		r->set = set;
 		o->ok++;
+		if (set && obj_set_count(set) > 0)
+			o->found++;
 		if (set && !o->finished) {
 			obj_set *m = NULL;
 			if (obj_set_sync(o->merged, set, &m) == 0) {
@@ -1020,8 +1064,9 @@ nomem:
 /*
  * A mop asks each member for all the keys it replicates among those asked
  * (REPL_MGET; its own replica through one disk job), then decides each key
- * as a get would: after R answers for that key (merge), or when R can no
- * longer be reached (EQUORUM), or at the timer (ETIMEOUT). The whole answer
+ * as a get would (read_verdict, notfound_ok): when enough answers came for
+ * that key (merge), or when R can no longer be reached (EQUORUM), or at the
+ * timer (ETIMEOUT). The whole answer
  * goes out when every key is decided; read repair per key follows once
  * every member answered or the timer fired.
  */
@@ -1032,6 +1077,7 @@ typedef struct mkey {
 	int has[COORD_MAX_N];      /* replica answered with a set */
 	uint64_t dig[COORD_MAX_N]; /* its digest */
 	int ok, failed, need, decided, rc;
+	int found;                 /* answers that held a sibling set */
 	obj_set *merged;
 	obj_set *result;           /* handed to the callback */
 } mkey;
@@ -1146,10 +1192,10 @@ static void mkey_check(mop *m, mkey *k)
 {
 	if (k->decided)
 		return;
-	int pending = k->nrep - k->ok - k->failed;
-	if (k->ok >= k->need)
+	int v = read_verdict(m->c->cfg.notfound_ok, k->nrep, k->need, k->ok, k->found, k->failed);
+	if (v == READ_ANSWER)
 		mkey_decide(m, k, 0);
-	else if (k->ok + pending < k->need)
+	else if (v == READ_NOQUORUM)
 		mkey_decide(m, k, Q_EQUORUM);
 }
 
@@ -1163,6 +1209,8 @@ static void mkey_answer(mop *m, mkey *k, int j, int rc, obj_set *set)
 	if (rc == 0 || rc == Q_ENOTFOUND) {
 		k->st[j] = REP_OK;
 		k->ok++;
+		if (set && obj_set_count(set) > 0)
+			k->found++;
 		if (set) {
 			k->has[j] = 1;
 			k->dig[j] = obj_set_digest(set);

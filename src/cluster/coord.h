@@ -58,6 +58,9 @@ typedef struct coord_config {
 	int n, r, w;             /* cluster defaults */
 	uint64_t timeout_ms;     /* default request timeout */
 	int read_repair;         /* 1 = repair stale replicas after reads */
+	int notfound_ok;         /* 1: a not-found answer counts toward R;
+				  * 0 (default): only found answers do (see
+				  * docs/cluster.md, "Not-found answers") */
 	size_t max_key;          /* bytes; longer keys get Q_ETOOBIG */
 	size_t max_value;        /* bytes; larger values get Q_ETOOBIG */
 	int ring_tokens;         /* virtual nodes per member */

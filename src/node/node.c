@@ -216,6 +216,7 @@ int q_node_start(q_conf *conf, q_node **out)
 		.w = n->cfg.w,
 		.timeout_ms = n->cfg.request_timeout_ms,
 		.read_repair = n->cfg.read_repair,
+		.notfound_ok = n->cfg.notfound_ok,
 		.max_key = (size_t)n->cfg.max_key_size,
 		.max_value = (size_t)n->cfg.max_value_size,
 		.ring_tokens = n->cfg.ring_tokens,

@@ -24,7 +24,7 @@ const char *const q_node_conf_keys[] = {
 	"max_value_size", "max_key_size", "memtable_size", "cache_size",
 	"read_repair", "log_level", "ring_tokens", "workers", "io",
 	"gossip_interval", "gossip_fanout", "gossip_suspect_after", "gossip_down_after",
-	"cluster_name", "sloppy_quorum",
+	"cluster_name", "sloppy_quorum", "notfound_ok",
 	NULL
 };
 
@@ -265,6 +265,11 @@ int node_conf_load(q_conf *conf, node_conf *c, char *err, size_t cap)
 		return rc;
 	}
 	rc = q_conf_get_bool(conf, "sloppy_quorum", 1, &c->sloppy_quorum);
+	if (rc < 0) {
+		snprintf(err, cap, "config: %s", q_conf_error(conf));
+		return rc;
+	}
+	rc = q_conf_get_bool(conf, "notfound_ok", 0, &c->notfound_ok);
 	if (rc < 0) {
 		snprintf(err, cap, "config: %s", q_conf_error(conf));
 		return rc;

@@ -53,6 +53,7 @@ typedef struct node_conf {
 	uint64_t cache_size;
 	int read_repair;                 /* 1 = repair stale replicas after reads */
 	int sloppy_quorum;               /* 1 = hinted writes to fallbacks count toward W */
+	int notfound_ok;                 /* 1 = a not-found answer counts toward R */
 	int log_level;                   /* q_log_level */
 	int ring_tokens;                 /* virtual nodes per node */
 	int workers;                     /* disk worker threads */
