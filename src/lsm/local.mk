@@ -7,6 +7,7 @@ src_lsm_libqlsm_a_SOURCES = \
 	src/lsm/wal.c src/lsm/wal.h \
 	src/lsm/mem.c src/lsm/mem.h \
 	src/lsm/sst.c src/lsm/sst.h \
+	src/lsm/mapg.c src/lsm/mapg.h \
 	src/lsm/cache.c src/lsm/cache.h \
 	src/lsm/ver.c src/lsm/ver.h \
 	src/lsm/iter.c

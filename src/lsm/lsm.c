@@ -179,6 +179,14 @@ static int file_open_table(lsm_db *db, lsm_file *f)
 	int rc = sst_open(db->env, f->path, f->number, db->cache, db->o.mmap_reads, &t);
 	if (rc)
 		return rc;
+	if (f->size && t->size != f->size) {
+		/* the manifest records the size of every table it names: a file
+		 * of another size was cut short (or extended) behind our back */
+		Q_ERROR("lsm", "table %s is %llu bytes, the manifest says %llu", f->path,
+			(unsigned long long)t->size, (unsigned long long)f->size);
+		sst_close(t);
+		return Q_ECORRUPT;
+	}
 	corrupt_hook *h = malloc(sizeof(*h));
 	if (!h) {
 		sst_close(t);

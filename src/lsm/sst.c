@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "lsm/lsm_format.h"
+#include "lsm/mapg.h"
 #include "util/coding.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -682,7 +683,10 @@ static int read_exact(sst_table *t, void *buf, size_t n, uint64_t off)
 	if (t->map) {
 		if (off > t->size || n > t->size - off)
 			return Q_ECORRUPT;
-		memcpy(buf, t->map + off, n);
+		/* a page lost under the mapping (file truncated behind our back,
+		 * disk read error) is an error here, not a SIGBUS */
+		if (mapg_copy(buf, t->map + off, n))
+			return Q_ECORRUPT;
 		return 0;
 	}
 	size_t got;
@@ -707,12 +711,8 @@ static int read_block(sst_table *t, uint64_t off, uint64_t size, sst_block **out
 		return Q_ECORRUPT;
 	}
 	size_t n = (size_t)size + SST_BLOCK_TRAILER;
-	if (t->map) {
-		int rc = sst_decode_block(t->map + off, n, out);
-		if (rc == Q_ECORRUPT)
-			report_corrupt(t, off, "block checksum or contents");
-		return rc;
-	}
+	/* mapped or not, the stored block is first copied out (for a mapping
+	 * through mapg_copy), then checked and decoded from the copy */
 	uint8_t sbuf[16384];
 	uint8_t *raw = n <= sizeof(sbuf) ? sbuf : malloc(n);
 	if (!raw)
@@ -723,7 +723,8 @@ static int read_block(sst_table *t, uint64_t off, uint64_t size, sst_block **out
 		if (rc == Q_ECORRUPT)
 			report_corrupt(t, off, "block checksum or contents");
 	} else if (rc == Q_ECORRUPT) {
-		report_corrupt(t, off, "block past end of file");
+		report_corrupt(t, off, t->map ? "block unreadable (file shorter than mapped?)"
+					      : "block past end of file");
 	}
 	if (raw != sbuf)
 		free(raw);
@@ -862,7 +863,7 @@ static int sst_map(const char *path, const uint8_t **map, size_t *len)
 int sst_open(q_env *env, const char *path, uint64_t number, blk_cache *cache, int use_mmap,
 	     sst_table **out)
 {
-	if (use_mmap && env == q_env_posix()) {
+	if (use_mmap && env == q_env_posix() && mapg_init() == 0) {
 		const uint8_t *map;
 		size_t len = 0;
 		Q_RET(sst_map(path, &map, &len));
