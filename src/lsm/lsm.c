@@ -119,6 +119,13 @@ struct lsm_db {
 
 	pthread_mutex_t man_mu;
 	_Atomic uint64_t manifest_size;
+	/* MANIFEST.prev describes prev_ver with log number prev_log_number;
+	 * its tables (held by prev_ver) and logs (pend_logs) stay on disk until
+	 * the next manifest replaces it, so a corrupt MANIFEST can fall back */
+	lsm_version *prev_ver;
+	uint64_t *pend_logs;
+	size_t npend_logs;
+	int manifest_fallback;    /* this open recovered from MANIFEST.prev */
 
 	pthread_t flush_thr, compact_thr, sync_thr;
 	int have_flush, have_compact, have_sync;
@@ -223,22 +230,75 @@ static int manifest_path(lsm_db *db, char *out, size_t cap)
 	return 0;
 }
 
+/* Makes v the durable version: MANIFEST.tmp is written and fsynced, the
+ * current MANIFEST becomes MANIFEST.prev, MANIFEST.tmp becomes MANIFEST, and
+ * the directory is fsynced. A crash between the renames leaves no MANIFEST
+ * but a valid MANIFEST.prev, which recovery then uses. */
 static int write_manifest(lsm_db *db, lsm_version *v, uint64_t next_file, uint64_t last_seq,
 			  uint64_t log_number)
 {
-	char path[512];
+	char path[512], tmp[520], prev[520];
 	q_buf b = Q_BUF_INIT;
-	int rc = manifest_path(db, path, sizeof(path));
-	if (rc == 0)
-		rc = ver_manifest_encode(&b, next_file, last_seq, log_number, v);
-	if (rc == 0)
-		rc = q_env_write_atomic(db->env, path, b.p, b.len);
-	if (rc == 0)
-		atomic_store(&db->manifest_size, b.len);
-	else
-		Q_ERROR("lsm", "cannot write manifest %s: %s", path, q_strerror(rc));
+	q_file *f = NULL;
+	int rc;
+	Q_ERR(manifest_path(db, path, sizeof(path)));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	snprintf(prev, sizeof(prev), "%s%s", path, MANIFEST_PREV_SUFFIX);
+	Q_ERR(ver_manifest_encode(&b, next_file, last_seq, log_number, v));
+	Q_ERR(q_env_open(db->env, tmp, Q_OPEN_CREATE, &f));
+	Q_ERR(q_file_append(f, b.p, b.len));
+	Q_ERR(q_file_sync(f));
+	rc = q_file_close(f);
+	f = NULL;
+	if (rc)
+		goto fail;
+	rc = q_env_rename(db->env, path, prev);
+	if (rc && rc != -ENOENT)
+		goto fail;
+	Q_ERR(q_env_rename(db->env, tmp, path));
+	Q_ERR(q_env_sync_dir(db->env, db->dir));
+	atomic_store(&db->manifest_size, b.len);
+	q_buf_free(&b);
+	return 0;
+fail:
+	Q_ERROR("lsm", "cannot write manifest %s: %s", path, q_strerror(rc));
+	if (f) {
+		q_file_close(f);
+		q_env_unlink(db->env, tmp);
+	}
 	q_buf_free(&b);
 	return rc;
+}
+
+/* Deletes the logs kept for MANIFEST.prev that no manifest on disk needs
+ * any more (numbers below keep_from). */
+static void delete_pending_logs(lsm_db *db, uint64_t keep_from)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < db->npend_logs; i++) {
+		uint64_t n = db->pend_logs[i];
+		if (n >= keep_from) {
+			db->pend_logs[j++] = n;
+			continue;
+		}
+		char lp[512];
+		ver_log_path(lp, sizeof(lp), db->dir, n);
+		int urc = q_env_unlink(db->env, lp);
+		if (urc && urc != -ENOENT)
+			Q_WARN("lsm", "cannot delete log %s: %s", lp, q_strerror(urc));
+	}
+	db->npend_logs = j;
+}
+
+/* Remembers log n for deletion once no manifest needs it; on ENOMEM it is
+ * left on disk (recovery deletes it later). */
+static void pend_log(lsm_db *db, uint64_t n)
+{
+	uint64_t *p = realloc(db->pend_logs, (db->npend_logs + 1) * sizeof(*p));
+	if (!p)
+		return;
+	db->pend_logs = p;
+	p[db->npend_logs++] = n;
 }
 
 /* Builds cur - del + add, makes it durable and installs it. Called with
@@ -265,8 +325,12 @@ static int install_edit(lsm_db *db, lsm_file *const *del, size_t nd, lsm_file *c
 	mem_table *popped = NULL;
 	pthread_mutex_lock(&db->mu);
 	lsm_version *old = db->cur;
+	uint64_t prev_log_number = db->log_number; /* of what is MANIFEST.prev now */
 	mark_obsolete_diff(old, nv);
 	db->cur = nv;
+	/* the old version is what MANIFEST.prev describes now: its files stay */
+	lsm_version *drop = db->prev_ver;
+	db->prev_ver = old;
 	db->log_number = log_number;
 	if (pop_imm) {
 		popped = db->imm[0];
@@ -277,13 +341,12 @@ static int install_edit(lsm_db *db, lsm_file *const *del, size_t nd, lsm_file *c
 	pthread_cond_broadcast(&db->state_cv);
 	pthread_cond_broadcast(&db->work_cv);
 	pthread_mutex_unlock(&db->mu);
-	ver_unref(old);
+	ver_unref(drop);
+	/* man_mu (held) guards the pending logs */
+	delete_pending_logs(db, prev_log_number);
 	if (popped) {
-		char lp[512];
-		ver_log_path(lp, sizeof(lp), db->dir, mem_log(popped));
-		int urc = q_env_unlink(db->env, lp);
-		if (urc && urc != -ENOENT)
-			Q_WARN("lsm", "cannot delete log %s: %s", lp, q_strerror(urc));
+		/* MANIFEST.prev still needs it */
+		pend_log(db, mem_log(popped));
 		mem_unref(popped);
 	}
 	return 0;
@@ -1478,6 +1541,7 @@ void lsm_get_stats(lsm_db *db, lsm_stats *s)
 	s->stall_ms = atomic_load(&db->st_stall_ns) / 1000000;
 	s->commit_groups = atomic_load(&db->st_groups);
 	s->commit_writes = atomic_load(&db->st_group_writes);
+	s->manifest_fallback = (uint64_t)db->manifest_fallback;
 	size_t usage;
 	cache_stats(db->cache, &s->cache_hits, &s->cache_misses, &usage);
 }
@@ -1595,12 +1659,30 @@ static int replay_log(lsm_db *db, uint64_t number, mem_table **mp, lsm_file ***a
 	return rc < 0 ? rc : 0;
 }
 
+/* Reads and decodes the manifest at path into *buf / *md (the caller frees
+ * both, also on error): 0, -ENOENT, Q_ECORRUPT (reported), or an error. */
+static int read_manifest(lsm_db *db, const char *path, uint8_t **buf, man_data *md)
+{
+	size_t len = 0, bad = 0;
+	memset(md, 0, sizeof(*md));
+	*buf = NULL;
+	int rc = q_env_read_all(db->env, path, buf, &len);
+	if (rc)
+		return rc;
+	rc = ver_manifest_decode(*buf, len, md, &bad);
+	if (rc)
+		Q_ERROR("lsm", "manifest %s is corrupt at offset %zu (%s)", path, bad,
+			q_strerror(rc));
+	return rc;
+}
+
 static int recover(lsm_db *db)
 {
-	char mpath[512];
+	char mpath[512], ppath[530];
 	Q_RET(manifest_path(db, mpath, sizeof(mpath)));
+	snprintf(ppath, sizeof(ppath), "%s%s", mpath, MANIFEST_PREV_SUFFIX);
+	int fell_back = 0; /* 1: MANIFEST corrupt, 2: MANIFEST missing */
 	uint8_t *mbuf = NULL;
-	size_t mlen = 0;
 	man_data md;
 	memset(&md, 0, sizeof(md));
 	char **names = NULL;
@@ -1625,7 +1707,40 @@ static int recover(lsm_db *db)
 		}
 	}
 
-	rc = q_env_read_all(db->env, mpath, &mbuf, &mlen);
+	rc = read_manifest(db, mpath, &mbuf, &md);
+	if (rc == Q_ECORRUPT || rc == -ENOENT) {
+		/* MANIFEST.prev is the manifest before the last one; every file
+		 * it names was kept while MANIFEST was current */
+		int mrc = rc;
+		uint8_t *pbuf;
+		man_data pmd;
+		int prc = read_manifest(db, ppath, &pbuf, &pmd);
+		if (prc == 0) {
+			free(mbuf);
+			free(md.files);
+			mbuf = pbuf;
+			md = pmd;
+			rc = 0;
+			fell_back = mrc == Q_ECORRUPT ? 1 : 2;
+			if (fell_back == 1)
+				Q_ERROR("lsm", "%s: recovering from the previous manifest %s; the "
+					"corrupt one is kept as %s%s", db->dir, ppath, MANIFEST_NAME,
+					MANIFEST_BAD_SUFFIX);
+			else
+				Q_WARN("lsm", "%s: no %s (interrupted replacement): recovering "
+				       "from %s", db->dir, MANIFEST_NAME, ppath);
+		} else {
+			free(pbuf);
+			free(pmd.files);
+			if (mrc == Q_ECORRUPT || prc != -ENOENT) {
+				Q_ERROR("lsm", "%s: no usable manifest (%s: %s, %s: %s); the store "
+					"cannot be opened safely", db->dir, MANIFEST_NAME,
+					q_strerror(mrc), ppath, q_strerror(prc));
+				rc = mrc == Q_ECORRUPT ? Q_ECORRUPT : prc;
+				goto fail;
+			}
+		}
+	}
 	if (rc == -ENOENT) {
 		if (!db->o.create_if_missing) {
 			rc = -ENOENT;
@@ -1640,15 +1755,9 @@ static int recover(lsm_db *db)
 		md.next_file = 1;
 		rc = 0;
 	} else if (rc) {
+		if (rc == Q_EVERSION)
+			Q_ERROR("lsm", "manifest %s has an unknown version", mpath);
 		goto fail;
-	} else {
-		size_t bad;
-		rc = ver_manifest_decode(mbuf, mlen, &md, &bad);
-		if (rc) {
-			Q_ERROR("lsm", "manifest %s is corrupt at offset %zu (%s); the store cannot "
-				"be opened safely", mpath, bad, q_strerror(rc));
-			goto fail;
-		}
 	}
 	if (md.next_file <= maxnum)
 		md.next_file = maxnum + 1;
@@ -1755,7 +1864,17 @@ static int recover(lsm_db *db)
 			goto fail;
 		}
 	}
-	/* new log, then the manifest that names it */
+	if (fell_back == 1) {
+		/* keep the corrupt manifest for study, out of the way of
+		 * write_manifest, which would make it MANIFEST.prev */
+		char badp[540];
+		snprintf(badp, sizeof(badp), "%s%s", mpath, MANIFEST_BAD_SUFFIX);
+		if ((rc = q_env_rename(db->env, mpath, badp)))
+			goto fail;
+		db->manifest_fallback = 1;
+	}
+	/* new log, then the manifest that names it; the manifest recovered
+	 * from becomes MANIFEST.prev, so its tables (base) and logs stay */
 	uint64_t lognum = db->next_file++;
 	db->log_number = lognum;
 	rc = write_manifest(db, db->cur, db->next_file, max_seq, lognum);
@@ -1783,9 +1902,11 @@ static int recover(lsm_db *db)
 	for (size_t i = 0; i < nnames; i++) {
 		uint64_t num;
 		int del = 0;
-		if (parse_number(names[i], ".log", &num))
-			del = num < lognum;
-		else if (parse_number(names[i], ".sst", &num)) {
+		if (parse_number(names[i], ".log", &num)) {
+			del = num < md.log_number;
+			if (!del && num < lognum)
+				pend_log(db, num);
+		} else if (parse_number(names[i], ".sst", &num)) {
 			del = 1;
 			for (int l = 0; l < LSM_LEVELS && del; l++)
 				for (size_t j = 0; j < db->cur->nfiles[l] && del; j++)
@@ -1800,6 +1921,8 @@ static int recover(lsm_db *db)
 				Q_WARN("lsm", "cannot delete %s: %s", p, q_strerror(urc));
 		}
 	}
+	db->prev_ver = base;
+	base = NULL;
 	rc = 0;
 fail:
 	for (size_t i = 0; i < nadd; i++) {
@@ -1822,6 +1945,17 @@ static void db_free(lsm_db *db)
 	mem_unref(db->mem);
 	for (int i = 0; i < db->nimm; i++)
 		mem_unref(db->imm[i]);
+	if (db->prev_ver) {
+		/* MANIFEST.prev names these files: they stay on disk (the next
+		 * recovery deletes those that neither manifest needs) */
+		lsm_version *pv = db->prev_ver;
+		for (int l = 0; l < LSM_LEVELS; l++)
+			for (size_t i = 0; i < pv->nfiles[l]; i++)
+				if (!atomic_load(&pv->files[l][i]->quarantined))
+					atomic_store(&pv->files[l][i]->obsolete, 0);
+		ver_unref(pv);
+	}
+	free(db->pend_logs);
 	ver_unref(db->cur);
 	cache_free(db->cache);
 	lsm_batch_free(db->group);

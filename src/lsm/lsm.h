@@ -77,6 +77,8 @@ typedef struct lsm_stats {
 	uint64_t cache_hits, cache_misses;
 	uint64_t commit_groups;    /* log appends (one per group commit) */
 	uint64_t commit_writes;    /* writes they carried (groups share a sync) */
+	uint64_t manifest_fallback; /* 1: this open found MANIFEST corrupt and
+	                             * recovered from MANIFEST.prev */
 } lsm_stats;
 
 void lsm_options_default(lsm_options *o);

@@ -6,7 +6,11 @@
  * Files in a store directory (NNNNNN = decimal file number, 6+ digits):
  *   LOCK            advisory lock held by the process that has the store open
  *   MANIFEST        the current version (file list, counters), replaced
- *                   atomically (write MANIFEST.tmp, fsync, rename, fsync dir)
+ *                   atomically (write MANIFEST.tmp, fsync, rename MANIFEST to
+ *                   MANIFEST.prev, rename MANIFEST.tmp to MANIFEST, fsync dir)
+ *   MANIFEST.prev   the manifest before the current one; recovery falls back
+ *                   to it when MANIFEST is corrupt or missing
+ *   MANIFEST.bad    a corrupt manifest set aside by such a fallback
  *   NNNNNN.log      commit log of one memtable
  *   NNNNNN.sst      a sorted table
  *   NNNNNN.sst.bad  a quarantined table (checksum failure), kept for study
@@ -57,6 +61,8 @@ enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
 #define MANIFEST_MAGIC 0x716673666d616e31ULL /* "qfsfman1" */
 #define MANIFEST_VERSION 1u
 #define MANIFEST_NAME "MANIFEST"
+#define MANIFEST_PREV_SUFFIX ".prev"
+#define MANIFEST_BAD_SUFFIX ".bad"
 
 /* ---- levels ---- */
 #define LSM_LEVELS 7

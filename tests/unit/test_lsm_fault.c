@@ -458,38 +458,111 @@ QTEST(log_flip_reported_rest_replayed)
 	ASSERT_OK(lsm_close(db));
 }
 
-QTEST(manifest_flip_refuses_to_open)
+/* Opens the store, checks keys [0, n) and that the fallback was (not)
+ * taken, closes it. */
+static void check_open(int n, int fallback)
+{
+	lsm_db *db = open_env(NULL, LSM_SYNC_NONE, 1 << 20);
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(probe(db, i), 0);
+	lsm_stats st;
+	lsm_get_stats(db, &st);
+	ASSERT_EQ(st.manifest_fallback, (uint64_t)fallback);
+	ASSERT_EQ(st.quarantined_tables, 0);
+	ASSERT_OK(lsm_close(db));
+}
+
+/* One more key, then a flush and a full compaction: the last manifest and
+ * the one before it name different tables. */
+static void grow(int *n, int add)
+{
+	lsm_db *db = open_env(NULL, LSM_SYNC_NONE, 1 << 20);
+	for (int i = *n; i < *n + add; i++)
+		ASSERT_OK(put_i(db, i));
+	*n += add;
+	ASSERT_OK(lsm_compact_all(db));
+	ASSERT_OK(lsm_close(db));
+}
+
+QTEST(manifest_flip_falls_back_to_previous)
 {
 	q_log_set_level(Q_LOG_OFF);
-	lsm_db *db = open_env(NULL, LSM_SYNC_NONE, 1 << 20);
-	for (int i = 0; i < 300; i++)
-		ASSERT_OK(put_i(db, i));
-	ASSERT_OK(lsm_flush(db));
-	ASSERT_OK(lsm_close(db));
-	char path[400];
+	int n = 0;
+	grow(&n, 300);
+	char path[400], bad[420];
 	snprintf(path, sizeof(path), "%s/MANIFEST", dbdir);
+	snprintf(bad, sizeof(bad), "%s/MANIFEST.bad", dbdir);
 	uint64_t sz;
 	ASSERT_OK(q_env_file_size(q_env_posix(), path, &sz));
-	for (uint64_t off = 0; off < sz; off++) {
-		flip_in_file(path, off);
-		lsm_options o;
-		lsm_options_default(&o);
-		lsm_db *bad = NULL;
-		int rc = lsm_open(dbdir, &o, &bad);
-		ASSERT(rc == Q_ECORRUPT || rc == Q_EVERSION);
-		flip_in_file(path, off);
+	/* every byte of the manifest, in steps; each round changes the store */
+	for (uint64_t off = 0; off < sz; off += 1 + sz / 24) {
+		grow(&n, 50);
+		ASSERT_OK(q_env_file_size(q_env_posix(), path, &sz));
+		flip_in_file(path, off < sz ? off : sz - 1);
+		check_open(n, 1);
+		uint64_t bsz;
+		ASSERT_OK(q_env_file_size(q_env_posix(), bad, &bsz));
+		check_open(n, 0); /* the new manifest is good */
 	}
-	db = open_env(NULL, LSM_SYNC_NONE, 1 << 20);
-	for (int i = 0; i < 300; i++)
-		ASSERT_EQ(probe(db, i), 0);
-	ASSERT_OK(lsm_close(db));
+}
+
+QTEST(manifest_and_previous_corrupt_refuse_to_open)
+{
+	q_log_set_level(Q_LOG_OFF);
+	int n = 0;
+	grow(&n, 300);
+	grow(&n, 10);
+	char path[400], prev[420];
+	snprintf(path, sizeof(path), "%s/MANIFEST", dbdir);
+	snprintf(prev, sizeof(prev), "%s/MANIFEST.prev", dbdir);
+	flip_in_file(path, 20);
+	flip_in_file(prev, 20);
+	char **before, **after;
+	size_t nb, na;
+	ASSERT_OK(q_env_list(q_env_posix(), dbdir, &before, &nb));
+	lsm_options o;
+	lsm_options_default(&o);
+	lsm_db *db = NULL;
+	ASSERT_EQ(lsm_open(dbdir, &o, &db), Q_ECORRUPT);
+	/* nothing deleted or rewritten */
+	ASSERT_OK(q_env_list(q_env_posix(), dbdir, &after, &na));
+	ASSERT_EQ(na, nb);
+	for (size_t i = 0; i < nb; i++) {
+		int found = 0;
+		for (size_t j = 0; j < na; j++)
+			found |= !strcmp(before[i], after[j]);
+		ASSERT(found);
+	}
+	q_env_list_free(before, nb);
+	q_env_list_free(after, na);
+	/* the previous manifest repaired: it is used */
+	flip_in_file(prev, 20);
+	check_open(n, 1);
+}
+
+QTEST(manifest_missing_after_interrupted_replacement)
+{
+	q_log_set_level(Q_LOG_OFF);
+	int n = 0;
+	grow(&n, 300);
+	grow(&n, 10);
+	/* the state between the two renames of a manifest replacement */
+	char path[400], prev[420];
+	snprintf(path, sizeof(path), "%s/MANIFEST", dbdir);
+	snprintf(prev, sizeof(prev), "%s/MANIFEST.prev", dbdir);
+	ASSERT_EQ(rename(path, prev), 0);
+	check_open(n, 0);
+	grow(&n, 10);
+	check_open(n, 0);
 }
 
 QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_leaves_a_prefix),
 	   QT(eio_on_log_write), QT(eio_on_sync), QT(enospc_everywhere_later), QT(eio_on_rename),
 	   QT(torn_log_append), QT(table_flip_quarantines_and_serves_rest),
 	   QT(iterator_reports_table_corruption), QT(table_footer_flip_quarantined_at_open),
-	   QT(log_flip_reported_rest_replayed), QT(manifest_flip_refuses_to_open),
+	   QT(log_flip_reported_rest_replayed), QT(manifest_flip_falls_back_to_previous),
+	   QT(manifest_and_previous_corrupt_refuse_to_open),
+	   QT(manifest_missing_after_interrupted_replacement),
 	   QT(table_truncated_under_open_store_is_an_error),
 	   QT(table_truncated_to_zero_under_open_store),
 	   QT(table_size_differs_from_manifest_quarantined_at_open))
