@@ -645,9 +645,11 @@ int ring_arcs(const ring *r, const char *node, size_t n, int merge, ring_arc **o
 			all[0].range.start = all[na - 1].range.start;
 			na--;
 		}
-		if (na == 1)
-			all[0].range.start = all[0].range.end; /* whole circle */
 	}
+	/* the whole circle is always (0, 0), whatever the tokens, so its state
+	 * survives ring changes that keep it whole */
+	if (na == 1 && (merge || all_same))
+		all[0].range.start = all[0].range.end = 0;
 	size_t nk = 0;
 	for (size_t i = 0; i < na; i++) {
 		int mine = 0;

@@ -143,8 +143,8 @@ int ring_ranges(const ring *r, const char *node, size_t n, ring_range **out, siz
  * is one arc; with merge = 1 clockwise-adjacent arcs with the same replica
  * set (as a set, any order) are joined (empty arcs join their successor),
  * which is still identical on every replica (it depends only on the ring)
- * and turns, e.g., a 3-node N=3 ring into one arc: the whole circle
- * (start == end). Arcs are listed in ascending (start, end) order of
+ * and turns, e.g., a 3-node N=3 ring into one arc: the whole circle,
+ * always reported as (0, 0). Arcs are listed in ascending (start, end) order of
  * their encoding; replicas[] holds member indices in preference-list order.
  * *out is malloc'ed (caller frees; NULL when *count is 0).
  * Q_ENOTFOUND if node is not a member.
