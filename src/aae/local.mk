@@ -60,3 +60,6 @@ tests_fuzz_aae_tree_fuzzer_LDADD = $(AAE_LIBS)
 tests_fuzz_aae_tree_fuzzer_LDFLAGS = $(FUZZ_LINK)
 
 dist_doc_DATA += docs/aae.md
+
+# integration tests of anti-entropy in the node (run by tests/integration/run.sh)
+EXTRA_DIST += tests/integration/test_aae.py
