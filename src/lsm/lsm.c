@@ -959,7 +959,15 @@ static int new_log(lsm_db *db, uint64_t n, wal_writer **out)
 {
 	char p[512];
 	ver_log_path(p, sizeof(p), db->dir, n);
-	Q_RET(wal_writer_open(db->env, p, db->o.sync != LSM_SYNC_ALWAYS, out));
+	/* under sync=always every write syncs the log: preallocate it so that
+	 * those syncs write data blocks only */
+	size_t chunk = 0;
+	if (db->o.sync == LSM_SYNC_ALWAYS) {
+		chunk = db->o.write_buffer_size / 4;
+		chunk = chunk < WAL_PREALLOC_MIN ? WAL_PREALLOC_MIN
+			: chunk > WAL_PREALLOC_MAX ? WAL_PREALLOC_MAX : chunk;
+	}
+	Q_RET(wal_writer_open_prealloc(db->env, p, db->o.sync != LSM_SYNC_ALWAYS, chunk, out));
 	int rc = q_env_sync_dir(db->env, db->dir);
 	if (rc) {
 		wal_writer_close(*out);

@@ -20,6 +20,10 @@
 
 /* ---- commit log ---- */
 #define WAL_BLOCK_SIZE 32768u
+/* preallocation step of logs under sync=always (write_buffer_size / 4,
+ * clamped to these bounds) */
+#define WAL_PREALLOC_MIN (64u << 10)
+#define WAL_PREALLOC_MAX (1u << 20)
 /* record header: checksum (4) | length (2) | type (1) */
 #define WAL_HEADER_SIZE 7u
 enum wal_rec_type {

@@ -5,8 +5,10 @@
 #include "lsm/wal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lsm/lsm_format.h"
 #include "util/coding.h"
@@ -16,12 +18,49 @@
 #define WAL_BUF_MAX 65536u
 
 struct wal_writer {
-	q_file *f;
+	q_file *f;          /* through the env; NULL when fd is used */
+	int fd;             /* preallocated POSIX file, or -1 */
+	uint64_t foff;      /* bytes handed to the file (fd only) */
+	uint64_t alloc_end; /* zeros written up to here (fd only) */
+	size_t chunk;       /* preallocation step (fd only) */
 	uint64_t off;       /* logical size: written + buffered */
 	int buffered;
 	int failed;         /* first error, sticky */
 	q_buf buf;
 };
+
+static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+{
+	const uint8_t *c = p;
+	while (n > 0) {
+		ssize_t k = pwrite(fd, c, n, (off_t)off);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		c += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+/* Zeros from alloc_end up to at least end (whole chunks). */
+static int wal_extend(wal_writer *w, uint64_t end)
+{
+	static const uint8_t zeros[65536];
+	while (w->alloc_end < end) {
+		uint64_t stop = w->alloc_end + w->chunk;
+		while (w->alloc_end < stop) {
+			size_t k = stop - w->alloc_end < sizeof(zeros) ? (size_t)(stop - w->alloc_end)
+								     : sizeof(zeros);
+			Q_RET(pwrite_all(w->fd, zeros, k, w->alloc_end));
+			w->alloc_end += k;
+		}
+	}
+	return 0;
+}
 
 int wal_writer_open(q_env *env, const char *path, int buffered, wal_writer **out)
 {
@@ -33,8 +72,41 @@ int wal_writer_open(q_env *env, const char *path, int buffered, wal_writer **out
 		free(w);
 		return rc;
 	}
+	w->fd = -1;
 	w->buffered = buffered;
 	q_buf_init(&w->buf);
+	*out = w;
+	return 0;
+}
+
+int wal_writer_open_prealloc(q_env *env, const char *path, int buffered, size_t chunk,
+			     wal_writer **out)
+{
+	if (env != q_env_posix() || chunk == 0)
+		return wal_writer_open(env, path, buffered, out);
+	wal_writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (w->fd < 0) {
+		int rc = -errno;
+		free(w);
+		return rc;
+	}
+	w->chunk = chunk;
+	w->buffered = buffered;
+	q_buf_init(&w->buf);
+	/* the first chunk is durable before any record: the first sync of a
+	 * record already finds the blocks allocated */
+	int rc = wal_extend(w, 1);
+	if (rc == 0 && fdatasync(w->fd))
+		rc = -errno;
+	if (rc) {
+		close(w->fd);
+		unlink(path);
+		free(w);
+		return rc;
+	}
 	*out = w;
 	return 0;
 }
@@ -45,7 +117,18 @@ static int wal_flush_buf(wal_writer *w)
 		return w->failed;
 	if (w->buf.len == 0)
 		return 0;
-	int rc = q_file_append(w->f, w->buf.p, w->buf.len);
+	int rc;
+	if (w->fd >= 0) {
+		/* zeros ahead of the records: extended a chunk at a time (that
+		 * one sync then also commits the new size) */
+		rc = wal_extend(w, w->foff + w->buf.len);
+		if (rc == 0)
+			rc = pwrite_all(w->fd, w->buf.p, w->buf.len, w->foff);
+		if (rc == 0)
+			w->foff += w->buf.len;
+	} else {
+		rc = q_file_append(w->f, w->buf.p, w->buf.len);
+	}
 	q_buf_reset(&w->buf);
 	if (rc)
 		w->failed = rc;
@@ -116,7 +199,10 @@ int wal_sync(wal_writer *w)
 	int rc = wal_flush_buf(w);
 	if (rc)
 		return rc;
-	rc = q_file_sync(w->f);
+	if (w->fd >= 0)
+		rc = fdatasync(w->fd) ? -errno : 0;
+	else
+		rc = q_file_sync(w->f);
 	if (rc)
 		w->failed = rc;
 	return rc;
@@ -132,7 +218,17 @@ int wal_writer_close(wal_writer *w)
 	if (!w)
 		return 0;
 	int rc = wal_flush_buf(w);
-	int rc2 = q_file_close(w->f);
+	int rc2 = 0;
+	if (w->fd >= 0) {
+		/* drop the unused zeros (not synced: if the shrink is lost, the
+		 * zeros read as padding) */
+		if (rc == 0 && w->foff < w->alloc_end && ftruncate(w->fd, (off_t)w->foff))
+			rc2 = -errno;
+		if (close(w->fd) && !rc2)
+			rc2 = -errno;
+	} else {
+		rc2 = q_file_close(w->f);
+	}
 	q_buf_free(&w->buf);
 	free(w);
 	return rc ? rc : rc2;
@@ -161,6 +257,18 @@ static void wal_drop(wal_reader *r, uint64_t off, size_t bytes, const char *why,
 		r->corrupt++;
 	if (r->report)
 		r->report(r->arg, off, bytes, why, torn);
+}
+
+/* 1 if data[from, n) is non-empty and all zero: what follows the last
+ * record written into a preallocated log. */
+static int zero_tail(const wal_reader *r, size_t from)
+{
+	if (from >= r->n)
+		return 0;
+	for (size_t i = from; i < r->n; i++)
+		if (r->data[i])
+			return 0;
+	return 1;
 }
 
 static void wal_drop_frag(wal_reader *r, const char *why)
@@ -203,6 +311,11 @@ int wal_read(wal_reader *r, q_slice *rec)
 		}
 		if (WAL_HEADER_SIZE + len > left || type > WAL_MAX_TYPE || type == WAL_ZERO) {
 			size_t skip = left < r->n - r->pos ? left : r->n - r->pos;
+			if (zero_tail(r, r->pos + WAL_HEADER_SIZE)) {
+				wal_drop(r, off, r->n - r->pos, "torn record before the zero tail", 1);
+				r->pos = r->n;
+				goto eof;
+			}
 			wal_drop(r, off, skip, "bad record header", 0);
 			wal_drop_frag(r, "fragment lost with a bad header");
 			r->pos += skip;
@@ -216,6 +329,11 @@ int wal_read(wal_reader *r, q_slice *rec)
 		const uint8_t *payload = h + WAL_HEADER_SIZE;
 		if (q_csum32(h + 6, len + 1) != csum) { /* type byte + payload */
 			size_t skip = left < r->n - r->pos ? left : r->n - r->pos;
+			if (zero_tail(r, r->pos + WAL_HEADER_SIZE + len)) {
+				wal_drop(r, off, r->n - r->pos, "torn record before the zero tail", 1);
+				r->pos = r->n;
+				goto eof;
+			}
 			wal_drop(r, off, skip, "checksum mismatch", 0);
 			wal_drop_frag(r, "fragment lost with a corrupt record");
 			r->pos += skip;

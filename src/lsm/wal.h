@@ -13,12 +13,21 @@
  * writer keeps up to 64 KiB in memory until wal_flush/wal_sync (used for the
  * `none` and `batch` sync policies, as the data would not be durable anyway).
  *
+ * Preallocation (wal_writer_open_prealloc, POSIX env only): the file is
+ * extended with zeros, chunk by chunk ahead of the records, and records
+ * overwrite the zeros. An fdatasync of a record then writes only data
+ * blocks: the file size and block map did not change, so no journal
+ * commit is needed (on ext4 this roughly halves the cost of a sync). The
+ * file then ends in zeros, which the reader takes for block padding.
+ *
  * Reader invariants: the reader works on a byte array (the whole file). It
  * returns every intact logical record in order; a record whose checksum or
  * framing is wrong is never returned: it is reported through the callback
  * with its offset and skipped (resynchronising at the next block). A record
  * cut short by the end of the data is a torn tail: reading stops cleanly
- * there and the callback hears about it with torn = 1.
+ * there and the callback hears about it with torn = 1. So is a damaged
+ * record followed by nothing but zeros up to the end of the data (a
+ * preallocated log whose last write was torn by a power loss).
  *
  * Thread safety: a writer or reader belongs to one thread at a time.
  */
@@ -36,6 +45,11 @@ typedef struct wal_writer wal_writer;
 /* Creates path (must not exist) and returns a writer; close with
  * wal_writer_close. */
 int wal_writer_open(q_env *env, const char *path, int buffered, wal_writer **out);
+/* The same, but with env the POSIX env and chunk > 0 the file is
+ * preallocated with zeros chunk bytes at a time (see above); otherwise
+ * exactly wal_writer_open. */
+int wal_writer_open_prealloc(q_env *env, const char *path, int buffered, size_t chunk,
+			     wal_writer **out);
 /* Appends one logical record (n may be 0). */
 int wal_add(wal_writer *w, const void *p, size_t n);
 /* Hands buffered bytes to the OS. */

@@ -248,7 +248,57 @@ QTEST(memtable_versions_and_iter)
 	q_buf_free(&prev);
 }
 
+/* A preallocated log (sync=always): records overwrite zeros written ahead
+ * of them; the zero tail reads as padding; a last record torn by a power
+ * loss (part of it still zeros) is a torn tail, not corruption; a damaged
+ * record earlier is still reported; close trims the unused zeros. */
+QTEST(wal_preallocated_log)
+{
+	snprintf(logpath, sizeof(logpath), "%s/000002.log", qtest_tmpdir);
+	wal_writer *w;
+	ASSERT_OK(wal_writer_open_prealloc(q_env_posix(), logpath, 0, 64 << 10, &w));
+	uint64_t sz;
+	ASSERT_OK(q_env_file_size(q_env_posix(), logpath, &sz));
+	ASSERT_EQ(sz, 64 << 10);
+	uint8_t *buf = malloc(70000);
+	for (int i = 0; i < 30; i++) {
+		fill(buf, i, rec_len(i));
+		ASSERT_OK(wal_add(w, buf, rec_len(i)));
+		ASSERT_OK(wal_sync(w));
+	}
+	free(buf);
+	uint64_t logical = wal_size(w);
+	ASSERT_OK(q_env_file_size(q_env_posix(), logpath, &sz));
+	ASSERT(sz > logical && sz % (64 << 10) == 0);
+	uint8_t *d;
+	size_t n;
+	ASSERT_OK(q_env_read_all(q_env_posix(), logpath, &d, &n));
+	rep r = {0};
+	ASSERT_EQ(read_log(d, n, &r, NULL), 30);
+	ASSERT_EQ(r.corrupt, 0);
+	ASSERT_EQ(r.torn, 0);
+	/* the end of the last record never reached the disk */
+	memset(d + logical - 100, 0, 100);
+	memset(&r, 0, sizeof(r));
+	int last;
+	ASSERT_EQ(read_log(d, n, &r, &last), 29);
+	ASSERT_EQ(last, 28);
+	ASSERT_EQ(r.corrupt, 0);
+	ASSERT(r.torn >= 1);
+	/* a damaged record with intact records after it is corruption */
+	d[logical - 100] = 1;
+	memset(d + logical - 99, 0, 99);
+	d[100] ^= 0x55;
+	memset(&r, 0, sizeof(r));
+	read_log(d, n, &r, NULL);
+	ASSERT(r.corrupt >= 1);
+	free(d);
+	ASSERT_OK(wal_writer_close(w));
+	ASSERT_OK(q_env_file_size(q_env_posix(), logpath, &sz));
+	ASSERT_EQ(sz, logical);
+}
+
 QTEST_MAIN(QT(wal_roundtrip), QT(wal_torn_tail_at_every_length),
 	   QT(wal_corrupt_record_skipped_and_reported), QT(wal_zero_tail_is_clean),
-	   QT(wal_reader_ends_near_block_end),
+	   QT(wal_reader_ends_near_block_end), QT(wal_preallocated_log),
 	   QT(batch_encode_decode), QT(memtable_versions_and_iter))
