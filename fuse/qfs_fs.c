@@ -50,6 +50,17 @@
  *     the chunk reference (or, on failure, puts the bytes back as a dirty
  *     buffer for the next flush to retry).
  *
+ *  8. Sequential reads are read ahead: a read that goes on from the chunk
+ *     the previous read ended in queues fetches of the next QFS_READAHEAD
+ *     chunks to the same threads (only while their queue is at most half
+ *     full, so writes always find room). Every chunk fetch of a file, by a
+ *     reader or a readahead, is listed in its state while in flight, and a
+ *     reader that needs a listed chunk waits for it instead of fetching it
+ *     again (kernel readahead sends several reads of one chunk at once). A
+ *     fetched chunk becomes a clean buffer only if the file still refers to
+ *     the same chunk id there and no write buffer or chunk write holds that
+ *     index; otherwise it is dropped.
+ *
  * Thread safety: see qfs_fs.h for the lock order. The flusher takes a
  * directory's inode lock like any operation; dirty_mu is taken under inode
  * locks and never held while taking one.
@@ -80,11 +91,13 @@
 #define KEYMAX (QFS_PATH_MAX + 8)
 #define MGET_BATCH 256
 #define KNOWN_CHUNKS 4096
-#define CLEAN_CHUNKS 4
+#define CLEAN_CHUNKS 8 /* clean chunk buffers kept per file (>= readahead + 2) */
 #define QFS_DIR_FLUSH_MS 20
 #define QFS_MAX_PENDING 8 /* chunk writes in flight per file */
 #define QFS_MAX_JOBS 8    /* chunk writes queued for the writer threads */
 #define QFS_WRITERS_MAX 8
+#define QFS_READAHEAD 4   /* chunks fetched ahead of a sequential reader */
+#define QFS_MAX_FETCH 8   /* chunk reads in flight per file */
 
 /* ------------------------------------------------------------------ */
 /* Types                                                                */
@@ -124,6 +137,10 @@ typedef struct qfs_ist {
 	/* chunk writes in flight (design note 7) */
 	unsigned npend;
 	uint64_t pend_idx[QFS_MAX_PENDING];
+	/* chunk reads in flight, by readers or readahead (design note 8) */
+	unsigned nfetch;
+	uint64_t fetch_idx[QFS_MAX_FETCH];
+	uint64_t ra_last; /* the chunk the last read ended in */
 	pthread_cond_t cv; /* signalled when one completes */
 	pthread_mutex_t *lockp; /* the inode's lock */
 } qfs_ist;
@@ -131,8 +148,11 @@ typedef struct qfs_ist {
 typedef struct qfs_job {
 	qfs_inode *in;
 	uint64_t idx;
-	uint8_t *data; /* owned by the job */
+	uint8_t *data; /* owned by the job (writes) */
 	size_t n;
+	int prefetch;     /* a readahead: fetch ref into a clean buffer */
+	qfs_chunkref ref; /* prefetch: the chunk to read */
+	uint32_t cs;      /* prefetch: the file's chunk size */
 } qfs_job;
 
 /* Handles are kept on one list so the fs can free those the kernel never
@@ -475,6 +495,33 @@ static int pending_has(const qfs_ist *s, uint64_t idx)
 	return 0;
 }
 
+static int fetch_has(const qfs_ist *s, uint64_t idx)
+{
+	for (unsigned i = 0; i < s->nfetch; i++)
+		if (s->fetch_idx[i] == idx)
+			return 1;
+	return 0;
+}
+
+/* Lists idx as being fetched; 0 if the list is full (not listed). */
+static int fetch_add(qfs_ist *s, uint64_t idx)
+{
+	if (s->nfetch >= QFS_MAX_FETCH)
+		return 0;
+	s->fetch_idx[s->nfetch++] = idx;
+	return 1;
+}
+
+static void fetch_del(qfs_ist *s, uint64_t idx)
+{
+	for (unsigned i = 0; i < s->nfetch; i++)
+		if (s->fetch_idx[i] == idx) {
+			s->fetch_idx[i] = s->fetch_idx[--s->nfetch];
+			break;
+		}
+	pthread_cond_broadcast(&s->cv);
+}
+
 /* Waits until no chunk write of this file is in flight; lock held. */
 static void wait_pending(qfs_ist *s)
 {
@@ -683,6 +730,15 @@ static cbuf *cb_find(qfs_ist *s, uint64_t idx)
 	return NULL;
 }
 
+/* Like cb_find, without counting as a use. */
+static const cbuf *cb_peek(const qfs_ist *s, uint64_t idx)
+{
+	for (size_t i = 0; i < s->ncb; i++)
+		if (s->cb[i].idx == idx)
+			return &s->cb[i];
+	return NULL;
+}
+
 static void cb_remove(qfs_ist *s, size_t i)
 {
 	free(s->cb[i].data);
@@ -851,6 +907,74 @@ static int set_size(qfs_fs *fs, qfs_ist *s, uint64_t size)
 /* ------------------------------------------------------------------ */
 /* Pipelined chunk writes (design note 7)                               */
 
+/* A readahead job (design note 8): fetches the chunk, keeps it as a clean
+ * buffer if the file still wants it, unpins the inode. */
+static void prefetch_run(qfs_fs *fs, qfs_job *j)
+{
+	uint8_t *data = malloc(j->cs);
+	int rc = data ? chunk_get(fs, &j->ref, data, j->cs) : -ENOMEM;
+	pthread_mutex_lock(&j->in->lock);
+	qfs_ist *st = j->in->state;
+	fetch_del(st, j->idx);
+	const qfs_obj *o = &st->obj;
+	if (rc == 0 && st->valid && o->type == QFS_T_REG && o->layout == QFS_LAYOUT_CHUNKED &&
+	    o->chunk_size == j->cs && j->idx < o->nchunks &&
+	    memcmp(&o->chunks[j->idx], &j->ref, sizeof(j->ref)) == 0 && !cb_peek(st, j->idx) &&
+	    !pending_has(st, j->idx)) {
+		cbuf *nb = realloc(st->cb, (st->ncb + 1) * sizeof(cbuf));
+		if (nb) {
+			st->cb = nb;
+			nb[st->ncb].idx = j->idx;
+			nb[st->ncb].data = data;
+			nb[st->ncb].dirty = 0;
+			nb[st->ncb].tick = ++st->tick;
+			st->ncb++;
+			data = NULL;
+			cb_trim(st);
+		}
+	}
+	free(data); /* failed, or changed meanwhile: a read fetches it itself */
+	pthread_mutex_unlock(&j->in->lock);
+	if (qfs_itable_release(fs->it, j->in)) {
+		/* the file was closed meanwhile: keep the version, not the data */
+		pthread_mutex_lock(&j->in->lock);
+		if (j->in->state && !ist_dirty(j->in->state))
+			ist_drop_bufs(j->in->state);
+		pthread_mutex_unlock(&j->in->lock);
+		qfs_itable_release_done(fs->it, j->in);
+	}
+}
+
+/* Queues readahead of the chunks after chunk last of an open file whose
+ * reads go on sequentially (design note 8); in->lock held. Never waits: a
+ * busy queue or a full fetch list just means less readahead. */
+static void readahead_queue(qfs_fs *fs, qfs_inode *in, qfs_ist *s, uint64_t last)
+{
+	const qfs_obj *o = &s->obj;
+	if (!fs->nwriters || o->type != QFS_T_REG || o->layout != QFS_LAYOUT_CHUNKED)
+		return;
+	for (uint64_t j = last + 1; j <= last + QFS_READAHEAD && j < o->nchunks; j++) {
+		if (o->chunks[j].kind != QFS_CHUNK_DATA || fetch_has(s, j) || pending_has(s, j) ||
+		    cb_peek(s, j))
+			continue;
+		if (s->nfetch >= QFS_MAX_FETCH)
+			return;
+		pthread_mutex_lock(&fs->jq_mu);
+		if (fs->jq_stop || fs->jq_len > QFS_MAX_JOBS / 2) {
+			pthread_mutex_unlock(&fs->jq_mu);
+			return;
+		}
+		qfs_job jb = {.in = in, .idx = j, .prefetch = 1, .ref = o->chunks[j],
+			      .cs = o->chunk_size};
+		fetch_add(s, j);
+		qfs_itable_open(fs->it, in); /* pinned until the fetch is done */
+		fs->jobs[(fs->jq_head + fs->jq_len) % QFS_MAX_JOBS] = jb;
+		fs->jq_len++;
+		pthread_cond_signal(&fs->jq_work);
+		pthread_mutex_unlock(&fs->jq_mu);
+	}
+}
+
 static void *writer_main(void *arg)
 {
 	qfs_fs *fs = arg;
@@ -868,6 +992,10 @@ static void *writer_main(void *arg)
 		pthread_cond_signal(&fs->jq_space);
 		pthread_mutex_unlock(&fs->jq_mu);
 
+		if (j.prefetch) {
+			prefetch_run(fs, &j);
+			continue;
+		}
 		qfs_chunkref ref;
 		int rc = chunk_put(fs, j.data, j.n, &ref);
 		pthread_mutex_lock(&j.in->lock);
@@ -920,7 +1048,7 @@ static void submit_chunk(qfs_fs *fs, qfs_inode *in, qfs_ist *s, uint64_t idx)
 	if (i == s->ncb || !s->cb[i].dirty)
 		return;
 	uint32_t cs = s->obj.chunk_size;
-	qfs_job j = {in, idx, s->cb[i].data, cs};
+	qfs_job j = {.in = in, .idx = idx, .data = s->cb[i].data, .n = cs};
 	s->cb[i] = s->cb[--s->ncb]; /* the job owns the bytes now */
 	s->dirty_bytes = s->dirty_bytes >= cs ? s->dirty_bytes - cs : 0;
 	s->pend_idx[s->npend++] = idx;
@@ -2143,6 +2271,11 @@ int qfs_fs_read(qfs_fs *fs, uint64_t fh, uint64_t off, size_t size, void *buf, s
 			*got += n;
 			continue;
 		}
+		if (!b && fetch_has(s, idx)) {
+			/* a read or readahead is fetching it: wait for that one */
+			pthread_cond_wait(&s->cv, s->lockp);
+			continue;
+		}
 		if (!b) {
 			/* fetch without the inode's lock, so concurrent reads of
 			 * other chunks (kernel readahead) proceed in parallel */
@@ -2152,9 +2285,12 @@ int qfs_fs_read(qfs_fs *fs, uint64_t fh, uint64_t off, size_t size, void *buf, s
 				rc = -ENOMEM;
 				goto out;
 			}
+			int listed = fetch_add(s, idx);
 			pthread_mutex_unlock(&in->lock);
 			rc = chunk_get(fs, &ref, data, cs);
 			pthread_mutex_lock(&in->lock);
+			if (listed)
+				fetch_del(s, idx);
 			if (rc) {
 				free(data);
 				goto out;
@@ -2185,6 +2321,13 @@ int qfs_fs_read(qfs_fs *fs, uint64_t fh, uint64_t off, size_t size, void *buf, s
 		}
 		memcpy((uint8_t *)buf + *got, b->data + in_off, n);
 		*got += n;
+	}
+	if (*got && s->obj.layout == QFS_LAYOUT_CHUNKED) {
+		uint64_t cs = s->obj.chunk_size;
+		uint64_t first = off / cs, last = (off + *got - 1) / cs;
+		if (first == s->ra_last || first == s->ra_last + 1)
+			readahead_queue(fs, in, s, last);
+		s->ra_last = last;
 	}
 	cb_trim(s);
 out:
