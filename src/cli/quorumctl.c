@@ -47,6 +47,9 @@ static void usage(FILE *f)
 		"        mixed get/put load; prints throughput and latency percentiles\n"
 		"  siblings PATH [--json] [--r N] [--n N] [--no-digest]\n"
 		"        every version of a file of the filesystem (PATH as in the mount)\n"
+		"  repair [--range START:END] [--wait DUR] [--json]\n"
+		"        anti-entropy now: compare this node's trees with every replica,\n"
+		"        copy differing keys both ways; prints ranges, keys and bytes moved\n"
 		"\n"
 		"Options:\n"
 		"  --node ADDR:PORT   node to talk to (default $QUORUMCTL_NODE or 127.0.0.1:7070)\n"
@@ -520,6 +523,8 @@ int main(int argc, char **argv)
 		return cli_bench(argc - i, argv + i, a.node, a.timeout_ms, a.json);
 	if (!strcmp(cmd, "siblings"))
 		return cli_siblings(argc - i, argv + i, a.node, a.timeout_ms, a.json);
+	if (!strcmp(cmd, "repair"))
+		return cli_repair(argc - i, argv + i, a.node, a.timeout_ms, a.json);
 	int rc = parse_cmd_args(argc, argv, i, &a);
 	if (rc)
 		return rc;

@@ -389,6 +389,16 @@ static int dec_hint_put(q_reader *r, net_msg *m)
 	return get_bytes(r, &m->u.hint_put.object, 1, NET_MAX_OBJECT);
 }
 
+static int enc_blob(const net_msg *m, q_buf *b)
+{
+	return put_bytes(b, m->u.blob.payload, 1, NET_MAX_BLOB);
+}
+
+static int dec_blob(q_reader *r, net_msg *m)
+{
+	return get_bytes(r, &m->u.blob.payload, 1, NET_MAX_BLOB);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The table                                                                  */
 
@@ -424,6 +434,12 @@ static const struct msg_kind msg_table[256] = {
 	[NET_MSG_GOSSIP_RESP] = {"GOSSIP_RESP", 0, 1, enc_gossip_resp, dec_gossip_resp},
 	[NET_MSG_HINT_PUT] = {"HINT_PUT", NET_MSG_HINT_PUT_RESP, 0, enc_hint_put, dec_hint_put},
 	[NET_MSG_HINT_PUT_RESP] = {"HINT_PUT_RESP", 0, 1, enc_repl_put_resp, dec_repl_put_resp},
+	[NET_MSG_AAE] = {"AAE", NET_MSG_AAE_RESP, 0, enc_blob, dec_blob},
+	[NET_MSG_AAE_RESP] = {"AAE_RESP", 0, 1, enc_blob, dec_blob},
+	[NET_MSG_AAE_SYNC] = {"AAE_SYNC", NET_MSG_AAE_SYNC_RESP, 0, enc_blob, dec_blob},
+	[NET_MSG_AAE_SYNC_RESP] = {"AAE_SYNC_RESP", 0, 1, enc_blob, dec_blob},
+	[NET_MSG_AAE_REPAIR] = {"AAE_REPAIR", NET_MSG_AAE_REPAIR_RESP, 0, enc_blob, dec_blob},
+	[NET_MSG_AAE_REPAIR_RESP] = {"AAE_REPAIR_RESP", 0, 1, enc_blob, dec_blob},
 };
 
 /* ------------------------------------------------------------------------ */

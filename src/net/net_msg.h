@@ -131,6 +131,13 @@ typedef struct net_hint_put {
 	q_slice object;       /* 1..NET_MAX_OBJECT */
 } net_hint_put;
 
+/* AAE, AAE_SYNC, AAE_REPAIR and their responses: an opaque payload the
+ * anti-entropy codecs decode (1..NET_MAX_BLOB bytes). */
+#define NET_MAX_BLOB (NET_MAX_OBJECT + 512u * 1024u)
+typedef struct net_blob {
+	q_slice payload;
+} net_blob;
+
 typedef struct net_msg {
 	uint8_t type;         /* enum net_msg_type: selects the union member */
 	union {
@@ -150,6 +157,7 @@ typedef struct net_msg {
 		net_status_resp status_resp;
 		net_gossip gossip;       /* GOSSIP, GOSSIP_RESP */
 		net_hint_put hint_put;
+		net_blob blob;           /* AAE* (0x60-0x65) */
 		/* HINT_PUT_RESP uses repl_put_resp */
 	} u;
 	void *owned_;         /* decoder allocation; freed by net_msg_clear */

@@ -106,6 +106,17 @@ enum net_msg_type {
 	NET_MSG_HINT_PUT = 0x50,
 	NET_MSG_HINT_PUT_RESP = 0x51,
 
+	/* 0x60-0x6f: anti-entropy (src/aae, src/node/node_aae.c). Payloads are
+	 * opaque blobs here: AAE carries an aae_msg (src/aae/aae_msg.h),
+	 * AAE_SYNC a key sync, AAE_REPAIR a repair admin request from quorumctl
+	 * (src/aae/aae_sync.h); each _RESP carries the answer of its kind. */
+	NET_MSG_AAE = 0x60,
+	NET_MSG_AAE_RESP = 0x61,
+	NET_MSG_AAE_SYNC = 0x62,
+	NET_MSG_AAE_SYNC_RESP = 0x63,
+	NET_MSG_AAE_REPAIR = 0x64,
+	NET_MSG_AAE_REPAIR_RESP = 0x65,
+
 	/* Type ranges per subsystem. Gossip (0x40/0x41) and hinted handoff
 	 * (0x50/0x51) types are in use; the rest of each range, and the AAE
 	 * and admin ranges, are reserved (not decodable yet). */

@@ -4,12 +4,13 @@ noinst_LIBRARIES += src/node/libqnode.a
 src_node_libqnode_a_SOURCES = \
 	src/node/node.c src/node/node.h \
 	src/node/node_conf.c src/node/node_conf.h \
-	src/node/node_gossip.c src/node/node_gossip.h
+	src/node/node_gossip.c src/node/node_gossip.h \
+	src/node/node_aae.c src/node/node_aae.h
 
 # Everything a program embedding a node links, lowest layer last. The mount
 # daemon uses it too: fuse_quorumfs_LDADD = ... $(QNODE_LDADD)
 QNODE_LDADD = src/node/libqnode.a src/client/libqclient.a src/cluster/libqcluster.a \
-	src/gossip/libqgossip.a src/handoff/libqhandoff.a \
+	src/gossip/libqgossip.a src/handoff/libqhandoff.a src/aae/libqaae.a \
 	src/net/libqnet.a src/ring/libqring.a src/object/libqobject.a \
 	src/lsm/libqlsm.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 

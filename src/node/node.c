@@ -33,6 +33,7 @@
 #include "lsm/lsm.h"
 #include "net/net_loop.h"
 #include "node/node_conf.h"
+#include "node/node_aae.h"
 #include "node/node_gossip.h"
 #include "util/env.h"
 #include "util/log.h"
@@ -50,6 +51,7 @@ struct q_node {
 	members *mem;
 	coord *coord;
 	node_gossip *gossip;
+	node_aae *aae;
 	net_loop *loop;
 	qc_client *client;
 	int started;
@@ -66,6 +68,8 @@ static void start_on_loop(void *arg)
 	a->rc = coord_start(a->n->coord);
 	if (a->rc == 0)
 		a->rc = node_gossip_start(a->n->gossip);
+	if (a->rc == 0)
+		a->rc = node_aae_start(a->n->aae);
 	if (a->rc < 0) {
 		node_gossip_stop(a->n->gossip);
 		coord_close(a->n->coord);
@@ -131,6 +135,8 @@ static int status_hook(void *arg, q_buf *out)
 			    (unsigned long long)rs.corrupt);
 	if (rc == 0)
 		rc = status_gossip(n, out);
+	if (rc == 0)
+		rc = node_aae_status_json(n->aae, out);
 	return rc < 0 ? rc : status_hints(n, out);
 }
 
@@ -138,6 +144,7 @@ static void node_free(q_node *n)
 {
 	if (n->client)
 		qc_close(n->client);
+	node_aae_free(n->aae);
 	node_gossip_free(n->gossip);
 	coord_free(n->coord);
 	hint_store_close(n->hints);
@@ -268,6 +275,17 @@ int q_node_start(q_conf *conf, q_node **out)
 			goto fail;
 		}
 	}
+	{
+		node_aae_config ac = {n->coord, n->rep, n->db, n->mem, n->loop,
+				      n->id, n->cfg.data_dir, n->cfg.n};
+		rc = node_aae_new(conf, &ac, err, sizeof(err), &n->aae);
+		if (rc < 0) {
+			Q_ERROR("node", "%s", err[0] ? err : q_strerror(rc));
+			net_loop_stop(n->loop);
+			n->loop = NULL;
+			goto fail;
+		}
+	}
 	start_arg sa = {n, 0};
 	rc = net_loop_call(n->loop, start_on_loop, &sa);
 	if (rc == 0)
@@ -284,6 +302,7 @@ int q_node_start(q_conf *conf, q_node **out)
 	*out = n;
 	return 0;
 fail:
+	node_aae_stop(n->aae);
 	if (n->loop) {
 		net_loop_call(n->loop, close_on_loop, n);
 		net_loop_stop(n->loop);
@@ -317,6 +336,7 @@ int q_node_stop(q_node *n)
 	if (!n)
 		return 0;
 	Q_INFO("node", "node %s stopping", n->id);
+	node_aae_stop(n->aae);         /* joins its threads while the loop runs */
 	if (n->loop) {
 		int rc = net_loop_call(n->loop, close_on_loop, n);
 		if (rc < 0)
@@ -327,6 +347,7 @@ int q_node_stop(q_node *n)
 	int rc = 0;
 	hint_store_close(n->hints);
 	n->hints = NULL;
+	node_aae_save(n->aae); /* after the last write, before the store closes */
 	if (n->db) {
 		rc = lsm_close(n->db);
 		n->db = NULL;
