@@ -32,5 +32,7 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 int cli_siblings(int argc, char **argv, const char *node, uint64_t timeout_ms, int json);
 /* `quorumctl repair [--range START:END] [--json]` (cli_repair.c); an exit code. */
 int cli_repair(int argc, char **argv, const char *node, uint64_t timeout_ms, int json);
+/* `quorumctl leave [--id ID]` (cli_admin.c); returns an exit code. */
+int cli_leave(int argc, char **argv, const char *node, uint64_t timeout_ms, int json);
 
 #endif

@@ -50,6 +50,8 @@ static void usage(FILE *f)
 		"  repair [--range START:END] [--wait DUR] [--json]\n"
 		"        anti-entropy now: compare this node's trees with every replica,\n"
 		"        copy differing keys both ways; prints ranges, keys and bytes moved\n"
+		"  leave [--id NODE_ID]    decommission the node (or member NODE_ID): hand\n"
+		"        its data to the new owners and stop (progress: status \"handoff\")\n"
 		"\n"
 		"Options:\n"
 		"  --node ADDR:PORT   node to talk to (default $QUORUMCTL_NODE or 127.0.0.1:7070)\n"
@@ -525,6 +527,8 @@ int main(int argc, char **argv)
 		return cli_siblings(argc - i, argv + i, a.node, a.timeout_ms, a.json);
 	if (!strcmp(cmd, "repair"))
 		return cli_repair(argc - i, argv + i, a.node, a.timeout_ms, a.json);
+	if (!strcmp(cmd, "leave"))
+		return cli_leave(argc - i, argv + i, a.node, a.timeout_ms, a.json);
 	int rc = parse_cmd_args(argc, argv, i, &a);
 	if (rc)
 		return rc;

@@ -440,6 +440,13 @@ static const struct msg_kind msg_table[256] = {
 	[NET_MSG_AAE_SYNC_RESP] = {"AAE_SYNC_RESP", 0, 1, enc_blob, dec_blob},
 	[NET_MSG_AAE_REPAIR] = {"AAE_REPAIR", NET_MSG_AAE_REPAIR_RESP, 0, enc_blob, dec_blob},
 	[NET_MSG_AAE_REPAIR_RESP] = {"AAE_REPAIR_RESP", 0, 1, enc_blob, dec_blob},
+	/* handoff and leave payloads are opaque here (handoff/handoff_msg.h) */
+	[NET_MSG_HANDOFF_BATCH] = {"HANDOFF_BATCH", NET_MSG_HANDOFF_BATCH_RESP, 0, enc_gossip,
+				   dec_gossip},
+	[NET_MSG_HANDOFF_BATCH_RESP] = {"HANDOFF_BATCH_RESP", 0, 1, enc_gossip_resp,
+					dec_gossip_resp},
+	[NET_MSG_LEAVE] = {"LEAVE", NET_MSG_LEAVE_RESP, 0, enc_gossip, dec_gossip},
+	[NET_MSG_LEAVE_RESP] = {"LEAVE_RESP", 0, 1, enc_gossip_resp, dec_gossip_resp},
 };
 
 /* ------------------------------------------------------------------------ */

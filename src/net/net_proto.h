@@ -105,6 +105,18 @@ enum net_msg_type {
 	 * HINT_PUT_RESP has the layout of REPL_PUT_RESP. */
 	NET_MSG_HINT_PUT = 0x50,
 	NET_MSG_HINT_PUT_RESP = 0x51,
+	/* 0x52-0x5f: range handoff on ring changes (src/handoff/handoff_msg.h
+	 * describes the payloads, opaque here). HANDOFF_BATCH carries keys and
+	 * their encoded sets for the receiver to merge; its response carries
+	 * the count merged. */
+	NET_MSG_HANDOFF_BATCH = 0x52,
+	NET_MSG_HANDOFF_BATCH_RESP = 0x53,
+
+	/* 0x70-0x77: join/leave admin. LEAVE asks a node to decommission
+	 * itself (or another node, named in the payload; handoff_msg.h);
+	 * LEAVE_RESP carries a short text answer. */
+	NET_MSG_LEAVE = 0x70,
+	NET_MSG_LEAVE_RESP = 0x71,
 
 	/* 0x60-0x6f: anti-entropy (src/aae, src/node/node_aae.c). Payloads are
 	 * opaque blobs here: AAE carries an aae_msg (src/aae/aae_msg.h),

@@ -5,7 +5,8 @@ src_node_libqnode_a_SOURCES = \
 	src/node/node.c src/node/node.h \
 	src/node/node_conf.c src/node/node_conf.h \
 	src/node/node_gossip.c src/node/node_gossip.h \
-	src/node/node_aae.c src/node/node_aae.h
+	src/node/node_aae.c src/node/node_aae.h \
+	src/node/node_handoff.c src/node/node_handoff.h
 
 # Everything a program embedding a node links, lowest layer last. The mount
 # daemon uses it too: fuse_quorumfs_LDADD = ... $(QNODE_LDADD)

@@ -35,6 +35,7 @@
 #include "node/node_conf.h"
 #include "node/node_aae.h"
 #include "node/node_gossip.h"
+#include "node/node_handoff.h"
 #include "util/env.h"
 #include "util/log.h"
 #include "util/qerr.h"
@@ -52,6 +53,7 @@ struct q_node {
 	coord *coord;
 	node_gossip *gossip;
 	node_aae *aae;
+	node_handoff *handoff;
 	net_loop *loop;
 	qc_client *client;
 	int started;
@@ -70,6 +72,8 @@ static void start_on_loop(void *arg)
 		a->rc = node_gossip_start(a->n->gossip);
 	if (a->rc == 0)
 		a->rc = node_aae_start(a->n->aae);
+	if (a->rc == 0)
+		a->rc = node_handoff_start(a->n->handoff);
 	if (a->rc < 0) {
 		node_gossip_stop(a->n->gossip);
 		coord_close(a->n->coord);
@@ -137,6 +141,8 @@ static int status_hook(void *arg, q_buf *out)
 		rc = status_gossip(n, out);
 	if (rc == 0)
 		rc = node_aae_status_json(n->aae, out);
+	if (rc == 0)
+		rc = node_handoff_status_json(n->handoff, out);
 	return rc < 0 ? rc : status_hints(n, out);
 }
 
@@ -144,6 +150,7 @@ static void node_free(q_node *n)
 {
 	if (n->client)
 		qc_close(n->client);
+	node_handoff_free(n->handoff);
 	node_aae_free(n->aae);
 	node_gossip_free(n->gossip);
 	coord_free(n->coord);
@@ -268,6 +275,12 @@ int q_node_start(q_conf *conf, q_node **out)
 				seeds[ns++] = n->cfg.peers[i].addr;
 		rc = node_gossip_new(conf, n->coord, n->mem, n->loop, n->id, n->cfg.zone, seeds, ns,
 				     err, sizeof(err), &n->gossip);
+		if (rc == 0)
+			rc = node_gossip_set_state_dir(n->gossip, n->cfg.data_dir);
+		node_handoff_config hc = {n->coord, n->mem, n->rep, n->db, n->gossip, n->loop,
+					  n->id, n->cfg.data_dir, n->cfg.n, n->cfg.request_timeout_ms};
+		if (rc == 0)
+			rc = node_handoff_new(conf, &hc, err, sizeof(err), &n->handoff);
 		if (rc < 0) {
 			Q_ERROR("node", "%s", err[0] ? err : q_strerror(rc));
 			net_loop_stop(n->loop);
@@ -302,6 +315,7 @@ int q_node_start(q_conf *conf, q_node **out)
 	*out = n;
 	return 0;
 fail:
+	node_handoff_stop(n->handoff);
 	node_aae_stop(n->aae);
 	if (n->loop) {
 		net_loop_call(n->loop, close_on_loop, n);
@@ -337,6 +351,7 @@ int q_node_stop(q_node *n)
 		return 0;
 	Q_INFO("node", "node %s stopping", n->id);
 	node_aae_stop(n->aae);         /* joins its threads while the loop runs */
+	node_handoff_stop(n->handoff); /* joins its thread while the loop runs */
 	if (n->loop) {
 		int rc = net_loop_call(n->loop, close_on_loop, n);
 		if (rc < 0)

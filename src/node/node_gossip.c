@@ -26,6 +26,7 @@
 #include "net/net_msg.h"
 #include "net/net_pool.h"
 #include "net/net_proto.h"
+#include "util/env.h"
 #include "util/log.h"
 #include "util/qerr.h"
 #include "util/qtime.h"
@@ -46,7 +47,61 @@ struct node_gossip {
 	int stopped;
 	pthread_mutex_t mu;       /* guards counts */
 	size_t counts[GOSSIP_STATUS_MAX + 1];
+	char *state_dir;          /* where the incarnation is kept; may be NULL */
+	uint64_t inc_saved;       /* loop thread: last incarnation stored */
 };
+
+static void inc_path(node_gossip *ng, char *p, size_t cap)
+{
+	snprintf(p, cap, "%s/%s", ng->state_dir, NODE_GOSSIP_INC_FILE);
+}
+
+/* The stored incarnation, 0 when none (or unreadable: logged). */
+static uint64_t inc_load(node_gossip *ng)
+{
+	char p[4200];
+	inc_path(ng, p, sizeof(p));
+	uint8_t *data = NULL;
+	size_t n = 0;
+	int rc = q_env_read_all(q_env_posix(), p, &data, &n);
+	if (rc < 0) {
+		if (rc != -ENOENT && rc != Q_ENOTFOUND)
+			Q_WARN("gossip", "cannot read %s: %s", p, q_strerror(rc));
+		return 0;
+	}
+	uint64_t v = 0;
+	int ok = n > 0 && n <= 20;
+	for (size_t i = 0; ok && i < n; i++) {
+		if (data[i] == '\n' && i == n - 1 && i > 0)
+			break;
+		if (data[i] < '0' || data[i] > '9' || v > (UINT64_MAX - 9) / 10)
+			ok = 0;
+		else
+			v = v * 10 + (uint64_t)(data[i] - '0');
+	}
+	free(data);
+	if (!ok) {
+		Q_WARN("gossip", "%s is malformed; using the clock", p);
+		return 0;
+	}
+	return v;
+}
+
+static int inc_store(node_gossip *ng, uint64_t inc)
+{
+	if (!ng->state_dir || inc <= ng->inc_saved)
+		return 0;
+	char p[4200], text[32];
+	inc_path(ng, p, sizeof(p));
+	int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)inc);
+	int rc = q_env_write_atomic(q_env_posix(), p, text, (size_t)n);
+	if (rc < 0) {
+		Q_WARN("gossip", "cannot store the incarnation in %s: %s", p, q_strerror(rc));
+		return rc;
+	}
+	ng->inc_saved = inc;
+	return 0;
+}
 
 static void on_member(void *ud, const gossip_member *m, int old_status)
 {
@@ -75,6 +130,8 @@ static void update_counts(node_gossip *ng)
 {
 	size_t cnt[GOSSIP_STATUS_MAX + 1];
 	gossip_counts(ng->g, cnt);
+	/* a refutation raised the incarnation: keep it across restarts */
+	inc_store(ng, gossip_self_incarnation(ng->g));
 	pthread_mutex_lock(&ng->mu);
 	memcpy(ng->counts, cnt, sizeof(cnt));
 	pthread_mutex_unlock(&ng->mu);
@@ -234,6 +291,16 @@ int node_gossip_start(node_gossip *ng)
 	gc.nseeds = ng->nseeds;
 	gc.on_member = on_member;
 	gc.ud = ng;
+	if (ng->state_dir) {
+		uint64_t stored = inc_load(ng);
+		uint64_t inc = q_wall_ns() / 1000000u;
+		if (stored >= inc)
+			inc = stored + 1;
+		int irc = inc_store(ng, inc);
+		if (irc < 0)
+			return irc;
+		gc.incarnation = inc;
+	}
 	int rc = gossip_new(&gc, q_mono_ms(), &ng->g);
 	if (rc < 0) {
 		Q_ERROR("gossip", "cannot start gossip: %s", q_strerror(rc));
@@ -271,6 +338,7 @@ void node_gossip_free(node_gossip *ng)
 		free(ng->seeds[i]);
 	free(ng->seeds);
 	free((char *)ng->cfg.cluster);
+	free(ng->state_dir);
 	pthread_mutex_destroy(&ng->mu);
 	free(ng);
 }
@@ -281,4 +349,34 @@ void node_gossip_counts(node_gossip *ng, size_t out[4])
 	for (size_t i = 0; i < 4 && i <= GOSSIP_STATUS_MAX; i++)
 		out[i] = ng->counts[i];
 	pthread_mutex_unlock(&ng->mu);
+}
+
+int node_gossip_set_state_dir(node_gossip *ng, const char *dir)
+{
+	char *d = strdup(dir);
+	if (!d)
+		return -ENOMEM;
+	free(ng->state_dir);
+	ng->state_dir = d;
+	return 0;
+}
+
+int node_gossip_leave(node_gossip *ng)
+{
+	if (ng->stopped || !ng->g)
+		return Q_ECLOSED;
+	int rc = gossip_leave(ng->g, q_mono_ms());
+	if (rc == 0)
+		update_counts(ng);
+	return rc;
+}
+
+int node_gossip_remove(node_gossip *ng, const char *id)
+{
+	if (ng->stopped || !ng->g)
+		return Q_ECLOSED;
+	int rc = gossip_remove(ng->g, id, q_mono_ms());
+	if (rc == 0)
+		update_counts(ng);
+	return rc;
 }

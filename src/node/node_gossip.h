@@ -50,4 +50,21 @@ void node_gossip_free(node_gossip *g);
 /* Any thread: members by gossip status (alive, suspect, down, left). */
 void node_gossip_counts(node_gossip *g, size_t out[4]);
 
+/* Before node_gossip_start: the directory where this node's incarnation is
+ * kept (NODE_GOSSIP_INC_FILE, copied). At start the incarnation becomes
+ * max(stored + 1, wall-clock ms) and is stored (fsync'ed, atomic rename)
+ * before the first message goes out; every later rise (a refutation) is
+ * stored too. So a restarted node always speaks with an incarnation above
+ * anything it said before, even if the clock stepped back, and refutes old
+ * suspicion about itself. Without it the wall clock alone is used. */
+#define NODE_GOSSIP_INC_FILE "gossip.incarnation"
+int node_gossip_set_state_dir(node_gossip *g, const char *dir);
+
+/* Loop thread: this node leaves (gossip_leave; spreads as status left, and
+ * every node drops it from the ring). Q_ECLOSED if gossip is not running. */
+int node_gossip_leave(node_gossip *g);
+/* Loop thread: marks a down member left (gossip_remove): -EBUSY if it is
+ * alive or suspect, Q_ENOTFOUND if unknown. */
+int node_gossip_remove(node_gossip *g, const char *id);
+
 #endif
