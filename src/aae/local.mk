@@ -63,3 +63,4 @@ dist_doc_DATA += docs/aae.md
 
 # integration tests of anti-entropy in the node (run by tests/integration/run.sh)
 EXTRA_DIST += tests/integration/test_aae.py
+EXTRA_DIST += bench/aae_bench.py
