@@ -1448,6 +1448,9 @@ int node_aae_new(q_conf *conf, const node_aae_config *cfg, char *err, size_t err
 	}
 	replica_hooks h = {hook_batch, hook_after, na};
 	replica_set_hooks(na->rep, &h);
+	/* the first arc table before any write is accepted: the only moment
+	 * saved trees (matching the store as it was at shutdown) may load */
+	refresh_ring(na);
 	*out = na;
 	return 0;
 fail:

@@ -110,6 +110,14 @@ def test_wiped_replica_repaired(procs, tmp_path):
     wait_for(lambda: all(c.roots(i)[0][3] == nkeys for i in range(3)), timeout=30,
              what="every tree counts every key")
     assert len({c.roots(i)[0][2] for i in range(3)}) == 1
+    # a clean restart loads the saved tree instead of rebuilding it
+    before = c.roots(0)
+    c.stop(0)
+    c.start(0)
+    c.wait_ready()
+    st = c.aae(0)
+    assert st["trees_loaded"] == 1 and st["builds"] == 0, st
+    assert c.roots(0) == before
 
     c.stop(2)
     import shutil
