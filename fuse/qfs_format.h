@@ -69,6 +69,12 @@ enum {
 #define QFS_DEFAULT_INLINE_MAX (64u << 10)
 #define QFS_DEFAULT_CHUNK_SIZE (1u << 20)
 
+/* A mount skips storing a chunk it stored itself less than this long ago
+ * (same bytes, same key); past it the chunk is stored again, so a chunk that
+ * a new version refers to has a write no older than this (up to the time
+ * the version is stored). Part of the chunk collection contract. */
+#define QFS_CHUNK_REPUT_MS (10u * 60u * 1000u)
+
 /* Conflict-file marker (Syncthing's convention). */
 #define QFS_CONFLICT_MARK ".sync-conflict-"
 

@@ -202,6 +202,7 @@ struct qfs_fs {
 	int jq_stop, nwriters;
 	pthread_t writers[QFS_WRITERS_MAX];
 	uint64_t known[KNOWN_CHUNKS]; /* chunk ids (first 8 bytes) stored lately */
+	uint64_t known_ms[KNOWN_CHUNKS]; /* when (q_mono_ms) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -630,17 +631,23 @@ static int ist_refresh(qfs_fs *fs, qfs_inode *in, qfs_ist *s, const char *path, 
 /* ------------------------------------------------------------------ */
 /* Chunks                                                               */
 
+/* Whether chunk id was stored by this mount less than QFS_CHUNK_REPUT_MS
+ * ago (then a write of the same bytes may skip the put); add records a put
+ * made now. Past that age the chunk is put again, which renews its write
+ * time: the contract a chunk collector relies on (docs/filesystem.md). */
 static int known_chunk(qfs_fs *fs, const uint8_t *id, int add)
 {
-	uint64_t h;
+	uint64_t h, now = q_mono_ms();
 	memcpy(&h, id, 8);
 	if (h == 0)
 		h = 1;
 	size_t slot = (size_t)(h % KNOWN_CHUNKS);
 	pthread_mutex_lock(&fs->known_mu);
-	int hit = fs->known[slot] == h;
-	if (add)
+	int hit = fs->known[slot] == h && now - fs->known_ms[slot] < QFS_CHUNK_REPUT_MS;
+	if (add) {
 		fs->known[slot] = h;
+		fs->known_ms[slot] = now;
+	}
 	pthread_mutex_unlock(&fs->known_mu);
 	return hit;
 }
