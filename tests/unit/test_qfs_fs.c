@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -270,5 +271,118 @@ QTEST(directory_siblings_merge)
 	teardown(&e);
 }
 
+/* Readahead and single fetches (qfs_fs.c design note 8): readers of one
+ * file in parallel get the right bytes while chunks are fetched ahead, and
+ * a chunk changed after it was fetched ahead reads as changed. */
+#define RA_CS 4096
+#define RA_CHUNKS 48
+
+static uint8_t ra_byte(uint64_t pos)
+{
+	return (uint8_t)(pos * 31 + pos / RA_CS);
+}
+
+typedef struct ra_reader {
+	env *e;
+	uint64_t fh;
+	size_t piece;
+	int bad;
+} ra_reader;
+
+static void *ra_read_all(void *arg)
+{
+	ra_reader *r = arg;
+	uint8_t buf[3 * RA_CS];
+	uint64_t off = 0;
+	for (;;) {
+		size_t got;
+		if (qfs_fs_read(r->e->fs, r->fh, off, r->piece, buf, &got) != 0) {
+			r->bad++;
+			return NULL;
+		}
+		if (got == 0)
+			break;
+		for (size_t i = 0; i < got; i++)
+			if (buf[i] != ra_byte(off + i)) {
+				r->bad++;
+				return NULL;
+			}
+		off += got;
+	}
+	if (off != (uint64_t)RA_CHUNKS * RA_CS)
+		r->bad++;
+	return NULL;
+}
+
+QTEST(readahead_parallel_readers_and_changes)
+{
+	env e;
+	struct stat st;
+	uint64_t f, fh, h1, h2;
+	static uint8_t data[RA_CHUNKS * RA_CS];
+	setup(&e, RA_CS, 100);
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = ra_byte(i);
+	ASSERT_OK(qfs_fs_create(e.fs, QFS_ROOT_INO, "big", 0644, O_WRONLY, 0, 0, &st, &f, &fh));
+	ASSERT_OK(qfs_fs_write(e.fs, fh, 0, data, sizeof(data)));
+	ASSERT_OK(qfs_fs_release(e.fs, fh));
+	for (int round = 0; round < 3; round++) {
+		/* a fresh inode each round: nothing cached */
+		uint64_t g;
+		qfs_fs_forget(e.fs, f, 1);
+		ASSERT_OK(qfs_fs_lookup(e.fs, QFS_ROOT_INO, "big", &st, &g));
+		f = g;
+		ASSERT_OK(qfs_fs_open(e.fs, f, O_RDONLY, &h1));
+		ASSERT_OK(qfs_fs_open(e.fs, f, O_RDONLY, &h2));
+		/* pieces that do and do not align with chunks */
+		ra_reader a = {&e, h1, round == 0 ? RA_CS : 1000 + 700 * (size_t)round, 0};
+		ra_reader b = {&e, h2, 3 * RA_CS, 0};
+		pthread_t ta, tb;
+		ASSERT_OK(pthread_create(&ta, NULL, ra_read_all, &a));
+		ASSERT_OK(pthread_create(&tb, NULL, ra_read_all, &b));
+		pthread_join(ta, NULL);
+		pthread_join(tb, NULL);
+		ASSERT_EQ(a.bad, 0);
+		ASSERT_EQ(b.bad, 0);
+		ASSERT_OK(qfs_fs_release(e.fs, h1));
+		ASSERT_OK(qfs_fs_release(e.fs, h2));
+	}
+	/* read chunk 10 (the next ones are fetched ahead), change chunk 12
+	 * through another handle, read on: the change shows */
+	ASSERT_OK(qfs_fs_open(e.fs, f, O_RDONLY, &h1));
+	uint8_t buf[RA_CS];
+	size_t got;
+	ASSERT_OK(qfs_fs_read(e.fs, h1, 9 * RA_CS, RA_CS, buf, &got));
+	ASSERT_OK(qfs_fs_read(e.fs, h1, 10 * RA_CS, RA_CS, buf, &got));
+	ASSERT_OK(qfs_fs_open(e.fs, f, O_WRONLY, &h2));
+	ASSERT_OK(qfs_fs_write(e.fs, h2, 12 * RA_CS + 5, "ZZZ", 3));
+	ASSERT_OK(qfs_fs_flush(e.fs, h2));
+	ASSERT_OK(qfs_fs_read(e.fs, h1, 11 * RA_CS, RA_CS, buf, &got));
+	ASSERT_EQ(got, RA_CS);
+	ASSERT_MEMEQ(buf, data + 11 * RA_CS, RA_CS);
+	ASSERT_OK(qfs_fs_read(e.fs, h1, 12 * RA_CS, RA_CS, buf, &got));
+	ASSERT_EQ(got, RA_CS);
+	memcpy(data + 12 * RA_CS + 5, "ZZZ", 3);
+	ASSERT_MEMEQ(buf, data + 12 * RA_CS, RA_CS);
+	/* truncated and extended: the cut part reads as zeroes */
+	struct stat in;
+	memset(&in, 0, sizeof(in));
+	in.st_size = 20 * RA_CS + 17;
+	ASSERT_OK(qfs_fs_setattr(e.fs, f, &in, QFS_SET_SIZE, &st));
+	in.st_size = 30 * RA_CS;
+	ASSERT_OK(qfs_fs_setattr(e.fs, f, &in, QFS_SET_SIZE, &st));
+	memset(data + 20 * RA_CS + 17, 0, 10 * RA_CS - 17);
+	for (uint64_t off = 13 * RA_CS; off < 30 * RA_CS; off += RA_CS) {
+		ASSERT_OK(qfs_fs_read(e.fs, h1, off, RA_CS, buf, &got));
+		ASSERT_EQ(got, RA_CS);
+		ASSERT_MEMEQ(buf, data + off, RA_CS);
+	}
+	ASSERT_OK(qfs_fs_read(e.fs, h1, 30 * RA_CS, RA_CS, buf, &got));
+	ASSERT_EQ(got, 0);
+	ASSERT_OK(qfs_fs_release(e.fs, h2));
+	ASSERT_OK(qfs_fs_release(e.fs, h1));
+	teardown(&e);
+}
+
 QTEST_MAIN(QT(files_and_directories), QT(conflict_files_show_and_resolve),
-	   QT(directory_siblings_merge))
+	   QT(directory_siblings_merge), QT(readahead_parallel_readers_and_changes))
