@@ -35,4 +35,13 @@ int cli_repair(int argc, char **argv, const char *node, uint64_t timeout_ms, int
 /* `quorumctl leave [--id ID]` (cli_admin.c); returns an exit code. */
 int cli_leave(int argc, char **argv, const char *node, uint64_t timeout_ms, int json);
 
+/* `quorumctl init-secret FILE [--force]` (cli_secret.c); an exit code. */
+int cli_init_secret(int argc, char **argv);
+/* Loads the key file for every network client of the process (--secret,
+ * QUORUM_SECRET_FILE); CLI_EXIT_OK or an exit code after a message. */
+int cli_use_secret(const char *path);
+struct qc_client;
+/* `quorumctl ring [--json]` (cli_ring.c); an exit code. */
+int cli_ring(struct qc_client *c, int json);
+
 #endif

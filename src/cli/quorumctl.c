@@ -42,6 +42,10 @@ static void usage(FILE *f)
 		"        token from get the write replaces the siblings that get showed\n"
 		"  delete KEY [--context TOKEN] [--w N] [--n N]\n"
 		"  status                  the node's members, ring and counters\n"
+		"  ring                    token ownership per member: tokens, share of the\n"
+		"        circle owned and replicated (--json: the node's answer as is)\n"
+		"  init-secret FILE [--force]\n"
+		"        write a new random cluster secret (mode 0600) for secret_file\n"
 		"  bench [--nodes A,B,..] [--clients 50] [--keys 100000] [--duration 10s]\n"
 		"        [--value-size 100] [--get-percent 50] [--r N] [--w N] [--preload]\n"
 		"        mixed get/put load; prints throughput and latency percentiles\n"
@@ -57,6 +61,8 @@ static void usage(FILE *f)
 		"  --node ADDR:PORT   node to talk to (default $QUORUMCTL_NODE or 127.0.0.1:7070)\n"
 		"  --timeout DUR      request timeout, e.g. 500ms, 2s (default 5s)\n"
 		"  --json             machine-readable output\n"
+		"  --secret FILE      cluster secret key file (default $QUORUM_SECRET_FILE);\n"
+		"                     needed when the nodes have secret_file set\n"
 		"  -h, --help         this text\n"
 		"\n"
 		"Exit status: 0 ok, 1 not found, 2 usage error, 3 no quorum or timeout,\n"
@@ -490,6 +496,7 @@ int main(int argc, char **argv)
 	if (!a.node || !a.node[0])
 		a.node = "127.0.0.1:7070";
 	a.timeout_ms = 5000;
+	const char *secret = getenv("QUORUM_SECRET_FILE");
 	int i = 1;
 	/* global options before the command */
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -499,6 +506,8 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(s, "--json")) {
 			a.json = 1;
+		} else if (!strcmp(s, "--secret") && i + 1 < argc) {
+			secret = argv[++i];
 		} else if (!strcmp(s, "--node") && i + 1 < argc) {
 			a.node = argv[++i];
 		} else if (!strcmp(s, "--timeout") && i + 1 < argc) {
@@ -521,6 +530,10 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (!strcmp(cmd, "init-secret"))
+		return cli_init_secret(argc - i, argv + i);
+	if (secret && secret[0] && cli_use_secret(secret) != CLI_EXIT_OK)
+		return CLI_EXIT_USAGE;
 	if (!strcmp(cmd, "bench"))
 		return cli_bench(argc - i, argv + i, a.node, a.timeout_ms, a.json);
 	if (!strcmp(cmd, "siblings"))
@@ -533,7 +546,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc;
 	if (strcmp(cmd, "get") && strcmp(cmd, "put") && strcmp(cmd, "delete") &&
-	    strcmp(cmd, "status")) {
+	    strcmp(cmd, "status") && strcmp(cmd, "ring")) {
 		fprintf(stderr, "quorumctl: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return CLI_EXIT_USAGE;
@@ -555,6 +568,11 @@ int main(int argc, char **argv)
 		code = write_cmd(c, &a, 0);
 	else if (!strcmp(cmd, "delete"))
 		code = write_cmd(c, &a, 1);
+	else if (!strcmp(cmd, "ring") && a.npos) {
+		fprintf(stderr, "quorumctl: usage: ring [--json]\n");
+		code = CLI_EXIT_USAGE;
+	} else if (!strcmp(cmd, "ring"))
+		code = cli_ring(c, a.json);
 	else
 		code = cmd_status(c, &a);
 	qc_close(c);

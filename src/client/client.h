@@ -128,12 +128,23 @@ int qc_net_new(const char *addr, uint64_t timeout_ms, qc_client **out);
 /* Network client only: the node's status JSON (appended to out after a
  * reset). */
 int qc_net_status(qc_client *c, q_buf *out);
+/* Network client only: the node's ring and ownership JSON (RING message;
+ * docs/protocol.md), appended to out after a reset. */
+int qc_net_ring(qc_client *c, q_buf *out);
 /* Network client only: what the node's own replica holds for key, without
  * asking other replicas (a debug read; Q_ENOTFOUND if it holds nothing). */
 int qc_net_replica_get(qc_client *c, q_slice key, qc_object *out);
 /* Network client only: the text of the last failure (the node's ERROR text
  * or a connection problem); "" if none. Valid until the next call. */
 const char *qc_net_last_error(qc_client *c);
+/* Before the first request: authenticate every connection of c with the
+ * cluster secret key (NET_AUTH_KEY_LEN = 32 bytes, copied; see
+ * net/net_auth.h). -EINVAL if c is not a network client. */
+int qc_net_set_secret(qc_client *c, const uint8_t *key);
+/* The secret every network client created afterwards in this process uses
+ * (copied; NULL clears it). For tools that create clients in several
+ * places (quorumctl's bench). Returns 0 or -EIO (libsodium unusable). */
+int qc_net_set_default_secret(const uint8_t *key);
 
 /* Fills o (freed first) from a sibling set: siblings in the set's order
  * (live first), values copied, context encoded. */

@@ -12,15 +12,20 @@
  * reconnects. Errors the node answered with (ERROR frames) are returned as
  * their codes; the node's text is kept for qc_net_last_error.
  *
+ * With a cluster secret (qc_net_set_secret) every new connection runs the
+ * handshake (net_sync_auth) before its first request.
+ *
  * Threading: calls are serialised by a mutex (one connection).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client/client.h"
+#include "net/net_auth.h"
 #include "net/net_msg.h"
 #include "net/net_sync.h"
 #include "object/obj.h"
@@ -35,7 +40,9 @@ typedef struct netc {
 	char addr[128];
 	uint64_t timeout_ms;
 	net_sync *conn;
-	char last_err[256];
+	char last_err[512];
+	int has_secret;
+	uint8_t secret[NET_AUTH_KEY_LEN];
 } netc;
 
 static const struct qc_client_ops net_ops;
@@ -57,6 +64,16 @@ static int call(netc *n, const net_msg *req, uint64_t timeout_ms, net_msg *resp,
 				 q_strerror(rc));
 			return rc;
 		}
+		if (n->has_secret) {
+			char err[200];
+			rc = net_sync_auth(n->conn, n->secret, timeout_ms, err, sizeof(err));
+			if (rc < 0) {
+				net_sync_close(n->conn);
+				n->conn = NULL;
+				snprintf(n->last_err, sizeof(n->last_err), "%s: %s", n->addr, err);
+				return rc;
+			}
+		}
 	}
 	int rc = net_sync_call(n->conn, req, timeout_ms + NETC_SLACK_MS, resp, buf);
 	if (rc < 0 && resp->type == NET_MSG_ERROR) {
@@ -66,7 +83,10 @@ static int call(netc *n, const net_msg *req, uint64_t timeout_ms, net_msg *resp,
 		return rc; /* the node answered: the connection is fine */
 	}
 	if (rc < 0) {
-		snprintf(n->last_err, sizeof(n->last_err), "%s: %s", n->addr, q_strerror(rc));
+		snprintf(n->last_err, sizeof(n->last_err), "%s: %s%s", n->addr, q_strerror(rc),
+			 rc == Q_ECLOSED && !n->has_secret
+				 ? " (the node may require the cluster secret: --secret FILE)"
+				 : "");
 		net_sync_close(n->conn);
 		n->conn = NULL;
 	}
@@ -212,6 +232,7 @@ static void nc_close(qc_client *c)
 	netc *n = (netc *)c;
 	if (n->conn)
 		net_sync_close(n->conn);
+	sodium_memzero(n->secret, sizeof(n->secret));
 	pthread_mutex_destroy(&n->mu);
 	free(n);
 }
@@ -224,6 +245,25 @@ static const struct qc_client_ops net_ops = {
 	.close = nc_close,
 };
 
+/* The process-wide default secret (qc_net_set_default_secret). */
+static pthread_mutex_t g_secret_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_has_secret;
+static uint8_t g_secret[NET_AUTH_KEY_LEN];
+
+int qc_net_set_default_secret(const uint8_t *key)
+{
+	if (key)
+		Q_RET(net_auth_init());
+	pthread_mutex_lock(&g_secret_mu);
+	if (key)
+		memcpy(g_secret, key, NET_AUTH_KEY_LEN);
+	else
+		sodium_memzero(g_secret, sizeof(g_secret));
+	g_has_secret = key != NULL;
+	pthread_mutex_unlock(&g_secret_mu);
+	return 0;
+}
+
 int qc_net_new(const char *addr, uint64_t timeout_ms, qc_client **out)
 {
 	if (!addr || !addr[0] || strlen(addr) >= 128)
@@ -235,6 +275,12 @@ int qc_net_new(const char *addr, uint64_t timeout_ms, qc_client **out)
 	pthread_mutex_init(&n->mu, NULL);
 	snprintf(n->addr, sizeof(n->addr), "%s", addr);
 	n->timeout_ms = timeout_ms ? timeout_ms : NETC_DEFAULT_TIMEOUT_MS;
+	pthread_mutex_lock(&g_secret_mu);
+	if (g_has_secret) {
+		memcpy(n->secret, g_secret, NET_AUTH_KEY_LEN);
+		n->has_secret = 1;
+	}
+	pthread_mutex_unlock(&g_secret_mu);
 	*out = &n->base;
 	return 0;
 }
@@ -247,6 +293,27 @@ int qc_net_status(qc_client *c, q_buf *out)
 	net_msg req, resp;
 	q_buf buf = Q_BUF_INIT;
 	net_msg_init(&req, NET_MSG_STATUS);
+	memset(&resp, 0, sizeof(resp));
+	pthread_mutex_lock(&n->mu);
+	int rc = call(n, &req, n->timeout_ms, &resp, &buf);
+	if (rc == 0) {
+		q_buf_reset(out);
+		rc = q_buf_append(out, resp.u.status_resp.text.p, resp.u.status_resp.text.n);
+	}
+	pthread_mutex_unlock(&n->mu);
+	net_msg_clear(&resp);
+	q_buf_free(&buf);
+	return rc;
+}
+
+int qc_net_ring(qc_client *c, q_buf *out)
+{
+	netc *n = as_net(c);
+	if (!n)
+		return -EINVAL;
+	net_msg req, resp;
+	q_buf buf = Q_BUF_INIT;
+	net_msg_init(&req, NET_MSG_RING);
 	memset(&resp, 0, sizeof(resp));
 	pthread_mutex_lock(&n->mu);
 	int rc = call(n, &req, n->timeout_ms, &resp, &buf);
@@ -292,4 +359,21 @@ const char *qc_net_last_error(qc_client *c)
 {
 	netc *n = as_net(c);
 	return n ? n->last_err : "";
+}
+
+int qc_net_set_secret(qc_client *c, const uint8_t *key)
+{
+	netc *n = as_net(c);
+	if (!n || !key)
+		return -EINVAL;
+	Q_RET(net_auth_init());
+	pthread_mutex_lock(&n->mu);
+	memcpy(n->secret, key, NET_AUTH_KEY_LEN);
+	n->has_secret = 1;
+	if (n->conn) { /* opened unauthenticated: start over */
+		net_sync_close(n->conn);
+		n->conn = NULL;
+	}
+	pthread_mutex_unlock(&n->mu);
+	return 0;
 }

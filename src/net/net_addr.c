@@ -87,3 +87,22 @@ int net_addr_format(const struct sockaddr *sa, char *buf, size_t size)
 	}
 	return -EINVAL;
 }
+
+int net_addr_is_loopback(const char *text)
+{
+	struct sockaddr_storage ss;
+	if (net_addr_parse(text, 1, &ss) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+		return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+		if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+			return 1;
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+			return a->sin6_addr.s6_addr[12] == 127;
+	}
+	return 0;
+}

@@ -24,4 +24,9 @@ int net_addr_parse(const char *text, int allow_port0, struct sockaddr_storage *o
 #define NET_ADDR_STRLEN 64
 int net_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 
+/* 1 if text parses as an address on the loopback network (127.0.0.0/8,
+ * ::1, ::ffff:127.x.y.z; "localhost"), else 0 (0.0.0.0 and :: are not
+ * loopback: they listen on every interface). */
+int net_addr_is_loopback(const char *text);
+
 #endif

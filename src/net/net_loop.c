@@ -17,9 +17,11 @@
 #include "net/net_loop.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/net_internal.h"
 #include "util/log.h"
 #include "util/qerr.h"
 
@@ -41,6 +43,22 @@ struct net_loop {
 	int closing;
 	struct post_item *q;
 	size_t cap, head, count;
+
+	/* cluster secret (sodium_malloc'ed, guarded; NULL = none) and the
+	 * handshake counters (atomics) */
+	uint8_t *secret;
+	net_auth_stats auth;
+	net_lat_hist lat[NET_LAT_N]; /* written on the loop thread, atomics */
+};
+
+const uint64_t net_lat_bounds_us[NET_LAT_BUCKETS - 1] = {
+	250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000,
+};
+
+static const char *const lat_names[NET_LAT_N] = {
+	"kv_get", "kv_put", "kv_delete", "kv_mget", "repl_get", "repl_put", "repl_mget",
+	"hint_put", "other",
 };
 
 /* Runs every queued function; returns 1 if the loop is closing and the
@@ -226,6 +244,76 @@ void net_loop_stop(net_loop *l)
 		Q_WARN("net", "loop stop: uv_loop_close reported busy handles");
 	pthread_cond_destroy(&l->started_cv);
 	pthread_mutex_destroy(&l->mu);
+	net_loop_set_secret(l, NULL);
 	free(l->q);
 	free(l);
+}
+
+int net_loop_set_secret(net_loop *l, const uint8_t *key)
+{
+	if (l->secret) {
+		sodium_free(l->secret); /* wipes it */
+		l->secret = NULL;
+	}
+	if (!key)
+		return 0;
+	if (net_auth_init() < 0)
+		return -EIO;
+	l->secret = sodium_malloc(NET_AUTH_KEY_LEN);
+	if (!l->secret)
+		return -ENOMEM;
+	memcpy(l->secret, key, NET_AUTH_KEY_LEN);
+	return 0;
+}
+
+const uint8_t *net_loop_secret(const net_loop *l)
+{
+	return l->secret;
+}
+
+void net_loop_auth_note(net_loop *l, enum net_auth_event ev)
+{
+	uint64_t *c = ev == NET_AUTH_EV_OK ? &l->auth.ok
+		      : ev == NET_AUTH_EV_FAILED ? &l->auth.failed : &l->auth.unauth_frames;
+	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+}
+
+void net_loop_auth_stats(const net_loop *l, net_auth_stats *out)
+{
+	out->ok = __atomic_load_n(&l->auth.ok, __ATOMIC_RELAXED);
+	out->failed = __atomic_load_n(&l->auth.failed, __ATOMIC_RELAXED);
+	out->unauth_frames = __atomic_load_n(&l->auth.unauth_frames, __ATOMIC_RELAXED);
+}
+
+const char *net_lat_kind_name(int kind)
+{
+	return kind >= 0 && kind < NET_LAT_N ? lat_names[kind] : NULL;
+}
+
+void net_loop_lat_note(net_loop *l, int kind, uint64_t us, int error)
+{
+	if (kind < 0 || kind >= NET_LAT_N)
+		kind = NET_LAT_OTHER;
+	net_lat_hist *h = &l->lat[kind];
+	size_t b = 0;
+	while (b < NET_LAT_BUCKETS - 1 && us > net_lat_bounds_us[b])
+		b++;
+	__atomic_add_fetch(&h->bucket[b], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&h->sum_us, us, __ATOMIC_RELAXED);
+	if (error)
+		__atomic_add_fetch(&h->errors, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&h->count, 1, __ATOMIC_RELEASE);
+}
+
+void net_loop_lat_get(const net_loop *l, int kind, net_lat_hist *out)
+{
+	memset(out, 0, sizeof *out);
+	if (kind < 0 || kind >= NET_LAT_N)
+		return;
+	const net_lat_hist *h = &l->lat[kind];
+	out->count = __atomic_load_n(&h->count, __ATOMIC_ACQUIRE);
+	out->errors = __atomic_load_n(&h->errors, __ATOMIC_RELAXED);
+	out->sum_us = __atomic_load_n(&h->sum_us, __ATOMIC_RELAXED);
+	for (size_t i = 0; i < NET_LAT_BUCKETS; i++)
+		out->bucket[i] = __atomic_load_n(&h->bucket[i], __ATOMIC_RELAXED);
 }

@@ -32,7 +32,10 @@
 #define Q_NET_LOOP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
+
+#include "net/net_auth.h"
 
 typedef struct net_loop net_loop;
 
@@ -59,6 +62,43 @@ int net_loop_on_thread(const net_loop *l);
 
 /* The libuv loop; only for code running on the loop thread. */
 uv_loop_t *net_loop_uv(net_loop *l);
+
+/* The cluster secret of connections on this loop (net_auth.h): every
+ * server started on the loop requires the handshake before any other
+ * frame, every pool runs it on each connection it opens. Call before any
+ * server or pool starts on the loop; key (NET_AUTH_KEY_LEN bytes) is copied
+ * into guarded memory (sodium_malloc); NULL clears it. Returns 0, -ENOMEM
+ * or -EIO (libsodium unusable): the caller must not run without it then. */
+int net_loop_set_secret(net_loop *l, const uint8_t *key);
+/* The secret, or NULL when none is set. Loop thread (or before start of
+ * servers and pools). */
+const uint8_t *net_loop_secret(const net_loop *l);
+/* Handshake counters of this loop's servers and pools. Any thread. */
+void net_loop_auth_stats(const net_loop *l, net_auth_stats *out);
+
+/* Request latency histograms of the servers on this loop: time from a
+ * request frame's dispatch to its reply (or drop), per request kind.
+ * Bucket i counts requests with latency <= net_lat_bounds_us[i] (not
+ * cumulative; the last bucket is everything above the last bound). */
+enum net_lat_kind {
+	NET_LAT_KV_GET, NET_LAT_KV_PUT, NET_LAT_KV_DELETE, NET_LAT_KV_MGET,
+	NET_LAT_REPL_GET, NET_LAT_REPL_PUT, NET_LAT_REPL_MGET, NET_LAT_HINT_PUT,
+	NET_LAT_OTHER, NET_LAT_N
+};
+#define NET_LAT_BUCKETS 15
+extern const uint64_t net_lat_bounds_us[NET_LAT_BUCKETS - 1];
+typedef struct net_lat_hist {
+	uint64_t count;      /* requests answered or dropped */
+	uint64_t errors;     /* answered with ERROR, or dropped */
+	uint64_t sum_us;
+	uint64_t bucket[NET_LAT_BUCKETS];
+} net_lat_hist;
+/* "kv_get", ...; NULL for an out-of-range kind. */
+const char *net_lat_kind_name(int kind);
+/* Copies the histogram of kind (any thread; fields read one by one). */
+void net_loop_lat_get(const net_loop *l, int kind, net_lat_hist *out);
+/* Records one request (loop thread; used by net_server). */
+void net_loop_lat_note(net_loop *l, int kind, uint64_t us, int error);
 
 /* Stops and frees the loop (see Lifecycle). Not from the loop thread. */
 void net_loop_stop(net_loop *l);

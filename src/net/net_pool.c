@@ -32,14 +32,19 @@
 #include <string.h>
 
 #include "net/net_addr.h"
+#include "net/net_auth.h"
 #include "net/net_frame.h"
 #include "net/net_internal.h"
 #include "util/log.h"
 #include "util/qerr.h"
+#include "util/qtime.h"
 
 #define POOL_READ_CHUNK (64 * 1024)
 
-enum pc_state { PC_CONNECTING, PC_READY, PC_DEAD };
+/* PC_AUTH / PC_AUTH_OK: connected, running the cluster-secret handshake
+ * (net_auth.h; only when the loop has a secret): waiting for the server's
+ * AUTH_CHALLENGE, then for AUTH_OK. Requests stay queued until READY. */
+enum pc_state { PC_CONNECTING, PC_AUTH, PC_AUTH_OK, PC_READY, PC_DEAD };
 
 typedef void (*pr_raw_fn)(void *arg, int status, uint8_t type, q_slice payload);
 
@@ -77,6 +82,7 @@ struct pool_conn {
 	size_t wq_bytes;
 	q_buf rbuf;
 	char addr[NET_ADDR_STRLEN];
+	uint8_t nc[NET_AUTH_NONCE_LEN], ns[NET_AUTH_NONCE_LEN];
 };
 
 struct net_pool {
@@ -89,6 +95,7 @@ struct net_pool {
 	int closing;
 	uint64_t next_reqid;
 	net_pool_stats st;
+	net_ratelog authlog;
 };
 
 static void pc_fail(pool_conn *c, int code);
@@ -267,6 +274,136 @@ static void pc_on_frame(pool_conn *c, const net_frame *f)
 	pr_complete(r, status, f->type, f->payload);
 }
 
+/* ------------------------------------------------------------------------ */
+/* cluster-secret handshake (client side)                                     */
+
+typedef struct pc_raw {
+	uv_write_t w;
+	pool_conn *c;
+	uint8_t *data;
+} pc_raw;
+
+static void pc_raw_cb(uv_write_t *w, int status)
+{
+	pc_raw *x = NET_CONTAINER_OF(w, pc_raw, w);
+	pool_conn *c = x->c;
+	free(x->data);
+	free(x);
+	if (status < 0 && c->state != PC_DEAD)
+		pc_fail(c, status == UV_ECANCELED ? Q_ECLOSED : status);
+	pc_unref(c);
+}
+
+static int pc_send_raw(pool_conn *c, uint8_t type, const uint8_t *p, size_t n)
+{
+	q_buf b = Q_BUF_INIT;
+	int rc = net_frame_encode(&b, type, 0, 0, q_slice_make(p, n));
+	pc_raw *x = rc == 0 ? calloc(1, sizeof *x) : NULL;
+	if (!x) {
+		q_buf_free(&b);
+		return rc < 0 ? rc : -ENOMEM;
+	}
+	size_t len;
+	x->data = q_buf_steal(&b, &len);
+	x->c = c;
+	uv_buf_t ub = uv_buf_init((char *)x->data, (unsigned)len);
+	rc = uv_write(&x->w, (uv_stream_t *)&c->tcp, &ub, 1, pc_raw_cb);
+	if (rc < 0) {
+		free(x->data);
+		free(x);
+		return rc;
+	}
+	c->refs++;
+	return 0;
+}
+
+static void pc_auth_log(pool_conn *c, const char *what)
+{
+	uint64_t dropped;
+	int ok = net_ratelog_allow(&c->pool->authlog, q_mono_ms(), &dropped);
+	if (dropped)
+		Q_WARN("net", "%llu more outgoing authentication failures not logged",
+		       (unsigned long long)dropped);
+	if (ok)
+		Q_WARN("net", "authentication with %s failed: %s", c->addr, what);
+}
+
+/* Connected (and authenticated, if required): write everything queued, in
+ * order. */
+static void pc_ready(pool_conn *c)
+{
+	int rc = 0;
+	uv_timer_stop(&c->ctimer);
+	c->state = PC_READY;
+	for (net_link *n = c->reqs.next; rc == 0 && n != &c->reqs; n = n->next) {
+		pool_req *r = NET_CONTAINER_OF(n, pool_req, link);
+		if (!r->queued)
+			continue;
+		r->queued = 0;
+		rc = pc_write(c, r);
+		if (rc < 0) {
+			r->queued = 1;
+			break;
+		}
+	}
+	if (rc < 0)
+		pc_fail(c, rc);
+}
+
+static void pc_on_auth_frame(pool_conn *c, const net_frame *f)
+{
+	const uint8_t *key = net_loop_secret(c->pool->loop);
+	if (f->type == NET_MSG_ERROR) {
+		net_msg m;
+		char text[160] = "";
+		if (net_msg_decode(f->type, f->payload, &m) == 0)
+			snprintf(text, sizeof text, "refused: %.*s", (int)m.u.error.text.n,
+				 (const char *)m.u.error.text.p);
+		net_msg_clear(&m);
+		net_loop_auth_note(c->pool->loop, NET_AUTH_EV_FAILED);
+		pc_auth_log(c, text[0] ? text : "refused");
+		pc_fail(c, Q_EAUTH);
+		return;
+	}
+	uint8_t mac[NET_AUTH_MAC_LEN];
+	if (c->state == PC_AUTH) {
+		if (f->type != NET_MSG_AUTH_CHALLENGE || !(f->flags & NET_FF_RESP) ||
+		    net_auth_decode_challenge(f->payload.p, f->payload.n, c->ns, mac) < 0) {
+			pc_auth_log(c, "malformed AUTH_CHALLENGE");
+			net_loop_auth_note(c->pool->loop, NET_AUTH_EV_FAILED);
+			pc_fail(c, Q_EAUTH);
+			return;
+		}
+		if (!net_auth_check(key, NET_AUTH_ROLE_SERVER, c->nc, c->ns, mac)) {
+			pc_auth_log(c, "the node does not know our cluster secret");
+			net_loop_auth_note(c->pool->loop, NET_AUTH_EV_FAILED);
+			pc_fail(c, Q_EAUTH);
+			return;
+		}
+		net_auth_mac(key, NET_AUTH_ROLE_CLIENT, c->nc, c->ns, mac);
+		int rc = pc_send_raw(c, NET_MSG_AUTH_PROOF, mac, sizeof mac);
+		if (rc < 0) {
+			pc_fail(c, rc);
+			return;
+		}
+		c->state = PC_AUTH_OK;
+		return;
+	}
+	if (f->type != NET_MSG_AUTH_OK || !(f->flags & NET_FF_RESP) || f->payload.n) {
+		pc_auth_log(c, "malformed AUTH_OK");
+		net_loop_auth_note(c->pool->loop, NET_AUTH_EV_FAILED);
+		pc_fail(c, Q_EAUTH);
+		return;
+	}
+	net_loop_auth_note(c->pool->loop, NET_AUTH_EV_OK);
+	pc_ready(c);
+}
+
+static int pc_in_auth(const pool_conn *c)
+{
+	return c->state == PC_AUTH || c->state == PC_AUTH_OK;
+}
+
 static void pc_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	pool_conn *c = h->data;
@@ -284,21 +421,28 @@ static void pc_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	pool_conn *c = st->data;
 	(void)buf;
 	if (nread < 0) {
+		if (pc_in_auth(c)) {
+			/* a server closes on a wrong proof without a word */
+			net_loop_auth_note(c->pool->loop, NET_AUTH_EV_FAILED);
+			pc_auth_log(c, "the node closed the connection during the handshake "
+				       "(another cluster secret?)");
+			pc_fail(c, Q_EAUTH);
+			return;
+		}
 		pc_fail(c, nread == UV_EOF ? Q_ECLOSED : (int)nread);
 		return;
 	}
 	c->rbuf.len += (size_t)nread;
 	size_t off = 0;
 	c->refs++;
-	while (c->state == PC_READY) {
+	while (c->state == PC_READY || pc_in_auth(c)) {
 		net_frame f;
 		size_t used;
-		int rc = net_frame_decode2(c->rbuf.p + off, c->rbuf.len - off, c->pool->o.max_payload,
-					   &f, &used);
+		size_t maxp = pc_in_auth(c) ? NET_AUTH_MAX_PREAUTH : c->pool->o.max_payload;
+		int rc = net_frame_decode2(c->rbuf.p + off, c->rbuf.len - off, maxp, &f, &used);
 		if (rc == NET_NEED_MORE) {
 			net_frame h;
-			if (net_frame_decode_hdr(c->rbuf.p + off, c->rbuf.len - off,
-						 c->pool->o.max_payload, &h) == 0) {
+			if (net_frame_decode_hdr(c->rbuf.p + off, c->rbuf.len - off, maxp, &h) == 0) {
 				size_t want = NET_FRAME_HDR_LEN + h.payload.n;
 				memmove(c->rbuf.p, c->rbuf.p + off, c->rbuf.len - off);
 				c->rbuf.len -= off;
@@ -311,19 +455,34 @@ static void pc_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		}
 		if (rc < 0) {
 			Q_WARN("net", "bad frame from %s: %s", c->addr, q_strerror(rc));
-			pc_fail(c, rc == Q_ETOOBIG ? Q_ETOOBIG : Q_EPROTO);
+			pc_fail(c, pc_in_auth(c) ? Q_EAUTH : rc == Q_ETOOBIG ? Q_ETOOBIG : Q_EPROTO);
 			break;
 		}
-		pc_on_frame(c, &f);
+		if (pc_in_auth(c))
+			pc_on_auth_frame(c, &f);
+		else
+			pc_on_frame(c, &f);
 		off += used;
 	}
-	if (c->state == PC_READY && off) {
+	if ((c->state == PC_READY || pc_in_auth(c)) && off) {
 		memmove(c->rbuf.p, c->rbuf.p + off, c->rbuf.len - off);
 		c->rbuf.len -= off;
 		if (c->rbuf.len == 0 && c->rbuf.cap > 4 * POOL_READ_CHUNK)
 			q_buf_free(&c->rbuf);
 	}
 	pc_unref(c);
+}
+
+static void pc_ctimeout_cb(uv_timer_t *t)
+{
+	pool_conn *c = t->data;
+	if (c->state == PC_CONNECTING)
+		pc_fail(c, Q_ETIMEOUT);
+	else if (pc_in_auth(c)) {
+		pc_auth_log(c, "no answer to the handshake in time");
+		net_loop_auth_note(c->pool->loop, NET_AUTH_EV_FAILED);
+		pc_fail(c, Q_EAUTH);
+	}
 }
 
 static void pc_connect_cb(uv_connect_t *cr, int status)
@@ -340,32 +499,25 @@ static void pc_connect_cb(uv_connect_t *cr, int status)
 		pc_unref(c);
 		return;
 	}
-	c->state = PC_READY;
 	uv_tcp_nodelay(&c->tcp, 1);
 	int rc = uv_read_start((uv_stream_t *)&c->tcp, pc_alloc_cb, pc_read_cb);
-	/* Write everything queued, in order. */
-	for (net_link *n = c->reqs.next; rc == 0 && n != &c->reqs; n = n->next) {
-		pool_req *r = NET_CONTAINER_OF(n, pool_req, link);
-		if (!r->queued)
-			continue;
-		r->queued = 0;
-		rc = pc_write(c, r);
-		if (rc < 0) {
-			r->queued = 1;
-			break;
-		}
+	if (rc == 0 && net_loop_secret(c->pool->loop)) {
+		/* handshake first; the connect timeout covers it too */
+		uint8_t init[NET_AUTH_INIT_LEN];
+		net_auth_nonce(c->nc);
+		net_auth_encode_init(c->nc, init);
+		c->state = PC_AUTH;
+		rc = pc_send_raw(c, NET_MSG_AUTH_INIT, init, sizeof init);
+		if (rc == 0)
+			uv_timer_start(&c->ctimer, pc_ctimeout_cb, c->pool->o.connect_timeout_ms, 0);
+	} else if (rc == 0) {
+		pc_ready(c);
 	}
 	if (rc < 0)
 		pc_fail(c, rc);
 	pc_unref(c);
 }
 
-static void pc_ctimeout_cb(uv_timer_t *t)
-{
-	pool_conn *c = t->data;
-	if (c->state == PC_CONNECTING)
-		pc_fail(c, Q_ETIMEOUT);
-}
 
 static pool_conn *pool_find(net_pool *p, const char *addr)
 {

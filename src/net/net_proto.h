@@ -73,6 +73,13 @@ enum net_msg_type {
 	NET_MSG_PING = 0x03,
 	NET_MSG_PONG = 0x04,
 	NET_MSG_ERROR = 0x05,
+	/* 0x06-0x09: cluster-secret handshake (net_auth.h), request id 0,
+	 * exchanged before any other frame when a secret is configured; the
+	 * server handles them itself (they never reach a request handler) */
+	NET_MSG_AUTH_INIT = 0x06,      /* client nonce */
+	NET_MSG_AUTH_CHALLENGE = 0x07, /* response: server nonce + server proof */
+	NET_MSG_AUTH_PROOF = 0x08,     /* client proof */
+	NET_MSG_AUTH_OK = 0x09,        /* response: authenticated, empty */
 
 	/* 0x10-0x1f: client operations, coordinated by the receiving node */
 	NET_MSG_KV_GET = 0x10,
@@ -111,6 +118,12 @@ enum net_msg_type {
 	 * the count merged. */
 	NET_MSG_HANDOFF_BATCH = 0x52,
 	NET_MSG_HANDOFF_BATCH_RESP = 0x53,
+
+	/* 0x78-0x7f: operations admin. RING asks for the node's ring and
+	 * ownership (layout of STATUS; no flag changes it); RING_RESP carries a
+	 * JSON text (layout of STATUS_RESP; docs/protocol.md "RING"). */
+	NET_MSG_RING = 0x78,
+	NET_MSG_RING_RESP = 0x79,
 
 	/* 0x70-0x77: join/leave admin. LEAVE asks a node to decommission
 	 * itself (or another node, named in the payload; handoff_msg.h);

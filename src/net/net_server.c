@@ -32,16 +32,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/net_auth.h"
 #include "net/net_frame.h"
 #include "net/net_internal.h"
 #include "util/coding.h"
 #include "util/log.h"
 #include "util/qerr.h"
+#include "util/qtime.h"
 
 #define SRV_READ_CHUNK (64 * 1024)
 #define SRV_LINGER_MS 2000
 
 enum conn_state { C_OPEN, C_DRAIN, C_CLOSING };
+/* With a cluster secret a connection starts in A_WAIT_INIT and must reach
+ * A_DONE (net_auth.h handshake) before any frame is dispatched; without
+ * one it starts in A_DONE. */
+enum conn_auth { A_DONE = 0, A_WAIT_INIT, A_WAIT_PROOF };
 
 typedef struct srv_conn {
 	uv_tcp_t tcp;
@@ -58,11 +64,15 @@ typedef struct srv_conn {
 	size_t wq_bytes;
 	q_buf rbuf;
 	char peer[NET_ADDR_STRLEN];
+	int auth;             /* enum conn_auth: handshake progress */
+	uint8_t nc[NET_AUTH_NONCE_LEN], ns[NET_AUTH_NONCE_LEN];
 } srv_conn;
 
 typedef struct srv_req {
 	net_request pub;
 	srv_conn *c;
+	uint64_t start_ns;    /* dispatch time, for the latency histograms */
+	int lat_kind;         /* enum net_lat_kind */
 	uint8_t *payload;     /* owned copy; pub.msg slices point into it */
 } srv_req;
 
@@ -83,6 +93,7 @@ struct net_server {
 	char addr[NET_ADDR_STRLEN];
 	int port;
 	net_server_stats st;
+	net_ratelog authlog;
 };
 
 static void conn_close(srv_conn *c);
@@ -239,6 +250,92 @@ static void conn_bad_frame(srv_conn *c, uint64_t reqid, int code, const char *wh
 }
 
 /* ------------------------------------------------------------------------ */
+/* authentication: nothing but a closed connection for a failed handshake   */
+
+static void auth_log(net_server *s, const char *peer, const char *what)
+{
+	uint64_t dropped;
+	int ok = net_ratelog_allow(&s->authlog, q_mono_ms(), &dropped);
+	if (dropped)
+		Q_WARN("net", "%llu more authentication failures not logged",
+		       (unsigned long long)dropped);
+	if (ok)
+		Q_WARN("net", "authentication failed for %s: %s; connection closed", peer, what);
+}
+
+static void conn_auth_fail(srv_conn *c, enum net_auth_event ev, const char *what)
+{
+	net_loop_auth_note(c->srv->loop, ev);
+	auth_log(c->srv, c->peer, what);
+	conn_close(c);
+}
+
+static int conn_send_raw(srv_conn *c, uint8_t type, const uint8_t *p, size_t n)
+{
+	q_buf b = Q_BUF_INIT;
+	int rc = net_frame_encode(&b, type, NET_FF_RESP, 0, q_slice_make(p, n));
+	if (rc < 0) {
+		q_buf_free(&b);
+		return rc;
+	}
+	size_t len;
+	uint8_t *f = q_buf_steal(&b, &len);
+	return conn_write(c, f, len);
+}
+
+static void idle_cb(uv_timer_t *t);
+
+static void conn_auth_frame(srv_conn *c, const net_frame *f)
+{
+	const uint8_t *key = net_loop_secret(c->srv->loop);
+	int framing_ok = !(f->flags & NET_FF_RESP) && f->reqid == 0;
+	if (c->auth == A_WAIT_INIT) {
+		if (f->type != NET_MSG_AUTH_INIT || !framing_ok ||
+		    net_auth_decode_init(f->payload.p, f->payload.n, c->nc) < 0) {
+			conn_auth_fail(c, NET_AUTH_EV_UNAUTH,
+				       f->type == NET_MSG_AUTH_INIT
+					       ? "malformed AUTH_INIT"
+					       : "a frame other than AUTH_INIT before authentication");
+			return;
+		}
+		uint8_t mac[NET_AUTH_MAC_LEN], pl[NET_AUTH_CHALLENGE_LEN];
+		net_auth_nonce(c->ns);
+		net_auth_mac(key, NET_AUTH_ROLE_SERVER, c->nc, c->ns, mac);
+		net_auth_encode_challenge(c->ns, mac, pl);
+		c->auth = A_WAIT_PROOF;
+		if (conn_send_raw(c, NET_MSG_AUTH_CHALLENGE, pl, sizeof pl) < 0)
+			conn_close(c);
+		return;
+	}
+	uint8_t mac[NET_AUTH_MAC_LEN];
+	if (f->type != NET_MSG_AUTH_PROOF || !framing_ok ||
+	    net_auth_decode_proof(f->payload.p, f->payload.n, mac) < 0) {
+		conn_auth_fail(c, NET_AUTH_EV_FAILED, "malformed or missing AUTH_PROOF");
+		return;
+	}
+	if (!net_auth_check(key, NET_AUTH_ROLE_CLIENT, c->nc, c->ns, mac)) {
+		conn_auth_fail(c, NET_AUTH_EV_FAILED,
+			       "wrong proof (another cluster secret, or a replayed handshake)");
+		return;
+	}
+	c->auth = A_DONE;
+	net_loop_auth_note(c->srv->loop, NET_AUTH_EV_OK);
+	Q_DEBUG("net", "connection from %s authenticated", c->peer);
+	uv_timer_stop(&c->timer);
+	if (c->srv->o.idle_timeout_ms)
+		uv_timer_start(&c->timer, idle_cb, c->srv->o.idle_timeout_ms, 0);
+	if (conn_send_raw(c, NET_MSG_AUTH_OK, NULL, 0) < 0)
+		conn_close(c);
+}
+
+static void auth_timeout_cb(uv_timer_t *t)
+{
+	srv_conn *c = t->data;
+	if (c->state == C_OPEN && c->auth != A_DONE)
+		conn_auth_fail(c, NET_AUTH_EV_UNAUTH, "no handshake within the time limit");
+}
+
+/* ------------------------------------------------------------------------ */
 /* dispatch                                                                   */
 
 static int conn_paused(const srv_conn *c)
@@ -247,11 +344,34 @@ static int conn_paused(const srv_conn *c)
 	return c->inflight >= o->max_inflight || c->wq_bytes >= o->max_wq_bytes;
 }
 
+static int lat_kind_of(const net_msg *m)
+{
+	switch (m->type) {
+	case NET_MSG_KV_GET: return NET_LAT_KV_GET;
+	case NET_MSG_KV_PUT:
+		return (m->u.kv_put.flags & NET_PUT_DELETE) ? NET_LAT_KV_DELETE : NET_LAT_KV_PUT;
+	case NET_MSG_KV_MGET: return NET_LAT_KV_MGET;
+	case NET_MSG_REPL_GET: return NET_LAT_REPL_GET;
+	case NET_MSG_REPL_PUT: return NET_LAT_REPL_PUT;
+	case NET_MSG_REPL_MGET: return NET_LAT_REPL_MGET;
+	case NET_MSG_HINT_PUT: return NET_LAT_HINT_PUT;
+	default: return NET_LAT_OTHER;
+	}
+}
+
 static void dispatch(srv_conn *c, const net_frame *f)
 {
 	net_server *s = c->srv;
 	if (f->flags & NET_FF_RESP) {
 		conn_bad_frame(c, f->reqid, Q_EPROTO, "response frame sent to a server");
+		return;
+	}
+	if (f->type >= NET_MSG_AUTH_INIT && f->type <= NET_MSG_AUTH_OK) {
+		/* a handshake to a node without a secret, or a second one */
+		conn_send_error(c, f->reqid, Q_EAUTH,
+				net_loop_secret(s->loop)
+					? "connection already authenticated"
+					: "this node has no cluster secret configured");
 		return;
 	}
 	if (!net_msg_type_known(f->type) || net_msg_is_resp(f->type)) {
@@ -285,6 +405,8 @@ static void dispatch(srv_conn *c, const net_frame *f)
 		return;
 	}
 	r->c = c;
+	r->start_ns = q_mono_ns();
+	r->lat_kind = lat_kind_of(&r->pub.msg);
 	r->pub.reqid = f->reqid;
 	r->pub.type = f->type;
 	memcpy(r->pub.peer, c->peer, sizeof r->pub.peer);
@@ -305,13 +427,17 @@ static void conn_process(srv_conn *c)
 	while (c->state == C_OPEN && !conn_paused(c)) {
 		net_frame f;
 		size_t used;
-		int rc = net_frame_decode2(c->rbuf.p + off, c->rbuf.len - off, c->srv->o.max_payload,
-					   &f, &used);
+		size_t maxp = c->auth != A_DONE ? NET_AUTH_MAX_PREAUTH : c->srv->o.max_payload;
+		int rc = net_frame_decode2(c->rbuf.p + off, c->rbuf.len - off, maxp, &f, &used);
+		if (rc < 0 && c->auth != A_DONE) {
+			conn_auth_fail(c, NET_AUTH_EV_UNAUTH,
+				       "malformed or oversized frame before authentication");
+			break;
+		}
 		if (rc == NET_NEED_MORE) {
 			/* Make room for the whole frame once its header is known. */
 			net_frame h;
-			if (net_frame_decode_hdr(c->rbuf.p + off, c->rbuf.len - off,
-						 c->srv->o.max_payload, &h) == 0) {
+			if (net_frame_decode_hdr(c->rbuf.p + off, c->rbuf.len - off, maxp, &h) == 0) {
 				size_t want = NET_FRAME_HDR_LEN + h.payload.n;
 				if (c->rbuf.cap - off < want) {
 					memmove(c->rbuf.p, c->rbuf.p + off, c->rbuf.len - off);
@@ -335,7 +461,10 @@ static void conn_process(srv_conn *c)
 			conn_bad_frame(c, reqid, rc, what);
 			break;
 		}
-		dispatch(c, &f);
+		if (c->auth != A_DONE)
+			conn_auth_frame(c, &f);
+		else
+			dispatch(c, &f);
 		off += used;
 	}
 	if (c->state == C_OPEN && off) {
@@ -376,6 +505,10 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	if (nread < 0) {
 		if (nread != UV_EOF)
 			Q_DEBUG("net", "read from %s: %s", c->peer, uv_strerror((int)nread));
+		if (c->state == C_OPEN && c->auth == A_WAIT_PROOF)
+			conn_auth_fail(c, NET_AUTH_EV_FAILED,
+				       "closed during the handshake (the peer may hold another "
+				       "cluster secret)");
 		conn_close(c);
 		return;
 	}
@@ -384,7 +517,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	c->rbuf.len += (size_t)nread;
-	if (c->srv->o.idle_timeout_ms)
+	if (c->srv->o.idle_timeout_ms && c->auth == A_DONE)
 		uv_timer_start(&c->timer, idle_cb, c->srv->o.idle_timeout_ms, 0);
 	conn_process(c);
 }
@@ -473,8 +606,12 @@ static void on_connection(uv_stream_t *ls, int status)
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0 ||
 	    net_addr_format((struct sockaddr *)&ss, c->peer, sizeof c->peer) != 0)
 		snprintf(c->peer, sizeof c->peer, "?");
-	if (s->o.idle_timeout_ms)
+	if (net_loop_secret(s->loop)) {
+		c->auth = A_WAIT_INIT;
+		uv_timer_start(&c->timer, auth_timeout_cb, NET_AUTH_TIMEOUT_MS, 0);
+	} else if (s->o.idle_timeout_ms) {
 		uv_timer_start(&c->timer, idle_cb, s->o.idle_timeout_ms, 0);
+	}
 	conn_update_reading(c);
 }
 
@@ -550,9 +687,10 @@ void net_server_close(net_server *s)
 /* ------------------------------------------------------------------------ */
 /* replies                                                                    */
 
-static void req_free(srv_req *r)
+static void req_free(srv_req *r, int error)
 {
 	srv_conn *c = r->c;
+	net_loop_lat_note(c->srv->loop, r->lat_kind, (q_mono_ns() - r->start_ns) / 1000, error);
 	net_msg_clear(&r->pub.msg);
 	free(r->payload);
 	free(r);
@@ -560,6 +698,27 @@ static void req_free(srv_req *r)
 	if (c->state == C_OPEN)
 		conn_process(c); /* may resume reading */
 	conn_unref(c);
+}
+
+/* Responses that carry a status of their own: a failure other than
+ * not-found counts as an error in the histograms. */
+static int obj_status_failed(const net_msg *m)
+{
+	int32_t st = 0;
+	switch (m->type) {
+	case NET_MSG_KV_GET_RESP:
+	case NET_MSG_KV_PUT_RESP:
+	case NET_MSG_REPL_GET_RESP:
+		st = m->u.obj_resp.status;
+		break;
+	case NET_MSG_REPL_PUT_RESP:
+	case NET_MSG_HINT_PUT_RESP:
+		st = m->u.repl_put_resp.status;
+		break;
+	default:
+		break;
+	}
+	return st < 0 && st != Q_ENOTFOUND;
 }
 
 int net_reply_send(net_request *req, const net_msg *resp)
@@ -581,7 +740,8 @@ int net_reply_send(net_request *req, const net_msg *resp)
 		else if (rc == 0)
 			c->srv->st.replies++;
 	}
-	req_free(r);
+	req_free(r, rc < 0 || resp->type == NET_MSG_ERROR ||
+			    (resp->type != NET_MSG_ERROR && obj_status_failed(resp)));
 	return rc;
 }
 
@@ -594,7 +754,7 @@ int net_reply_error(net_request *req, int code, const char *text)
 
 void net_reply_drop(net_request *req)
 {
-	req_free(NET_CONTAINER_OF(req, srv_req, pub));
+	req_free(NET_CONTAINER_OF(req, srv_req, pub), 1);
 }
 
 void net_server_get_stats(const net_server *s, net_server_stats *st)

@@ -17,12 +17,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "net/net_addr.h"
+#include "net/net_auth.h"
 #include "util/qerr.h"
 #include "util/qtime.h"
 
@@ -191,6 +193,92 @@ int net_sync_call(net_sync *s, const net_msg *req, uint64_t timeout_ms, net_msg 
 			return resp->u.error.code;
 		return 0;
 	}
+}
+
+static int send_auth(net_sync *s, uint8_t type, const uint8_t *p, size_t n, uint64_t deadline)
+{
+	q_buf out = Q_BUF_INIT;
+	int rc = net_frame_encode(&out, type, 0, 0, q_slice_make(p, n));
+	if (rc == 0)
+		rc = send_all(s, out.p, out.len, deadline);
+	q_buf_free(&out);
+	return rc;
+}
+
+/* Reads one handshake answer; an ERROR or a closed connection becomes
+ * Q_EAUTH with its reason in err. */
+static int read_auth(net_sync *s, uint64_t deadline, q_buf *buf, net_frame *f, char *err,
+		     size_t errcap)
+{
+	int rc = read_frame(s, deadline, buf, f);
+	if (rc == Q_ECLOSED) {
+		snprintf(err, errcap, "the node closed the connection during authentication "
+				      "(wrong cluster secret?)");
+		return Q_EAUTH;
+	}
+	if (rc < 0) {
+		snprintf(err, errcap, "authentication: %s", q_strerror(rc));
+		return rc;
+	}
+	if (f->type == NET_MSG_ERROR) {
+		net_msg m;
+		if (net_msg_decode(f->type, f->payload, &m) == 0)
+			snprintf(err, errcap, "authentication refused: %.*s", (int)m.u.error.text.n,
+				 (const char *)m.u.error.text.p);
+		else
+			snprintf(err, errcap, "authentication refused");
+		net_msg_clear(&m);
+		return Q_EAUTH;
+	}
+	if (!(f->flags & NET_FF_RESP) || f->reqid != 0) {
+		snprintf(err, errcap, "authentication: unexpected frame from the node");
+		return Q_EPROTO;
+	}
+	return 0;
+}
+
+int net_sync_auth(net_sync *s, const uint8_t *key, uint64_t timeout_ms, char *err, size_t errcap)
+{
+	uint8_t nc[NET_AUTH_NONCE_LEN], ns[NET_AUTH_NONCE_LEN], mac[NET_AUTH_MAC_LEN];
+	uint8_t init[NET_AUTH_INIT_LEN];
+	q_buf buf = Q_BUF_INIT;
+	net_frame f;
+	int rc;
+	err[0] = 0;
+	uint64_t deadline = q_mono_ms() + (timeout_ms ? timeout_ms : 5000);
+	if (net_auth_init() < 0) {
+		snprintf(err, errcap, "cannot initialise libsodium");
+		return -EIO;
+	}
+	net_auth_nonce(nc);
+	net_auth_encode_init(nc, init);
+	Q_ERR(send_auth(s, NET_MSG_AUTH_INIT, init, sizeof init, deadline));
+	Q_ERR(read_auth(s, deadline, &buf, &f, err, errcap));
+	if (f.type != NET_MSG_AUTH_CHALLENGE ||
+	    net_auth_decode_challenge(f.payload.p, f.payload.n, ns, mac) < 0) {
+		snprintf(err, errcap, "authentication: malformed challenge from the node");
+		rc = Q_EPROTO;
+		goto fail;
+	}
+	if (!net_auth_check(key, NET_AUTH_ROLE_SERVER, nc, ns, mac)) {
+		snprintf(err, errcap, "the node does not know this cluster secret");
+		rc = Q_EAUTH;
+		goto fail;
+	}
+	net_auth_mac(key, NET_AUTH_ROLE_CLIENT, nc, ns, mac);
+	Q_ERR(send_auth(s, NET_MSG_AUTH_PROOF, mac, sizeof mac, deadline));
+	Q_ERR(read_auth(s, deadline, &buf, &f, err, errcap));
+	if (f.type != NET_MSG_AUTH_OK || f.payload.n) {
+		snprintf(err, errcap, "authentication: unexpected answer from the node");
+		rc = Q_EPROTO;
+		goto fail;
+	}
+	rc = 0;
+fail:
+	if (rc < 0 && !err[0])
+		snprintf(err, errcap, "authentication: %s", q_strerror(rc));
+	q_buf_free(&buf);
+	return rc;
 }
 
 int net_sync_fd(const net_sync *s)

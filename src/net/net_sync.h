@@ -38,6 +38,15 @@ int net_sync_connect(const char *addr, uint64_t timeout_ms, net_sync **out);
 int net_sync_call(net_sync *s, const net_msg *req, uint64_t timeout_ms, net_msg *resp,
 		  q_buf *resp_buf);
 
+/* Runs the cluster-secret handshake (net_auth.h) with key
+ * (NET_AUTH_KEY_LEN bytes); call right after connecting, before any
+ * request. Returns 0, Q_EAUTH (the node refused or closed: wrong secret, or
+ * the node has none; the node failed to prove the secret), Q_ETIMEOUT,
+ * Q_EPROTO, -errno; err gets a sentence for the user. The connection is
+ * unusable after a failure. */
+int net_sync_auth(net_sync *s, const uint8_t *key, uint64_t timeout_ms, char *err,
+		  size_t errcap);
+
 /* Lower-level: write raw bytes / read one raw frame (tests of bad input). */
 int net_sync_send_raw(net_sync *s, const void *p, size_t n, uint64_t timeout_ms);
 /* Reads one frame; *f's payload points into buf (valid until buf changes). */

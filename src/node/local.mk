@@ -6,7 +6,8 @@ src_node_libqnode_a_SOURCES = \
 	src/node/node_conf.c src/node/node_conf.h \
 	src/node/node_gossip.c src/node/node_gossip.h \
 	src/node/node_aae.c src/node/node_aae.h \
-	src/node/node_handoff.c src/node/node_handoff.h
+	src/node/node_handoff.c src/node/node_handoff.h \
+	src/node/node_metrics.c src/node/node_metrics.h
 
 # Everything a program embedding a node links, lowest layer last. The mount
 # daemon uses it too: fuse_quorumfs_LDADD = ... $(QNODE_LDADD)
@@ -37,3 +38,10 @@ tests_fuzz_node_conf_fuzzer_LDFLAGS = $(FUZZ_LINK)
 # documentation and the example configuration
 dist_doc_DATA += docs/cluster.md docs/config.md
 EXTRA_DIST += contrib/quorumd.conf.example
+
+# fuzz target: the status-JSON flattener of the metrics endpoint
+FUZZ_TARGETS += tests/fuzz/node_metrics_json_fuzzer
+check_PROGRAMS += tests/fuzz/node_metrics_json_fuzzer
+tests_fuzz_node_metrics_json_fuzzer_SOURCES = tests/fuzz/node_metrics_json_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_node_metrics_json_fuzzer_LDADD = $(QNODE_LDADD)
+tests_fuzz_node_metrics_json_fuzzer_LDFLAGS = $(FUZZ_LINK)

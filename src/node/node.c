@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "cluster/coord.h"
@@ -31,10 +32,12 @@
 #include "cluster/replica.h"
 #include "handoff/hint.h"
 #include "lsm/lsm.h"
+#include "net/net_auth.h"
 #include "net/net_loop.h"
 #include "node/node_conf.h"
 #include "node/node_aae.h"
 #include "node/node_gossip.h"
+#include "node/node_metrics.h"
 #include "node/node_handoff.h"
 #include "util/env.h"
 #include "util/log.h"
@@ -57,6 +60,8 @@ struct q_node {
 	net_loop *loop;
 	qc_client *client;
 	int started;
+	node_metrics *metrics;
+	uint8_t secret[NET_AUTH_KEY_LEN]; /* until handed to the loop; then wiped */
 };
 
 typedef struct start_arg {
@@ -74,7 +79,10 @@ static void start_on_loop(void *arg)
 		a->rc = node_aae_start(a->n->aae);
 	if (a->rc == 0)
 		a->rc = node_handoff_start(a->n->handoff);
+	if (a->rc == 0)
+		a->rc = node_metrics_start(a->n->metrics);
 	if (a->rc < 0) {
+		node_metrics_stop(a->n->metrics);
 		node_gossip_stop(a->n->gossip);
 		coord_close(a->n->coord);
 	}
@@ -83,6 +91,7 @@ static void start_on_loop(void *arg)
 static void close_on_loop(void *arg)
 {
 	q_node *n = arg;
+	node_metrics_stop(n->metrics);
 	node_gossip_stop(n->gossip);
 	coord_close(n->coord);
 }
@@ -143,6 +152,8 @@ static int status_hook(void *arg, q_buf *out)
 		rc = node_aae_status_json(n->aae, out);
 	if (rc == 0)
 		rc = node_handoff_status_json(n->handoff, out);
+	if (rc == 0 && n->metrics)
+		rc = node_metrics_status_json(n->metrics, out);
 	return rc < 0 ? rc : status_hints(n, out);
 }
 
@@ -162,6 +173,8 @@ static void node_free(q_node *n)
 		if (rc < 0)
 			Q_ERROR("node", "closing the store: %s", q_strerror(rc));
 	}
+	node_metrics_free(n->metrics);
+	sodium_memzero(n->secret, sizeof(n->secret));
 	node_conf_free(&n->cfg);
 	free(n);
 }
@@ -179,6 +192,13 @@ int q_node_start(q_conf *conf, q_node **out)
 		goto fail;
 	}
 	q_log_set_level((q_log_level)n->cfg.log_level);
+	if (n->cfg.secret_file) {
+		rc = net_auth_key_load(n->cfg.secret_file, n->secret, err, sizeof(err));
+		if (rc < 0) {
+			Q_ERROR("node", "%s", err);
+			goto fail;
+		}
+	}
 	{
 		/* a write to a peer that just closed must fail with EPIPE, not
 		 * kill the process; a handler the program installed is kept */
@@ -266,6 +286,16 @@ int q_node_start(q_conf *conf, q_node **out)
 		goto fail;
 	}
 	coord_set_loop(n->coord, n->loop);
+	if (n->cfg.secret_file) {
+		rc = net_loop_set_secret(n->loop, n->secret);
+		sodium_memzero(n->secret, sizeof(n->secret));
+		if (rc < 0) {
+			Q_ERROR("node", "cannot keep the cluster secret: %s", q_strerror(rc));
+			net_loop_stop(n->loop);
+			n->loop = NULL;
+			goto fail;
+		}
+	}
 	{
 		/* every configured peer or seed other than this node seeds gossip */
 		const char *seeds[GOSSIP_SEEDS_MAX_NODE];
@@ -294,6 +324,19 @@ int q_node_start(q_conf *conf, q_node **out)
 		rc = node_aae_new(conf, &ac, err, sizeof(err), &n->aae);
 		if (rc < 0) {
 			Q_ERROR("node", "%s", err[0] ? err : q_strerror(rc));
+			net_loop_stop(n->loop);
+			n->loop = NULL;
+			goto fail;
+		}
+	}
+	{
+		node_metrics_src ms = {n->coord, n->mem, n->db, n->rep, n->hints, n->gossip,
+				       n->loop, n->id, n->cfg.n, n->cfg.secret_file != NULL};
+		rc = node_metrics_new(&ms, n->cfg.metrics_listen, &n->metrics);
+		if (rc == 0)
+			rc = coord_set_msg_hook(n->coord, NET_MSG_RING, NET_MSG_ADMIN_LAST,
+						node_metrics_admin, n->metrics);
+		if (rc < 0) {
 			net_loop_stop(n->loop);
 			n->loop = NULL;
 			goto fail;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lsm/lsm.h"
+#include "net/net_addr.h"
 #include "node/node.h"
 #include "util/env.h"
 #include "util/log.h"
@@ -25,6 +26,7 @@ const char *const q_node_conf_keys[] = {
 	"read_repair", "log_level", "ring_tokens", "workers", "io",
 	"gossip_interval", "gossip_fanout", "gossip_suspect_after", "gossip_down_after",
 	"cluster_name", "sloppy_quorum", "notfound_ok",
+	"secret_file", "metrics_listen",
 	"handoff_rate", "handoff_settle", "leave_exit",
 	"aae", "aae_depth", "aae_interval", "aae_rate", "aae_burst", "aae_repair_rate",
 	"aae_builds", "aae_rebuild_interval", "aae_tombstone_grace", "aae_max_diffs",
@@ -182,6 +184,45 @@ static int get_ms(q_conf *conf, const char *key, uint64_t def, uint64_t *out, ch
 	return rc;
 }
 
+/* secret_file, metrics_listen and protected mode: without a cluster secret
+ * the node (and its metrics endpoint) may listen on loopback only. */
+static int load_security(q_conf *conf, node_conf *c, char *err, size_t cap)
+{
+	const char *sf = q_conf_get_str(conf, "secret_file", "");
+	if (sf[0] && !(c->secret_file = strdup(sf)))
+		return -ENOMEM;
+	const char *ml = q_conf_get_str(conf, "metrics_listen", "");
+	if (ml[0]) {
+		char host[NODE_ADDR_MAX + 1];
+		int port;
+		if (node_addr_parse(ml, host, sizeof(host), &port) < 0)
+			return bad(err, cap, "metrics_listen", ml, "expected HOST:PORT");
+		if (snprintf(c->metrics_listen, sizeof(c->metrics_listen), "%s:%d", host, port) >=
+		    (int)sizeof(c->metrics_listen))
+			return bad(err, cap, "metrics_listen", ml, "address too long");
+		if (!strcmp(c->metrics_listen, c->listen))
+			return bad(err, cap, "metrics_listen", ml, "must differ from listen");
+	}
+	if (c->secret_file)
+		return 0;
+	if (!net_addr_is_loopback(c->listen)) {
+		snprintf(err, cap,
+			 "protected mode: refusing to listen on %s without a cluster secret; "
+			 "create one with 'quorumctl init-secret FILE', copy it to every node and "
+			 "set secret_file, or listen on 127.0.0.1 (docs/security.md)",
+			 c->listen);
+		return -EACCES;
+	}
+	if (c->metrics_listen[0] && !net_addr_is_loopback(c->metrics_listen)) {
+		snprintf(err, cap,
+			 "protected mode: refusing metrics_listen on %s without a cluster secret "
+			 "(set secret_file, or use a loopback address; docs/security.md)",
+			 c->metrics_listen);
+		return -EACCES;
+	}
+	return 0;
+}
+
 int node_conf_load(q_conf *conf, node_conf *c, char *err, size_t cap)
 {
 	memset(c, 0, sizeof(*c));
@@ -287,6 +328,7 @@ int node_conf_load(q_conf *conf, node_conf *c, char *err, size_t cap)
 	c->ring_tokens = (int)v;
 	Q_RET(get_int(conf, "workers", 4, 1, 64, &v, err, cap));
 	c->workers = (int)v;
+	Q_RET(load_security(conf, c, err, cap));
 	const char *io = q_conf_get_str(conf, "io", "worker");
 	if (!strcmp(io, "worker"))
 		c->inline_io = 0;
@@ -301,6 +343,7 @@ void node_conf_free(node_conf *c)
 {
 	free(c->data_dir);
 	free(c->peers);
+	free(c->secret_file);
 	memset(c, 0, sizeof(*c));
 }
 

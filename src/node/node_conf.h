@@ -4,7 +4,9 @@
  * node_conf_load turns a q_conf (file + overrides, util/conf.h) into a
  * node_conf, checking every value (unknown keys, malformed numbers, R or W
  * above N, a bad listen address, a bad peer list) and reporting the first
- * problem as text naming the key. Every key, its default and its meaning is
+ * problem as text naming the key. Protected mode: without secret_file,
+ * a listen or metrics_listen address off the loopback network is refused
+ * (-EACCES, the message says what to do). Every key, its default and its meaning is
  * in docs/config.md; q_node_conf_keys (node.h) lists them.
  *
  * Identity: a node's id is stable across restarts. node_conf_identity reads
@@ -58,6 +60,8 @@ typedef struct node_conf {
 	int ring_tokens;                 /* virtual nodes per node */
 	int workers;                     /* disk worker threads */
 	int inline_io;                   /* io = inline: disk work on the loop thread */
+	char *secret_file;               /* cluster secret key file; NULL = none */
+	char metrics_listen[NODE_ADDR_MAX + 1]; /* "" = no metrics endpoint */
 } node_conf;
 
 /* Fills c from conf. On error returns -EINVAL and writes a message naming
