@@ -33,12 +33,14 @@ static int cmp_order(const void *a, const void *b)
 
 int qfs_sibs_describe(const qc_object *raw, const char *base, qfs_sibinfo **out, size_t *n)
 {
-	size_t live = qc_object_live(raw), ni = 0, nc = 0;
+	size_t live = 0, ni = 0, nc = 0;
 	qfs_sibinfo *info = NULL;
 	qfs_cand *cand = NULL;
 	int rc = 0, has_dir = 0;
 	*out = NULL;
 	*n = 0;
+	for (size_t i = 0; i < raw->nsib; i++) /* (no client library needed) */
+		live += !raw->sib[i].deleted;
 	if (live == 0)
 		return 0;
 	info = calloc(live, sizeof(*info));

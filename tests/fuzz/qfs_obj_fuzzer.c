@@ -1,10 +1,12 @@
 /* Fuzz target: the filesystem object decoder, and for objects it accepts,
- * re-encoding (canonical and stable), the directory merge, and copies. */
+ * re-encoding (canonical and stable), the directory merge, and copies; and
+ * the sibling description (qfs_sibs) of two siblings holding the input. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuse/qfs_obj.h"
+#include "fuse/qfs_sibs.h"
 #include "util/coding.h"
 #include "util/hash.h"
 
@@ -28,9 +30,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
+/* Two siblings with the same bytes (blind puts of one value): both are
+ * described, at most one is shown, and a file's two names differ. */
+static void sibs(const uint8_t *data, size_t size)
+{
+	qc_sibling sib[3];
+	memset(sib, 0, sizeof(sib));
+	for (int i = 0; i < 3; i++) {
+		sib[i].value = q_slice_make(data, size);
+		sib[i].node[0] = (char)('a' + i);
+		sib[i].counter = (uint64_t)i + 1;
+	}
+	sib[2].deleted = 1;
+	qc_object raw;
+	memset(&raw, 0, sizeof(raw));
+	raw.nsib = 3;
+	raw.sib = sib;
+	qfs_sibinfo *info;
+	size_t n;
+	if (qfs_sibs_describe(&raw, "name.txt", &info, &n) != 0)
+		return;
+	if (n != 2)
+		abort();
+	int shown = 0;
+	for (size_t i = 0; i < n; i++)
+		shown += info[i].shown;
+	if (info[0].decode_rc == 0) {
+		if (info[0].type != QFS_T_DIR && (shown != 1 || !strcmp(info[0].name, info[1].name)))
+			abort();
+	} else if (shown != 0) {
+		abort();
+	}
+	free(info);
+}
+
 static void one(const uint8_t *data, size_t size)
 {
 	qfs_obj o, c;
+	sibs(data, size);
 	if (qfs_obj_decode(data, size, &o) != 0)
 		return;
 	q_buf b = Q_BUF_INIT;
