@@ -32,3 +32,6 @@ tests_fuzz_handoff_msg_fuzzer_LDADD = $(HANDOFF_LIBS)
 tests_fuzz_handoff_msg_fuzzer_LDFLAGS = $(FUZZ_LINK)
 
 dist_doc_DATA += docs/handoff.md
+
+# integration tests of join/leave with range handoff and of failure modes
+EXTRA_DIST += tests/integration/test_join_leave.py tests/integration/test_failure_modes.py

@@ -47,6 +47,8 @@ struct node_gossip {
 	int stopped;
 	pthread_mutex_t mu;       /* guards counts */
 	size_t counts[GOSSIP_STATUS_MAX + 1];
+	char (*left)[MEMBER_ID_MAX + 1]; /* under mu: ids marked left */
+	size_t nleft, capleft;
 	char *state_dir;          /* where the incarnation is kept; may be NULL */
 	uint64_t inc_saved;       /* loop thread: last incarnation stored */
 };
@@ -103,11 +105,49 @@ static int inc_store(node_gossip *ng, uint64_t inc)
 	return 0;
 }
 
+/* Keeps the set of members marked left (for node_gossip_is_left). */
+static void note_left(node_gossip *ng, const char *id, int left)
+{
+	pthread_mutex_lock(&ng->mu);
+	size_t i = 0;
+	while (i < ng->nleft && strcmp(ng->left[i], id))
+		i++;
+	if (left && i == ng->nleft) {
+		if (ng->nleft == ng->capleft) {
+			size_t cap = ng->capleft ? ng->capleft * 2 : 16;
+			void *p = realloc(ng->left, cap * sizeof(*ng->left));
+			if (!p) {
+				pthread_mutex_unlock(&ng->mu);
+				Q_WARN("gossip", "no memory to record %s as left", id);
+				return;
+			}
+			ng->left = p;
+			ng->capleft = cap;
+		}
+		snprintf(ng->left[ng->nleft++], MEMBER_ID_MAX + 1, "%s", id);
+	} else if (!left && i < ng->nleft) {
+		memmove(ng->left[i], ng->left[ng->nleft - 1], MEMBER_ID_MAX + 1);
+		ng->nleft--;
+	}
+	pthread_mutex_unlock(&ng->mu);
+}
+
+int node_gossip_is_left(node_gossip *ng, const char *id)
+{
+	pthread_mutex_lock(&ng->mu);
+	int found = 0;
+	for (size_t i = 0; i < ng->nleft && !found; i++)
+		found = !strcmp(ng->left[i], id);
+	pthread_mutex_unlock(&ng->mu);
+	return found;
+}
+
 static void on_member(void *ud, const gossip_member *m, int old_status)
 {
 	node_gossip *ng = ud;
 	if (m->is_self)
 		return;
+	note_left(ng, m->id, m->status == GOSSIP_LEFT);
 	if (m->status == GOSSIP_LEFT) {
 		if (members_remove(ng->mem, m->id) == 0)
 			Q_INFO("gossip", "member %s (%s) left", m->id, m->addr);
@@ -339,6 +379,7 @@ void node_gossip_free(node_gossip *ng)
 	free(ng->seeds);
 	free((char *)ng->cfg.cluster);
 	free(ng->state_dir);
+	free(ng->left);
 	pthread_mutex_destroy(&ng->mu);
 	free(ng);
 }

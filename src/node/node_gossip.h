@@ -60,6 +60,10 @@ void node_gossip_counts(node_gossip *g, size_t out[4]);
 #define NODE_GOSSIP_INC_FILE "gossip.incarnation"
 int node_gossip_set_state_dir(node_gossip *g, const char *dir);
 
+/* Any thread: 1 if gossip has marked id left (it left, or was removed as
+ * dead) and it has not come back since; 0 otherwise. */
+int node_gossip_is_left(node_gossip *g, const char *id);
+
 /* Loop thread: this node leaves (gossip_leave; spreads as status left, and
  * every node drops it from the ring). Q_ECLOSED if gossip is not running. */
 int node_gossip_leave(node_gossip *g);

@@ -204,13 +204,30 @@ static int alive_any(void *ud, const char *node)
 	node_handoff *h = ud;
 	if (!strcmp(node, h->self))
 		return 1;
-	return members_state_of(h->cfg.mem, node) != MEMBER_DOWN;
+	/* a member that left is no longer in the list: not counted on to
+	 * send (if it is still streaming its leave, ranges go twice) */
+	int st = members_state_of(h->cfg.mem, node);
+	return st >= 0 && st != MEMBER_DOWN;
 }
 
 static int alive_self_only(void *ud, const char *node)
 {
 	node_handoff *h = ud;
 	return !strcmp(node, h->self);
+}
+
+/* 1 if a member of base other than this node is missing from target
+ * although gossip has not marked it left. */
+static int lost_members(node_handoff *h, const ring *base, const ring *target)
+{
+	for (size_t i = 0; i < ring_member_count(base); i++) {
+		ring_member m;
+		ring_member_get(base, i, &m);
+		if (strcmp(m.node, h->self) && ring_member_find(target, m.node) < 0 &&
+		    !node_gossip_is_left(h->cfg.gossip, m.node))
+			return 1;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -382,7 +399,8 @@ static int transfer(node_handoff *h, const handoff_plan *p)
 {
 	int rc = 0;
 	handoff_rate rl;
-	handoff_rate_init(&rl, h->rate_bps, 0, q_mono_ns());
+	/* burst: one second's worth, so a low rate really paces small moves */
+	handoff_rate_init(&rl, h->rate_bps, h->rate_bps, q_mono_ns());
 	size_t pending = 0;
 	for (size_t i = 0; i < h->nrecv; i++) {
 		recv_stat *rs = &h->recv[i];
@@ -500,9 +518,13 @@ static void *run(void *arg)
 	uint64_t plan_key = 0;   /* digest pair of the plan whose receivers are tracked */
 	uint64_t leave_done_ms = 0;
 	int exit_sent = 0;
-	if (base)
+	if (base) {
 		Q_INFO("handoff", "resuming from the ring of %zu members in %s/%s",
 		       ring_member_count(base), h->data_dir, HANDOFF_RING_FILE);
+		pthread_mutex_lock(&h->mu);
+		h->base_digest = node_handoff_members_digest(base);
+		pthread_mutex_unlock(&h->mu);
+	}
 	while (!nap(h, HANDOFF_POLL_MS)) {
 		pthread_mutex_lock(&h->mu);
 		int leaving = h->leave;
@@ -575,6 +597,13 @@ static void *run(void *arg)
 			} else {
 				set_state(h, HS_IDLE);
 			}
+			continue;
+		}
+		if (!leaving && lost_members(h, base, target)) {
+			/* a member is missing without having left (gossip still
+			 * filling in after a restart): not a real change */
+			set_state(h, HS_SETTLING);
+			ring_free(target);
 			continue;
 		}
 		if (!leaving && now - seen_since < h->settle_ms) {
