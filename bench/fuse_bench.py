@@ -8,6 +8,11 @@ Workloads (each on both mounts, fresh):
   small    create COUNT files of 1 KiB, stat each, remove each
   rsync    rsync -a SRC (default /usr/include) into the mount
 
+Each workload runs on quorumfs and then at once on bindfs, so the two
+figures of a pair see the same machine load (other work on a shared
+machine moves figures by tens of percent within minutes); --repeat N runs
+every pair N times and reports medians.
+
 Prints one line per figure and the quorumfs/bindfs ratio against the
 issue's targets (seq write/read >= 0.5x bindfs throughput, small-file
 create >= 0.3x bindfs rate, rsync time <= 2x bindfs time). Exit status 0
@@ -15,6 +20,7 @@ even when a target is missed: this measures, it does not gate.
 
 Usage: fuse_bench.py --quorumfs PATH [--workdir DIR] [--size-mib N]
                      [--files N] [--rsync-src DIR] [--only seq,small,rsync]
+                     [--repeat N] [--qopts OPTS]
 Needs root (or fuse permissions), bindfs, rsync.
 """
 import argparse
@@ -159,38 +165,57 @@ def main():
     ap.add_argument("--rsync-src", default="/usr/include")
     ap.add_argument("--only", default="seq,small,rsync")
     ap.add_argument("--qopts", default="", help="extra -o options for quorumfs")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each pair (medians)")
     a = ap.parse_args()
     for tool in ("bindfs", "rsync", "fusermount3"):
         if shutil.which(tool) is None:
             raise SystemExit(f"fuse_bench: {tool} is not installed")
     only = set(a.only.split(","))
     base = tempfile.mkdtemp(prefix="qfs-bench-", dir=a.workdir)
-    results = {}
+    runs = {"quorumfs": [], "bindfs": []}
     try:
-        for kind in ("quorumfs", "bindfs"):
-            r = {}
+        for rnd in range(max(1, a.repeat)):
+            cur = {"quorumfs": {}, "bindfs": {}}
             for w in ("seq", "small", "rsync"):
                 if w not in only:
                     continue
-                wd = os.path.join(base, f"{kind}-{w}")
-                os.makedirs(wd)
-                m = Mount(kind, wd, a.quorumfs, a.qopts)
-                try:
-                    if w == "seq":
-                        new = seq(m, a.size_mib)
-                    elif w == "small":
-                        new = small(m, a.files)
-                    else:
-                        new = rsync(m, a.rsync_src)
-                    r.update(new)
-                finally:
-                    m.close()
-                print(f"# {kind} {w}: " + ", ".join(
-                    f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in r.items() if k in new), flush=True)
-            results[kind] = r
+                for kind in ("quorumfs", "bindfs"):
+                    wd = os.path.join(base, f"{kind}-{w}-{rnd}")
+                    os.makedirs(wd)
+                    m = Mount(kind, wd, a.quorumfs, a.qopts)
+                    try:
+                        if w == "seq":
+                            new = seq(m, a.size_mib)
+                        elif w == "small":
+                            new = small(m, a.files)
+                        else:
+                            new = rsync(m, a.rsync_src)
+                        cur[kind].update(new)
+                    finally:
+                        m.close()
+                        shutil.rmtree(wd, ignore_errors=True)
+                    print(f"# run {rnd + 1} {kind} {w}: " + ", ".join(
+                        f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in new.items()), flush=True)
+            for kind in cur:
+                runs[kind].append(cur[kind])
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+    def med(rs):
+        out = {}
+        for k in rs[0]:
+            vals = [r[k] for r in rs]
+            if isinstance(vals[0], bool):
+                out[k] = all(vals)
+            elif isinstance(vals[0], float):
+                vals.sort()
+                out[k] = vals[len(vals) // 2] if len(vals) % 2 else \
+                    (vals[len(vals) // 2 - 1] + vals[len(vals) // 2]) / 2
+            else:
+                out[k] = ",".join(str(v) for v in vals)
+        return out
+    results = {kind: med(rs) for kind, rs in runs.items()}
     q, b = results["quorumfs"], results["bindfs"]
     rows = []
     if "seq" in only:
@@ -210,6 +235,8 @@ def main():
                      q["rsync_s"] / b["rsync_s"], "<= 2.0"))
         rows.append(("second rsync time s", q["rsync_again_s"], b["rsync_again_s"],
                      q["rsync_again_s"] / b["rsync_again_s"], ""))
+    if a.repeat > 1:
+        print(f"medians of {a.repeat} runs (ratios of medians)")
     print(f"{'figure':24} {'quorumfs':>12} {'bindfs':>12} {'ratio':>8}  target")
     for name, qv, bv, ratio, target in rows:
         ok = ""
