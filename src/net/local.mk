@@ -18,11 +18,13 @@ dist_doc_DATA += docs/protocol.md
 # unit tests
 NET_TESTS = \
 	tests/unit/test_net_codec \
-	tests/unit/test_net_transport
+	tests/unit/test_net_transport \
+	tests/unit/test_net_auth
 check_PROGRAMS += $(NET_TESTS)
 TESTS += $(NET_TESTS)
 tests_unit_test_net_codec_LDADD = $(QTEST_LDADD) src/net/libqnet.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 tests_unit_test_net_transport_LDADD = $(QTEST_LDADD) src/net/libqnet.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
+tests_unit_test_net_auth_LDADD = $(QTEST_LDADD) src/net/libqnet.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 
 # fuzz targets: the frame decoder, and the message decoders (first byte
 # selects the type)

@@ -1,0 +1,326 @@
+/*
+ * test_net_auth.c - the cluster secret: key files (mode, size, content,
+ * no overwrite), the handshake MACs, and the handshake over real loopback
+ * TCP between a server and a pool on two loops, and from the blocking
+ * client: same key works, another key, no key and a keyless server fail,
+ * and the server keeps serving afterwards.
+ *
+ * Each transport test starts its own loops; waits are bounded.
+ */
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "net/net_auth.h"
+#include "net/net_loop.h"
+#include "net/net_pool.h"
+#include "net/net_server.h"
+#include "net/net_sync.h"
+#include "qtest.h"
+#include "util/qerr.h"
+
+static void path_in_tmp(char *out, size_t cap, const char *name)
+{
+	snprintf(out, cap, "%s/%s", qtest_tmpdir, name);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	ASSERT(fd >= 0);
+	ASSERT_EQ(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	ASSERT_EQ(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+QTEST(key_generate_and_load)
+{
+	char p[512], err[512];
+	uint8_t k1[NET_AUTH_KEY_LEN], k2[NET_AUTH_KEY_LEN];
+	path_in_tmp(p, sizeof p, "cluster.key");
+	umask(022);
+	ASSERT_OK(net_auth_key_generate(p, 0, err, sizeof err));
+	struct stat st;
+	ASSERT_EQ(stat(p, &st), 0);
+	ASSERT_EQ(st.st_mode & 0777, 0600);
+	ASSERT_EQ(st.st_size, NET_AUTH_KEYFILE_HEX + 1);
+	ASSERT_OK(net_auth_key_load(p, k1, err, sizeof err));
+	/* no overwrite without force */
+	ASSERT_EQ(net_auth_key_generate(p, 0, err, sizeof err), -EEXIST);
+	ASSERT(strstr(err, "--force"));
+	ASSERT_OK(net_auth_key_load(p, k2, err, sizeof err));
+	ASSERT_MEMEQ(k1, k2, sizeof k1);
+	/* force: a new key, same mode */
+	ASSERT_OK(net_auth_key_generate(p, 1, err, sizeof err));
+	ASSERT_OK(net_auth_key_load(p, k2, err, sizeof err));
+	ASSERT(memcmp(k1, k2, sizeof k1) != 0);
+	ASSERT_EQ(stat(p, &st), 0);
+	ASSERT_EQ(st.st_mode & 0777, 0600);
+}
+
+QTEST(key_load_refusals)
+{
+	char p[512], err[512];
+	uint8_t k[NET_AUTH_KEY_LEN];
+	const char *hex = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+	path_in_tmp(p, sizeof p, "k");
+	/* a valid file with and without the newline */
+	write_file(p, hex, 0600);
+	ASSERT_OK(net_auth_key_load(p, k, err, sizeof err));
+	ASSERT_EQ(k[0], 0x00);
+	ASSERT_EQ(k[31], 0xff);
+	char buf[80];
+	snprintf(buf, sizeof buf, "%s\n", hex);
+	write_file(p, buf, 0600);
+	ASSERT_OK(net_auth_key_load(p, k, err, sizeof err));
+	/* readable by others */
+	write_file(p, buf, 0644);
+	ASSERT_EQ(net_auth_key_load(p, k, err, sizeof err), -EACCES);
+	ASSERT(strstr(err, "0644") && strstr(err, "chmod 600"));
+	write_file(p, buf, 0620);
+	ASSERT_EQ(net_auth_key_load(p, k, err, sizeof err), -EACCES);
+	/* wrong sizes and content */
+	write_file(p, "abcd\n", 0600);
+	ASSERT_EQ(net_auth_key_load(p, k, err, sizeof err), -EINVAL);
+	ASSERT(strstr(err, "64 hex digits"));
+	snprintf(buf, sizeof buf, "%s0\n", hex);
+	write_file(p, buf, 0600);
+	ASSERT_EQ(net_auth_key_load(p, k, err, sizeof err), -EINVAL);
+	snprintf(buf, sizeof buf, "%s\n\n", hex);
+	write_file(p, buf, 0600);
+	ASSERT_EQ(net_auth_key_load(p, k, err, sizeof err), -EINVAL);
+	write_file(p, "", 0600);
+	ASSERT_EQ(net_auth_key_load(p, k, err, sizeof err), -EINVAL);
+	snprintf(buf, sizeof buf, "%.63sg\n", hex);
+	write_file(p, buf, 0600);
+	ASSERT_EQ(net_auth_key_load(p, k, err, sizeof err), -EINVAL);
+	ASSERT(strstr(err, "not a hex key"));
+	/* not a regular file; absent */
+	ASSERT_EQ(net_auth_key_load(qtest_tmpdir, k, err, sizeof err) < 0, 1);
+	path_in_tmp(p, sizeof p, "absent");
+	ASSERT_EQ(net_auth_key_load(p, k, err, sizeof err), -ENOENT);
+	/* a symlink to a good file is not followed */
+	char good[512];
+	path_in_tmp(good, sizeof good, "good");
+	snprintf(buf, sizeof buf, "%s\n", hex);
+	write_file(good, buf, 0600);
+	path_in_tmp(p, sizeof p, "link");
+	ASSERT_EQ(symlink(good, p), 0);
+	ASSERT_EQ(net_auth_key_load(p, k, err, sizeof err), -ELOOP);
+}
+
+QTEST(macs_bind_role_key_and_nonces)
+{
+	uint8_t k1[NET_AUTH_KEY_LEN], k2[NET_AUTH_KEY_LEN], nc[32], ns[32], ns2[32];
+	uint8_t ms[32], mc[32];
+	ASSERT_OK(net_auth_init());
+	randombytes_buf(k1, sizeof k1);
+	memcpy(k2, k1, sizeof k2);
+	k2[5] ^= 1;
+	net_auth_nonce(nc);
+	net_auth_nonce(ns);
+	net_auth_nonce(ns2);
+	ASSERT(memcmp(ns, ns2, 32) != 0);
+	net_auth_mac(k1, NET_AUTH_ROLE_SERVER, nc, ns, ms);
+	net_auth_mac(k1, NET_AUTH_ROLE_CLIENT, nc, ns, mc);
+	ASSERT(memcmp(ms, mc, 32) != 0); /* no reflection */
+	ASSERT(net_auth_check(k1, NET_AUTH_ROLE_SERVER, nc, ns, ms));
+	ASSERT(net_auth_check(k1, NET_AUTH_ROLE_CLIENT, nc, ns, mc));
+	ASSERT(!net_auth_check(k1, NET_AUTH_ROLE_CLIENT, nc, ns, ms));
+	ASSERT(!net_auth_check(k2, NET_AUTH_ROLE_CLIENT, nc, ns, mc));
+	ASSERT(!net_auth_check(k1, NET_AUTH_ROLE_CLIENT, nc, ns2, mc)); /* replay */
+	ASSERT(!net_auth_check(k1, NET_AUTH_ROLE_CLIENT, ns, nc, mc));
+	/* codecs */
+	uint8_t init[NET_AUTH_INIT_LEN], ch[NET_AUTH_CHALLENGE_LEN], a[32], b[32];
+	net_auth_encode_init(nc, init);
+	ASSERT_OK(net_auth_decode_init(init, sizeof init, a));
+	ASSERT_MEMEQ(a, nc, 32);
+	ASSERT_EQ(net_auth_decode_init(init, sizeof init - 1, a), Q_EPROTO);
+	init[0] = 9;
+	ASSERT_EQ(net_auth_decode_init(init, sizeof init, a), Q_EVERSION);
+	net_auth_encode_challenge(ns, ms, ch);
+	ASSERT_OK(net_auth_decode_challenge(ch, sizeof ch, a, b));
+	ASSERT_MEMEQ(a, ns, 32);
+	ASSERT_MEMEQ(b, ms, 32);
+	ASSERT_EQ(net_auth_decode_challenge(ch, sizeof ch + 1, a, b), Q_EPROTO);
+	ASSERT_EQ(net_auth_decode_proof(mc, 31, a), Q_EPROTO);
+}
+
+/* ------------------------------------------------------------------ */
+/* transport                                                           */
+
+static _Atomic int handled;
+
+static void ping_handler(void *ctx, net_request *req)
+{
+	(void)ctx;
+	handled++;
+	net_msg r;
+	net_msg_init(&r, NET_MSG_PONG);
+	r.u.ping.nonce = req->msg.u.ping.nonce;
+	net_reply_send(req, &r);
+}
+
+typedef struct env {
+	net_loop *sl, *cl;
+	net_server *srv;
+	net_pool *pool;
+	char addr[NET_ADDR_STRLEN];
+	int rc;
+} env;
+
+static void srv_start(void *arg)
+{
+	env *e = arg;
+	net_server_opts o = {.listen = "127.0.0.1:0", .handler = ping_handler};
+	e->rc = net_server_start(e->sl, &o, &e->srv);
+	if (e->rc == 0)
+		snprintf(e->addr, sizeof e->addr, "%s", net_server_addr(e->srv));
+}
+
+static void srv_close(void *arg)
+{
+	net_server_close(((env *)arg)->srv);
+}
+
+static void pool_new(void *arg)
+{
+	env *e = arg;
+	net_pool_opts o = {.connect_timeout_ms = 2000};
+	e->rc = net_pool_new(e->cl, &o, &e->pool);
+}
+
+static void pool_close(void *arg)
+{
+	net_pool_close(((env *)arg)->pool);
+}
+
+static void env_start(env *e, const uint8_t *skey, const uint8_t *ckey)
+{
+	memset(e, 0, sizeof *e);
+	ASSERT_OK(net_loop_start(0, "srv", &e->sl));
+	ASSERT_OK(net_loop_start(0, "cli", &e->cl));
+	if (skey)
+		ASSERT_OK(net_loop_set_secret(e->sl, skey));
+	if (ckey)
+		ASSERT_OK(net_loop_set_secret(e->cl, ckey));
+	ASSERT_OK(net_loop_call(e->sl, srv_start, e));
+	ASSERT_OK(e->rc);
+	ASSERT_OK(net_loop_call(e->cl, pool_new, e));
+	ASSERT_OK(e->rc);
+}
+
+static void env_stop(env *e)
+{
+	net_loop_call(e->cl, pool_close, e);
+	net_loop_call(e->sl, srv_close, e);
+	net_loop_stop(e->cl);
+	net_loop_stop(e->sl);
+}
+
+static int ping(env *e, uint64_t nonce)
+{
+	net_msg m, resp;
+	q_buf buf = Q_BUF_INIT;
+	net_msg_init(&m, NET_MSG_PING);
+	m.u.ping.nonce = nonce;
+	int rc = net_pool_call(e->cl, e->pool, e->addr, &m, 3000, &resp, &buf);
+	if (rc == 0 && resp.u.ping.nonce != nonce)
+		rc = -100;
+	net_msg_clear(&resp);
+	q_buf_free(&buf);
+	return rc;
+}
+
+QTEST(pool_handshake_same_key)
+{
+	uint8_t k[NET_AUTH_KEY_LEN];
+	ASSERT_OK(net_auth_init());
+	randombytes_buf(k, sizeof k);
+	env e;
+	env_start(&e, k, k);
+	for (uint64_t i = 1; i <= 20; i++)
+		ASSERT_OK(ping(&e, i));
+	net_auth_stats a, b;
+	net_loop_auth_stats(e.sl, &a);
+	net_loop_auth_stats(e.cl, &b);
+	ASSERT_EQ(a.ok, 1); /* one connection, reused */
+	ASSERT_EQ(b.ok, 1);
+	ASSERT_EQ(a.failed + a.unauth_frames + b.failed, 0);
+	env_stop(&e);
+}
+
+QTEST(pool_handshake_refusals)
+{
+	uint8_t k1[NET_AUTH_KEY_LEN], k2[NET_AUTH_KEY_LEN];
+	ASSERT_OK(net_auth_init());
+	randombytes_buf(k1, sizeof k1);
+	randombytes_buf(k2, sizeof k2);
+	env e;
+	/* another key: the client sees the server cannot prove its key */
+	env_start(&e, k1, k2);
+	handled = 0;
+	ASSERT_EQ(ping(&e, 1), Q_EAUTH);
+	ASSERT_EQ(ping(&e, 2), Q_EAUTH); /* and again on a new connection */
+	ASSERT_EQ(handled, 0);
+	net_auth_stats a;
+	net_loop_auth_stats(e.cl, &a);
+	ASSERT_EQ(a.failed, 2);
+	env_stop(&e);
+	/* the client has no key: the server closes at the first frame */
+	env_start(&e, k1, NULL);
+	ASSERT(ping(&e, 1) < 0);
+	ASSERT_EQ(handled, 0);
+	net_loop_auth_stats(e.sl, &a);
+	ASSERT(a.unauth_frames >= 1);
+	env_stop(&e);
+	/* the server has no key: it refuses AUTH_INIT, the client gives up */
+	env_start(&e, NULL, k1);
+	ASSERT_EQ(ping(&e, 1), Q_EAUTH);
+	ASSERT_EQ(handled, 0);
+	env_stop(&e);
+}
+
+QTEST(sync_client_handshake)
+{
+	uint8_t k1[NET_AUTH_KEY_LEN], k2[NET_AUTH_KEY_LEN];
+	char err[256];
+	ASSERT_OK(net_auth_init());
+	randombytes_buf(k1, sizeof k1);
+	randombytes_buf(k2, sizeof k2);
+	env e;
+	env_start(&e, k1, k1);
+	net_sync *s;
+	net_msg m, resp;
+	q_buf buf = Q_BUF_INIT;
+	net_msg_init(&m, NET_MSG_PING);
+	m.u.ping.nonce = 77;
+	/* right key */
+	ASSERT_OK(net_sync_connect(e.addr, 2000, &s));
+	ASSERT_OK(net_sync_auth(s, k1, 2000, err, sizeof err));
+	ASSERT_OK(net_sync_call(s, &m, 2000, &resp, &buf));
+	ASSERT_U64_EQ(resp.u.ping.nonce, 77);
+	net_msg_clear(&resp);
+	net_sync_close(s);
+	/* wrong key */
+	ASSERT_OK(net_sync_connect(e.addr, 2000, &s));
+	ASSERT_EQ(net_sync_auth(s, k2, 2000, err, sizeof err), Q_EAUTH);
+	ASSERT(strstr(err, "does not know"));
+	net_sync_close(s);
+	/* no handshake: closed without an answer */
+	ASSERT_OK(net_sync_connect(e.addr, 2000, &s));
+	ASSERT_EQ(net_sync_call(s, &m, 2000, &resp, &buf), Q_ECLOSED);
+	net_msg_clear(&resp);
+	net_sync_close(s);
+	/* still serving */
+	ASSERT_OK(ping(&e, 5));
+	q_buf_free(&buf);
+	env_stop(&e);
+}
+
+QTEST_MAIN(QT(key_generate_and_load), QT(key_load_refusals), QT(macs_bind_role_key_and_nonces),
+	   QT(pool_handshake_same_key), QT(pool_handshake_refusals), QT(sync_client_handshake))
