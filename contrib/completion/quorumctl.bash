@@ -18,12 +18,16 @@ _quorumctl()
 		cword=$COMP_CWORD
 	fi
 
-	local global_opts="--node --timeout --json --help -h"
-	local commands="get put delete status bench"
+	local global_opts="--node --timeout --json --secret --help -h"
+	local commands="get put delete status ring init-secret bench"
 
 	# Options that take a value: complete nothing for the value itself,
 	# except where a value list is known.
 	case $prev in
+	--secret)
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return 0
+		;;
 	--node|--timeout|--context|--r|--w|--n|--nodes|--clients|--keys|\
 	--duration|--value-size|--get-percent|--seed)
 		return 0
@@ -36,7 +40,7 @@ _quorumctl()
 	for ((i = 1; i < cword; i++)); do
 		w=${words[i]}
 		case $w in
-		--node|--timeout)
+		--node|--timeout|--secret)
 			((i++))
 			;;
 		-*)
@@ -68,8 +72,16 @@ _quorumctl()
 	delete)
 		opts="--context --w --n"
 		;;
-	status)
+	status|ring)
 		opts=""
+		;;
+	init-secret)
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "--force" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -f -- "$cur"))
+		fi
+		return 0
 		;;
 	bench)
 		opts="--nodes --clients --keys --duration --value-size --get-percent --r --w --n --seed --preload --json"
