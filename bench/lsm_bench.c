@@ -2,12 +2,14 @@
  * lsm_bench.c - storage engine benchmark, ours against LevelDB in one run.
  *
  * Usage: lsm_bench [--num N] [--dir DIR] [--engine ours|leveldb|both]
- *                  [--sync-ops N] [--threads T] [--repeat R]
+ *                  [--sync-ops N] [--threads T] [--repeat R] [--value_size B]
  *
  * Workloads (after LevelDB's db_bench): fillseq, fillrandom, readrandom,
  * readmissing, compact + readrandom after full compaction, fillsync with one
  * writer and with T concurrent writers. Keys are 16 bytes ("%016d"), values
- * 100 bytes, half compressible (50 random bytes repeated). Both engines get
+ * 100 bytes by default (--value_size B for others, e.g. 1048576 for the
+ * filesystem's chunks), made of 100-byte pieces that are half compressible
+ * (50 random bytes repeated), as in db_bench. Both engines get
  * the identical key and value sequence. Each engine runs in its own child
  * process so that its peak RSS (getrusage of the child) is its own. With
  * --repeat R the engines run alternately R times each and the best ops/s of
@@ -41,7 +43,7 @@
 #include "util/qtime.h"
 
 #define KEY_LEN 16
-#define VALUE_LEN 100
+#define PIECE_LEN 100
 
 enum { B_FILLSEQ, B_FILLRANDOM, B_READRANDOM, B_READMISSING, B_READCOMPACT, B_FILLSYNC1,
        B_FILLSYNCN, B_NBENCH };
@@ -63,6 +65,7 @@ static long g_sync_ops = 2000;
 static int g_threads = 8;
 static int g_repeat = 1;
 static const char *g_dir = "/tmp/lsm_bench";
+static size_t g_value_len = 100;
 
 /* ---- data ---- */
 
@@ -71,22 +74,30 @@ static char *g_pool;
 
 static void make_pool(void)
 {
-	g_pool = malloc(POOL_SIZE + VALUE_LEN);
+	size_t total = POOL_SIZE + g_value_len;
+	g_pool = malloc(total + PIECE_LEN);
+	if (!g_pool) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
 	uint64_t s = 301;
-	for (size_t i = 0; i < POOL_SIZE + VALUE_LEN; i += VALUE_LEN) {
-		char raw[VALUE_LEN / 2];
-		for (int j = 0; j < VALUE_LEN / 2; j++) {
+	for (size_t i = 0; i < total; i += PIECE_LEN) {
+		char raw[PIECE_LEN / 2];
+		for (int j = 0; j < PIECE_LEN / 2; j++) {
 			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
 			raw[j] = (char)(' ' + (s >> 33) % 95);
 		}
-		for (int j = 0; j < VALUE_LEN && i + (size_t)j < POOL_SIZE + VALUE_LEN; j++)
-			g_pool[i + (size_t)j] = raw[j % (VALUE_LEN / 2)];
+		for (int j = 0; j < PIECE_LEN && i + (size_t)j < total; j++)
+			g_pool[i + (size_t)j] = raw[j % (PIECE_LEN / 2)];
 	}
 }
 
 static const char *value_at(uint64_t i)
 {
-	return g_pool + (i * VALUE_LEN) % POOL_SIZE;
+	if (g_value_len <= 4096)
+		return g_pool + (i * g_value_len) % POOL_SIZE;
+	/* large values: start at different pieces so values differ */
+	return g_pool + (i * 7919 * PIECE_LEN) % POOL_SIZE;
 }
 
 static void key_of(char *k, uint64_t n)
@@ -316,7 +327,7 @@ static double fill(const engine *e, void *h, long n, int random, uint64_t seed)
 	for (long i = 0; i < n; i++) {
 		uint64_t kn = random ? rnd_next(&s) % (uint64_t)g_num : (uint64_t)i;
 		key_of(k, kn);
-		int rc = e->put(h, k, KEY_LEN, value_at((uint64_t)i), VALUE_LEN);
+		int rc = e->put(h, k, KEY_LEN, value_at((uint64_t)i), g_value_len);
 		if (rc)
 			die("put", rc);
 	}
@@ -359,7 +370,7 @@ static void *sync_writer(void *arg)
 	char k[KEY_LEN];
 	for (long i = 0; i < c->n; i++) {
 		key_of(k, (uint64_t)c->id * 100000000ULL + (uint64_t)i);
-		int rc = c->e->put(c->h, k, KEY_LEN, value_at((uint64_t)i), VALUE_LEN);
+		int rc = c->e->put(c->h, k, KEY_LEN, value_at((uint64_t)i), g_value_len);
 		if (rc)
 			die("sync put", rc);
 	}
@@ -516,14 +527,17 @@ int main(int argc, char **argv)
 			g_threads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
 			g_repeat = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--value_size") && i + 1 < argc)
+			g_value_len = (size_t)atol(argv[++i]);
 		else {
 			fprintf(stderr, "usage: %s [--num N] [--dir DIR] [--engine ours|leveldb|both] "
-				"[--sync-ops N] [--threads T]\n", argv[0]);
+				"[--sync-ops N] [--threads T] [--repeat R] [--value_size B]\n",
+				argv[0]);
 			return 2;
 		}
 	}
 	if (g_num < 1 || g_threads < 1 || g_threads > 64 || g_sync_ops < 1 || g_repeat < 1 ||
-	    g_repeat > 20) {
+	    g_repeat > 20 || g_value_len < 1 || g_value_len > (64u << 20)) {
 		fprintf(stderr, "bad arguments\n");
 		return 2;
 	}
@@ -533,8 +547,8 @@ int main(int argc, char **argv)
 	memset(&ro, 0, sizeof(ro));
 	memset(&rl, 0, sizeof(rl));
 	int have_o = 0, have_l = 0;
-	printf("keys %ld x %d bytes, values %d bytes (half compressible), sync ops %ld per "
-	       "writer, fillsync-N = %d writers, best of %d\n", g_num, KEY_LEN, VALUE_LEN, g_sync_ops,
+	printf("keys %ld x %d bytes, values %zu bytes (half compressible), sync ops %ld per "
+	       "writer, fillsync-N = %d writers, best of %d\n", g_num, KEY_LEN, g_value_len, g_sync_ops,
 	       g_threads, g_repeat);
 	for (int rep = 0; rep < g_repeat; rep++) {
 		result t;

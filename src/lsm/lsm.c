@@ -352,6 +352,36 @@ static int install_edit(lsm_db *db, lsm_file *const *del, size_t nd, lsm_file *c
 	return 0;
 }
 
+/* Writes the current version once more, so that MANIFEST.prev describes it
+ * too: the files and logs only the previous manifest needed can go (used
+ * after a manual full compaction and at close, so that the space of the
+ * replaced tables is given back at once). Takes man_mu. */
+static int manifest_checkpoint(lsm_db *db)
+{
+	pthread_mutex_lock(&db->man_mu);
+	pthread_mutex_lock(&db->mu);
+	lsm_version *v = db->cur;
+	ver_ref(v);
+	uint64_t next_file = db->next_file;
+	uint64_t last_seq = atomic_load(&db->last_seq);
+	uint64_t log_number = db->log_number;
+	pthread_mutex_unlock(&db->mu);
+	lsm_version *drop = NULL;
+	int rc = write_manifest(db, v, next_file, last_seq, log_number);
+	if (rc == 0) {
+		pthread_mutex_lock(&db->mu);
+		drop = db->prev_ver;
+		db->prev_ver = v; /* our reference */
+		v = NULL;
+		pthread_mutex_unlock(&db->mu);
+		delete_pending_logs(db, log_number);
+	}
+	pthread_mutex_unlock(&db->man_mu);
+	ver_unref(v);
+	ver_unref(drop);
+	return rc;
+}
+
 static uint64_t new_file_number(lsm_db *db)
 {
 	pthread_mutex_lock(&db->mu);
@@ -1519,6 +1549,8 @@ int lsm_compact_all(lsm_db *db)
 		pthread_cond_wait(&db->state_cv, &db->mu);
 	int rc = db->manual_done >= gen ? db->manual_rc : Q_ECLOSED;
 	pthread_mutex_unlock(&db->mu);
+	if (rc == 0)
+		rc = manifest_checkpoint(db);
 	return rc;
 }
 
@@ -2078,6 +2110,9 @@ int lsm_close(lsm_db *db)
 			rc = rc2;
 		db->log = NULL;
 	}
+	if (!db->bg_error && manifest_checkpoint(db))
+		Q_WARN("lsm", "%s: closing without a final manifest: the tables replaced last "
+		       "stay until the next open", db->dir);
 	db_free(db);
 	return rc;
 }
