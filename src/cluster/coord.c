@@ -906,6 +906,19 @@ static void fwd_cb(void *arg, int status, const net_msg *resp)
 	op_unref(o);
 }
 
+/* Forwarding order: primaries marked down go last (stable), so a hung or
+ * dead first primary does not use up the whole request timeout. */
+static void fwd_order(coord *c, op *o)
+{
+	rep tmp[COORD_MAX_N];
+	int k = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < o->nrep; i++)
+			if ((members_state_of(c->mem, o->reps[i].id) == MEMBER_DOWN) == pass)
+				tmp[k++] = o->reps[i];
+	memcpy(o->reps, tmp, sizeof(rep) * (size_t)o->nrep);
+}
+
 static void fwd_try(op *o)
 {
 	coord *c = o->c;
@@ -1036,6 +1049,7 @@ void coord_put(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coo
 			self = &o->reps[i];
 	}
 	if (!self) {
+		fwd_order(c, o);
 		fwd_try(o);
 		return;
 	}
