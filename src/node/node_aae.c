@@ -69,6 +69,7 @@
 #define AAE_TICK_MS 200u
 #define AAE_SWEEP_MS 1000u
 #define TOMB_BUCKETS 4096u
+#define AAE_KEY_COST 4096u /* bytes charged per synced key besides its bytes */
 
 typedef struct arc {
 	ring_range r;
@@ -646,12 +647,14 @@ static void *par_main(void *p)
 	return NULL;
 }
 
-static int par_run(par_fn fn, void *ctx, uint32_t n)
+static int par_run(par_fn fn, void *ctx, uint32_t n, int threads)
 {
 	par pp = {fn, ctx, n, 0, 0};
 	pthread_t th[AAE_MERGE_THREADS];
 	int started = 0;
-	for (int t = 1; t < AAE_MERGE_THREADS && (uint32_t)t < n; t++)
+	if (threads > AAE_MERGE_THREADS)
+		threads = AAE_MERGE_THREADS;
+	for (int t = 1; t < threads && (uint32_t)t < n; t++)
 		if (pthread_create(&th[started], NULL, par_main, &pp) == 0)
 			started++;
 	par_main(&pp);
@@ -751,7 +754,10 @@ static int sync_diffs(node_aae *na, const char *addr, aae_exchange *x, aae_rate 
 		rc = aae_sync_encode(&req, AAE_SYNC_KIND_REQ, 0, items, n);
 		if (rc < 0)
 			break;
-		charge(na, rl, req.len);
+		/* every key costs a replica write on one side or the other:
+		 * charge at least a page per key, so many small objects are
+		 * limited like their I/O, not like their few bytes */
+		charge(na, rl, req.len + (uint64_t)n * AAE_KEY_COST);
 		rc = call(na, addr, NET_MSG_AAE_SYNC, &req, &resp);
 		if (rc < 0)
 			break;
@@ -759,6 +765,9 @@ static int sync_diffs(node_aae *na, const char *addr, aae_exchange *x, aae_rate 
 			if (items[k].has) {
 				rs->sent++;
 				rs->sbytes_out += items[k].object.n;
+				__atomic_add_fetch(&na->keys_sent, 1, __ATOMIC_RELAXED);
+				__atomic_add_fetch(&na->bytes_sync, items[k].object.n,
+						   __ATOMIC_RELAXED);
 			}
 		aae_sync_msg m;
 		rc = aae_sync_decode(resp.p, resp.len, &m);
@@ -771,9 +780,14 @@ static int sync_diffs(node_aae *na, const char *addr, aae_exchange *x, aae_rate 
 		}
 		charge(na, rl, resp.len);
 		pull_ctx pc = {na, &m, items, addr, 0, 0};
-		rc = par_run(pull_one, &pc, m.n);
+		/* on-demand repair merges on all threads; background work on
+		 * one, so it competes less with foreground writes */
+		rc = par_run(pull_one, &pc, m.n, rl == &na->repair_rl ? AAE_MERGE_THREADS : 1);
 		rs->received += pc.received;
 		rs->sbytes_in += pc.bytes;
+		/* node totals as batches finish, so status shows a long sync */
+		__atomic_add_fetch(&na->keys_received, pc.received, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&na->bytes_sync, pc.bytes, __ATOMIC_RELAXED);
 		aae_sync_msg_free(&m);
 	}
 out:
@@ -974,11 +988,9 @@ static uint64_t round_with_peer(node_aae *na, const char *peer, const aae_repair
 
 static void add_totals(node_aae *na, const round_stats *rs)
 {
+	/* keys and bytes synced are added as each batch finishes */
 	__atomic_add_fetch(&na->keys_differing, rs->diffs, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&na->keys_sent, rs->sent, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&na->keys_received, rs->received, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&na->bytes_exchange, rs->xbytes, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&na->bytes_sync, rs->sbytes_out + rs->sbytes_in, __ATOMIC_RELAXED);
 }
 
 /* Distinct peers of all arcs (ids), sorted; caller frees. */
@@ -1253,6 +1265,10 @@ static int serve_one(void *p, uint32_t i)
 		if (obj_set_decode(it->object.p, it->object.n, &in) < 0)
 			return Q_EPROTO;
 		rc = replica_merge(na->rep, it->key, in, &stored);
+		if (rc == 0) {
+			__atomic_add_fetch(&na->keys_received, 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&na->bytes_sync, it->object.n, __ATOMIC_RELAXED);
+		}
 	} else {
 		rc = replica_get(na->rep, it->key, &stored);
 		if (rc == Q_ENOTFOUND)
@@ -1271,6 +1287,8 @@ static int serve_one(void *p, uint32_t i)
 			rc = obj_set_encode(stored, &c->objs[i]);
 			c->out[i].has = 1;
 			c->out[i].object = q_buf_slice(&c->objs[i]);
+			__atomic_add_fetch(&na->keys_sent, 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&na->bytes_sync, c->objs[i].len, __ATOMIC_RELAXED);
 		}
 	}
 	obj_set_free(in);
@@ -1296,7 +1314,7 @@ static void serve_sync(serve_job *j)
 	int rc = out && objs ? 0 : -ENOMEM;
 	serve_ctx sc = {na, &m, out, objs, (int64_t)q_wall_ns()};
 	if (rc == 0)
-		rc = par_run(serve_one, &sc, m.n);
+		rc = par_run(serve_one, &sc, m.n, AAE_MERGE_THREADS / 2);
 	if (rc == 0)
 		rc = aae_sync_encode(&j->resp, AAE_SYNC_KIND_RESP, m.xid, out, m.n);
 	for (uint32_t i = 0; objs && i < m.n; i++)
