@@ -141,9 +141,13 @@ def test_wiped_replica_repaired(procs, tmp_path):
     wait_for(lambda: len({tuple(c.roots(i)) for i in range(3)}) == 1, timeout=30,
              what="equal roots on all replicas")
     assert c.roots(2)[0][3] == nkeys
-    # and a second repair finds nothing left to do
-    again = c.repair(2)
+    # and a second repair (of a range, which the whole-circle arc overlaps)
+    # finds nothing left to do
+    again = c.repair(2, "--range", "5:0x100")
     assert again["keys_differing"] == 0 and again["ranges_differing"] == 0, again
+    assert again["ranges_total"] == 2, again
+    bad = ctl(c.addr(2), "repair", "--range", "5-100")
+    assert bad.returncode == 2 and b"--range" in bad.stderr
 
 
 def test_one_percent_divergence_moves_about_one_percent(procs, tmp_path):
