@@ -44,6 +44,10 @@ FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
                  "/usr/lib/faketime/libfaketimeMT.so.1")
 PORT = 7070
 
+# cluster secret of the running Cluster (nodes off loopback need one when
+# the build has protected mode); quorumctl gets it through the environment
+_SECRET = {"file": None}
+
 FAST_GOSSIP = ["gossip_interval=200ms", "gossip_suspect_after=1s", "gossip_down_after=2s"]
 
 
@@ -88,9 +92,12 @@ def available():
 def ctl(addr, *args, timeout_s="3s", stdin=None):
     """quorumctl against addr; returns (exit code, stdout str, stderr str)."""
     cmd = [quorumctl(), "--node", addr, "--timeout", timeout_s] + [str(a) for a in args]
+    env = sanitizer_env()
+    if _SECRET["file"]:
+        env["QUORUM_SECRET_FILE"] = _SECRET["file"]
     try:
         r = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=sanitizer_env(), timeout=60)
+                           env=env, timeout=60)
     except subprocess.TimeoutExpired:
         return 124, "", "quorumctl did not finish in 60s"
     return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
@@ -137,6 +144,7 @@ class Cluster:
     # -------------------------------------------------------------- setup
     def __enter__(self):
         try:
+            self._secret_up()
             self._net_up()
         except BaseException:
             self._net_down()
@@ -149,7 +157,19 @@ class Cluster:
         finally:
             self.stop_all()
             self._net_down()
+            _SECRET["file"] = None
         return False
+
+    def _secret_up(self):
+        """Builds with protected mode refuse a non-loopback listen address
+        without a cluster secret: make one if quorumctl can."""
+        r = _run([quorumctl(), "help"], check=False, env=sanitizer_env())
+        if b"init-secret" not in r.stdout:
+            return
+        path = os.path.join(self.tmp, "cluster.key")
+        _run([quorumctl(), "init-secret", path], env=sanitizer_env())
+        self.opts.append(f"secret_file={path}")
+        _SECRET["file"] = path
 
     def _net_up(self):
         _run(["ip", "link", "del", self.bridge], check=False)

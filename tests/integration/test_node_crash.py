@@ -31,6 +31,7 @@ from test_cluster_node import quorumd
 LONG = os.environ.get("QFS_LONG") == "1"
 WRITERS = 4
 KEYS_PER_WRITER = 4
+STATS_LOCK = threading.Lock()
 
 
 class Expected:
@@ -102,7 +103,8 @@ def writer(addr, keys, exp, rng, stop, stats):
         rc, _, _ = ctl(addr, *args)
         if rc == 0:
             exp.ack(key, ver)
-            stats["acked"] += 1
+            with STATS_LOCK:
+                stats["acked"] += 1
         else:
             return          # outcome unknown: stays "maybe" until checked
 
@@ -160,9 +162,14 @@ def test_kill9_cycles_sync_always(procs, tmp_path):
                                 args=(addr, keys[w], exp, random.Random(rng.random()), stop,
                                       stats), daemon=True)
                for w in range(WRITERS)]
+        acked_before = stats["acked"]
         for t in ths:
             t.start()
-        time.sleep(rng.uniform(0.2, 2.0))
+        # kill only once this cycle wrote something (whatever the machine's
+        # speed), then at a random moment of the writers' work
+        wait_for(lambda: stats["acked"] - acked_before >= 2 or not any(t.is_alive() for t in ths),
+                 timeout=120, what="two acknowledged writes in this cycle")
+        time.sleep(rng.uniform(0.0, 1.5))
         p.kill9()
         stats["kills"] += 1
         stop.set()
@@ -181,4 +188,4 @@ def test_kill9_cycles_sync_always(procs, tmp_path):
     if report:
         with open(report, "w") as f:
             json.dump(stats, f)
-    assert stats["acked"] > cycles, stats
+    assert stats["acked"] >= 2 * cycles, stats
