@@ -9,7 +9,10 @@
   differing data (printed);
 - a delete made while one replica was down is not undone when it returns:
   repair carries the tombstone to it, and once the grace period has passed
-  and every replica holds it, the tombstone is reaped everywhere.
+  and every replica holds it, the tombstone is reaped everywhere;
+- with four nodes and N=3 (many arcs, each with its own replica set) every
+  replica of an arc lists the identical arc, and a wiped node's repair makes
+  every arc's roots equal again.
 
 Hinted handoff is off (sloppy_quorum=off) so that only anti-entropy can
 repair. Every wait is bounded.
@@ -25,13 +28,14 @@ BASE = ["gossip_interval=200ms", "gossip_suspect_after=1s", "gossip_down_after=2
 
 
 class ACluster:
-    def __init__(self, procs, tmp, opts=()):
+    def __init__(self, procs, tmp, opts=(), n=3):
         self.procs = procs
         self.tmp = str(tmp)
-        self.ids = ["e1", "e2", "e3"]
+        self.n = n
+        self.ids = [f"e{i + 1}" for i in range(n)]
         self.ports = [free_port() for _ in self.ids]
-        self.proc = [None] * 3
-        self.gen = [0] * 3
+        self.proc = [None] * n
+        self.gen = [0] * n
         self.opts = BASE + list(opts)
 
     def addr(self, i):
@@ -42,7 +46,7 @@ class ACluster:
 
     def start(self, i, extra=()):
         self.gen[i] += 1
-        peers = ",".join(f"{self.ids[j]}@{self.addr(j)}" for j in range(3))
+        peers = ",".join(f"{self.ids[j]}@{self.addr(j)}" for j in range(self.n))
         args = [quorumd(), "--data", self.data(i), "--listen", self.addr(i),
                 "--node-id", self.ids[i], "--peers", peers]
         for o in self.opts + list(extra):
@@ -67,13 +71,14 @@ class ACluster:
     def all_up(self, i):
         st = self.status(i)
         return st is not None and all(m["state"] == "up" for m in st["members"]) \
-            and len(st["members"]) == 3
+            and len(st["members"]) == self.n
 
-    def wait_ready(self, nodes=(0, 1, 2)):
-        for i in nodes:
+    def wait_ready(self):
+        for i in range(self.n):
             wait_for(lambda i=i: self.all_up(i), timeout=30, what=f"{self.ids[i]} sees all up")
             # one arc (3 nodes, N=3: the whole circle), tree built, 3 replicas
             wait_for(lambda i=i: (self.aae(i) or {}).get("trees_ready", 0) >= 1 and
+                     self.aae(i)["trees_ready"] == self.aae(i)["arcs"] and
                      self.aae(i)["trees_building"] == 0, timeout=30,
                      what=f"{self.ids[i]} tree ready")
 
@@ -223,3 +228,46 @@ def test_delete_not_resurrected_and_tombstone_reaped(procs, tmp_path):
     c.repair(0)
     r = ctl(c.addr(1), "get", "doomed", "--r", "3")
     assert r.returncode == 1 and b"old-value" not in r.stdout
+
+
+def arcs_by_range(c):
+    """(start, end) -> [(node, root, keys)] over all nodes' status."""
+    arcs = {}
+    for i in range(c.n):
+        for r in c.aae(i)["roots"]:
+            arcs.setdefault((r["start"], r["end"]), []).append((i, r["root"], r["keys"]))
+    return arcs
+
+
+def test_four_nodes_many_arcs(procs, tmp_path):
+    # N=3 on four nodes: many arcs, each with its own replica set; every
+    # replica of an arc must list the same arc, and repair of a wiped node
+    # must make every arc's roots equal again
+    c = ACluster(procs, tmp_path, ["aae=off", "ring_tokens=16"], n=4)
+    for i in range(c.n):
+        c.start(i)
+    c.wait_ready()
+    nkeys = 800
+    c.bench_load(0, nkeys, 100, 3)
+    arcs = arcs_by_range(c)
+    assert len(arcs) > 4
+    assert all(len(v) == 3 for v in arcs.values()), arcs
+    assert all(len({x[1] for x in v}) == 1 for v in arcs.values())
+    # each key is on three nodes: the arcs' key counts add up
+    assert sum(v[0][2] for v in arcs.values()) == nkeys
+
+    c.stop(3)
+    import shutil
+    shutil.rmtree(c.data(3))
+    c.start(3)
+    c.wait_ready()
+    assert sum(r["keys"] for r in c.aae(0)["roots"]) > 0
+    assert sum(r["keys"] for r in c.aae(3)["roots"]) == 0
+    summary = c.repair(3)
+    print("four nodes, wiped one:", summary)
+    assert summary["state"] == "done" and summary["failures"] == 0, summary
+    assert summary["ranges_differing"] >= 1
+    arcs = arcs_by_range(c)
+    assert all(len({x[1] for x in v}) == 1 for v in arcs.values()), \
+        [v for v in arcs.values() if len({x[1] for x in v}) != 1][:3]
+    assert sum(r["keys"] for r in c.aae(3)["roots"]) == summary["keys_received"]
