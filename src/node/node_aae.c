@@ -69,7 +69,8 @@
 #define AAE_TICK_MS 200u
 #define AAE_SWEEP_MS 1000u
 #define TOMB_BUCKETS 4096u
-#define AAE_KEY_COST 4096u /* bytes charged per synced key besides its bytes */
+#define AAE_KEY_COST 4096u
+#define AAE_PEER_STATS 64u /* peers shown in status */ /* bytes charged per synced key besides its bytes */
 
 typedef struct arc {
 	ring_range r;
@@ -135,6 +136,14 @@ struct node_aae {
 	uint64_t job_start_ns;
 	uint64_t next_job;
 	size_t rr_peer;              /* round-robin cursor */
+
+	/* per peer: last round (guarded by mu) */
+	struct peer_stat {
+		char id[MEMBER_ID_MAX + 1];
+		uint64_t last_ok_ns;   /* mono ns of the last round with no failure */
+		uint64_t rounds, failed_pairs;
+	} peerst[AAE_PEER_STATS];
+	size_t npeerst;
 
 	/* counters (atomic) */
 	uint64_t exchanges, exchange_failures, rounds, keys_differing, keys_sent,
@@ -983,6 +992,22 @@ static uint64_t round_with_peer(node_aae *na, const char *peer, const aae_repair
 	q_buf_free(&req);
 	q_buf_free(&resp);
 	__atomic_add_fetch(&na->rounds, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&na->mu);
+	size_t k = 0;
+	while (k < na->npeerst && strcmp(na->peerst[k].id, peer))
+		k++;
+	if (k == na->npeerst && k < AAE_PEER_STATS) {
+		memset(&na->peerst[k], 0, sizeof(na->peerst[k]));
+		snprintf(na->peerst[k].id, sizeof(na->peerst[k].id), "%s", peer);
+		na->npeerst++;
+	}
+	if (k < na->npeerst) {
+		na->peerst[k].rounds++;
+		na->peerst[k].failed_pairs += failed;
+		if (!failed && n > 0)
+			na->peerst[k].last_ok_ns = q_mono_ns();
+	}
+	pthread_mutex_unlock(&na->mu);
 	return failed;
 }
 
@@ -1668,7 +1693,7 @@ int node_aae_status_json(node_aae *na, q_buf *out)
 		"\"exchange_failures\":%llu,\"last_exchange_age_ms\":%lld,\"keys_differing\":%llu,"
 		"\"keys_sent\":%llu,\"keys_received\":%llu,\"keys_repaired\":%llu,"
 		"\"bytes_exchange\":%llu,\"bytes_sync\":%llu,\"leaves_fixed\":%llu,"
-		"\"tombstones\":%zu,\"reaped\":%llu,\"roots\":[",
+		"\"tombstones\":%zu,\"reaped\":%llu,\"peers\":[",
 		na->enabled ? "true" : "false", narcs, ready, building,
 		(unsigned long long)na->trees_loaded, (unsigned long long)na->builds_done,
 		(unsigned long long)na->rounds, (unsigned long long)na->exchanges,
@@ -1678,6 +1703,23 @@ int node_aae_status_json(node_aae *na, q_buf *out)
 		(unsigned long long)(na->keys_sent + na->keys_received),
 		(unsigned long long)na->bytes_exchange, (unsigned long long)na->bytes_sync,
 		(unsigned long long)na->leaves_fixed, ntoms, (unsigned long long)na->reaped);
+	/* per peer: rounds, failed (arc, peer) pairs, age of the last round
+	 * that compared every shared arc */
+	pthread_mutex_lock(&na->mu);
+	uint64_t nowm = q_mono_ns();
+	for (size_t i = 0; rc == 0 && i < na->npeerst; i++) {
+		const struct peer_stat *ps = &na->peerst[i];
+		rc = q_buf_printf(out,
+				  "%s{\"id\":\"%s\",\"rounds\":%llu,\"failed_pairs\":%llu,"
+				  "\"last_ok_age_ms\":%lld}",
+				  i ? "," : "", ps->id, (unsigned long long)ps->rounds,
+				  (unsigned long long)ps->failed_pairs,
+				  ps->last_ok_ns ? (long long)((nowm - ps->last_ok_ns) / 1000000ULL)
+						 : -1LL);
+	}
+	pthread_mutex_unlock(&na->mu);
+	if (rc == 0)
+		rc = q_buf_printf(out, "],\"roots\":[");
 	/* roots per arc (the first 256), for operators and tests */
 	pthread_rwlock_rdlock(&na->tmu);
 	for (size_t i = 0; rc == 0 && i < na->narcs && i < 256; i++) {

@@ -221,6 +221,11 @@ def test_delete_not_resurrected_and_tombstone_reaped(procs, tmp_path):
     wait_for(lambda: all(c.aae(i)["tombstones"] == 0 and c.roots(i)[0][3] == 1
                          for i in range(3)), timeout=90, what="tombstone reaped everywhere")
     assert sum(c.aae(i)["reaped"] for i in range(3)) >= 3
+    # background rounds ran with both peers of every node
+    for i in range(3):
+        peers = {p["id"]: p for p in c.aae(i)["peers"]}
+        assert set(peers) == set(c.ids) - {c.ids[i]}, peers
+        assert all(p["rounds"] > 0 and p["last_ok_age_ms"] >= 0 for p in peers.values())
     for i in range(3):
         assert ctl(c.addr(i), "get", "doomed", "--replica-only").returncode == 1
         assert ctl(c.addr(i), "get", "kept", "--replica-only").returncode == 0
