@@ -166,6 +166,7 @@ struct coord {
 	uv_timer_t hello_timer;
 	int hello_timer_on;
 	coord_stats st;          /* atomics */
+	uint64_t sib_hist[COORD_SIB_BUCKETS]; /* atomics: siblings per answered get */
 	coord_status_fn hook;
 	void *hook_arg;
 	hint_store *hints;
@@ -335,6 +336,11 @@ static void op_reply(op *o, int rc, obj_set *set)
 		STAT_INC(o->c, quorum_failures);
 	else if (rc == Q_ETIMEOUT)
 		STAT_INC(o->c, timeouts);
+	if (o->kind == OP_GET && (rc == 0 || rc == Q_ENOTFOUND)) {
+		size_t ns = rc == 0 && set ? obj_set_live_count(set) : 0;
+		__atomic_add_fetch(&o->c->sib_hist[ns < COORD_SIB_BUCKETS ? ns : COORD_SIB_BUCKETS - 1],
+				   1, __ATOMIC_RELAXED);
+	}
 	o->cb(o->arg, rc, set);
 }
 
@@ -2509,6 +2515,12 @@ void coord_get_stats(coord *c, coord_stats *out)
 	out->timeouts = __atomic_load_n(&c->st.timeouts, __ATOMIC_RELAXED);
 	out->repl_gets_served = __atomic_load_n(&c->st.repl_gets_served, __ATOMIC_RELAXED);
 	out->repl_puts_served = __atomic_load_n(&c->st.repl_puts_served, __ATOMIC_RELAXED);
+}
+
+void coord_get_sibling_hist(coord *c, uint64_t out[COORD_SIB_BUCKETS])
+{
+	for (int i = 0; i < COORD_SIB_BUCKETS; i++)
+		out[i] = __atomic_load_n(&c->sib_hist[i], __ATOMIC_RELAXED);
 }
 
 void coord_set_status_hook(coord *c, coord_status_fn fn, void *arg)

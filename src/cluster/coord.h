@@ -136,6 +136,12 @@ int coord_mget_sync(coord *c, const q_slice *keys, size_t n, const coord_req *o,
 /* JSON status text (members, ring, counters), appended to out. Any thread. */
 int coord_status_json(coord *c, q_buf *out);
 void coord_get_stats(coord *c, coord_stats *out);
+/* Live siblings in the answers of single-key gets coordinated here: out[i]
+ * counts gets answered with i live siblings (0: not found, or tombstones
+ * only), out[COORD_SIB_BUCKETS - 1] those with that many or more. Any
+ * thread. */
+#define COORD_SIB_BUCKETS 6
+void coord_get_sibling_hist(coord *c, uint64_t out[COORD_SIB_BUCKETS]);
 
 /* Hook for the node: extra JSON fields (without braces) added to status. */
 typedef int (*coord_status_fn)(void *arg, q_buf *out);

@@ -336,6 +336,15 @@ int node_metrics_render(node_metrics *m, q_buf *out)
 	C("quorum_replica_puts_served_total", "REPL_PUT served for coordinators.",
 	  cs.repl_puts_served);
 
+	uint64_t sib[COORD_SIB_BUCKETS];
+	coord_get_sibling_hist(m->src.coord, sib);
+	P("# HELP quorum_get_siblings_total Single-key gets coordinated here, by the number of "
+	  "live siblings in the answer (0: not found).\n"
+	  "# TYPE quorum_get_siblings_total counter\n");
+	for (int i = 0; i < COORD_SIB_BUCKETS; i++)
+		P("quorum_get_siblings_total{siblings=\"%d%s\"} %llu\n", i,
+		  i == COORD_SIB_BUCKETS - 1 ? "+" : "", (unsigned long long)sib[i]);
+
 	replica_stats rs;
 	replica_get_stats(m->src.rep, &rs);
 	C("quorum_replica_merges_total", "Incoming sets merged into the local replica.", rs.merges);

@@ -70,6 +70,8 @@ def test_metrics_scrape_counts_requests(procs, tmp_path):
     assert d('quorum_requests_total{op="kv_get"}') == 5  # 3 + absent + the --json get
     assert d('quorum_requests_total{op="kv_delete"}') == 1
     assert d('quorum_request_errors_total{op="kv_get"}') == 0  # not-found is no error
+    assert d('quorum_get_siblings_total{siblings="1"}') == 4
+    assert d('quorum_get_siblings_total{siblings="0"}') == 1
     assert d('quorum_request_duration_seconds_count{op="kv_put"}') == 5
     assert after['quorum_request_duration_seconds_bucket{op="kv_put",le="+Inf"}'] == \
         after['quorum_request_duration_seconds_count{op="kv_put"}']
@@ -90,6 +92,15 @@ def test_metrics_scrape_counts_requests(procs, tmp_path):
     assert after["quorum_status_ops_puts"] >= 6
     assert "quorum_status_storage_tables" in after
     assert after["quorum_metrics_scrapes_total"] >= 2
+
+    # two blind writes to one key make two siblings; a get counts them
+    assert ctl(a0, "put", "sib", "a").returncode == 0
+    assert ctl(a0, "put", "sib", "b").returncode == 0
+    s1 = scrape(mport)
+    assert ctl(a0, "get", "sib").returncode == 0
+    s2 = scrape(mport)
+    assert s2['quorum_get_siblings_total{siblings="2"}'] - \
+        s1.get('quorum_get_siblings_total{siblings="2"}', 0) == 1
 
     # status shows where metrics are served
     r = ctl(a0, "--json", "status")
