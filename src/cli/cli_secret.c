@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "client/client.h"
 #include "net/net_auth.h"
+#include "net/net_sync.h"
 #include "util/qerr.h"
 
 int cli_init_secret(int argc, char **argv)
@@ -57,6 +58,8 @@ int cli_use_secret(const char *path)
 	int rc = net_auth_key_load(path, key, err, sizeof(err));
 	if (rc == 0)
 		rc = qc_net_set_default_secret(key);
+	if (rc == 0) /* commands that talk over net_sync directly (bench, leave, repair) */
+		rc = net_sync_set_default_secret(key);
 	sodium_memzero(key, sizeof(key));
 	if (rc < 0) {
 		fprintf(stderr, "quorumctl: %s: --secret: %s\n", q_errname(rc),

@@ -57,7 +57,7 @@ static int call(netc *n, const net_msg *req, uint64_t timeout_ms, net_msg *resp,
 {
 	n->last_err[0] = 0;
 	if (!n->conn) {
-		int rc = net_sync_connect(n->addr, timeout_ms, &n->conn);
+		int rc = net_sync_connect_raw(n->addr, timeout_ms, &n->conn);
 		if (rc < 0) {
 			n->conn = NULL;
 			snprintf(n->last_err, sizeof(n->last_err), "cannot connect to %s: %s", n->addr,

@@ -17,6 +17,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +54,49 @@ static int wait_fd(int fd, short events, uint64_t deadline_ms)
 	}
 }
 
+/* The process-wide secret of net_sync_connect (net_sync_set_default_secret). */
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_has_secret;
+static uint8_t g_secret[NET_AUTH_KEY_LEN];
+
+int net_sync_set_default_secret(const uint8_t *key)
+{
+	if (key && net_auth_init() < 0)
+		return -EIO;
+	pthread_mutex_lock(&g_mu);
+	if (key)
+		memcpy(g_secret, key, NET_AUTH_KEY_LEN);
+	else
+		sodium_memzero(g_secret, sizeof g_secret);
+	g_has_secret = key != NULL;
+	pthread_mutex_unlock(&g_mu);
+	return 0;
+}
+
 int net_sync_connect(const char *addr, uint64_t timeout_ms, net_sync **out)
+{
+	uint8_t key[NET_AUTH_KEY_LEN];
+	pthread_mutex_lock(&g_mu);
+	int has = g_has_secret;
+	if (has)
+		memcpy(key, g_secret, sizeof key);
+	pthread_mutex_unlock(&g_mu);
+	uint64_t t0 = q_mono_ms();
+	int rc = net_sync_connect_raw(addr, timeout_ms, out);
+	if (rc < 0 || !has)
+		return rc;
+	uint64_t used = q_mono_ms() - t0, total = timeout_ms ? timeout_ms : 5000;
+	char err[200];
+	rc = net_sync_auth(*out, key, used < total ? total - used : 1, err, sizeof err);
+	sodium_memzero(key, sizeof key);
+	if (rc < 0) {
+		net_sync_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+int net_sync_connect_raw(const char *addr, uint64_t timeout_ms, net_sync **out)
 {
 	struct sockaddr_storage sa;
 	Q_RET(net_addr_parse(addr, 0, &sa));

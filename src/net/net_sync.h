@@ -28,8 +28,18 @@
 
 typedef struct net_sync net_sync;
 
-/* Returns 0, -EINVAL (bad address), Q_ETIMEOUT, -ECONNREFUSED, ... */
+/* Returns 0, -EINVAL (bad address), Q_ETIMEOUT, -ECONNREFUSED, ... When a
+ * process-wide secret is set (net_sync_set_default_secret), the connection
+ * also runs the handshake (net_sync_auth) within the same timeout, and a
+ * failed handshake is Q_EAUTH (the connection is closed). */
 int net_sync_connect(const char *addr, uint64_t timeout_ms, net_sync **out);
+/* Connects without any handshake, whatever the default secret. */
+int net_sync_connect_raw(const char *addr, uint64_t timeout_ms, net_sync **out);
+/* The secret net_sync_connect authenticates with from now on in this
+ * process (copied; NULL clears it). Set it before threads connect (it is
+ * mutex-protected, but connections made before keep their state). For
+ * tools: quorumctl sets it from --secret. Returns 0 or -EIO. */
+int net_sync_set_default_secret(const uint8_t *key);
 
 /* Sends req and waits for its response. Returns 0 (resp is the response;
  * its type is checked to be req's response type), the remote code if the

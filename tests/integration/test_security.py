@@ -301,6 +301,13 @@ def test_cluster_with_secret_replicates_and_keeps_others_out(procs, tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert sorted(m["id"] for m in doc["members"]) == ["n1", "n2", "n3"]
+    # commands that open their own connections authenticate too
+    r = sctl(c.addr(1), "bench", "--clients", "2", "--keys", "50", "--duration", "1s",
+             secret=k)
+    assert r.returncode == 0, r.stderr
+    assert b"errors 0" in r.stdout, r.stdout
+    r = sctl(c.addr(1), "repair", secret=k)
+    assert r.returncode == 0, r.stderr
     # the cluster still works after the outsider's attempts
     r = sctl(c.addr(2), "put", "after", "x", "--w", "3", secret=k)
     assert r.returncode == 0, r.stderr
