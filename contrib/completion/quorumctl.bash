@@ -19,7 +19,7 @@ _quorumctl()
 	fi
 
 	local global_opts="--node --timeout --json --secret --help -h"
-	local commands="get put delete status ring init-secret bench"
+	local commands="get put delete status ring init-secret bench repair"
 
 	# Options that take a value: complete nothing for the value itself,
 	# except where a value list is known.
@@ -29,7 +29,7 @@ _quorumctl()
 		return 0
 		;;
 	--node|--timeout|--context|--r|--w|--n|--nodes|--clients|--keys|\
-	--duration|--value-size|--get-percent|--seed)
+	--duration|--value-size|--get-percent|--seed|--range|--wait)
 		return 0
 		;;
 	esac
@@ -82,6 +82,9 @@ _quorumctl()
 			COMPREPLY=($(compgen -f -- "$cur"))
 		fi
 		return 0
+		;;
+	repair)
+		opts="--range --wait --json"
 		;;
 	bench)
 		opts="--nodes --clients --keys --duration --value-size --get-percent --r --w --n --seed --preload --json"
