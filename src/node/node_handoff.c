@@ -41,7 +41,7 @@
 #include "util/qerr.h"
 #include "util/qtime.h"
 
-#define RECV_MAX 16          /* receivers shown in status */
+#define RECV_MAX 256         /* receivers of one plan (status shows them all) */
 #define SEND_RETRIES 3
 #define SEND_RETRY_MS 500u
 #define SINGLE_MAX (NET_MAX_GOSSIP - 64u * 1024u) /* larger entries go as REPL_PUT */
@@ -768,8 +768,13 @@ static void fwd_cb(void *arg, int status, const net_msg *resp)
 {
 	net_request *req = arg;
 	if (status != 0) {
-		net_reply_error(req, status, status > 0 ? "the node refused to leave"
-							: "the node did not answer");
+		char t[NET_MAX_ERRTEXT + 64];
+		if (resp && resp->type == NET_MSG_ERROR)
+			snprintf(t, sizeof(t), "the node refused: %.*s",
+				 (int)resp->u.error.text.n, (const char *)resp->u.error.text.p);
+		else
+			snprintf(t, sizeof(t), "the node did not answer: %s", q_strerror(status));
+		net_reply_error(req, status, t);
 		return;
 	}
 	q_slice text;
