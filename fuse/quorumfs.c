@@ -82,6 +82,13 @@ static int build_conf(qfs_opts *o, q_conf **out, char *data_dir, size_t cap)
 		if (rc)
 			goto fail;
 	}
+	/* a not-found answer counts toward r: a name can be created while a
+	 * partition hides the other replicas (docs/filesystem.md, Failures) */
+	if (!q_conf_get(c, "notfound_ok")) {
+		rc = q_conf_set(c, "notfound_ok", "on");
+		if (rc)
+			goto fail;
+	}
 	rc = q_conf_check_known(c, q_node_conf_keys);
 	if (rc) {
 		fprintf(stderr, "quorumfs: %s\n", q_conf_error(c));
