@@ -69,8 +69,8 @@
 #define AAE_TICK_MS 200u
 #define AAE_SWEEP_MS 1000u
 #define TOMB_BUCKETS 4096u
-#define AAE_KEY_COST 4096u
-#define AAE_PEER_STATS 64u /* peers shown in status */ /* bytes charged per synced key besides its bytes */
+#define AAE_KEY_COST 4096u /* bytes charged per synced key besides its bytes */
+#define AAE_PEER_STATS 64u /* peers shown in status */
 
 typedef struct arc {
 	ring_range r;
