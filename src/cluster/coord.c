@@ -437,6 +437,20 @@ static void job_work(uv_work_t *w)
 	case JOB_UPDATE: {
 		op *o = j->r->o;
 		j->rc = replica_update(rp, op_key(o), o->cctx, &o->w, &j->out);
+		if (j->rc == 0 && j->r->hint_for[0] && j->c->hints) {
+			/* this node wrote as the fallback of a down owner: keep
+			 * the hint, as a HINT_PUT receiver would */
+			q_buf enc = Q_BUF_INIT;
+			j->rc = obj_set_encode(j->out, &enc);
+			if (j->rc == 0)
+				j->rc = hint_put(j->c->hints, j->r->hint_for, op_key(o),
+						 q_buf_slice(&enc), q_wall_ns() / 1000000u, NULL);
+			q_buf_free(&enc);
+			if (j->rc < 0) {
+				obj_set_free(j->out);
+				j->out = NULL;
+			}
+		}
 		break;
 	}
 	case JOB_MERGE:
@@ -912,6 +926,15 @@ static void fwd_cb(void *arg, int status, const net_msg *resp)
 	op_unref(o);
 }
 
+/* 1 if every primary of o is marked down. */
+static int all_primaries_down(coord *c, op *o)
+{
+	for (int i = 0; i < o->nrep; i++)
+		if (members_state_of(c->mem, o->reps[i].id) != MEMBER_DOWN)
+			return 0;
+	return 1;
+}
+
 /* Forwarding order: primaries marked down go last (stable), so a hung or
  * dead first primary does not use up the whole request timeout. */
 static void fwd_order(coord *c, op *o)
@@ -1053,6 +1076,20 @@ void coord_put(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coo
 		o->reps[i].state = REP_IDLE;
 		if (o->reps[i].self)
 			self = &o->reps[i];
+	}
+	if (!self && c->cfg.sloppy_quorum && c->hints && o->nrep > 0 &&
+	    all_primaries_down(c, o)) {
+		/* nobody to forward to (e.g. this side of a partition holds no
+		 * primary of the key): coordinate here as the first fallback,
+		 * with a hint for the first primary */
+		rep *r = &o->reps[0];
+		snprintf(r->hint_for, sizeof(r->hint_for), "%s", r->id);
+		snprintf(r->id, sizeof(r->id), "%s", c->node_id);
+		snprintf(r->addr, sizeof(r->addr), "%s", c->bound);
+		r->self = 1;
+		self = r;
+		Q_DEBUG("coord", "every primary is down: this node writes as a fallback of %s",
+			r->hint_for);
 	}
 	if (!self) {
 		fwd_order(c, o);
