@@ -336,6 +336,16 @@ class Cluster:
             cut = len(rest) // 2
             self.partition([rest[:cut] + [mid], rest[cut:] + [mid]], "partition-bridge")
 
+    def can_connect(self, i, j, timeout_s=1.0):
+        """Whether node i's namespace can open a TCP connection to node j."""
+        code = ("import socket,sys\n"
+                "try:\n"
+                f"    socket.create_connection(('{self.ips[j]}', {PORT}), timeout={timeout_s})\n"
+                "except OSError:\n"
+                "    sys.exit(1)\n")
+        r = _run(["ip", "netns", "exec", self.ns[i], "python3", "-c", code], check=False)
+        return r.returncode == 0
+
     def heal_net(self):
         if any(self.blocked):
             self.blocked = [set() for _ in range(self.n)]
@@ -384,13 +394,15 @@ class Cluster:
 
     # ------------------------------------------------------------ schedule
     def run_faults(self, rng, duration_s, max_faults, hold=(2.0, 5.0), quiet=(1.0, 2.0),
-                   kinds=("partition", "kill9", "pause", "clock-skew"), stop=None):
-        """Injects random faults one at a time for at most duration_s and
-        max_faults, healing each before the next; returns the count."""
+                   kinds=("partition", "kill9", "pause", "clock-skew"), stop=None,
+                   min_faults=3):
+        """Injects random faults one at a time for duration_s (but at least
+        min_faults and at most max_faults), healing each before the next;
+        returns the count."""
         deadline = time.monotonic() + duration_s
         done = 0
         try:
-            while done < max_faults and time.monotonic() < deadline:
+            while done < max_faults and (time.monotonic() < deadline or done < min_faults):
                 if stop is not None and stop.is_set():
                     break
                 kind = rng.choice(kinds)
@@ -404,7 +416,7 @@ class Cluster:
                 else:
                     self.set_skew(victim, rng.choice(["+30s", "-45s", "+300s", "-10s"]))
                 done += 1
-                time.sleep(min(rng.uniform(*hold), max(0.0, deadline - time.monotonic())))
+                time.sleep(rng.uniform(*hold))
                 if kind == "partition":
                     self.heal_net()
                 elif kind == "kill9":

@@ -27,6 +27,7 @@ from conftest import wait_for
 from test_cluster_node import Cluster, ctl, get_json, live_values
 
 LONG = os.environ.get("QFS_LONG") == "1"
+MIN_ACKED = 30
 
 
 def _wipe_and_restart(c, i):
@@ -104,6 +105,34 @@ def _has_repair():
     return "repair" in out
 
 
+def self_check(cl):
+    """The faults are real: a partition stops TCP between the sides (and
+    healing restores it), a skewed node stamps writes with its skewed clock."""
+    cl.partition([[0], list(range(1, cl.n))], "self-check")
+    assert not cl.can_connect(0, 1) and not cl.can_connect(2, 0)
+    assert cl.can_connect(1, 2)
+    cl.heal_net()
+    assert cl.can_connect(0, 1) and cl.can_connect(2, 0)
+    cl.set_skew(0, "+300s")
+    time.sleep(1.5)                     # libfaketime re-reads its file each second
+    checked = False
+    for k in range(12):                 # a key that node 0 coordinates
+        before = time.time()
+        rc, out, err = nemesis.ctl(cl.addr(0), "put", f"skew-probe{k}", "x")
+        assert rc == 0, err
+        rc, doc, err = nemesis.get_json(cl.addr(0), f"skew-probe{k}")
+        assert rc == 0, err
+        sib = doc["siblings"][0]
+        if sib["node"] == cl.ids[0]:
+            assert sib["wall_ns"] / 1e9 - before > 200, (sib, before)
+            checked = True
+            break
+        assert abs(sib["wall_ns"] / 1e9 - before) < 100, (sib, before)
+    cl.set_skew(0, "+0")
+    assert checked, "node 0 coordinated none of 12 keys"
+    cl.counts.clear()                   # the figures count the run's faults only
+
+
 def run_nemesis(procs, tmp_path, seconds, max_faults, clients, keys, log):
     ok, why = nemesis.available()
     if not ok:
@@ -113,6 +142,7 @@ def run_nemesis(procs, tmp_path, seconds, max_faults, clients, keys, log):
     n = 3
     with nemesis.Cluster(procs, tmp_path, n=5, opts=["n=3", "r=2", "w=2"], log=log) as cl:
         cl.start_all()
+        self_check(cl)
         wl = checker.Workload([cl.addr(i) for i in range(cl.n)], keys, clients=clients,
                               r=2, w=2, seed=seed)
         t0 = time.monotonic()
@@ -120,7 +150,9 @@ def run_nemesis(procs, tmp_path, seconds, max_faults, clients, keys, log):
         try:
             time.sleep(2)
             faults = cl.run_faults(rng, seconds, max_faults, stop=None)
-            time.sleep(2)
+            # a history worth checking, whatever the machine's speed
+            wait_for(lambda: sum(1 for o in wl.ops if o.status == "ok") >= MIN_ACKED,
+                     timeout=180, what=f"{MIN_ACKED} acknowledged writes")
         finally:
             wl.finish()
         fault_s = time.monotonic() - t0
@@ -160,7 +192,7 @@ def test_nemesis_set(procs, tmp_path):
     max_faults = 400 if LONG else 25
     keys = [f"nk{k}" for k in range(6)]
     res = run_nemesis(procs, tmp_path, seconds, max_faults, clients=4, keys=keys, log=print)
-    assert res["acknowledged"] > 20, res
+    assert res["acknowledged"] >= MIN_ACKED, res
     assert res["faults"] >= 3, res
     assert not res["lost"], res["lost"]
     assert not res["unexpected"], res["unexpected"]
