@@ -24,6 +24,8 @@
 
 #include "util/qerr.h"
 
+#define NET_NEED_MORE_AUTH 1 /* == NET_NEED_MORE (net_frame.h) */
+
 #define AUTH_LABEL "quorumfs-auth-1"
 #define AUTH_KDF_CTX "qfsauth1" /* crypto_kdf_CONTEXTBYTES == 8 */
 #define AUTH_KDF_ID 1
@@ -207,30 +209,29 @@ int net_auth_key_generate(const char *path, int force, char *err, size_t errcap)
 	return rc;
 }
 
-void net_auth_mac(const uint8_t key[NET_AUTH_KEY_LEN], int role,
-		  const uint8_t nc[NET_AUTH_NONCE_LEN], const uint8_t ns[NET_AUTH_NONCE_LEN],
+void net_auth_mac(const uint8_t key[NET_AUTH_KEY_LEN], int role, const net_auth_hs *hs,
 		  uint8_t mac[NET_AUTH_MAC_LEN])
 {
 	uint8_t ka[crypto_auth_hmacsha512256_KEYBYTES];
 	crypto_kdf_derive_from_key(ka, sizeof(ka), AUTH_KDF_ID, AUTH_KDF_CTX, key);
 	crypto_auth_hmacsha512256_state st;
-	uint8_t r = (uint8_t)role;
+	uint8_t r = (uint8_t)role, fl[2] = {hs->fc, hs->fs};
 	crypto_auth_hmacsha512256_init(&st, ka, sizeof(ka));
 	crypto_auth_hmacsha512256_update(&st, &r, 1);
 	crypto_auth_hmacsha512256_update(&st, (const uint8_t *)AUTH_LABEL, strlen(AUTH_LABEL));
-	crypto_auth_hmacsha512256_update(&st, nc, NET_AUTH_NONCE_LEN);
-	crypto_auth_hmacsha512256_update(&st, ns, NET_AUTH_NONCE_LEN);
+	crypto_auth_hmacsha512256_update(&st, hs->nc, NET_AUTH_NONCE_LEN);
+	crypto_auth_hmacsha512256_update(&st, hs->ns, NET_AUTH_NONCE_LEN);
+	crypto_auth_hmacsha512256_update(&st, fl, 2);
 	crypto_auth_hmacsha512256_final(&st, mac);
 	sodium_memzero(&st, sizeof(st));
 	sodium_memzero(ka, sizeof(ka));
 }
 
-int net_auth_check(const uint8_t key[NET_AUTH_KEY_LEN], int role,
-		   const uint8_t nc[NET_AUTH_NONCE_LEN], const uint8_t ns[NET_AUTH_NONCE_LEN],
+int net_auth_check(const uint8_t key[NET_AUTH_KEY_LEN], int role, const net_auth_hs *hs,
 		   const uint8_t mac[NET_AUTH_MAC_LEN])
 {
 	uint8_t want[NET_AUTH_MAC_LEN];
-	net_auth_mac(key, role, nc, ns, want);
+	net_auth_mac(key, role, hs, want);
 	int ok = crypto_verify_32(want, mac) == 0;
 	sodium_memzero(want, sizeof(want));
 	return ok;
@@ -241,40 +242,47 @@ void net_auth_nonce(uint8_t n[NET_AUTH_NONCE_LEN])
 	randombytes_buf(n, NET_AUTH_NONCE_LEN);
 }
 
-void net_auth_encode_init(const uint8_t nc[NET_AUTH_NONCE_LEN], uint8_t out[NET_AUTH_INIT_LEN])
+void net_auth_encode_init(const net_auth_hs *hs, uint8_t out[NET_AUTH_INIT_LEN])
 {
 	out[0] = NET_AUTH_VERSION;
-	memcpy(out + 1, nc, NET_AUTH_NONCE_LEN);
+	memcpy(out + 1, hs->nc, NET_AUTH_NONCE_LEN);
+	out[1 + NET_AUTH_NONCE_LEN] = hs->fc;
 }
 
-int net_auth_decode_init(const uint8_t *p, size_t n, uint8_t nc[NET_AUTH_NONCE_LEN])
+int net_auth_decode_init(const uint8_t *p, size_t n, net_auth_hs *hs)
 {
 	if (n != NET_AUTH_INIT_LEN)
 		return Q_EPROTO;
 	if (p[0] != NET_AUTH_VERSION)
 		return Q_EVERSION;
-	memcpy(nc, p + 1, NET_AUTH_NONCE_LEN);
+	if (p[1 + NET_AUTH_NONCE_LEN] & ~NET_AUTH_F_KNOWN)
+		return Q_EPROTO;
+	memcpy(hs->nc, p + 1, NET_AUTH_NONCE_LEN);
+	hs->fc = p[1 + NET_AUTH_NONCE_LEN];
 	return 0;
 }
 
-void net_auth_encode_challenge(const uint8_t ns[NET_AUTH_NONCE_LEN],
-			       const uint8_t mac[NET_AUTH_MAC_LEN],
+void net_auth_encode_challenge(const net_auth_hs *hs, const uint8_t mac[NET_AUTH_MAC_LEN],
 			       uint8_t out[NET_AUTH_CHALLENGE_LEN])
 {
 	out[0] = NET_AUTH_VERSION;
-	memcpy(out + 1, ns, NET_AUTH_NONCE_LEN);
-	memcpy(out + 1 + NET_AUTH_NONCE_LEN, mac, NET_AUTH_MAC_LEN);
+	memcpy(out + 1, hs->ns, NET_AUTH_NONCE_LEN);
+	out[1 + NET_AUTH_NONCE_LEN] = hs->fs;
+	memcpy(out + 2 + NET_AUTH_NONCE_LEN, mac, NET_AUTH_MAC_LEN);
 }
 
-int net_auth_decode_challenge(const uint8_t *p, size_t n, uint8_t ns[NET_AUTH_NONCE_LEN],
+int net_auth_decode_challenge(const uint8_t *p, size_t n, net_auth_hs *hs,
 			      uint8_t mac[NET_AUTH_MAC_LEN])
 {
 	if (n != NET_AUTH_CHALLENGE_LEN)
 		return Q_EPROTO;
 	if (p[0] != NET_AUTH_VERSION)
 		return Q_EVERSION;
-	memcpy(ns, p + 1, NET_AUTH_NONCE_LEN);
-	memcpy(mac, p + 1 + NET_AUTH_NONCE_LEN, NET_AUTH_MAC_LEN);
+	if (p[1 + NET_AUTH_NONCE_LEN] & ~NET_AUTH_F_KNOWN)
+		return Q_EPROTO;
+	memcpy(hs->ns, p + 1, NET_AUTH_NONCE_LEN);
+	hs->fs = p[1 + NET_AUTH_NONCE_LEN];
+	memcpy(mac, p + 2 + NET_AUTH_NONCE_LEN, NET_AUTH_MAC_LEN);
 	return 0;
 }
 
@@ -284,4 +292,89 @@ int net_auth_decode_proof(const uint8_t *p, size_t n, uint8_t mac[NET_AUTH_MAC_L
 		return Q_EPROTO;
 	memcpy(mac, p, NET_AUTH_MAC_LEN);
 	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* sealed records                                                             */
+
+static void dir_key(const uint8_t ke[32], const char *label, const net_auth_hs *hs,
+		    uint8_t out[32])
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, ke, 32, 32);
+	crypto_generichash_update(&st, (const uint8_t *)label, strlen(label));
+	crypto_generichash_update(&st, hs->nc, NET_AUTH_NONCE_LEN);
+	crypto_generichash_update(&st, hs->ns, NET_AUTH_NONCE_LEN);
+	crypto_generichash_final(&st, out, 32);
+	sodium_memzero(&st, sizeof(st));
+}
+
+void net_crypt_init(const uint8_t secret[NET_AUTH_KEY_LEN], const net_auth_hs *hs,
+		    net_crypt *c2s, net_crypt *s2c)
+{
+	uint8_t ke[32];
+	crypto_kdf_derive_from_key(ke, sizeof(ke), AUTH_KDF_ID + 1, AUTH_KDF_CTX, secret);
+	dir_key(ke, "c2s", hs, c2s->key);
+	dir_key(ke, "s2c", hs, s2c->key);
+	c2s->ctr = s2c->ctr = 0;
+	sodium_memzero(ke, sizeof(ke));
+}
+
+static void ctr_nonce(uint64_t ctr, uint8_t n[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES])
+{
+	memset(n, 0, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+	for (int i = 0; i < 8; i++)
+		n[i] = (uint8_t)(ctr >> (8 * i));
+}
+
+int net_crypt_seal(net_crypt *cs, const uint8_t *p, size_t n, q_buf *out)
+{
+	uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+	size_t clen = n + NET_CRYPT_TAG;
+	if (clen > UINT32_MAX)
+		return Q_ETOOBIG;
+	Q_RET(q_buf_reserve(out, NET_CRYPT_HDR + clen));
+	uint8_t *h = out->p + out->len;
+	h[0] = (uint8_t)clen;
+	h[1] = (uint8_t)(clen >> 8);
+	h[2] = (uint8_t)(clen >> 16);
+	h[3] = (uint8_t)(clen >> 24);
+	ctr_nonce(cs->ctr++, nonce);
+	unsigned long long got = 0;
+	crypto_aead_xchacha20poly1305_ietf_encrypt(h + NET_CRYPT_HDR, &got, p, n, h, NET_CRYPT_HDR,
+						   NULL, nonce, cs->key);
+	out->len += NET_CRYPT_HDR + (size_t)got;
+	return 0;
+}
+
+int net_crypt_open(net_crypt *cs, const uint8_t *buf, size_t len, size_t max_plain, q_buf *out,
+		   size_t *used)
+{
+	uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+	if (len < NET_CRYPT_HDR)
+		return NET_NEED_MORE_AUTH;
+	size_t clen = (size_t)buf[0] | (size_t)buf[1] << 8 | (size_t)buf[2] << 16 |
+		      (size_t)buf[3] << 24;
+	if (clen < NET_CRYPT_TAG)
+		return Q_EPROTO;
+	if (clen - NET_CRYPT_TAG > max_plain)
+		return Q_ETOOBIG;
+	if (len - NET_CRYPT_HDR < clen)
+		return NET_NEED_MORE_AUTH;
+	Q_RET(q_buf_reserve(out, clen - NET_CRYPT_TAG));
+	ctr_nonce(cs->ctr, nonce);
+	unsigned long long got = 0;
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out->p + out->len, &got, NULL,
+						       buf + NET_CRYPT_HDR, clen, buf,
+						       NET_CRYPT_HDR, nonce, cs->key) != 0)
+		return Q_EPROTO;
+	cs->ctr++;
+	out->len += (size_t)got;
+	*used = NET_CRYPT_HDR + clen;
+	return 0;
+}
+
+void net_crypt_wipe(net_crypt *cs)
+{
+	sodium_memzero(cs, sizeof(*cs));
 }

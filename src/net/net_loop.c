@@ -47,6 +47,7 @@ struct net_loop {
 	/* cluster secret (sodium_malloc'ed, guarded; NULL = none) and the
 	 * handshake counters (atomics) */
 	uint8_t *secret;
+	int encrypt;
 	net_auth_stats auth;
 	net_lat_hist lat[NET_LAT_N]; /* written on the loop thread, atomics */
 };
@@ -264,6 +265,16 @@ int net_loop_set_secret(net_loop *l, const uint8_t *key)
 		return -ENOMEM;
 	memcpy(l->secret, key, NET_AUTH_KEY_LEN);
 	return 0;
+}
+
+void net_loop_set_encrypt(net_loop *l, int on)
+{
+	l->encrypt = on ? 1 : 0;
+}
+
+int net_loop_encrypt(const net_loop *l)
+{
+	return l->encrypt;
 }
 
 const uint8_t *net_loop_secret(const net_loop *l)

@@ -70,6 +70,11 @@ uv_loop_t *net_loop_uv(net_loop *l);
  * into guarded memory (sodium_malloc); NULL clears it. Returns 0, -ENOMEM
  * or -EIO (libsodium unusable): the caller must not run without it then. */
 int net_loop_set_secret(net_loop *l, const uint8_t *key);
+/* With a secret: 1 = this side asks for transport encryption on every
+ * connection (net_auth.h NET_AUTH_F_ENCRYPT; the connection is encrypted if
+ * either side asks). Before servers and pools start. */
+void net_loop_set_encrypt(net_loop *l, int on);
+int net_loop_encrypt(const net_loop *l);
 /* The secret, or NULL when none is set. Loop thread (or before start of
  * servers and pools). */
 const uint8_t *net_loop_secret(const net_loop *l);

@@ -82,7 +82,10 @@ struct pool_conn {
 	size_t wq_bytes;
 	q_buf rbuf;
 	char addr[NET_ADDR_STRLEN];
-	uint8_t nc[NET_AUTH_NONCE_LEN], ns[NET_AUTH_NONCE_LEN];
+	net_auth_hs hs;
+	int enc;              /* sealed records after AUTH_OK (net_crypt) */
+	net_crypt tx, rx;     /* client-to-server, server-to-client */
+	q_buf cbuf;           /* sealed bytes not yet opened */
 };
 
 struct net_pool {
@@ -119,6 +122,9 @@ static void pc_unref(pool_conn *c)
 		return;
 	net_pool *p = c->pool;
 	q_buf_free(&c->rbuf);
+	q_buf_free(&c->cbuf);
+	net_crypt_wipe(&c->tx);
+	net_crypt_wipe(&c->rx);
 	free(c);
 	pool_unref(p);
 }
@@ -220,7 +226,18 @@ static void pr_write_cb(uv_write_t *w, int status)
 
 static int pc_write(pool_conn *c, pool_req *r)
 {
-	uv_buf_t b = uv_buf_init((char *)r->frame, (unsigned)r->len);
+	size_t wlen = r->len; /* r->len stays the accounted size */
+	if (c->enc) {
+		q_buf sealed = Q_BUF_INIT;
+		int rc = net_crypt_seal(&c->tx, r->frame, r->len, &sealed);
+		if (rc < 0) {
+			q_buf_free(&sealed);
+			return rc;
+		}
+		free(r->frame);
+		r->frame = q_buf_steal(&sealed, &wlen);
+	}
+	uv_buf_t b = uv_buf_init((char *)r->frame, (unsigned)wlen);
 	r->w.data = r;
 	int rc = uv_write(&r->w, (uv_stream_t *)&c->tcp, &b, 1, pr_write_cb);
 	if (rc < 0)
@@ -368,19 +385,19 @@ static void pc_on_auth_frame(pool_conn *c, const net_frame *f)
 	uint8_t mac[NET_AUTH_MAC_LEN];
 	if (c->state == PC_AUTH) {
 		if (f->type != NET_MSG_AUTH_CHALLENGE || !(f->flags & NET_FF_RESP) ||
-		    net_auth_decode_challenge(f->payload.p, f->payload.n, c->ns, mac) < 0) {
+		    net_auth_decode_challenge(f->payload.p, f->payload.n, &c->hs, mac) < 0) {
 			pc_auth_log(c, "malformed AUTH_CHALLENGE");
 			net_loop_auth_note(c->pool->loop, NET_AUTH_EV_FAILED);
 			pc_fail(c, Q_EAUTH);
 			return;
 		}
-		if (!net_auth_check(key, NET_AUTH_ROLE_SERVER, c->nc, c->ns, mac)) {
+		if (!net_auth_check(key, NET_AUTH_ROLE_SERVER, &c->hs, mac)) {
 			pc_auth_log(c, "the node does not know our cluster secret");
 			net_loop_auth_note(c->pool->loop, NET_AUTH_EV_FAILED);
 			pc_fail(c, Q_EAUTH);
 			return;
 		}
-		net_auth_mac(key, NET_AUTH_ROLE_CLIENT, c->nc, c->ns, mac);
+		net_auth_mac(key, NET_AUTH_ROLE_CLIENT, &c->hs, mac);
 		int rc = pc_send_raw(c, NET_MSG_AUTH_PROOF, mac, sizeof mac);
 		if (rc < 0) {
 			pc_fail(c, rc);
@@ -396,6 +413,10 @@ static void pc_on_auth_frame(pool_conn *c, const net_frame *f)
 		return;
 	}
 	net_loop_auth_note(c->pool->loop, NET_AUTH_EV_OK);
+	if ((c->hs.fc | c->hs.fs) & NET_AUTH_F_ENCRYPT) {
+		net_crypt_init(key, &c->hs, &c->tx, &c->rx);
+		c->enc = 1; /* everything after AUTH_OK, both ways */
+	}
 	pc_ready(c);
 }
 
@@ -408,6 +429,16 @@ static void pc_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	pool_conn *c = h->data;
 	(void)suggested;
+	if (c->enc) {
+		if (c->cbuf.cap - c->cbuf.len < POOL_READ_CHUNK / 4 &&
+		    q_buf_reserve(&c->cbuf, POOL_READ_CHUNK) < 0) {
+			*buf = uv_buf_init(NULL, 0);
+			return;
+		}
+		*buf = uv_buf_init((char *)c->cbuf.p + c->cbuf.len,
+				   (unsigned)(c->cbuf.cap - c->cbuf.len));
+		return;
+	}
 	if (c->rbuf.cap - c->rbuf.len < POOL_READ_CHUNK / 4 &&
 	    q_buf_reserve(&c->rbuf, POOL_READ_CHUNK) < 0) {
 		*buf = uv_buf_init(NULL, 0);
@@ -432,7 +463,25 @@ static void pc_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		pc_fail(c, nread == UV_EOF ? Q_ECLOSED : (int)nread);
 		return;
 	}
-	c->rbuf.len += (size_t)nread;
+	if (c->enc) {
+		c->cbuf.len += (size_t)nread;
+		size_t coff = 0, cused = 0;
+		int crc;
+		while ((crc = net_crypt_open(&c->rx, c->cbuf.p + coff, c->cbuf.len - coff,
+					     NET_FRAME_HDR_LEN + c->pool->o.max_payload, &c->rbuf,
+					     &cused)) == 0)
+			coff += cused;
+		if (crc < 0) {
+			Q_WARN("net", "sealed record from %s: %s", c->addr,
+			       crc == Q_EPROTO ? "authentication failed" : q_strerror(crc));
+			pc_fail(c, Q_EPROTO);
+			return;
+		}
+		memmove(c->cbuf.p, c->cbuf.p + coff, c->cbuf.len - coff);
+		c->cbuf.len -= coff;
+	} else {
+		c->rbuf.len += (size_t)nread;
+	}
 	size_t off = 0;
 	c->refs++;
 	while (c->state == PC_READY || pc_in_auth(c)) {
@@ -458,10 +507,15 @@ static void pc_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			pc_fail(c, pc_in_auth(c) ? Q_EAUTH : rc == Q_ETOOBIG ? Q_ETOOBIG : Q_EPROTO);
 			break;
 		}
-		if (pc_in_auth(c))
+		if (pc_in_auth(c)) {
 			pc_on_auth_frame(c, &f);
-		else
+			if (c->enc && c->rbuf.len > off + used) {
+				pc_fail(c, Q_EPROTO); /* unsealed bytes after AUTH_OK */
+				break;
+			}
+		} else {
 			pc_on_frame(c, &f);
+		}
 		off += used;
 	}
 	if ((c->state == PC_READY || pc_in_auth(c)) && off) {
@@ -504,8 +558,9 @@ static void pc_connect_cb(uv_connect_t *cr, int status)
 	if (rc == 0 && net_loop_secret(c->pool->loop)) {
 		/* handshake first; the connect timeout covers it too */
 		uint8_t init[NET_AUTH_INIT_LEN];
-		net_auth_nonce(c->nc);
-		net_auth_encode_init(c->nc, init);
+		net_auth_nonce(c->hs.nc);
+		c->hs.fc = net_loop_encrypt(c->pool->loop) ? NET_AUTH_F_ENCRYPT : 0;
+		net_auth_encode_init(&c->hs, init);
 		c->state = PC_AUTH;
 		rc = pc_send_raw(c, NET_MSG_AUTH_INIT, init, sizeof init);
 		if (rc == 0)

@@ -9,6 +9,11 @@
  * sends HELLO (the response is checked like any other; a HELLO refused with
  * ERROR fails the queued requests with that code).
  *
+ * With a cluster secret on the loop (net_loop_set_secret), each new
+ * connection first runs the net_auth.h handshake (then HELLO, then the
+ * queued requests); a failed handshake fails the queued requests with
+ * Q_EAUTH. Sealed records follow if either side asked for encryption.
+ *
  * Request outcome: net_pool_request() either refuses the request at once
  * (negative return; the callback will never run) or accepts it (return 0;
  * the callback runs exactly once, later, on the loop thread, never from

@@ -65,7 +65,10 @@ typedef struct srv_conn {
 	q_buf rbuf;
 	char peer[NET_ADDR_STRLEN];
 	int auth;             /* enum conn_auth: handshake progress */
-	uint8_t nc[NET_AUTH_NONCE_LEN], ns[NET_AUTH_NONCE_LEN];
+	net_auth_hs hs;
+	int enc;              /* sealed records after AUTH_OK (net_crypt) */
+	net_crypt rx, tx;     /* client-to-server, server-to-client */
+	q_buf cbuf;           /* sealed bytes not yet opened */
 } srv_conn;
 
 typedef struct srv_req {
@@ -114,6 +117,9 @@ static void conn_unref(srv_conn *c)
 		return;
 	net_server *s = c->srv;
 	q_buf_free(&c->rbuf);
+	q_buf_free(&c->cbuf);
+	net_crypt_wipe(&c->rx);
+	net_crypt_wipe(&c->tx);
 	free(c);
 	srv_unref(s);
 }
@@ -166,6 +172,17 @@ static int conn_write(srv_conn *c, uint8_t *frame, size_t len)
 	if (c->state == C_CLOSING) {
 		free(frame);
 		return Q_ECLOSED;
+	}
+	if (c->enc) {
+		q_buf sealed = Q_BUF_INIT;
+		int rc = net_crypt_seal(&c->tx, frame, len, &sealed);
+		free(frame);
+		if (rc < 0) {
+			q_buf_free(&sealed);
+			conn_close(c);
+			return rc;
+		}
+		frame = q_buf_steal(&sealed, &len);
 	}
 	srv_write *sw = calloc(1, sizeof *sw);
 	if (!sw) {
@@ -291,7 +308,7 @@ static void conn_auth_frame(srv_conn *c, const net_frame *f)
 	int framing_ok = !(f->flags & NET_FF_RESP) && f->reqid == 0;
 	if (c->auth == A_WAIT_INIT) {
 		if (f->type != NET_MSG_AUTH_INIT || !framing_ok ||
-		    net_auth_decode_init(f->payload.p, f->payload.n, c->nc) < 0) {
+		    net_auth_decode_init(f->payload.p, f->payload.n, &c->hs) < 0) {
 			conn_auth_fail(c, NET_AUTH_EV_UNAUTH,
 				       f->type == NET_MSG_AUTH_INIT
 					       ? "malformed AUTH_INIT"
@@ -299,9 +316,10 @@ static void conn_auth_frame(srv_conn *c, const net_frame *f)
 			return;
 		}
 		uint8_t mac[NET_AUTH_MAC_LEN], pl[NET_AUTH_CHALLENGE_LEN];
-		net_auth_nonce(c->ns);
-		net_auth_mac(key, NET_AUTH_ROLE_SERVER, c->nc, c->ns, mac);
-		net_auth_encode_challenge(c->ns, mac, pl);
+		net_auth_nonce(c->hs.ns);
+		c->hs.fs = net_loop_encrypt(c->srv->loop) ? NET_AUTH_F_ENCRYPT : 0;
+		net_auth_mac(key, NET_AUTH_ROLE_SERVER, &c->hs, mac);
+		net_auth_encode_challenge(&c->hs, mac, pl);
 		c->auth = A_WAIT_PROOF;
 		if (conn_send_raw(c, NET_MSG_AUTH_CHALLENGE, pl, sizeof pl) < 0)
 			conn_close(c);
@@ -313,7 +331,7 @@ static void conn_auth_frame(srv_conn *c, const net_frame *f)
 		conn_auth_fail(c, NET_AUTH_EV_FAILED, "malformed or missing AUTH_PROOF");
 		return;
 	}
-	if (!net_auth_check(key, NET_AUTH_ROLE_CLIENT, c->nc, c->ns, mac)) {
+	if (!net_auth_check(key, NET_AUTH_ROLE_CLIENT, &c->hs, mac)) {
 		conn_auth_fail(c, NET_AUTH_EV_FAILED,
 			       "wrong proof (another cluster secret, or a replayed handshake)");
 		return;
@@ -324,8 +342,14 @@ static void conn_auth_frame(srv_conn *c, const net_frame *f)
 	uv_timer_stop(&c->timer);
 	if (c->srv->o.idle_timeout_ms)
 		uv_timer_start(&c->timer, idle_cb, c->srv->o.idle_timeout_ms, 0);
-	if (conn_send_raw(c, NET_MSG_AUTH_OK, NULL, 0) < 0)
+	if (conn_send_raw(c, NET_MSG_AUTH_OK, NULL, 0) < 0) {
 		conn_close(c);
+		return;
+	}
+	if ((c->hs.fc | c->hs.fs) & NET_AUTH_F_ENCRYPT) {
+		net_crypt_init(key, &c->hs, &c->rx, &c->tx);
+		c->enc = 1; /* everything after AUTH_OK */
+	}
 }
 
 static void auth_timeout_cb(uv_timer_t *t)
@@ -461,10 +485,16 @@ static void conn_process(srv_conn *c)
 			conn_bad_frame(c, reqid, rc, what);
 			break;
 		}
-		if (c->auth != A_DONE)
+		if (c->auth != A_DONE) {
 			conn_auth_frame(c, &f);
-		else
+			if (c->enc && c->rbuf.len > off + used) {
+				/* bytes sent before AUTH_OK came back: not sealed */
+				conn_auth_fail(c, NET_AUTH_EV_FAILED, "data before AUTH_OK");
+				break;
+			}
+		} else {
 			dispatch(c, &f);
+		}
 		off += used;
 	}
 	if (c->state == C_OPEN && off) {
@@ -487,7 +517,17 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	srv_conn *c = h->data;
 	(void)suggested;
 	if (c->state == C_DRAIN)
-		c->rbuf.len = 0; /* discarding */
+		c->rbuf.len = c->cbuf.len = 0; /* discarding */
+	if (c->enc) {
+		if (c->cbuf.cap - c->cbuf.len < SRV_READ_CHUNK / 4 &&
+		    q_buf_reserve(&c->cbuf, SRV_READ_CHUNK) < 0) {
+			*buf = uv_buf_init(NULL, 0);
+			return;
+		}
+		*buf = uv_buf_init((char *)c->cbuf.p + c->cbuf.len,
+				   (unsigned)(c->cbuf.cap - c->cbuf.len));
+		return;
+	}
 	if (c->rbuf.cap - c->rbuf.len < SRV_READ_CHUNK / 4 &&
 	    q_buf_reserve(&c->rbuf, SRV_READ_CHUNK) < 0) {
 		*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
@@ -513,7 +553,29 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (c->state == C_DRAIN) {
-		c->rbuf.len = 0;
+		c->rbuf.len = c->cbuf.len = 0;
+		return;
+	}
+	if (c->enc) {
+		/* open every whole sealed record into the frame buffer */
+		c->cbuf.len += (size_t)nread;
+		size_t off = 0, used = 0;
+		int rc;
+		while ((rc = net_crypt_open(&c->rx, c->cbuf.p + off, c->cbuf.len - off,
+					    NET_FRAME_HDR_LEN + c->srv->o.max_payload, &c->rbuf,
+					    &used)) == 0)
+			off += used;
+		if (rc < 0) {
+			Q_WARN("net", "sealed record from %s: %s; closing connection", c->peer,
+			       rc == Q_EPROTO ? "authentication failed" : q_strerror(rc));
+			conn_close(c);
+			return;
+		}
+		memmove(c->cbuf.p, c->cbuf.p + off, c->cbuf.len - off);
+		c->cbuf.len -= off;
+		if (c->srv->o.idle_timeout_ms)
+			uv_timer_start(&c->timer, idle_cb, c->srv->o.idle_timeout_ms, 0);
+		conn_process(c);
 		return;
 	}
 	c->rbuf.len += (size_t)nread;

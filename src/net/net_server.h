@@ -17,6 +17,14 @@
  * with Q_ETOOBIG as soon as the header is read, before any payload is
  * buffered. Other connections are unaffected.
  *
+ * Authentication: when the loop has a cluster secret (net_loop_set_secret)
+ * every connection must complete the net_auth.h handshake before any frame
+ * reaches the handler; until then only AUTH_INIT / AUTH_PROOF frames of at
+ * most NET_AUTH_MAX_PREAUTH payload bytes are read, anything else closes
+ * the connection without an answer, and so does a handshake not finished
+ * within NET_AUTH_TIMEOUT_MS. If either side asked for encryption, frames
+ * after AUTH_OK travel as sealed records (net_crypt) both ways.
+ *
  * Backpressure: a connection with max_inflight requests unanswered, or more
  * than max_wq_bytes of replies waiting to be written, stops being read until
  * it drains below the limits (the peer's TCP window then fills up). The read

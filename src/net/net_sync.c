@@ -33,6 +33,8 @@
 struct net_sync {
 	int fd;
 	uint64_t next_reqid;
+	int enc;              /* sealed records after AUTH_OK */
+	net_crypt tx, rx;
 };
 
 static int wait_fd(int fd, short events, uint64_t deadline_ms)
@@ -182,8 +184,41 @@ int net_sync_send_raw(net_sync *s, const void *p, size_t n, uint64_t timeout_ms)
 	return send_all(s, p, n, q_mono_ms() + (timeout_ms ? timeout_ms : 5000));
 }
 
+static int read_sealed(net_sync *s, uint64_t deadline, q_buf *buf, net_frame *f)
+{
+	uint8_t hdr[NET_CRYPT_HDR];
+	q_buf rec = Q_BUF_INIT;
+	int rc;
+	q_buf_reset(buf);
+	Q_ERR(recv_all(s, hdr, sizeof hdr, deadline));
+	size_t clen = (size_t)hdr[0] | (size_t)hdr[1] << 8 | (size_t)hdr[2] << 16 |
+		      (size_t)hdr[3] << 24;
+	if (clen < NET_CRYPT_TAG || clen > NET_MAX_FRAME + NET_CRYPT_TAG) {
+		rc = clen < NET_CRYPT_TAG ? Q_EPROTO : Q_ETOOBIG;
+		goto fail;
+	}
+	Q_ERR(q_buf_reserve(&rec, sizeof hdr + clen));
+	memcpy(rec.p, hdr, sizeof hdr);
+	Q_ERR(recv_all(s, rec.p + sizeof hdr, clen, deadline));
+	rec.len = sizeof hdr + clen;
+	size_t used;
+	rc = net_crypt_open(&s->rx, rec.p, rec.len, NET_MAX_FRAME, buf, &used);
+	if (rc != 0) {
+		rc = rc > 0 ? Q_EPROTO : rc;
+		goto fail;
+	}
+	rc = net_frame_decode(buf->p, buf->len, f, &used);
+	if (rc == NET_NEED_MORE || (rc == 0 && used != buf->len))
+		rc = Q_EPROTO; /* one frame per record */
+fail:
+	q_buf_free(&rec);
+	return rc;
+}
+
 static int read_frame(net_sync *s, uint64_t deadline, q_buf *buf, net_frame *f)
 {
+	if (s->enc)
+		return read_sealed(s, deadline, buf, f);
 	q_buf_reset(buf);
 	Q_RET(q_buf_reserve(buf, NET_FRAME_HDR_LEN));
 	Q_RET(recv_all(s, buf->p, NET_FRAME_HDR_LEN, deadline));
@@ -212,11 +247,17 @@ int net_sync_call(net_sync *s, const net_msg *req, uint64_t timeout_ms, net_msg 
 		return Q_EPROTO;
 	uint64_t deadline = q_mono_ms() + (timeout_ms ? timeout_ms : 5000);
 	uint64_t reqid = ++s->next_reqid;
-	q_buf out = Q_BUF_INIT;
+	q_buf out = Q_BUF_INIT, sealed = Q_BUF_INIT;
 	int rc = net_msg_encode_frame(req, reqid, &out);
-	if (rc == 0)
+	if (rc == 0 && s->enc) {
+		rc = net_crypt_seal(&s->tx, out.p, out.len, &sealed);
+		if (rc == 0)
+			rc = send_all(s, sealed.p, sealed.len, deadline);
+	} else if (rc == 0) {
 		rc = send_all(s, out.p, out.len, deadline);
+	}
 	q_buf_free(&out);
+	q_buf_free(&sealed);
 	Q_RET(rc);
 	for (int skipped = 0;; skipped++) {
 		net_frame f;
@@ -283,7 +324,8 @@ static int read_auth(net_sync *s, uint64_t deadline, q_buf *buf, net_frame *f, c
 
 int net_sync_auth(net_sync *s, const uint8_t *key, uint64_t timeout_ms, char *err, size_t errcap)
 {
-	uint8_t nc[NET_AUTH_NONCE_LEN], ns[NET_AUTH_NONCE_LEN], mac[NET_AUTH_MAC_LEN];
+	net_auth_hs hs;
+	uint8_t mac[NET_AUTH_MAC_LEN];
 	uint8_t init[NET_AUTH_INIT_LEN];
 	q_buf buf = Q_BUF_INIT;
 	net_frame f;
@@ -294,28 +336,34 @@ int net_sync_auth(net_sync *s, const uint8_t *key, uint64_t timeout_ms, char *er
 		snprintf(err, errcap, "cannot initialise libsodium");
 		return -EIO;
 	}
-	net_auth_nonce(nc);
-	net_auth_encode_init(nc, init);
+	memset(&hs, 0, sizeof hs);
+	net_auth_nonce(hs.nc);
+	hs.fc = 0; /* the node decides whether to encrypt */
+	net_auth_encode_init(&hs, init);
 	Q_ERR(send_auth(s, NET_MSG_AUTH_INIT, init, sizeof init, deadline));
 	Q_ERR(read_auth(s, deadline, &buf, &f, err, errcap));
 	if (f.type != NET_MSG_AUTH_CHALLENGE ||
-	    net_auth_decode_challenge(f.payload.p, f.payload.n, ns, mac) < 0) {
+	    net_auth_decode_challenge(f.payload.p, f.payload.n, &hs, mac) < 0) {
 		snprintf(err, errcap, "authentication: malformed challenge from the node");
 		rc = Q_EPROTO;
 		goto fail;
 	}
-	if (!net_auth_check(key, NET_AUTH_ROLE_SERVER, nc, ns, mac)) {
+	if (!net_auth_check(key, NET_AUTH_ROLE_SERVER, &hs, mac)) {
 		snprintf(err, errcap, "the node does not know this cluster secret");
 		rc = Q_EAUTH;
 		goto fail;
 	}
-	net_auth_mac(key, NET_AUTH_ROLE_CLIENT, nc, ns, mac);
+	net_auth_mac(key, NET_AUTH_ROLE_CLIENT, &hs, mac);
 	Q_ERR(send_auth(s, NET_MSG_AUTH_PROOF, mac, sizeof mac, deadline));
 	Q_ERR(read_auth(s, deadline, &buf, &f, err, errcap));
 	if (f.type != NET_MSG_AUTH_OK || f.payload.n) {
 		snprintf(err, errcap, "authentication: unexpected answer from the node");
 		rc = Q_EPROTO;
 		goto fail;
+	}
+	if ((hs.fc | hs.fs) & NET_AUTH_F_ENCRYPT) {
+		net_crypt_init(key, &hs, &s->tx, &s->rx);
+		s->enc = 1;
 	}
 	rc = 0;
 fail:
@@ -335,5 +383,7 @@ void net_sync_close(net_sync *s)
 	if (!s)
 		return;
 	close(s->fd);
+	net_crypt_wipe(&s->tx);
+	net_crypt_wipe(&s->rx);
 	free(s);
 }

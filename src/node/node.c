@@ -288,6 +288,7 @@ int q_node_start(q_conf *conf, q_node **out)
 	coord_set_loop(n->coord, n->loop);
 	if (n->cfg.secret_file) {
 		rc = net_loop_set_secret(n->loop, n->secret);
+		net_loop_set_encrypt(n->loop, n->cfg.encrypt);
 		sodium_memzero(n->secret, sizeof(n->secret));
 		if (rc < 0) {
 			Q_ERROR("node", "cannot keep the cluster secret: %s", q_strerror(rc));

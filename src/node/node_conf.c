@@ -26,7 +26,7 @@ const char *const q_node_conf_keys[] = {
 	"read_repair", "log_level", "ring_tokens", "workers", "io",
 	"gossip_interval", "gossip_fanout", "gossip_suspect_after", "gossip_down_after",
 	"cluster_name", "sloppy_quorum", "notfound_ok",
-	"secret_file", "metrics_listen",
+	"secret_file", "metrics_listen", "encrypt",
 	"handoff_rate", "handoff_settle", "leave_exit",
 	"aae", "aae_depth", "aae_interval", "aae_rate", "aae_burst", "aae_repair_rate",
 	"aae_builds", "aae_rebuild_interval", "aae_tombstone_grace", "aae_max_diffs",
@@ -203,6 +203,14 @@ static int load_security(q_conf *conf, node_conf *c, char *err, size_t cap)
 		if (!strcmp(c->metrics_listen, c->listen))
 			return bad(err, cap, "metrics_listen", ml, "must differ from listen");
 	}
+	int rc = q_conf_get_bool(conf, "encrypt", 0, &c->encrypt);
+	if (rc < 0) {
+		snprintf(err, cap, "config: %s", q_conf_error(conf));
+		return rc;
+	}
+	if (c->encrypt && !c->secret_file)
+		return bad(err, cap, "encrypt", q_conf_get(conf, "encrypt"),
+			   "needs secret_file (the keys derive from the cluster secret)");
 	if (c->secret_file)
 		return 0;
 	if (!net_addr_is_loopback(c->listen)) {

@@ -62,6 +62,7 @@ typedef struct node_conf {
 	int inline_io;                   /* io = inline: disk work on the loop thread */
 	char *secret_file;               /* cluster secret key file; NULL = none */
 	char metrics_listen[NODE_ADDR_MAX + 1]; /* "" = no metrics endpoint */
+	int encrypt;                     /* 1 = ask for sealed connections */
 } node_conf;
 
 /* Fills c from conf. On error returns -EINVAL and writes a message naming

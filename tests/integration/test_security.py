@@ -311,3 +311,36 @@ def test_cluster_with_secret_replicates_and_keeps_others_out(procs, tmp_path):
     # the cluster still works after the outsider's attempts
     r = sctl(c.addr(2), "put", "after", "x", "--w", "3", secret=k)
     assert r.returncode == 0, r.stderr
+
+
+def test_encrypted_transport(procs, tmp_path):
+    k = tmp_path / "k"
+    assert init_secret(k).returncode == 0
+    # encrypt needs a secret
+    r = subprocess.run([quorumd(), "--data", str(tmp_path / "x"), "--listen",
+                        f"127.0.0.1:{free_port()}", "-o", "encrypt=true"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=sanitizer_env(),
+                       timeout=60)
+    assert r.returncode == 1 and b"encrypt" in r.stderr and b"secret_file" in r.stderr
+
+    c = Cluster(procs, tmp_path, n=3, opts=[f"secret_file={k}", "encrypt=true"]).start_all()
+    secret_value = "plain-text-that-must-not-appear-on-the-wire"
+    # through a relay that records both directions' bytes
+    rec = Recorder(c.ports[0])
+    r = sctl(f"127.0.0.1:{rec.port}", "put", "enc-key", secret_value, "--w", "3", secret=k)
+    assert r.returncode == 0, r.stderr
+    rec.t.join(30)
+    assert rec.sent and secret_value.encode() not in rec.sent
+    assert b"enc-key" not in rec.sent
+    # the value replicated to every node over sealed node-to-node links
+    for i in range(3):
+        r = sctl(c.addr(i), "get", "enc-key", "--replica-only", secret=k)
+        assert r.returncode == 0 and secret_value.encode() in r.stdout, (i, r.stderr)
+    # without encrypt the same request is readable on the wire (the check
+    # above would catch a relay that saw nothing useful)
+    c2 = Cluster(procs, tmp_path / "plain", n=1, opts=[f"secret_file={k}"]).start_all()
+    rec2 = Recorder(c2.ports[0])
+    r = sctl(f"127.0.0.1:{rec2.port}", "put", "enc-key", secret_value, secret=k)
+    assert r.returncode == 0, r.stderr
+    rec2.t.join(30)
+    assert secret_value.encode() in rec2.sent

@@ -113,41 +113,112 @@ QTEST(key_load_refusals)
 	ASSERT_EQ(net_auth_key_load(p, k, err, sizeof err), -ELOOP);
 }
 
-QTEST(macs_bind_role_key_and_nonces)
+QTEST(macs_bind_role_key_nonces_and_flags)
 {
-	uint8_t k1[NET_AUTH_KEY_LEN], k2[NET_AUTH_KEY_LEN], nc[32], ns[32], ns2[32];
+	uint8_t k1[NET_AUTH_KEY_LEN], k2[NET_AUTH_KEY_LEN];
 	uint8_t ms[32], mc[32];
+	net_auth_hs hs, h2;
 	ASSERT_OK(net_auth_init());
 	randombytes_buf(k1, sizeof k1);
 	memcpy(k2, k1, sizeof k2);
 	k2[5] ^= 1;
-	net_auth_nonce(nc);
-	net_auth_nonce(ns);
-	net_auth_nonce(ns2);
-	ASSERT(memcmp(ns, ns2, 32) != 0);
-	net_auth_mac(k1, NET_AUTH_ROLE_SERVER, nc, ns, ms);
-	net_auth_mac(k1, NET_AUTH_ROLE_CLIENT, nc, ns, mc);
+	memset(&hs, 0, sizeof hs);
+	net_auth_nonce(hs.nc);
+	net_auth_nonce(hs.ns);
+	net_auth_mac(k1, NET_AUTH_ROLE_SERVER, &hs, ms);
+	net_auth_mac(k1, NET_AUTH_ROLE_CLIENT, &hs, mc);
 	ASSERT(memcmp(ms, mc, 32) != 0); /* no reflection */
-	ASSERT(net_auth_check(k1, NET_AUTH_ROLE_SERVER, nc, ns, ms));
-	ASSERT(net_auth_check(k1, NET_AUTH_ROLE_CLIENT, nc, ns, mc));
-	ASSERT(!net_auth_check(k1, NET_AUTH_ROLE_CLIENT, nc, ns, ms));
-	ASSERT(!net_auth_check(k2, NET_AUTH_ROLE_CLIENT, nc, ns, mc));
-	ASSERT(!net_auth_check(k1, NET_AUTH_ROLE_CLIENT, nc, ns2, mc)); /* replay */
-	ASSERT(!net_auth_check(k1, NET_AUTH_ROLE_CLIENT, ns, nc, mc));
+	ASSERT(net_auth_check(k1, NET_AUTH_ROLE_SERVER, &hs, ms));
+	ASSERT(net_auth_check(k1, NET_AUTH_ROLE_CLIENT, &hs, mc));
+	ASSERT(!net_auth_check(k1, NET_AUTH_ROLE_CLIENT, &hs, ms));
+	ASSERT(!net_auth_check(k2, NET_AUTH_ROLE_CLIENT, &hs, mc));
+	h2 = hs;
+	net_auth_nonce(h2.ns); /* replay against a new challenge */
+	ASSERT(!net_auth_check(k1, NET_AUTH_ROLE_CLIENT, &h2, mc));
+	h2 = hs;
+	h2.fs = NET_AUTH_F_ENCRYPT; /* a flag changed in flight */
+	ASSERT(!net_auth_check(k1, NET_AUTH_ROLE_CLIENT, &h2, mc));
 	/* codecs */
-	uint8_t init[NET_AUTH_INIT_LEN], ch[NET_AUTH_CHALLENGE_LEN], a[32], b[32];
-	net_auth_encode_init(nc, init);
-	ASSERT_OK(net_auth_decode_init(init, sizeof init, a));
-	ASSERT_MEMEQ(a, nc, 32);
-	ASSERT_EQ(net_auth_decode_init(init, sizeof init - 1, a), Q_EPROTO);
+	uint8_t init[NET_AUTH_INIT_LEN], ch[NET_AUTH_CHALLENGE_LEN], b[32];
+	hs.fc = NET_AUTH_F_ENCRYPT;
+	net_auth_encode_init(&hs, init);
+	memset(&h2, 0, sizeof h2);
+	ASSERT_OK(net_auth_decode_init(init, sizeof init, &h2));
+	ASSERT_MEMEQ(h2.nc, hs.nc, 32);
+	ASSERT_EQ(h2.fc, NET_AUTH_F_ENCRYPT);
+	ASSERT_EQ(net_auth_decode_init(init, sizeof init - 1, &h2), Q_EPROTO);
+	init[sizeof init - 1] = 0x80; /* unknown flag */
+	ASSERT_EQ(net_auth_decode_init(init, sizeof init, &h2), Q_EPROTO);
 	init[0] = 9;
-	ASSERT_EQ(net_auth_decode_init(init, sizeof init, a), Q_EVERSION);
-	net_auth_encode_challenge(ns, ms, ch);
-	ASSERT_OK(net_auth_decode_challenge(ch, sizeof ch, a, b));
-	ASSERT_MEMEQ(a, ns, 32);
+	ASSERT_EQ(net_auth_decode_init(init, sizeof init, &h2), Q_EVERSION);
+	net_auth_encode_challenge(&hs, ms, ch);
+	ASSERT_OK(net_auth_decode_challenge(ch, sizeof ch, &h2, b));
+	ASSERT_MEMEQ(h2.ns, hs.ns, 32);
 	ASSERT_MEMEQ(b, ms, 32);
-	ASSERT_EQ(net_auth_decode_challenge(ch, sizeof ch + 1, a, b), Q_EPROTO);
-	ASSERT_EQ(net_auth_decode_proof(mc, 31, a), Q_EPROTO);
+	ASSERT_EQ(net_auth_decode_challenge(ch, sizeof ch + 1, &h2, b), Q_EPROTO);
+	ASSERT_EQ(net_auth_decode_proof(mc, 31, b), Q_EPROTO);
+}
+
+QTEST(sealed_records)
+{
+	uint8_t k[NET_AUTH_KEY_LEN];
+	net_auth_hs hs;
+	net_crypt a_tx, a_rx, b_tx, b_rx;
+	ASSERT_OK(net_auth_init());
+	randombytes_buf(k, sizeof k);
+	memset(&hs, 0, sizeof hs);
+	net_auth_nonce(hs.nc);
+	net_auth_nonce(hs.ns);
+	net_crypt_init(k, &hs, &a_tx, &a_rx); /* client: tx = c2s */
+	net_crypt_init(k, &hs, &b_rx, &b_tx); /* server: rx = c2s */
+	q_buf wire = Q_BUF_INIT, out = Q_BUF_INIT;
+	ASSERT_OK(net_crypt_seal(&a_tx, (const uint8_t *)"first frame", 11, &wire));
+	ASSERT_OK(net_crypt_seal(&a_tx, (const uint8_t *)"second", 6, &wire));
+	ASSERT_EQ(wire.len, 2 * (NET_CRYPT_HDR + NET_CRYPT_TAG) + 17);
+	ASSERT(!memmem(wire.p, wire.len, "first", 5)); /* not in clear */
+	size_t used;
+	/* every prefix of the first record needs more */
+	for (size_t n = 0; n < NET_CRYPT_HDR + NET_CRYPT_TAG + 11; n++) {
+		net_crypt probe = b_rx;
+		ASSERT_EQ(net_crypt_open(&probe, wire.p, n, 1000, &out, &used), 1);
+	}
+	/* out of order: the second record first fails */
+	{
+		net_crypt probe = b_rx;
+		size_t first = NET_CRYPT_HDR + NET_CRYPT_TAG + 11;
+		ASSERT_EQ(net_crypt_open(&probe, wire.p + first, wire.len - first, 1000, &out, &used),
+			  Q_EPROTO);
+	}
+	ASSERT_OK(net_crypt_open(&b_rx, wire.p, wire.len, 1000, &out, &used));
+	ASSERT_EQ(out.len, 11);
+	ASSERT_MEMEQ(out.p, "first frame", 11);
+	/* replaying the first record fails (the counter moved on) */
+	{
+		net_crypt probe = b_rx;
+		ASSERT_EQ(net_crypt_open(&probe, wire.p, wire.len, 1000, &out, &used), Q_EPROTO);
+	}
+	size_t off = used;
+	ASSERT_OK(net_crypt_open(&b_rx, wire.p + off, wire.len - off, 1000, &out, &used));
+	ASSERT_MEMEQ(out.p + 11, "second", 6);
+	/* a flipped bit anywhere fails; an oversized length is refused early */
+	q_buf w2 = Q_BUF_INIT;
+	ASSERT_OK(net_crypt_seal(&b_tx, (const uint8_t *)"reply", 5, &w2));
+	for (size_t i = NET_CRYPT_HDR; i < w2.len; i++) {
+		net_crypt probe = a_rx;
+		w2.p[i] ^= 4;
+		ASSERT_EQ(net_crypt_open(&probe, w2.p, w2.len, 1000, &out, &used), Q_EPROTO);
+		w2.p[i] ^= 4;
+	}
+	{
+		net_crypt probe = a_rx;
+		ASSERT_EQ(net_crypt_open(&probe, w2.p, w2.len, 4, &out, &used), Q_ETOOBIG);
+	}
+	q_buf_reset(&out);
+	ASSERT_OK(net_crypt_open(&a_rx, w2.p, w2.len, 1000, &out, &used));
+	ASSERT_MEMEQ(out.p, "reply", 5);
+	q_buf_free(&w2);
+	q_buf_free(&wire);
+	q_buf_free(&out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -199,7 +270,7 @@ static void pool_close(void *arg)
 	net_pool_close(((env *)arg)->pool);
 }
 
-static void env_start(env *e, const uint8_t *skey, const uint8_t *ckey)
+static void env_start2(env *e, const uint8_t *skey, const uint8_t *ckey, int senc, int cenc)
 {
 	memset(e, 0, sizeof *e);
 	ASSERT_OK(net_loop_start(0, "srv", &e->sl));
@@ -208,10 +279,17 @@ static void env_start(env *e, const uint8_t *skey, const uint8_t *ckey)
 		ASSERT_OK(net_loop_set_secret(e->sl, skey));
 	if (ckey)
 		ASSERT_OK(net_loop_set_secret(e->cl, ckey));
+	net_loop_set_encrypt(e->sl, senc);
+	net_loop_set_encrypt(e->cl, cenc);
 	ASSERT_OK(net_loop_call(e->sl, srv_start, e));
 	ASSERT_OK(e->rc);
 	ASSERT_OK(net_loop_call(e->cl, pool_new, e));
 	ASSERT_OK(e->rc);
+}
+
+static void env_start(env *e, const uint8_t *skey, const uint8_t *ckey)
+{
+	env_start2(e, skey, ckey, 0, 0);
 }
 
 static void env_stop(env *e)
@@ -322,5 +400,56 @@ QTEST(sync_client_handshake)
 	env_stop(&e);
 }
 
-QTEST_MAIN(QT(key_generate_and_load), QT(key_load_refusals), QT(macs_bind_role_key_and_nonces),
-	   QT(pool_handshake_same_key), QT(pool_handshake_refusals), QT(sync_client_handshake))
+static int big_ping(env *e)
+{
+	/* a 64 KiB key: a sealed record that spans several reads */
+	net_msg m, resp;
+	q_buf buf = Q_BUF_INIT;
+	static uint8_t key[NET_MAX_KEY];
+	memset(key, 'k', NET_MAX_KEY);
+	net_msg_init(&m, NET_MSG_KV_GET);
+	m.u.kv_get.key = q_slice_make(key, NET_MAX_KEY);
+	int rc = net_pool_call(e->cl, e->pool, e->addr, &m, 5000, &resp, &buf);
+	net_msg_clear(&resp);
+	q_buf_free(&buf);
+	return rc;
+}
+
+QTEST(encrypted_connections)
+{
+	uint8_t k[NET_AUTH_KEY_LEN];
+	char err[256];
+	ASSERT_OK(net_auth_init());
+	randombytes_buf(k, sizeof k);
+	for (int mode = 0; mode < 3; mode++) {
+		/* server asks, client asks, both ask */
+		env e;
+		env_start2(&e, k, k, mode != 1, mode != 0);
+		for (uint64_t i = 1; i <= 50; i++)
+			ASSERT_OK(ping(&e, i));
+		/* the handler answers a KV_GET with ERROR: it still arrives sealed */
+		ASSERT(big_ping(&e) < 0 && big_ping(&e) != Q_ECLOSED);
+		ASSERT_OK(ping(&e, 99));
+		/* the blocking client follows the server's choice */
+		net_sync *s;
+		net_msg m, resp;
+		q_buf buf = Q_BUF_INIT;
+		net_msg_init(&m, NET_MSG_PING);
+		m.u.ping.nonce = 4242;
+		ASSERT_OK(net_sync_connect_raw(e.addr, 2000, &s));
+		ASSERT_OK(net_sync_auth(s, k, 2000, err, sizeof err));
+		for (int i = 0; i < 3; i++) {
+			ASSERT_OK(net_sync_call(s, &m, 2000, &resp, &buf));
+			ASSERT_U64_EQ(resp.u.ping.nonce, 4242);
+			net_msg_clear(&resp);
+		}
+		net_sync_close(s);
+		q_buf_free(&buf);
+		env_stop(&e);
+	}
+}
+
+QTEST_MAIN(QT(key_generate_and_load), QT(key_load_refusals),
+	   QT(macs_bind_role_key_nonces_and_flags), QT(sealed_records),
+	   QT(pool_handshake_same_key), QT(pool_handshake_refusals), QT(sync_client_handshake),
+	   QT(encrypted_connections))
