@@ -12,14 +12,15 @@ others drop it from the ring, it stops by itself, and no key is lost.
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from conftest import free_port, port_open, wait_for
 from test_cluster_node import ctl, quorumd
 
 OPTS = ["gossip_interval=200ms", "gossip_suspect_after=1s", "gossip_down_after=2s",
-        "request_timeout=3s", "handoff_settle=1s", "handoff_rate=8KiB"]
+        "request_timeout=3s", "handoff_settle=1s", "handoff_rate=4KiB"]
 NKEYS = 90
-VALUE_BYTES = 4096
+VALUE_BYTES = 2048
 
 
 class JoinCluster:
@@ -93,27 +94,40 @@ def put(addr, k):
     assert r.returncode == 0, (k, r.stderr)
 
 
+POOL = 6  # quorumctl processes at once (each mostly waits)
+
+
+def read_one(addr, k, extra):
+    r = ctl(addr, "get", k, "--json", *extra)
+    if r.returncode != 0:
+        return (k, r.returncode, r.stderr[-200:])
+    doc = json.loads(r.stdout)
+    vals = [s["value"] for s in doc["siblings"] if not s["deleted"]]
+    if vals != [value_of(k)]:
+        return (k, "wrong value", len(vals))
+    return None
+
+
 def read_all(addr, keys, *extra):
-    """Every key must read back its value (exit 0 and the value printed)."""
-    missing = []
-    for k in keys:
-        r = ctl(addr, "get", k, "--json", *extra)
-        if r.returncode != 0:
-            missing.append((k, r.returncode, r.stderr[-200:]))
-            continue
-        doc = json.loads(r.stdout)
-        vals = [s["value"] for s in doc["siblings"] if not s["deleted"]]
-        if vals != [value_of(k)]:
-            missing.append((k, "wrong value", len(vals)))
-    return missing
+    """Every key must read back its value (exit 0 and the value printed);
+    returns the failures."""
+    with ThreadPoolExecutor(POOL) as ex:
+        res = list(ex.map(lambda k: read_one(addr, k, extra), keys))
+    return [x for x in res if x is not None]
+
+
+def put_all(addrs, keys):
+    def one(nk):
+        n, k = nk
+        put(addrs[n % len(addrs)], k)
+    with ThreadPoolExecutor(POOL) as ex:
+        list(ex.map(one, enumerate(keys)))
 
 
 def held_by(addr, keys):
-    n = 0
-    for k in keys:
-        if ctl(addr, "get", k, "--replica-only").returncode == 0:
-            n += 1
-    return n
+    with ThreadPoolExecutor(POOL) as ex:
+        return sum(ex.map(lambda k: ctl(addr, "get", k, "--replica-only").returncode == 0,
+                          keys))
 
 
 def test_join_moves_about_one_sixth_and_leave_loses_nothing(procs, tmp_path):
@@ -126,8 +140,7 @@ def test_join_moves_about_one_sixth_and_leave_loses_nothing(procs, tmp_path):
     print(f"5-node cluster formed from one seed in {time.monotonic() - t0:.2f}s")
 
     keys = [f"key-{i:04d}" for i in range(NKEYS)]
-    for n, k in enumerate(keys):
-        put(c.addr(n % 5), k)
+    put_all([c.addr(i) for i in range(5)], keys)
 
     # a sixth node joins; while its ranges stream (throttled), reads of
     # old keys and writes of new ones keep working
@@ -198,8 +211,7 @@ def test_restart_keeps_base_ring_and_incarnation(procs, tmp_path):
     for i in range(3):
         c.start(i)
     wait_for(lambda: c.agreed(range(3), c.ids), timeout=60, what="3 nodes agree")
-    for k in range(30):
-        put(c.addr(0), f"r{k}")
+    put_all([c.addr(0)], [f"r{k}" for k in range(30)])
     inc_file = os.path.join(str(tmp_path), "data-j3", "gossip.incarnation")
     ring_file = os.path.join(str(tmp_path), "data-j3", "handoff.ring")
     assert os.path.exists(ring_file)
