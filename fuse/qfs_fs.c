@@ -51,7 +51,7 @@
  *     buffer for the next flush to retry).
  *
  *  8. Sequential reads are read ahead: a read that goes on from the chunk
- *     the previous read ended in queues fetches of the next QFS_READAHEAD
+ *     the previous read ended in queues fetches of the next ra_chunks()
  *     chunks to the same threads (only while their queue is at most half
  *     full, so writes always find room). Every chunk fetch of a file, by a
  *     reader or a readahead, is listed in its state while in flight, and a
@@ -91,12 +91,12 @@
 #define KEYMAX (QFS_PATH_MAX + 8)
 #define MGET_BATCH 256
 #define KNOWN_CHUNKS 4096
-#define CLEAN_CHUNKS 8 /* clean chunk buffers kept per file (>= readahead + 2) */
 #define QFS_DIR_FLUSH_MS 20
 #define QFS_MAX_PENDING 8 /* chunk writes in flight per file */
 #define QFS_MAX_JOBS 8    /* chunk writes queued for the writer threads */
 #define QFS_WRITERS_MAX 8
-#define QFS_READAHEAD 4   /* chunks fetched ahead of a sequential reader */
+#define QFS_READAHEAD 4   /* chunks fetched ahead of a sequential reader, */
+#define QFS_READAHEAD_BYTES (8u << 20) /* ... and at most this many bytes */
 #define QFS_MAX_FETCH 8   /* chunk reads in flight per file */
 
 /* ------------------------------------------------------------------ */
@@ -752,7 +752,23 @@ static void cb_remove(qfs_ist *s, size_t i)
 	s->cb[i] = s->cb[--s->ncb];
 }
 
-/* Evicts clean buffers beyond CLEAN_CHUNKS, least recently used first. */
+/* Chunks read ahead for chunk size cs: QFS_READAHEAD, fewer for large
+ * chunks (at least one). */
+static uint64_t ra_chunks(uint32_t cs)
+{
+	uint64_t n = cs ? QFS_READAHEAD_BYTES / cs : 1;
+	return n < 1 ? 1 : n > QFS_READAHEAD ? QFS_READAHEAD : n;
+}
+
+/* Clean chunk buffers kept per file: the readahead window and two more
+ * (the chunk being read and the one before), at least 4. */
+static size_t clean_max(uint32_t cs)
+{
+	size_t n = (size_t)ra_chunks(cs) + 2;
+	return n < 4 ? 4 : n;
+}
+
+/* Evicts clean buffers beyond clean_max, least recently used first. */
 static void cb_trim(qfs_ist *s)
 {
 	for (;;) {
@@ -764,7 +780,7 @@ static void cb_trim(qfs_ist *s)
 			if (lru == SIZE_MAX || s->cb[i].tick < s->cb[lru].tick)
 				lru = i;
 		}
-		if (clean <= CLEAN_CHUNKS)
+		if (clean <= clean_max(s->obj.chunk_size))
 			return;
 		cb_remove(s, lru);
 	}
@@ -960,7 +976,7 @@ static void readahead_queue(qfs_fs *fs, qfs_inode *in, qfs_ist *s, uint64_t last
 	const qfs_obj *o = &s->obj;
 	if (!fs->nwriters || o->type != QFS_T_REG || o->layout != QFS_LAYOUT_CHUNKED)
 		return;
-	for (uint64_t j = last + 1; j <= last + QFS_READAHEAD && j < o->nchunks; j++) {
+	for (uint64_t j = last + 1; j <= last + ra_chunks(o->chunk_size) && j < o->nchunks; j++) {
 		if (o->chunks[j].kind != QFS_CHUNK_DATA || fetch_has(s, j) || pending_has(s, j) ||
 		    cb_peek(s, j))
 			continue;
