@@ -156,17 +156,24 @@ static int random_height(mem_table *m)
 	return h;
 }
 
-/* First node >= key; fills prev[] if given. */
+/* First node >= key; fills prev[] if given. A node found >= key on one
+ * level is often the next node on the level below too: it is not compared
+ * again (last_ge). */
 static mem_node *find_ge(mem_table *m, q_slice key, mem_node **prev)
 {
 	mem_node *x = m->head;
+	mem_node *last_ge = NULL;
 	int lvl = atomic_load_explicit(&m->max_height, memory_order_relaxed) - 1;
 	for (;;) {
 		mem_node *n = node_next(x, lvl);
-		if (n && ikey_cmp(node_ikey(n), key) < 0) {
-			x = n;
-			continue;
+		if (n && n != last_ge) {
+			__builtin_prefetch(node_next(n, lvl));
+			if (ikey_cmp(node_ikey(n), key) < 0) {
+				x = n;
+				continue;
+			}
 		}
+		last_ge = n;
 		if (prev)
 			prev[lvl] = x;
 		if (lvl == 0)
