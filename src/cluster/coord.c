@@ -50,6 +50,8 @@
  *   not-found); or early not-found (basic quorum) when a majority of the
  *   replicas said not-found, none found it, and the pending ones can no
  *   longer bring found up to R. Fewer than R answers possible: EQUORUM.
+ *   At the request timer, if R replicas answered, their answer stands
+ *   (op_timeout, mop_timeout); else ETIMEOUT.
  *
  * Put (coord_put):
  *
@@ -1390,9 +1392,12 @@ static void mget_local_done(job *j)
 static void mop_timeout(uv_timer_t *t)
 {
 	mop *m = t->data;
-	for (size_t i = 0; i < m->n && !m->replied; i++)
-		if (!m->k[i].decided)
-			mkey_decide(m, &m->k[i], Q_ETIMEOUT);
+	for (size_t i = 0; i < m->n && !m->replied; i++) {
+		mkey *k = &m->k[i];
+		if (!k->decided)
+			mkey_decide(m, k,
+				    !m->c->cfg.notfound_ok && k->ok >= k->need ? 0 : Q_ETIMEOUT);
+	}
 	mop_finish(m);
 }
 
@@ -1565,6 +1570,10 @@ static void op_timeout(uv_timer_t *t)
 {
 	op *o = t->data;
 	o->timed_out = 1;
+	/* notfound_ok = 0 kept waiting for a found answer: if R replicas did
+	 * answer, their answer stands (see "Read verdict") */
+	if (o->kind == OP_GET && !o->replied && !o->c->cfg.notfound_ok && o->ok >= o->need)
+		get_result(o);
 	op_reply(o, Q_ETIMEOUT, NULL);
 	if (o->kind == OP_GET)
 		get_finish(o);

@@ -17,6 +17,7 @@
 import json
 import os
 import shutil
+import signal
 import time
 
 import pytest
@@ -86,6 +87,29 @@ def test_wiped_replica_notfound_ok_on_can_miss(procs, tmp_path):
     # the local (empty) answer normally arrives first: with notfound_ok = on
     # it satisfies R=1; at least one of 20 such reads misses the key
     assert misses >= 1
+
+
+def test_notfound_with_a_hung_replica(procs, tmp_path):
+    # gossip slow to mark the hung node down: the reads below meet it hung
+    c = Cluster(procs, tmp_path, opts=["gossip_suspect_after=30s",
+                                       "gossip_down_after=60s"]).start_all()
+    assert ctl(c.addr(0), "put", "present", "v", "--w", "3").returncode == 0
+    c.proc[2].signal(signal.SIGSTOP)
+    try:
+        # R=1: the found answer decides at once
+        rc, doc = get_json(c.addr(0), "present", "--r", "1")
+        assert rc == 0 and live_values(doc) == ["v"], doc
+        # a missing key: two not-found answers, the third replica hangs; the
+        # read waits for it up to the request timeout (2 s), then answers
+        # not-found (R replicas did answer) instead of failing
+        r = ctl(c.addr(0), "get", "missing", "--r", "1")
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert b"ENOTFOUND" in r.stderr
+        # R=2: a majority said not-found and no found answer can reach R
+        r = ctl(c.addr(0), "get", "missing2", "--r", "2")
+        assert r.returncode == 1, (r.returncode, r.stderr)
+    finally:
+        c.proc[2].signal(signal.SIGCONT)
 
 
 def _wait_no_hints(cl, timeout):
