@@ -21,6 +21,12 @@
  * absent key; Q_ECORRUPT if the only copy of the data is corrupt (the bad
  * table is quarantined and reported in the log with file and offset).
  *
+ * Signals: with mmap_reads (the default) the first table opened installs a
+ * process-wide SIGBUS handler (src/lsm/mapg.h) that turns a fault on a
+ * table mapping cut short under the store into Q_ECORRUPT; other SIGBUS
+ * faults go to the handler installed before it. A program that installs
+ * its own SIGBUS handler afterwards must chain to the previous one.
+ *
  * Thread safety: an lsm_db may be used by any number of threads at once.
  * An lsm_iter belongs to one thread. Background threads flush and compact.
  */
