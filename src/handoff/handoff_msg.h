@@ -15,8 +15,9 @@
  * The object bytes are an encoded sibling set (src/object); this codec does
  * not look inside them (the receiver decodes them before merging).
  *
- * Errors: Q_EVERSION (unknown version byte), Q_EPROTO (bad count, empty or
- * non-canonical field, trailing bytes), Q_ETRUNC, Q_ETOOBIG, -ENOMEM.
+ * Errors: Q_EVERSION (unknown version byte), Q_EPROTO (bad count, empty
+ * field, trailing bytes), Q_ECORRUPT (overlong varint), Q_ETRUNC (cut
+ * short), Q_ETOOBIG (a field over its limit), -ENOMEM.
  *
  * Ownership: decoded slices point into the input bytes; a decoded batch's
  * entry array is malloc'ed (handoff_batch_clear frees it).

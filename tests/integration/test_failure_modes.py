@@ -24,11 +24,11 @@ import time
 import pytest
 
 from conftest import free_port, port_open, wait_for
-from test_cluster_node import ctl, quorumd
-from test_join_leave import JoinCluster, held_by, put_all, read_all, value_of
+from test_cluster_node import quorumd
+from test_join_leave import JoinCluster, ctl, held_by, put_all, read_all, value_of
 
 OPTS = ["gossip_interval=200ms", "gossip_suspect_after=1s", "gossip_down_after=2s",
-        "request_timeout=2s", "handoff_settle=1s"]
+        "request_timeout=3s", "handoff_settle=1s"]
 
 
 def hints_total(c, nodes):

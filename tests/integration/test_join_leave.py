@@ -14,8 +14,19 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import free_port, port_open, wait_for
-from test_cluster_node import ctl, quorumd
+import subprocess
+
+from conftest import free_port, port_open, sanitizer_env, wait_for
+from test_cluster_node import quorumctl, quorumd
+
+
+def ctl(addr, *args, timeout=60):
+    """quorumctl against addr with a client timeout above the nodes'
+    request_timeout, so a slow (sanitized, loaded) machine answers with the
+    node's verdict rather than a client-side timeout."""
+    cmd = [quorumctl(), "--node", addr, "--timeout", "10s"] + [str(a) for a in args]
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=sanitizer_env(), timeout=timeout)
 
 OPTS = ["gossip_interval=200ms", "gossip_suspect_after=1s", "gossip_down_after=2s",
         "request_timeout=3s", "handoff_settle=1s", "handoff_rate=4KiB"]
