@@ -474,7 +474,8 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 		 qerrs = st.quorum_errors;
 	int last_err = st.last_error;
 	uint32_t *all = st.lat;
-	qsort(all, total, sizeof(uint32_t), cmp_u32);
+	if (total) /* no latencies at all when every connection failed */
+		qsort(all, total, sizeof(uint32_t), cmp_u32);
 	double tput = secs > 0 ? (double)total / secs : 0;
 	double p50 = pct(all, total, 0.50), p99 = pct(all, total, 0.99),
 	       p999 = pct(all, total, 0.999), pmax = total ? all[total - 1] / 1000.0 : 0;
