@@ -141,6 +141,13 @@ class PartCluster(JoinCluster):
 def test_partition_minority_accepts_writes_and_nothing_is_lost(procs):
     # data directories must be reachable by the two unprivileged uids
     tmp = tempfile.mkdtemp(prefix="qfs-part-")
+    try:
+        partition_run(procs, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def partition_run(procs, tmp):
     os.chmod(tmp, 0o777)
     sides = [UID_A, UID_A, UID_B, UID_B, UID_B]
     c = PartCluster(procs, tmp, sides)
@@ -186,13 +193,16 @@ def test_partition_minority_accepts_writes_and_nothing_is_lost(procs):
         if cut:
             nft("delete", "table", "inet", NFT_TABLE, check=False)
 
-    t0 = time.monotonic()
-    wait_for(lambda: c.agreed(range(5), c.ids), timeout=90,
-             what="membership converges after the heal")
-    print(f"partition: converged {time.monotonic() - t0:.2f}s after the heal")
-    wait_for(lambda: hints_total(c, range(5)) == 0, timeout=90, what="every hint delivered")
-    assert read_all(c.addr(0), acked, "--r", "3") == []
-    assert read_all(c.addr(4), acked, "--r", "3") == []
-    for p in c.proc:
-        p.stop()
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        t0 = time.monotonic()
+        wait_for(lambda: c.agreed(range(5), c.ids), timeout=90,
+                 what="membership converges after the heal")
+        print(f"partition: converged {time.monotonic() - t0:.2f}s after the heal")
+        wait_for(lambda: hints_total(c, range(5)) == 0, timeout=90,
+                 what="every hint delivered")
+        assert read_all(c.addr(0), acked, "--r", "3") == []
+        assert read_all(c.addr(4), acked, "--r", "3") == []
+    finally:
+        for p in c.proc:
+            if p is not None:
+                p.stop()
