@@ -218,8 +218,11 @@ static void mark_obsolete_diff(lsm_version *old, lsm_version *nv)
 			for (int m = 0; m < LSM_LEVELS && !kept; m++)
 				for (size_t j = 0; j < nv->nfiles[m] && !kept; j++)
 					kept = nv->files[m][j] == f;
-			if (!kept)
+			if (!kept) {
 				atomic_store(&f->obsolete, 1);
+				/* kept for MANIFEST.prev: out of the resident set */
+				sst_drop_pages(f->t);
+			}
 		}
 }
 

@@ -891,6 +891,14 @@ int sst_open_mem(const uint8_t *data, size_t n, sst_table **out)
 	return sst_open_file(&m->base, NULL, 0, "(memory)", 0, NULL, out);
 }
 
+void sst_drop_pages(sst_table *t)
+{
+	/* a shared read-only file mapping: only this process's page table
+	 * entries go; a later read faults the pages in again from the cache */
+	if (t && t->map)
+		madvise((void *)t->map, (size_t)t->size, MADV_DONTNEED);
+}
+
 void sst_close(sst_table *t)
 {
 	if (!t)

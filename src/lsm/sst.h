@@ -130,6 +130,10 @@ int sst_open(q_env *env, const char *path, uint64_t number, blk_cache *cache, in
 /* Opens a table held in memory (for the fuzzer): data is copied. */
 int sst_open_mem(const uint8_t *data, size_t n, sst_table **out);
 void sst_close(sst_table *t);
+/* Releases the resident pages of a mapped table from this process (they
+ * stay in the page cache; reads still work). For tables that left the
+ * current version but are kept for MANIFEST.prev or old readers. */
+void sst_drop_pages(sst_table *t);
 /* Looks up the newest entry for ukey at or below the seq in seek_ikey
  * (hash = bloom_hash(ukey), computed once per lookup by the caller):
  * 1 and *kind (+ value into out) if found, 0 if not, <0 on error. */
