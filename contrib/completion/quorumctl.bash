@@ -19,7 +19,7 @@ _quorumctl()
 	fi
 
 	local global_opts="--node --timeout --json --secret --help -h"
-	local commands="get put delete status ring init-secret bench repair"
+	local commands="get put delete status ring init-secret bench repair siblings leave"
 
 	# Options that take a value: complete nothing for the value itself,
 	# except where a value list is known.
@@ -29,7 +29,7 @@ _quorumctl()
 		return 0
 		;;
 	--node|--timeout|--context|--r|--w|--n|--nodes|--clients|--keys|\
-	--duration|--value-size|--get-percent|--seed|--range|--wait)
+	--duration|--value-size|--get-percent|--seed|--range|--wait|--id)
 		return 0
 		;;
 	esac
@@ -74,6 +74,12 @@ _quorumctl()
 		;;
 	status|ring)
 		opts=""
+		;;
+	siblings)
+		opts="--r --n --no-digest"
+		;;
+	leave)
+		opts="--id"
 		;;
 	init-secret)
 		if [[ $cur == -* ]]; then
