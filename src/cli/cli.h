@@ -40,6 +40,9 @@ int cli_init_secret(int argc, char **argv);
 /* Loads the key file for every network client of the process (--secret,
  * QUORUM_SECRET_FILE); CLI_EXIT_OK or an exit code after a message. */
 int cli_use_secret(const char *path);
+/* Text to append to an error message: for Q_ECLOSED when no secret was
+ * loaded, a hint that the node may require one; "" otherwise. */
+const char *cli_closed_hint(int rc);
 struct qc_client;
 /* `quorumctl ring [--json]` (cli_ring.c); an exit code. */
 int cli_ring(struct qc_client *c, int json);

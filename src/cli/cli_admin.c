@@ -62,7 +62,7 @@ int cli_leave(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 			fprintf(stderr, "quorumctl: leave: %s: %.*s\n", q_strerror(rc),
 				(int)resp.u.error.text.n, (const char *)resp.u.error.text.p);
 		else
-			fprintf(stderr, "quorumctl: leave: %s\n", q_strerror(rc));
+			fprintf(stderr, "quorumctl: leave: %s%s\n", q_strerror(rc), cli_closed_hint(rc));
 		code = cli_exit_code(rc);
 		goto out;
 	}
@@ -82,7 +82,7 @@ int cli_leave(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 	code = CLI_EXIT_OK;
 	goto out;
 fail:
-	fprintf(stderr, "quorumctl: leave: %s\n", q_strerror(rc));
+	fprintf(stderr, "quorumctl: leave: %s%s\n", q_strerror(rc), cli_closed_hint(rc));
 	code = cli_exit_code(rc);
 out:
 	net_msg_clear(&resp);

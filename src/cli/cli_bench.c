@@ -504,8 +504,8 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 		       pmax);
 	}
 	if (errs)
-		fprintf(stderr, "quorumctl: bench: %llu operations failed, last: %s\n",
-			(unsigned long long)errs, q_strerror(last_err));
+		fprintf(stderr, "quorumctl: bench: %llu operations failed, last: %s%s\n",
+			(unsigned long long)errs, q_strerror(last_err), cli_closed_hint(last_err));
 	code = total == 0 ? CLI_EXIT_ERROR : errs ? cli_exit_code(last_err) : 0;
 out:
 	free(st.lat);

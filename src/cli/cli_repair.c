@@ -145,7 +145,7 @@ int cli_repair(int argc, char **argv, const char *node, uint64_t timeout_ms, int
 	aae_repair_status st;
 	rc = ask(s, &q, timeout_ms, &st);
 	if (rc < 0) {
-		fprintf(stderr, "quorumctl: repair: %s\n", q_strerror(rc));
+		fprintf(stderr, "quorumctl: repair: %s%s\n", q_strerror(rc), cli_closed_hint(rc));
 		net_sync_close(s);
 		return cli_exit_code(rc);
 	}

@@ -51,6 +51,15 @@ int cli_init_secret(int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
+static int secret_loaded;
+
+const char *cli_closed_hint(int rc)
+{
+	if (rc != Q_ECLOSED || secret_loaded)
+		return "";
+	return " (the node may require the cluster secret: --secret FILE)";
+}
+
 int cli_use_secret(const char *path)
 {
 	uint8_t key[NET_AUTH_KEY_LEN];
@@ -61,6 +70,8 @@ int cli_use_secret(const char *path)
 	if (rc == 0) /* commands that talk over net_sync directly (bench, leave, repair) */
 		rc = net_sync_set_default_secret(key);
 	sodium_memzero(key, sizeof(key));
+	if (rc == 0)
+		secret_loaded = 1;
 	if (rc < 0) {
 		fprintf(stderr, "quorumctl: %s: --secret: %s\n", q_errname(rc),
 			err[0] ? err : q_strerror(rc));
