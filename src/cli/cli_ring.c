@@ -65,7 +65,8 @@ static int print_table(const char *js, size_t len)
 	       v[4], v[1], v[5], v[2], v[3]);
 	printf("%-24s %-12s %-8s %6s %8s %11s %7s  %s\n", "NODE", "ZONE", "STATE", "TOKENS", "OWNS",
 	       "REPLICATES", "ARCS", "ADDRESS");
-	const char *p = strstr(js, "\"nodes\":[");
+	/* the answer is not NUL-terminated: search within its length */
+	const char *p = memmem(js, len, "\"nodes\":[", 9);
 	if (!p)
 		return CLI_EXIT_OK;
 	p += 9;
