@@ -125,6 +125,12 @@ static int one_opt(qfs_opts *o, const char *item, const char *const *node_keys, 
 		o->writeback_cache = key[0] == 'w';
 		return 0;
 	}
+	if (strcmp(key, "default_permissions") == 0 || strcmp(key, "no_default_permissions") == 0) {
+		if (val)
+			return fail(o, "-o %s takes no value", key);
+		o->default_permissions = key[0] == 'd';
+		return 0;
+	}
 	if (strcmp(key, "clone_fd") == 0) {
 		if (!val || (strcmp(val, "0") && strcmp(val, "1")))
 			return fail(o, "-o clone_fd wants 0 or 1");
@@ -209,6 +215,7 @@ int qfs_opts_parse(int argc, char **argv, const char *const *node_keys, qfs_opts
 	int rc = 0;
 	memset(o, 0, sizeof(*o));
 	o->clone_fd = 1;
+	o->default_permissions = 1;
 	o->attr_timeout = 1.0;
 	o->entry_timeout = 1.0;
 	o->chunk_size = QFS_DEFAULT_CHUNK_SIZE;
@@ -340,7 +347,8 @@ void qfs_opts_usage(const char *prog)
 	       "  --node-id ID         node id\n"
 	       "  --zone ZONE          zone label\n"
 	       "  --config FILE        node config file\n"
-	       "  -o OPT[,OPT...]      allow_other, default_permissions, ro, fsname=...,\n"
+	       "  -o OPT[,OPT...]      allow_other, ro, fsname=..., no_default_permissions\n"
+	       "                       (the kernel checks modes unless this is given),\n"
 	       "                       join=, data=, listen=, node_id=, zone=, config=,\n"
 	       "                       n=, r=, w=, sync=, request_timeout=, (node keys)\n"
 	       "                       attr_timeout=SEC, entry_timeout=SEC, chunk_size=SIZE,\n"

@@ -42,6 +42,9 @@ typedef struct qfs_opts {
 	int foreground, debug, single_thread, clone_fd;
 	int show_help, show_version;
 	int writeback_cache;
+	/* the kernel checks permissions from the mode bits (FUSE's
+	 * default_permissions): on unless -o no_default_permissions */
+	int default_permissions;
 	unsigned max_threads;
 	unsigned write_threads;
 	double attr_timeout, entry_timeout;

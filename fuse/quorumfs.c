@@ -242,6 +242,9 @@ int main(int argc, char **argv)
 	if (!named && (fuse_opt_add_arg(&args, "-o") ||
 		       fuse_opt_add_arg(&args, "fsname=quorumfs,subtype=quorumfs")))
 		goto out_fs;
+	if (o.default_permissions &&
+	    (fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, "default_permissions")))
+		goto out_fs;
 	se = fuse_session_new(&args, &qfs_fuse_ops, sizeof(qfs_fuse_ops), &q);
 	if (!se) {
 		fprintf(stderr, "quorumfs: bad FUSE options\n");

@@ -44,7 +44,17 @@ QTEST(long_options_and_fuse_passthrough)
 	ASSERT(o.attr_timeout > 0.49 && o.attr_timeout < 0.51);
 	ASSERT_EQ(o.fuse_argc, 3);
 	ASSERT_STREQ(o.fuse_argv[1], "-o");
-	ASSERT_STREQ(o.fuse_argv[2], "allow_other,default_permissions,fsname=qfs");
+	ASSERT_STREQ(o.fuse_argv[2], "allow_other,fsname=qfs");
+	ASSERT_EQ(o.default_permissions, 1); /* handled by the mount, not passed on */
+	qfs_opts_free(&o);
+	/* on unless turned off */
+	ASSERT_OK(PARSE(&o, "/mnt/q"));
+	ASSERT_EQ(o.default_permissions, 1);
+	qfs_opts_free(&o);
+	ASSERT_OK(PARSE(&o, "-o", "no_default_permissions", "/mnt/q"));
+	ASSERT_EQ(o.default_permissions, 0);
+	qfs_opts_free(&o);
+	ASSERT(PARSE(&o, "-o", "default_permissions=1", "/mnt/q") < 0);
 	qfs_opts_free(&o);
 }
 
