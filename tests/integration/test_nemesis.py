@@ -138,22 +138,29 @@ def self_check(cl):
     cl.heal_net()
     assert cl.can_connect(0, 1) and cl.can_connect(2, 0)
     cl.set_skew(0, "+300s")
-    time.sleep(1.5)                     # libfaketime re-reads its file each second
+    # libfaketime re-reads its file once its cache (1 s) has expired, which
+    # under load can take longer: probe until a write node 0 coordinated
+    # carries the skewed clock, for at most 30 s and 60 keys
     checked = False
-    for k in range(12):                 # a key that node 0 coordinates
+    deadline = time.monotonic() + 30
+    for k in range(60):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
         before = time.time()
         rc, out, err = nemesis.ctl(cl.addr(0), "put", f"skew-probe{k}", "x")
         assert rc == 0, err
         rc, doc, err = nemesis.get_json(cl.addr(0), f"skew-probe{k}")
         assert rc == 0, err
         sib = doc["siblings"][0]
-        if sib["node"] == cl.ids[0]:
-            assert sib["wall_ns"] / 1e9 - before > 200, (sib, before)
+        # a node's clock is either its own (within 100 s) or skewed
+        assert abs(sib["wall_ns"] / 1e9 - before) < 100 or \
+            sib["wall_ns"] / 1e9 - before > 200, (sib, before)
+        if sib["node"] == cl.ids[0] and sib["wall_ns"] / 1e9 - before > 200:
             checked = True
             break
-        assert abs(sib["wall_ns"] / 1e9 - before) < 100, (sib, before)
     cl.set_skew(0, "+0")
-    assert checked, "node 0 coordinated none of 12 keys"
+    assert checked, "no write coordinated by node 0 carried its +300 s clock within 30 s"
     cl.counts.clear()                   # the figures count the run's faults only
 
 
