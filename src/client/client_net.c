@@ -285,14 +285,15 @@ int qc_net_new(const char *addr, uint64_t timeout_ms, qc_client **out)
 	return 0;
 }
 
-int qc_net_status(qc_client *c, q_buf *out)
+/* One request of `type` whose answer is a status-style text, copied to out. */
+static int text_call(qc_client *c, uint8_t type, q_buf *out)
 {
 	netc *n = as_net(c);
 	if (!n)
 		return -EINVAL;
 	net_msg req, resp;
 	q_buf buf = Q_BUF_INIT;
-	net_msg_init(&req, NET_MSG_STATUS);
+	net_msg_init(&req, type);
 	memset(&resp, 0, sizeof(resp));
 	pthread_mutex_lock(&n->mu);
 	int rc = call(n, &req, n->timeout_ms, &resp, &buf);
@@ -306,25 +307,14 @@ int qc_net_status(qc_client *c, q_buf *out)
 	return rc;
 }
 
+int qc_net_status(qc_client *c, q_buf *out)
+{
+	return text_call(c, NET_MSG_STATUS, out);
+}
+
 int qc_net_ring(qc_client *c, q_buf *out)
 {
-	netc *n = as_net(c);
-	if (!n)
-		return -EINVAL;
-	net_msg req, resp;
-	q_buf buf = Q_BUF_INIT;
-	net_msg_init(&req, NET_MSG_RING);
-	memset(&resp, 0, sizeof(resp));
-	pthread_mutex_lock(&n->mu);
-	int rc = call(n, &req, n->timeout_ms, &resp, &buf);
-	if (rc == 0) {
-		q_buf_reset(out);
-		rc = q_buf_append(out, resp.u.status_resp.text.p, resp.u.status_resp.text.n);
-	}
-	pthread_mutex_unlock(&n->mu);
-	net_msg_clear(&resp);
-	q_buf_free(&buf);
-	return rc;
+	return text_call(c, NET_MSG_RING, out);
 }
 
 int qc_net_replica_get(qc_client *c, q_slice key, qc_object *out)
