@@ -19,4 +19,4 @@ tests_fuzz_util_conf_fuzzer_LDADD = src/util/libqutil.a $(QUORUM_LIBS_EXT)
 tests_fuzz_util_conf_fuzzer_LDFLAGS = $(FUZZ_LINK)
 
 TESTS += tests/fuzz/replay.sh
-EXTRA_DIST += tests/fuzz/replay.sh tests/fuzz/replay_main.c tests/fuzz/corpus tests/fuzz/README.md
+EXTRA_DIST += tests/fuzz/replay.sh tests/fuzz/campaign.sh tests/fuzz/replay_main.c tests/fuzz/corpus tests/fuzz/README.md
