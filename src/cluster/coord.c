@@ -172,6 +172,8 @@ struct coord {
 	coord_status_fn hook;
 	void *hook_arg;
 	hint_store *hints;
+	coord_departed_fn departed; /* owner left the cluster for good? */
+	void *departed_arg;
 	uv_timer_t hint_timer;
 	int hint_timer_on;
 	int hint_inflight;       /* deliveries outstanding (loop thread) */
@@ -2039,10 +2041,104 @@ static void hint_dlv_cb(void *arg, int status, const net_msg *resp)
 	free(d);
 }
 
+/* Hints whose owner left the cluster go to the key's current primaries
+ * instead: the hint is deleted once every primary stored it (replica_merge
+ * for this node, REPL_PUT to the others). One per hint, loop thread. */
+typedef struct hint_fwd {
+	coord *c;
+	char owner[MEMBER_ID_MAX + 1];
+	uint8_t *key;
+	size_t klen;
+	uint64_t seq;
+	int pending;
+	int failed;
+} hint_fwd;
+
+static void hint_fwd_done(hint_fwd *f)
+{
+	coord *c = f->c;
+	if (--f->pending > 0)
+		return;
+	c->hint_inflight--;
+	if (!f->failed && c->hints && !c->closing) {
+		int rc = hint_delete_if(c->hints, f->owner, q_slice_make(f->key, f->klen), f->seq);
+		if (rc == 0)
+			__atomic_add_fetch(&c->hints_delivered, 1, __ATOMIC_RELAXED);
+		else if (rc != -EAGAIN && rc != Q_ENOTFOUND)
+			Q_WARN("coord", "deleting a redirected hint for %s: %s", f->owner,
+			       q_strerror(rc));
+	}
+	free(f->key);
+	free(f);
+}
+
+static void hint_fwd_cb(void *arg, int status, const net_msg *resp)
+{
+	hint_fwd *f = arg;
+	if (status != 0 || resp->u.repl_put_resp.status != 0)
+		f->failed = 1;
+	hint_fwd_done(f);
+}
+
+static void hint_redirect(coord *c, const char *owner, const hint_item *it)
+{
+	q_slice k = q_slice_make(it->key, it->klen);
+	rep reps[COORD_MAX_N];
+	int nr = view_primaries(c, k, eff_n(c, 0), reps);
+	if (nr <= 0)
+		return;
+	hint_fwd *f = calloc(1, sizeof(*f));
+	uint8_t *kc = malloc(it->klen ? it->klen : 1);
+	if (!f || !kc) {
+		free(f);
+		free(kc);
+		return;
+	}
+	f->c = c;
+	snprintf(f->owner, sizeof(f->owner), "%s", owner);
+	memcpy(kc, it->key, it->klen);
+	f->key = kc;
+	f->klen = it->klen;
+	f->seq = it->seq;
+	f->pending = 1; /* released at the end, after every send is issued */
+	c->hint_inflight++;
+	for (int i = 0; i < nr; i++) {
+		if (reps[i].self) {
+			obj_set *in = NULL;
+			int rc = obj_set_decode(it->object, it->olen, &in);
+			if (rc == 0)
+				rc = replica_merge(c->rep, k, in, NULL);
+			obj_set_free(in);
+			if (rc < 0) {
+				Q_WARN("coord", "merging a hint for departed %s here: %s", owner,
+				       q_strerror(rc));
+				f->failed = 1;
+			}
+			continue;
+		}
+		if (members_state_of(c->mem, reps[i].id) != MEMBER_UP) {
+			f->failed = 1; /* kept for a later round */
+			continue;
+		}
+		net_msg msg;
+		net_msg_init(&msg, NET_MSG_REPL_PUT);
+		msg.u.repl_put.key = k;
+		msg.u.repl_put.object = q_slice_make(it->object, it->olen);
+		f->pending++;
+		if (net_pool_request(c->pool, reps[i].addr, &msg, c->cfg.timeout_ms, hint_fwd_cb,
+				     f) != 0) {
+			f->pending--;
+			f->failed = 1;
+		}
+	}
+	hint_fwd_done(f);
+}
+
 static void hint_deliver_owner(coord *c, const char *owner)
 {
 	const member *m = view_member(c, owner);
-	if (!m || m->self || members_state_of(c->mem, owner) != MEMBER_UP)
+	int departed = !m && c->departed && c->departed(c->departed_arg, owner);
+	if (!departed && (!m || m->self || members_state_of(c->mem, owner) != MEMBER_UP))
 		return;
 	hint_batch b;
 	memset(&b, 0, sizeof(b));
@@ -2058,6 +2154,10 @@ static void hint_deliver_owner(coord *c, const char *owner)
 		if (it->status == Q_ECORRUPT) {
 			Q_ERROR("coord", "dropping a corrupt hint for %s", owner);
 			hint_delete(c->hints, owner, k);
+			continue;
+		}
+		if (departed) {
+			hint_redirect(c, owner, it);
 			continue;
 		}
 		hint_dlv *d = calloc(1, sizeof(*d));
@@ -2135,6 +2235,12 @@ static void hint_tick(uv_timer_t *t)
 void coord_set_hints(coord *c, hint_store *hs)
 {
 	c->hints = hs;
+}
+
+void coord_set_departed_fn(coord *c, coord_departed_fn fn, void *arg)
+{
+	c->departed = fn;
+	c->departed_arg = arg;
 }
 
 int coord_start(coord *c)

@@ -155,6 +155,14 @@ void coord_set_status_hook(coord *c, coord_status_fn fn, void *arg);
 #define COORD_HINT_INTERVAL_MS 500
 void coord_set_hints(coord *c, hint_store *hs);
 
+/* Before coord_start: fn(arg, id) says whether member id left the cluster
+ * for good (gossip's LEFT; any thread). Hints for such an owner, no longer
+ * in the view, are delivered to each key's current primaries (this node
+ * merges its own share) and deleted once all of them stored the object.
+ * Without fn, hints for an owner missing from the view wait for it. */
+typedef int (*coord_departed_fn)(void *arg, const char *id);
+void coord_set_departed_fn(coord *c, coord_departed_fn fn, void *arg);
+
 /* Hooks for message types the coordinator does not serve itself (gossip,
  * NET_MSG_GOSSIP_FIRST..LAST; anti-entropy; admin): requests of type
  * first..last go to fn on the loop thread, which must reply to or drop req.

@@ -121,6 +121,12 @@ static int status_hints(q_node *n, q_buf *out)
 			    (unsigned long long)hs.corrupt);
 }
 
+/* coord_departed_fn: gossip marked the member left. */
+static int member_departed(void *arg, const char *id)
+{
+	return node_gossip_is_left(arg, id);
+}
+
 static int status_hook(void *arg, q_buf *out)
 {
 	q_node *n = arg;
@@ -308,6 +314,8 @@ int q_node_start(q_conf *conf, q_node **out)
 				     err, sizeof(err), &n->gossip);
 		if (rc == 0)
 			rc = node_gossip_set_state_dir(n->gossip, n->cfg.data_dir);
+		if (rc == 0)
+			coord_set_departed_fn(n->coord, member_departed, n->gossip);
 		node_handoff_config hc = {n->coord, n->mem, n->rep, n->db, n->gossip, n->loop,
 					  n->id, n->cfg.data_dir, n->cfg.n, n->cfg.request_timeout_ms};
 		if (rc == 0)

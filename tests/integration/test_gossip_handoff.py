@@ -113,3 +113,30 @@ def test_strict_quorum_refuses(procs, tmp_path):
     r = ctl(c.addr(prim[0]), "put", "hk", "v2")
     assert r.returncode == 3, (r.returncode, r.stderr)
     assert all(c.status(i)["hints"]["count"] == 0 for i in live)
+
+
+def test_hints_for_removed_owner_go_to_new_primaries(procs, tmp_path):
+    """Two owners die with hints pending for them and are removed from the
+    cluster (leave --id of a down member): the fallbacks hand those hints
+    to the keys' current primaries instead of keeping them forever."""
+    c, up, prim = start_five(procs, tmp_path)
+    dead, live = kill_two(c, up, prim)
+    ctx = get_json(c.addr(prim[0]), "hk", "--r", "1")[1]["context"]
+    r = ctl(c.addr(live[-1]), "put", "hk", "v2", "--context", ctx)
+    assert r.returncode == 0, r.stderr
+    assert sum(c.status(i)["hints"]["count"] for i in live) >= 1
+
+    for i in dead:
+        # refused (busy) while gossip still calls it suspect
+        wait_for(lambda i=i: ctl(c.addr(live[0]), "leave", "--id", c.ids[i]).returncode == 0,
+                 timeout=30, what=f"{c.ids[i]} removed")
+    rest = {c.ids[i]: "up" for i in live}
+    for i in live:
+        wait_for(lambda i=i: c.sees(i, rest), timeout=30, what=f"{c.ids[i]} drops the dead")
+    wait_for(lambda: all((c.status(i) or {"hints": {"count": -1}})["hints"]["count"] == 0
+                         for i in live), timeout=60, what="hints for the removed owners gone")
+    # three members left with N=3: each holds the newest value by itself
+    for i in live:
+        rc, doc = get_json(c.addr(i), "hk", "--replica-only")
+        assert rc == 0, (c.ids[i], doc)
+        assert live_values(doc) == ["v2"], (c.ids[i], doc)
