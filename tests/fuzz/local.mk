@@ -20,3 +20,15 @@ tests_fuzz_util_conf_fuzzer_LDFLAGS = $(FUZZ_LINK)
 
 TESTS += tests/fuzz/replay.sh
 EXTRA_DIST += tests/fuzz/replay.sh tests/fuzz/campaign.sh tests/fuzz/replay_main.c tests/fuzz/corpus tests/fuzz/README.md
+
+# Operation-sequence fuzzers: input bytes are a program of operations on a
+# real component, checked against a model after every step (not decoders).
+OPS_FUZZERS = tests/fuzz/lsm_ops_fuzzer tests/fuzz/obj_ops_fuzzer
+FUZZ_TARGETS += $(OPS_FUZZERS)
+check_PROGRAMS += $(OPS_FUZZERS)
+tests_fuzz_lsm_ops_fuzzer_SOURCES = tests/fuzz/lsm_ops_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_lsm_ops_fuzzer_LDADD = src/lsm/libqlsm.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
+tests_fuzz_lsm_ops_fuzzer_LDFLAGS = $(FUZZ_LINK)
+tests_fuzz_obj_ops_fuzzer_SOURCES = tests/fuzz/obj_ops_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_obj_ops_fuzzer_LDADD = src/object/libqobject.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
+tests_fuzz_obj_ops_fuzzer_LDFLAGS = $(FUZZ_LINK)
