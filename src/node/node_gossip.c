@@ -26,6 +26,7 @@
 #include "net/net_msg.h"
 #include "net/net_pool.h"
 #include "net/net_proto.h"
+#include "util/buf.h"
 #include "util/env.h"
 #include "util/log.h"
 #include "util/qerr.h"
@@ -105,9 +106,42 @@ static int inc_store(node_gossip *ng, uint64_t inc)
 	return 0;
 }
 
-/* Keeps the set of members marked left (for node_gossip_is_left). */
+/* The left set as a file (NODE_GOSSIP_LEFT_FILE): one id per line,
+ * written whole (fsync + rename). Loop thread or before start. */
+static void left_store(node_gossip *ng)
+{
+	if (!ng->state_dir)
+		return;
+	q_buf b;
+	q_buf_init(&b);
+	int rc = 0;
+	pthread_mutex_lock(&ng->mu);
+	for (size_t i = 0; i < ng->nleft && rc == 0; i++)
+		rc = q_buf_printf(&b, "%s\n", ng->left[i]);
+	pthread_mutex_unlock(&ng->mu);
+	char p[4200];
+	snprintf(p, sizeof(p), "%s/%s", ng->state_dir, NODE_GOSSIP_LEFT_FILE);
+	if (rc == 0)
+		rc = q_env_write_atomic(q_env_posix(), p, b.p ? (const void *)b.p : "", b.len);
+	if (rc < 0)
+		Q_WARN("gossip", "cannot store the left members in %s: %s", p, q_strerror(rc));
+	q_buf_free(&b);
+}
+
+/* Keeps the set of members marked left (for node_gossip_is_left); a
+ * change is stored in the state directory. */
+static int note_left_mem(node_gossip *ng, const char *id, int left);
+
 static void note_left(node_gossip *ng, const char *id, int left)
 {
+	if (note_left_mem(ng, id, left) > 0)
+		left_store(ng);
+}
+
+/* 1 if the set changed. */
+static int note_left_mem(node_gossip *ng, const char *id, int left)
+{
+	int changed = 0;
 	pthread_mutex_lock(&ng->mu);
 	size_t i = 0;
 	while (i < ng->nleft && strcmp(ng->left[i], id))
@@ -119,17 +153,60 @@ static void note_left(node_gossip *ng, const char *id, int left)
 			if (!p) {
 				pthread_mutex_unlock(&ng->mu);
 				Q_WARN("gossip", "no memory to record %s as left", id);
-				return;
+				return 0;
 			}
 			ng->left = p;
 			ng->capleft = cap;
 		}
 		snprintf(ng->left[ng->nleft++], MEMBER_ID_MAX + 1, "%s", id);
+		changed = 1;
 	} else if (!left && i < ng->nleft) {
 		memmove(ng->left[i], ng->left[ng->nleft - 1], MEMBER_ID_MAX + 1);
 		ng->nleft--;
+		changed = 1;
 	}
 	pthread_mutex_unlock(&ng->mu);
+	return changed;
+}
+
+/* At start: members that left before the restart stay out of the view
+ * (a static peer list may still name them); lines that are not member ids
+ * are skipped with a warning. */
+static void left_load(node_gossip *ng)
+{
+	char p[4200];
+	snprintf(p, sizeof(p), "%s/%s", ng->state_dir, NODE_GOSSIP_LEFT_FILE);
+	uint8_t *data = NULL;
+	size_t n = 0;
+	int rc = q_env_read_all(q_env_posix(), p, &data, &n);
+	if (rc < 0) {
+		if (rc != -ENOENT && rc != Q_ENOTFOUND)
+			Q_WARN("gossip", "cannot read %s: %s", p, q_strerror(rc));
+		return;
+	}
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && data[i] != '\n')
+			continue;
+		size_t len = i - start;
+		char id[MEMBER_ID_MAX + 1];
+		int ok = len > 0 && len <= MEMBER_ID_MAX;
+		for (size_t k = 0; ok && k < len; k++)
+			ok = data[start + k] > ' ' && data[start + k] < 0x7f;
+		if (ok) {
+			memcpy(id, data + start, len);
+			id[len] = 0;
+			if (strcmp(id, ng->self_id)) {
+				note_left_mem(ng, id, 1);
+				if (members_remove(ng->mem, id) == 0)
+					Q_INFO("gossip", "member %s left before the restart", id);
+			}
+		} else if (len > 0) {
+			Q_WARN("gossip", "%s: skipping a malformed line", p);
+		}
+		start = i + 1;
+	}
+	free(data);
 }
 
 int node_gossip_is_left(node_gossip *ng, const char *id)
@@ -341,6 +418,8 @@ int node_gossip_start(node_gossip *ng)
 			return irc;
 		gc.incarnation = inc;
 	}
+	if (ng->state_dir)
+		left_load(ng);
 	int rc = gossip_new(&gc, q_mono_ms(), &ng->g);
 	if (rc < 0) {
 		Q_ERROR("gossip", "cannot start gossip: %s", q_strerror(rc));

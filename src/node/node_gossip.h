@@ -58,6 +58,12 @@ void node_gossip_counts(node_gossip *g, size_t out[4]);
  * anything it said before, even if the clock stepped back, and refutes old
  * suspicion about itself. Without it the wall clock alone is used. */
 #define NODE_GOSSIP_INC_FILE "gossip.incarnation"
+/* In the same directory, the members marked left (one id per line, stored
+ * whole on every change): at start they are dropped from the view again,
+ * so a member that left stays out after a restart of the cluster even if a
+ * static peer list still names it. A member that comes back alive (a
+ * higher incarnation) is taken off the list. */
+#define NODE_GOSSIP_LEFT_FILE "gossip.left"
 int node_gossip_set_state_dir(node_gossip *g, const char *dir);
 
 /* Any thread: 1 if gossip has marked id left (it left, or was removed as

@@ -7,6 +7,7 @@ Strict mode (sloppy_quorum=off) refuses the same write.
 """
 import json
 import os
+import time
 
 from conftest import free_port, port_open, wait_for
 from test_cluster_node import ctl, get_json, live_values, quorumd
@@ -140,3 +141,38 @@ def test_hints_for_removed_owner_go_to_new_primaries(procs, tmp_path):
         rc, doc = get_json(c.addr(i), "hk", "--replica-only")
         assert rc == 0, (c.ids[i], doc)
         assert live_values(doc) == ["v2"], (c.ids[i], doc)
+
+
+def test_left_member_stays_out_after_restart(procs, tmp_path):
+    """A member that left stays out of the ring when the whole cluster
+    restarts, although every node's static peer list still names it."""
+    c = HCluster(procs, tmp_path, 4, extra=["handoff_settle=1s"])
+    for i in range(c.n):
+        c.start(i)
+    up = {nid: "up" for nid in c.ids}
+    for i in range(c.n):
+        wait_for(lambda i=i: c.sees(i, up), timeout=30, what=f"{c.ids[i]} sees all up")
+    keys = [f"lk{k}" for k in range(20)]
+    for k in keys:
+        assert ctl(c.addr(0), "put", k, k).returncode == 0
+    r = ctl(c.addr(3), "leave")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: not c.proc[3].alive(), timeout=90, what="h4 stops after leaving")
+    rest = {c.ids[i]: "up" for i in range(3)}
+    for i in range(3):
+        wait_for(lambda i=i: c.sees(i, rest), timeout=30, what=f"{c.ids[i]} drops h4")
+        with open(os.path.join(c.tmp, f"data-{c.ids[i]}", "gossip.left")) as f:
+            assert f.read().split() == ["h4"]
+    for i in range(3):
+        assert c.proc[i].stop() == 0
+    for i in range(3):
+        c.start(i)
+    for i in range(3):
+        wait_for(lambda i=i: c.sees(i, rest), timeout=30, what=f"{c.ids[i]} back without h4")
+    # h4 does not creep back in once gossip has run for a while
+    time.sleep(3)
+    for i in range(3):
+        assert c.sees(i, rest), c.status(i)["members"]
+    for k in keys:
+        rc, doc = get_json(c.addr(1), k, "--r", "3")
+        assert rc == 0 and live_values(doc) == [k], (k, doc)
