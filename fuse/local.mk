@@ -65,3 +65,12 @@ bench-fuse: fuse/quorumfs
 
 # documentation of the filesystem and its object format
 dist_doc_DATA += docs/filesystem.md
+
+# statfs from the cluster and chunk collection: the node messages' codec
+# (src/node/node_fs_msg.h) is fuzzed here, with the integration tests
+FUZZ_TARGETS += tests/fuzz/node_fs_msg_fuzzer
+check_PROGRAMS += tests/fuzz/node_fs_msg_fuzzer
+tests_fuzz_node_fs_msg_fuzzer_SOURCES = tests/fuzz/node_fs_msg_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_node_fs_msg_fuzzer_LDADD = $(QNODE_LDADD)
+tests_fuzz_node_fs_msg_fuzzer_LDFLAGS = $(FUZZ_LINK)
+EXTRA_DIST += tests/integration/test_fuse_statfs.py

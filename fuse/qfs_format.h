@@ -76,6 +76,15 @@ enum {
 #define QFS_CHUNK_REPUT_MS (10u * 60u * 1000u)
 
 /* Conflict-file marker (Syncthing's convention). */
+/* statfs: the cluster's figures are asked at most this often, each ask
+ * waiting at most QFS_STATFS_ASK_MS for the members' answers; a file is
+ * counted as QFS_STATFS_FILE_BYTES of free space for f_ffree */
+#define QFS_STATFS_CACHE_MS 3000u
+#define QFS_STATFS_ASK_MS 1000u
+#define QFS_STATFS_BSIZE 65536u
+#define QFS_STATFS_FILE_BYTES 4096u
+#define QFS_STATFS_FILES_MAX (1ull << 32)
+
 #define QFS_CONFLICT_MARK ".sync-conflict-"
 
 /* The extended attribute that lists a file's siblings. */

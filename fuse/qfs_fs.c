@@ -203,6 +203,11 @@ struct qfs_fs {
 	pthread_t writers[QFS_WRITERS_MAX];
 	uint64_t known[KNOWN_CHUNKS]; /* chunk ids (first 8 bytes) stored lately */
 	uint64_t known_ms[KNOWN_CHUNKS]; /* when (q_mono_ms) */
+	/* statfs cache */
+	pthread_mutex_t space_mu;
+	qfs_space space;
+	uint64_t space_ms;             /* q_mono_ms of the cached figures; 0: none */
+	size_t space_logged;           /* members answered at the last log line */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1280,6 +1285,7 @@ int qfs_fs_new(const qfs_fs_conf *conf, qfs_fs **out)
 	fs->kv.w = conf->w;
 	fs->kv.timeout_ms = conf->timeout_ms;
 	pthread_mutex_init(&fs->known_mu, NULL);
+	pthread_mutex_init(&fs->space_mu, NULL);
 	pthread_mutex_init(&fs->handles_mu, NULL);
 	fs->handles.next = fs->handles.prev = &fs->handles;
 	pthread_mutex_init(&fs->dirty_mu, NULL);
@@ -1399,6 +1405,7 @@ void qfs_fs_free(qfs_fs *fs)
 	pthread_cond_destroy(&fs->jq_work);
 	pthread_cond_destroy(&fs->jq_space);
 	pthread_mutex_destroy(&fs->known_mu);
+	pthread_mutex_destroy(&fs->space_mu);
 	free(fs->data_dir);
 	free(fs);
 }
@@ -2621,22 +2628,76 @@ int qfs_fs_releasedir(qfs_fs *fs, uint64_t fh)
 /* ------------------------------------------------------------------ */
 /* statfs and xattrs                                                    */
 
-int qfs_fs_statfs(qfs_fs *fs, struct statvfs *sv)
+void qfs_space_to_statvfs(const qfs_space *sp, uint64_t inodes_in_use, struct statvfs *sv)
+{
+	memset(sv, 0, sizeof(*sv));
+	/* every byte of file data is stored on min(N, members) disks: the
+	 * cluster holds the members' sum divided by that many copies */
+	uint64_t copies = sp->n > 0 ? (uint64_t)sp->n : 1;
+	if (sp->answered > 0 && copies > sp->answered)
+		copies = sp->answered;
+	sv->f_bsize = QFS_STATFS_BSIZE;
+	sv->f_frsize = QFS_STATFS_BSIZE;
+	sv->f_blocks = sp->total / copies / QFS_STATFS_BSIZE;
+	sv->f_bfree = sp->free / copies / QFS_STATFS_BSIZE;
+	sv->f_bavail = sp->avail / copies / QFS_STATFS_BSIZE;
+	uint64_t ffree = sp->avail / copies / QFS_STATFS_FILE_BYTES;
+	if (ffree > QFS_STATFS_FILES_MAX)
+		ffree = QFS_STATFS_FILES_MAX;
+	sv->f_ffree = ffree;
+	sv->f_favail = ffree;
+	sv->f_files = ffree + inodes_in_use;
+	sv->f_namemax = QFS_NAME_MAX;
+}
+
+static int local_space(const qfs_fs *fs, qfs_space *sp)
 {
 	struct statvfs local;
-	memset(sv, 0, sizeof(*sv));
+	memset(sp, 0, sizeof(*sp));
 	if (statvfs(fs->data_dir, &local) != 0)
-		memset(&local, 0, sizeof(local));
-	sv->f_bsize = 65536;
-	sv->f_frsize = 65536;
+		return -errno;
 	uint64_t fr = local.f_frsize ? local.f_frsize : 4096;
-	sv->f_blocks = local.f_blocks * fr / 65536;
-	sv->f_bfree = local.f_bfree * fr / 65536;
-	sv->f_bavail = local.f_bavail * fr / 65536;
-	sv->f_files = 1ull << 32;
-	sv->f_ffree = (1ull << 32) - qfs_itable_count(fs->it);
-	sv->f_favail = sv->f_ffree;
-	sv->f_namemax = QFS_NAME_MAX;
+	sp->total = (uint64_t)local.f_blocks * fr;
+	sp->free = (uint64_t)local.f_bfree * fr;
+	sp->avail = (uint64_t)local.f_bavail * fr;
+	sp->files = local.f_files;
+	sp->ffree = local.f_ffree;
+	sp->members = sp->answered = 1;
+	sp->n = 1;
+	return 0;
+}
+
+int qfs_fs_statfs(qfs_fs *fs, struct statvfs *sv)
+{
+	qfs_space sp;
+	uint64_t now = q_mono_ms();
+	pthread_mutex_lock(&fs->space_mu);
+	int fresh = fs->space_ms && now - fs->space_ms < QFS_STATFS_CACHE_MS;
+	sp = fs->space;
+	pthread_mutex_unlock(&fs->space_mu);
+	if (!fresh) {
+		int rc = fs->c.space ? fs->c.space(fs->c.space_arg, &sp) : -ENOSYS;
+		size_t log_as = 0;
+		if (rc < 0) {
+			if (fs->c.space)
+				Q_WARN("qfs", "statfs: cannot ask the cluster (%s); reporting the local "
+					      "data disk", q_strerror(rc));
+			if (local_space(fs, &sp) < 0)
+				memset(&sp, 0, sizeof(sp));
+		} else if (sp.answered < sp.members) {
+			log_as = sp.answered;
+		}
+		pthread_mutex_lock(&fs->space_mu);
+		int say = log_as && log_as != fs->space_logged;
+		fs->space_logged = log_as;
+		fs->space = sp;
+		fs->space_ms = q_mono_ms();
+		pthread_mutex_unlock(&fs->space_mu);
+		if (say)
+			Q_WARN("qfs", "statfs: %zu of %zu members answered; the figures leave out "
+				      "the others", sp.answered, sp.members);
+	}
+	qfs_space_to_statvfs(&sp, qfs_itable_count(fs->it), sv);
 	return 0;
 }
 

@@ -45,6 +45,15 @@
 
 typedef struct qfs_fs qfs_fs;
 
+/* Disk figures of the cluster for statfs: bytes and inodes summed over the
+ * members that answered (see qfs_fs_conf.space). */
+typedef struct qfs_space {
+	uint64_t total, free, avail; /* bytes */
+	uint64_t files, ffree;
+	size_t members, answered;    /* members known / summed */
+	int n;                       /* replication factor */
+} qfs_space;
+
 typedef struct qfs_fs_conf {
 	qc_client *client;      /* not owned; must outlive the fs */
 	const char *node_id;    /* recorded as the writer of new versions */
@@ -56,6 +65,10 @@ typedef struct qfs_fs_conf {
 	int n, r, w;            /* 0 = cluster default */
 	uint64_t max_dirty;     /* dirty bytes per file before chunks go out */
 	int writers;            /* chunk writer threads (0 = write in place) */
+	/* statfs: the cluster's disk figures (the embedded node's
+	 * node_fs_space_get); NULL or a failure: the local data disk. */
+	int (*space)(void *arg, qfs_space *out);
+	void *space_arg;
 } qfs_fs_conf;
 
 int qfs_fs_new(const qfs_fs_conf *conf, qfs_fs **out);
@@ -134,7 +147,11 @@ int qfs_fs_releasedir(qfs_fs *fs, uint64_t fh);
 int qfs_fs_fsyncdir(qfs_fs *fs, uint64_t ino);
 
 /* ---- the rest ---- */
+/* Cluster-wide figures (docs/filesystem.md, "statfs"), asked at most every
+ * QFS_STATFS_CACHE_MS; the local data disk when the cluster cannot be asked. */
 int qfs_fs_statfs(qfs_fs *fs, struct statvfs *sv);
+/* The arithmetic of qfs_fs_statfs, for tests: figures to statvfs. */
+void qfs_space_to_statvfs(const qfs_space *sp, uint64_t inodes_in_use, struct statvfs *sv);
 /* getxattr/listxattr: with cap 0 return the size needed (as a positive
  * return value); otherwise copy and return the size, or -ERANGE. */
 int qfs_fs_getxattr(qfs_fs *fs, uint64_t ino, const char *name, void *buf, size_t cap);

@@ -26,9 +26,11 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fuse/qfs_format.h"
 #include "fuse/qfs_fuse.h"
 #include "fuse/qfs_opts.h"
 #include "node/node.h"
+#include "node/node_fs.h"
 #include "util/env.h"
 #include "util/log.h"
 #include "util/qerr.h"
@@ -151,6 +153,24 @@ static void quiet_stdio(const char *log_path)
 	}
 }
 
+/* statfs: the embedded node asks every member for its disk figures */
+static int cluster_space(void *arg, qfs_space *out)
+{
+	node_fs_space sp;
+	int rc = node_fs_space_get(q_node_fs(arg), QFS_STATFS_ASK_MS, &sp);
+	if (rc < 0)
+		return rc;
+	out->total = sp.total;
+	out->free = sp.free;
+	out->avail = sp.avail;
+	out->files = sp.files;
+	out->ffree = sp.ffree;
+	out->members = sp.members;
+	out->answered = sp.answered;
+	out->n = sp.n;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	qfs_opts o;
@@ -219,6 +239,8 @@ int main(int argc, char **argv)
 		.attr_timeout = o.attr_timeout,
 		.timeout_ms = tmo,
 		.writers = (int)o.write_threads,
+		.space = cluster_space,
+		.space_arg = node,
 	};
 	rc = qfs_fs_new(&fc, &fs);
 	if (rc) {

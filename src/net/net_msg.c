@@ -449,6 +449,11 @@ static const struct msg_kind msg_table[256] = {
 					dec_gossip_resp},
 	[NET_MSG_LEAVE] = {"LEAVE", NET_MSG_LEAVE_RESP, 0, enc_gossip, dec_gossip},
 	[NET_MSG_LEAVE_RESP] = {"LEAVE_RESP", 0, 1, enc_gossip_resp, dec_gossip_resp},
+	/* filesystem admin payloads are opaque here (node/node_fs_msg.h) */
+	[NET_MSG_FS_INFO] = {"FS_INFO", NET_MSG_FS_INFO_RESP, 0, enc_blob, dec_blob},
+	[NET_MSG_FS_INFO_RESP] = {"FS_INFO_RESP", 0, 1, enc_blob, dec_blob},
+	[NET_MSG_FS_SCAN] = {"FS_SCAN", NET_MSG_FS_SCAN_RESP, 0, enc_blob, dec_blob},
+	[NET_MSG_FS_SCAN_RESP] = {"FS_SCAN_RESP", 0, 1, enc_blob, dec_blob},
 };
 
 /* ------------------------------------------------------------------------ */

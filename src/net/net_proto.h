@@ -142,6 +142,17 @@ enum net_msg_type {
 	NET_MSG_AAE_REPAIR = 0x64,
 	NET_MSG_AAE_REPAIR_RESP = 0x65,
 
+	/* 0x80-0x87: filesystem admin (src/node/node_fs.h; payloads are
+	 * opaque blobs here, src/node/node_fs_msg.h). FS_INFO asks a node for
+	 * its disk figures, hints and membership view; FS_SCAN for a page of
+	 * the keys its replica holds under a prefix. */
+	NET_MSG_FS_INFO = 0x80,
+	NET_MSG_FS_INFO_RESP = 0x81,
+	NET_MSG_FS_SCAN = 0x82,
+	NET_MSG_FS_SCAN_RESP = 0x83,
+	NET_MSG_FS_FIRST = 0x80,
+	NET_MSG_FS_LAST = 0x87,
+
 	/* Type ranges per subsystem. Gossip (0x40/0x41) and hinted handoff
 	 * (0x50/0x51) types are in use; the rest of each range, and the AAE
 	 * and admin ranges, are reserved (not decodable yet). */
@@ -153,7 +164,7 @@ enum net_msg_type {
 	NET_MSG_AAE_LAST = 0x6f,
 	NET_MSG_ADMIN_FIRST = 0x70,    /* 0x70-0x7f admin (ring changes, repair) */
 	NET_MSG_ADMIN_LAST = 0x7f,
-	/* 0x80-0xff reserved for future protocol versions */
+	/* 0x88-0xff reserved for future protocol versions */
 };
 
 /* KV_PUT flags. Unknown bits are malformed. */

@@ -7,7 +7,8 @@ src_node_libqnode_a_SOURCES = \
 	src/node/node_gossip.c src/node/node_gossip.h \
 	src/node/node_aae.c src/node/node_aae.h \
 	src/node/node_handoff.c src/node/node_handoff.h \
-	src/node/node_metrics.c src/node/node_metrics.h
+	src/node/node_metrics.c src/node/node_metrics.h \
+	src/node/node_fs.c src/node/node_fs.h src/node/node_fs_msg.c src/node/node_fs_msg.h
 
 # Everything a program embedding a node links, lowest layer last. The mount
 # daemon uses it too: fuse_quorumfs_LDADD = ... $(QNODE_LDADD)

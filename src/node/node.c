@@ -35,6 +35,7 @@
 #include "net/net_auth.h"
 #include "net/net_loop.h"
 #include "node/node_conf.h"
+#include "node/node_fs.h"
 #include "node/node_aae.h"
 #include "node/node_gossip.h"
 #include "node/node_metrics.h"
@@ -61,6 +62,7 @@ struct q_node {
 	qc_client *client;
 	int started;
 	node_metrics *metrics;
+	node_fs *fs;
 	uint8_t secret[NET_AUTH_KEY_LEN]; /* until handed to the loop; then wiped */
 };
 
@@ -81,6 +83,8 @@ static void start_on_loop(void *arg)
 		a->rc = node_handoff_start(a->n->handoff);
 	if (a->rc == 0)
 		a->rc = node_metrics_start(a->n->metrics);
+	if (a->rc == 0)
+		a->rc = node_fs_start(a->n->fs);
 	if (a->rc < 0) {
 		node_metrics_stop(a->n->metrics);
 		node_gossip_stop(a->n->gossip);
@@ -91,6 +95,7 @@ static void start_on_loop(void *arg)
 static void close_on_loop(void *arg)
 {
 	q_node *n = arg;
+	node_fs_stop(n->fs);
 	node_metrics_stop(n->metrics);
 	node_gossip_stop(n->gossip);
 	coord_close(n->coord);
@@ -167,6 +172,7 @@ static void node_free(q_node *n)
 {
 	if (n->client)
 		qc_close(n->client);
+	node_fs_free(n->fs);
 	node_handoff_free(n->handoff);
 	node_aae_free(n->aae);
 	node_gossip_free(n->gossip);
@@ -351,6 +357,19 @@ int q_node_start(q_conf *conf, q_node **out)
 			goto fail;
 		}
 	}
+	{
+		node_fs_config fc = {n->coord, n->mem, n->db, n->hints, n->loop, n->cfg.data_dir,
+				     n->cfg.n};
+		rc = node_fs_new(&fc, &n->fs);
+		if (rc == 0)
+			rc = coord_set_msg_hook(n->coord, NET_MSG_FS_FIRST, NET_MSG_FS_LAST,
+						node_fs_handle, n->fs);
+		if (rc < 0) {
+			net_loop_stop(n->loop);
+			n->loop = NULL;
+			goto fail;
+		}
+	}
 	start_arg sa = {n, 0};
 	rc = net_loop_call(n->loop, start_on_loop, &sa);
 	if (rc == 0)
@@ -395,6 +414,11 @@ const char *q_node_listen_addr(const q_node *n)
 struct coord *q_node_coord(q_node *n)
 {
 	return n->coord;
+}
+
+struct node_fs *q_node_fs(q_node *n)
+{
+	return n->fs;
 }
 
 int q_node_stop(q_node *n)

@@ -44,5 +44,8 @@ int q_node_stop(q_node *n);
 const char *q_node_listen_addr(const q_node *n);
 /* The node's coordinator (src/cluster/coord.h), for tools and tests. */
 struct coord *q_node_coord(q_node *n);
+/* The node's filesystem admin side (node_fs.h: cluster disk figures);
+ * valid until q_node_stop. */
+struct node_fs *q_node_fs(q_node *n);
 
 #endif

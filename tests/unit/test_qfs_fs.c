@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "fuse/qfs_conflict.h"
+#include "fuse/qfs_format.h"
 #include "fuse/qfs_fs.h"
 #include "fuse/qfs_inode.h"
 #include "fuse/qfs_obj.h"
@@ -384,5 +385,32 @@ QTEST(readahead_parallel_readers_and_changes)
 	teardown(&e);
 }
 
-QTEST_MAIN(QT(files_and_directories), QT(conflict_files_show_and_resolve),
+/* statfs arithmetic: the members' sum over min(N, answered) copies */
+QTEST(statfs_figures)
+{
+	qfs_space sp = {.total = 192ull << 20, .free = 100ull << 20, .avail = 96ull << 20,
+			.members = 2, .answered = 2, .n = 3};
+	struct statvfs sv;
+	qfs_space_to_statvfs(&sp, 10, &sv);
+	ASSERT_EQ(sv.f_frsize, QFS_STATFS_BSIZE);
+	/* three copies wanted, two members: two copies */
+	ASSERT_EQ((uint64_t)sv.f_blocks * sv.f_frsize, 96ull << 20);
+	ASSERT_EQ((uint64_t)sv.f_bfree * sv.f_frsize, 50ull << 20);
+	ASSERT_EQ((uint64_t)sv.f_bavail * sv.f_frsize, 48ull << 20);
+	ASSERT_EQ(sv.f_ffree, (48ull << 20) / QFS_STATFS_FILE_BYTES);
+	ASSERT_EQ(sv.f_files, sv.f_ffree + 10);
+	ASSERT_EQ(sv.f_namemax, QFS_NAME_MAX);
+	sp.members = 5;
+	sp.answered = 4;
+	sp.total = 400ull << 20;
+	qfs_space_to_statvfs(&sp, 0, &sv);
+	ASSERT_EQ((uint64_t)sv.f_blocks, (400ull << 20) / 3 / QFS_STATFS_BSIZE);
+	/* nothing known: zeroes, never a division by zero */
+	memset(&sp, 0, sizeof(sp));
+	qfs_space_to_statvfs(&sp, 0, &sv);
+	ASSERT_EQ(sv.f_blocks, 0);
+	ASSERT_EQ(sv.f_files, 0);
+}
+
+QTEST_MAIN(QT(statfs_figures), QT(files_and_directories), QT(conflict_files_show_and_resolve),
 	   QT(directory_siblings_merge), QT(readahead_parallel_readers_and_changes))
