@@ -15,12 +15,14 @@
 #
 # A target's line says: executions, executions per second, corpus size at
 # the start and end, coverage (libFuzzer's cov: at the end), peak RSS and
-# the number of crash/leak/timeout/oom artifacts. The exit status is 1 if
-# any target left an artifact or did not run. Interesting new inputs stay
+# the number of crash/leak/timeout/oom artifacts ("crashes") and of slow
+# units (inputs that took over a second once: on a loaded machine usually
+# the load; re-run them alone). The exit status is 1 if any target left a
+# crash/leak/timeout/oom artifact or did not run. Interesting new inputs stay
 # in OUT_DIR/corpus; commit the small ones that add coverage by hand.
 set -u
 if [ $# -lt 2 ]; then
-	sed -n '4,19p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '4,22p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 fi
 build=$1
@@ -58,10 +60,11 @@ run_one() {
 	eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
 	rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | sed 's/cov: //')
-	arts=$(ls "$out/artifacts" | grep -c "^$n-")
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "${execs:-?}" \
-		"${eps:-?}" "$start_files" "$end_files" "${cov:-?}" "${rss:-?}" "$arts" "$rc" \
-		>"$out/logs/$n.line"
+	arts=$(ls "$out/artifacts" | grep -c -E "^$n-(crash|leak|timeout|oom)-")
+	slow=$(ls "$out/artifacts" | grep -c "^$n-slow-unit-")
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "${execs:-?}" \
+		"${eps:-?}" "$start_files" "$end_files" "${cov:-?}" "${rss:-?}" "$arts" "$slow" \
+		"$rc" >"$out/logs/$n.line"
 }
 
 echo "campaign: $(echo $names | wc -w) targets, ${secs} s each, $jobs at a time, $(date -u '+%Y-%m-%d %H:%M UTC')" >&2
@@ -79,10 +82,10 @@ wait
 {
 	echo "Fuzzing campaign: ${secs} s per target, $jobs at a time, finished $(date -u '+%Y-%m-%d %H:%M UTC'), host load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
-	echo '| target | executions | exec/s | corpus start | corpus end | coverage | peak RSS MiB | artifacts | exit |'
-	echo '|---|---|---|---|---|---|---|---|---|'
+	echo '| target | executions | exec/s | corpus start | corpus end | coverage | peak RSS MiB | crashes | slow units | exit |'
+	echo '|---|---|---|---|---|---|---|---|---|---|'
 	for n in $names; do
-		cat "$out/logs/$n.line" 2>/dev/null || echo "| $n | did not run | | | | | | | |"
+		cat "$out/logs/$n.line" 2>/dev/null || echo "| $n | did not run | | | | | | | | |"
 	done
 } >"$out/report.md"
 cat "$out/report.md"
@@ -90,5 +93,5 @@ bad=0
 for n in $names; do
 	[ -f "$out/logs/$n.line" ] || bad=1
 done
-[ -z "$(ls "$out/artifacts")" ] || bad=1
+ls "$out/artifacts" | grep -q -E -- "-(crash|leak|timeout|oom)-" && bad=1
 exit $bad
