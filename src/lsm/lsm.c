@@ -32,6 +32,18 @@
  *  8. Writers stall (bounded memory) when LSM_MAX_IMM memtables wait for a
  *     flush or level 0 reaches L0_STOP files; past L0_SLOWDOWN each write
  *     is delayed by 1 ms once, to let compaction keep up.
+ *  9. Key-value separation (blob.h): a flush writes values of at least
+ *     blob_threshold bytes to one new blob file, fsynced before the table
+ *     that points into it; tables and versions reference their blob files,
+ *     so a blob file leaves the disk only when no version (current, the
+ *     one of MANIFEST.prev, or a reader's) points into it. Compaction adds
+ *     the bytes of the pointers it drops to their blob file's garbage and
+ *     moves the records still pointed to out of a blob file whose garbage
+ *     passed BLOB_GC_NUM/BLOB_GC_DEN into its own new blob file (garbage
+ *     collection inside compaction: the pointer change is installed with
+ *     the version, so no race with writers); when nothing else is due it
+ *     rewrites, alone in place, a table (level >= 1) pointing into such a
+ *     file.
  *
  * Lifecycle of a memtable:
  *
@@ -54,6 +66,7 @@
 #include <time.h>
 
 #include "lsm/batch.h"
+#include "lsm/blob.h"
 #include "lsm/cache.h"
 #include "lsm/lsm_internal.h"
 #include "lsm/mem.h"
@@ -134,6 +147,7 @@ struct lsm_db {
 	_Atomic uint64_t st_flushes, st_compactions, st_compact_bytes, st_stall_ns;
 	_Atomic uint64_t st_quarantined, st_corrupt_records;
 	_Atomic uint64_t st_groups, st_group_writes;
+	_Atomic uint64_t st_blob_moved;
 };
 
 void lsm_options_default(lsm_options *o)
@@ -151,9 +165,16 @@ void lsm_options_default(lsm_options *o)
 	o->max_key_size = 64u << 10;
 	o->max_value_size = 64u << 20;
 	o->mmap_reads = 1;
+	o->blob_threshold = BLOB_THRESHOLD_DEFAULT;
 }
 
 /* ================= small helpers ================= */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
 
 typedef struct corrupt_hook {
 	lsm_db *db;
@@ -224,6 +245,9 @@ static void mark_obsolete_diff(lsm_version *old, lsm_version *nv)
 				sst_drop_pages(f->t);
 			}
 		}
+	for (size_t i = 0; i < old->nblobs; i++)
+		if (!ver_find_blob(nv, old->blobs[i]->number))
+			atomic_store(&old->blobs[i]->obsolete, 1);
 }
 
 static int manifest_path(lsm_db *db, char *out, size_t cap)
@@ -394,7 +418,9 @@ static uint64_t new_file_number(lsm_db *db)
 }
 
 /* Writes the entries of a memtable (newest version of each key only) to
- * a new table; *out = NULL if the memtable was empty. */
+ * a new table; *out = NULL if the memtable was empty. Values of at least
+ * blob_threshold bytes go to a new blob file (fsynced before the table is
+ * finished) and the table gets KIND_BLOB pointers to them. */
 static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file **out)
 {
 	*out = NULL;
@@ -404,24 +430,62 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 	if (!it)
 		return -ENOMEM;
 	sst_builder *b = NULL;
-	q_buf first = Q_BUF_INIT, last = Q_BUF_INIT;
+	blob_writer *bw = NULL;
+	lsm_blob *blob = NULL;
+	uint64_t bnum = 0;
+	q_buf first = Q_BUF_INIT, last = Q_BUF_INIT, bk = Q_BUF_INIT;
 	int rc = 0;
 	q_slice prev_uk = {NULL, 0};
 	int have_prev = 0;
 	for (it_seek_first(it); it_valid(it); it_next(it)) {
 		q_slice k = it_key(it);
 		q_slice uk = ikey_user(k);
+		q_slice v = it_value(it);
+		uint8_t pb[BLOB_PTR_MAX];
 		if (have_prev && ukey_cmp(uk.p, uk.n, prev_uk.p, prev_uk.n) == 0)
 			continue; /* older version of a key: shadowed */
 		prev_uk = uk;
 		have_prev = 1;
+		if (db->o.blob_threshold && ikey_kind(k) == KIND_PUT &&
+		    v.n >= db->o.blob_threshold) {
+			if (!bw) {
+				char bp[512];
+				bnum = new_file_number(db);
+				blob_path(bp, sizeof(bp), db->dir, bnum);
+				Q_ERR(blob_writer_new(db->env, bp, bnum, &bw));
+			}
+			blob_ptr ptr;
+			Q_ERR(blob_writer_add(bw, uk, v, &ptr));
+			Q_ERR(ikey_build(&bk, uk, ikey_seq(k), KIND_BLOB));
+			k = q_buf_slice(&bk);
+			v = q_slice_make(pb, blob_ptr_encode(pb, &ptr));
+		}
 		if (!b) {
 			Q_ERR(sst_builder_new(db->env, path, &db->so, &b));
 			Q_ERR(q_buf_append(&first, k.p, k.n));
 		}
-		Q_ERR(sst_builder_add(b, k, it_value(it)));
+		Q_ERR(sst_builder_add(b, k, v));
 		q_buf_reset(&last);
 		Q_ERR(q_buf_append(&last, k.p, k.n));
+	}
+	Q_ERR(it_status(it));
+	if (bw) {
+		/* the blob file is durable before the table (and so before any
+		 * manifest) points into it */
+		uint64_t bsize = 0;
+		rc = blob_writer_finish(bw, &bsize);
+		bw = NULL;
+		if (rc)
+			goto fail;
+		blob = blob_new(db->env, db->dir, bnum, bsize, 0);
+		if (!blob) {
+			char bp[512];
+			blob_path(bp, sizeof(bp), db->dir, bnum);
+			q_env_unlink(db->env, bp);
+			rc = -ENOMEM;
+			goto fail;
+		}
+		Q_ERR(blob_open(blob));
 	}
 	if (b) {
 		uint64_t size;
@@ -436,7 +500,9 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 			q_env_unlink(db->env, path);
 			goto fail;
 		}
-		rc = file_open_table(db, f);
+		rc = blob ? ver_file_set_blobs(f, &blob, 1) : 0;
+		if (rc == 0)
+			rc = file_open_table(db, f);
 		if (rc) {
 			atomic_store(&f->obsolete, 1);
 			ver_file_unref(f);
@@ -446,9 +512,16 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 	}
 fail:
 	sst_builder_abandon(b);
+	blob_writer_abandon(bw);
+	if (blob) {
+		if (rc)
+			atomic_store(&blob->obsolete, 1);
+		blob_unref(blob); /* the table holds its own reference */
+	}
 	it_free(it);
 	q_buf_free(&first);
 	q_buf_free(&last);
+	q_buf_free(&bk);
 	return rc;
 }
 
@@ -606,6 +679,36 @@ static int any_quarantined(lsm_version *v)
 	return 0;
 }
 
+/* Blob garbage collection when no level needs compaction: a table of a
+ * level >= 1 that points into a blob file due for collection is rewritten
+ * alone into its own level (its key range cannot grow, so the level stays
+ * sorted); the rewrite moves the records still pointed to (cb_pointer).
+ * Level-0 tables are left to the next level-0 compaction (a rewritten
+ * level-0 table would get a newer number than tables that shadow it).
+ * mu held. */
+static compaction *pick_blob_gc(lsm_db *db)
+{
+	lsm_version *v = db->cur;
+	for (size_t i = 0; i < v->nblobs; i++) {
+		lsm_blob *b = v->blobs[i];
+		if (!blob_needs_gc(b))
+			continue;
+		for (int l = 1; l < LSM_LEVELS; l++)
+			for (size_t j = 0; j < v->nfiles[l]; j++) {
+				lsm_file *f = v->files[l][j];
+				if (!ver_file_has_blob(f, b) || atomic_load(&f->quarantined))
+					continue;
+				compaction *c = comp_alloc(v);
+				if (!c)
+					return NULL;
+				c->out_level = l;
+				comp_add(c, f, l, comp_cap(v));
+				return c;
+			}
+	}
+	return NULL;
+}
+
 /* Called with mu held. */
 static compaction *pick_compaction(lsm_db *db)
 {
@@ -625,7 +728,7 @@ static compaction *pick_compaction(lsm_db *db)
 		}
 	}
 	if (best < 0)
-		return NULL;
+		return pick_blob_gc(db);
 	compaction *c = comp_alloc(v);
 	if (!c)
 		return NULL;
@@ -690,8 +793,151 @@ static int is_base_for(const compaction *c, q_slice ukey)
 	return 1;
 }
 
+/* Blob bookkeeping of one compaction: garbage per input blob file, the
+ * blob numbers the output table being built points into, and the new blob
+ * file that receives the records moved out of files due for collection. */
+typedef struct comp_blobs {
+	struct { lsm_blob *b; uint64_t bytes; } *g;
+	size_t ng, capg;
+	uint64_t *refs;
+	size_t nrefs, caprefs;
+	blob_writer *w;
+	lsm_blob *wb;          /* handle of w's file (size set when finished) */
+	q_buf val;             /* a value being moved */
+	uint64_t moved;
+} comp_blobs;
+
+static int cb_garbage(comp_blobs *cb, lsm_blob *b, uint64_t bytes)
+{
+	for (size_t i = cb->ng; i > 0; i--)
+		if (cb->g[i - 1].b == b) {
+			cb->g[i - 1].bytes += bytes;
+			return 0;
+		}
+	if (cb->ng == cb->capg) {
+		size_t nc = cb->capg ? cb->capg * 2 : 16;
+		void *n = realloc(cb->g, nc * sizeof(*cb->g));
+		if (!n)
+			return -ENOMEM;
+		cb->g = n;
+		cb->capg = nc;
+	}
+	cb->g[cb->ng].b = b;
+	cb->g[cb->ng].bytes = bytes;
+	cb->ng++;
+	return 0;
+}
+
+static int cb_ref(comp_blobs *cb, uint64_t number)
+{
+	if (cb->nrefs && cb->refs[cb->nrefs - 1] == number)
+		return 0;
+	if (cb->nrefs == cb->caprefs) {
+		size_t nc = cb->caprefs ? cb->caprefs * 2 : 16;
+		uint64_t *n = realloc(cb->refs, nc * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		cb->refs = n;
+		cb->caprefs = nc;
+	}
+	cb->refs[cb->nrefs++] = number;
+	return 0;
+}
+
+/* Gives f a reference on each blob file its entries point into. */
+static int cb_attach(comp_blobs *cb, const lsm_version *v, lsm_file *f)
+{
+	int rc = 0;
+	size_t u = 0;
+	if (cb->nrefs > 1)
+		qsort(cb->refs, cb->nrefs, sizeof(*cb->refs), cmp_u64);
+	for (size_t i = 0; i < cb->nrefs; i++)
+		if (u == 0 || cb->refs[u - 1] != cb->refs[i])
+			cb->refs[u++] = cb->refs[i];
+	cb->nrefs = u;
+	for (size_t i = 0; i < cb->nrefs && rc == 0; i++) {
+		lsm_blob *b = cb->wb && cb->refs[i] == cb->wb->number ? cb->wb
+			: ver_find_blob(v, cb->refs[i]);
+		if (b)
+			rc = ver_file_set_blobs(f, &b, 1);
+	}
+	cb->nrefs = 0;
+	return rc;
+}
+
+static void cb_free(comp_blobs *cb, int failed)
+{
+	blob_writer_abandon(cb->w);
+	if (cb->wb) {
+		if (failed)
+			atomic_store(&cb->wb->obsolete, 1);
+		blob_unref(cb->wb);
+	}
+	free(cb->g);
+	free(cb->refs);
+	q_buf_free(&cb->val);
+}
+
+/* The value of the compaction output for a KIND_BLOB entry of user key uk:
+ * the pointer itself, or, when its blob file is due for collection, a
+ * pointer to a copy of the record in the compaction's blob file. *out
+ * points into pb or the input. */
+static int cb_pointer(lsm_db *db, comp_blobs *cb, const lsm_version *v, q_slice uk,
+		      q_slice in, uint8_t *pb, q_slice *out)
+{
+	*out = in;
+	blob_ptr p;
+	if (blob_ptr_decode(in, &p)) {
+		Q_ERROR("lsm", "compaction: malformed blob pointer of a key of %zu bytes; kept",
+			uk.n);
+		return 0;
+	}
+	lsm_blob *b = ver_find_blob(v, p.number);
+	if (!b || !blob_needs_gc(b))
+		return cb_ref(cb, p.number);
+	int rc = blob_read(b, uk, &p, &cb->val);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc) {
+		/* reads of this key fail as before; stop collecting the file */
+		Q_WARN("lsm", "blob file %s: record at offset %llu cannot be moved (%s); the "
+		       "file is no longer collected", b->path, (unsigned long long)p.offset,
+		       q_strerror(rc));
+		atomic_store(&b->gc_failed, 1);
+		return cb_ref(cb, p.number);
+	}
+	if (!cb->w) {
+		char bp[512];
+		uint64_t n = new_file_number(db);
+		blob_path(bp, sizeof(bp), db->dir, n);
+		cb->wb = blob_new(db->env, db->dir, n, 0, 0);
+		if (!cb->wb)
+			return -ENOMEM;
+		Q_RET(blob_writer_new(db->env, bp, n, &cb->w));
+	}
+	blob_ptr np;
+	Q_RET(blob_writer_add(cb->w, uk, q_buf_slice(&cb->val), &np));
+	uint64_t rs = blob_rec_size(uk.n, p.vlen);
+	Q_RET(cb_garbage(cb, b, rs));
+	cb->moved += rs;
+	*out = q_slice_make(pb, blob_ptr_encode(pb, &np));
+	return cb_ref(cb, np.number);
+}
+
+/* Adds the record an entry dropped by the compaction pointed to (if it is
+ * a blob pointer) to its blob file's garbage. */
+static int cb_dropped(comp_blobs *cb, const lsm_version *v, q_slice ik, q_slice val)
+{
+	blob_ptr p;
+	if (ikey_kind(ik) != KIND_BLOB || blob_ptr_decode(val, &p))
+		return 0;
+	lsm_blob *b = ver_find_blob(v, p.number);
+	return b ? cb_garbage(cb, b, blob_rec_size(ikey_user(ik).n, p.vlen)) : 0;
+}
+
 static int finish_output(lsm_db *db, sst_builder **bp, uint64_t number, q_buf *first,
-			 q_buf *last, lsm_file ***outs, size_t *nout, size_t *capout)
+			 q_buf *last, lsm_file ***outs, size_t *nout, size_t *capout,
+			 comp_blobs *cb, const lsm_version *v)
 {
 	uint64_t size;
 	int rc = sst_builder_finish(*bp, &size);
@@ -707,7 +953,9 @@ static int finish_output(lsm_db *db, sst_builder **bp, uint64_t number, q_buf *f
 		q_env_unlink(db->env, p);
 		return -ENOMEM;
 	}
-	rc = file_open_table(db, f);
+	rc = cb_attach(cb, v, f);
+	if (rc == 0)
+		rc = file_open_table(db, f);
 	if (rc == 0 && *nout == *capout) {
 		size_t cap = *capout ? *capout * 2 : 8;
 		lsm_file **n = realloc(*outs, cap * sizeof(*n));
@@ -786,6 +1034,9 @@ static int run_compaction(lsm_db *db, compaction *c)
 	sst_builder *b = NULL;
 	uint64_t number = 0;
 	q_buf first = Q_BUF_INIT, last = Q_BUF_INIT, prev = Q_BUF_INIT;
+	comp_blobs cb;
+	memset(&cb, 0, sizeof(cb));
+	q_buf_init(&cb.val);
 	int have_prev = 0;
 	uint64_t n = 0;
 	for (it_seek_first(m); it_valid(m); it_next(m)) {
@@ -795,13 +1046,20 @@ static int run_compaction(lsm_db *db, compaction *c)
 		}
 		q_slice k = it_key(m);
 		q_slice uk = ikey_user(k);
-		if (have_prev && ukey_cmp(uk.p, uk.n, prev.p, prev.len) == 0)
-			continue; /* shadowed by a newer version */
+		q_slice val = it_value(m);
+		uint8_t pb[BLOB_PTR_MAX];
+		if (have_prev && ukey_cmp(uk.p, uk.n, prev.p, prev.len) == 0) {
+			/* shadowed by a newer version */
+			Q_ERR(cb_dropped(&cb, c->v, k, val));
+			continue;
+		}
 		q_buf_reset(&prev);
 		Q_ERR(q_buf_append(&prev, uk.p, uk.n));
 		have_prev = 1;
 		if (ikey_kind(k) == KIND_DEL && is_base_for(c, uk))
 			continue;
+		if (ikey_kind(k) == KIND_BLOB)
+			Q_ERR(cb_pointer(db, &cb, c->v, uk, val, pb, &val));
 		if (!b) {
 			number = new_file_number(db);
 			char path[512];
@@ -810,15 +1068,31 @@ static int run_compaction(lsm_db *db, compaction *c)
 			q_buf_reset(&first);
 			Q_ERR(q_buf_append(&first, k.p, k.n));
 		}
-		Q_ERR(sst_builder_add(b, k, it_value(m)));
+		Q_ERR(sst_builder_add(b, k, val));
 		q_buf_reset(&last);
 		Q_ERR(q_buf_append(&last, k.p, k.n));
 		if (sst_builder_size(b) >= TABLE_TARGET_SIZE)
-			Q_ERR(finish_output(db, &b, number, &first, &last, &outs, &nout, &capout));
+			Q_ERR(finish_output(db, &b, number, &first, &last, &outs, &nout, &capout,
+					    &cb, c->v));
 	}
 	Q_ERR(it_status(m));
 	if (b)
-		Q_ERR(finish_output(db, &b, number, &first, &last, &outs, &nout, &capout));
+		Q_ERR(finish_output(db, &b, number, &first, &last, &outs, &nout, &capout, &cb,
+				    c->v));
+	if (cb.w) {
+		/* moved records are durable before the manifest points to them */
+		uint64_t bsize = 0;
+		rc = blob_writer_finish(cb.w, &bsize);
+		cb.w = NULL;
+		if (rc)
+			goto fail;
+		cb.wb->size = bsize;
+		Q_ERR(blob_open(cb.wb));
+	}
+	/* garbage counts go into the manifest written with the new version
+	 * (an estimate: a failed install below counts them once more) */
+	for (size_t i = 0; i < cb.ng; i++)
+		blob_add_garbage(cb.g[i].b, cb.g[i].bytes);
 	{
 		int *lv = malloc((nout ? nout : 1) * sizeof(int));
 		if (!lv) {
@@ -835,6 +1109,7 @@ static int run_compaction(lsm_db *db, compaction *c)
 			goto fail;
 	}
 	atomic_fetch_add(&db->st_compactions, 1);
+	atomic_fetch_add(&db->st_blob_moved, cb.moved);
 	for (size_t i = 0; i < nout; i++)
 		ver_file_unref(outs[i]);
 	free(outs);
@@ -842,9 +1117,11 @@ static int run_compaction(lsm_db *db, compaction *c)
 	q_buf_free(&first);
 	q_buf_free(&last);
 	q_buf_free(&prev);
+	cb_free(&cb, 0);
 	return 0;
 fail:
 	sst_builder_abandon(b);
+	cb_free(&cb, 1);
 	for (size_t i = 0; i < nout; i++) {
 		atomic_store(&outs[i]->obsolete, 1);
 		ver_file_unref(outs[i]);
@@ -1326,6 +1603,26 @@ static int file_covers(lsm_file *f, q_slice ukey)
 	return ukey_cmp(s.p, s.n, ukey.p, ukey.n) <= 0 && ukey_cmp(l.p, l.n, ukey.p, ukey.n) >= 0;
 }
 
+/* Replaces the blob pointer in io (the table value of a KIND_BLOB entry of
+ * ukey) by the value it points to, read from a blob file of v. */
+static int blob_resolve(const lsm_version *v, q_slice ukey, q_buf *io)
+{
+	blob_ptr p;
+	if (blob_ptr_decode(q_buf_slice(io), &p)) {
+		Q_ERROR("lsm", "malformed blob pointer for a key of %zu bytes", ukey.n);
+		q_buf_reset(io);
+		return Q_ECORRUPT;
+	}
+	lsm_blob *b = ver_find_blob(v, p.number);
+	if (!b) {
+		Q_ERROR("lsm", "blob pointer into blob file %llu, which the version does not "
+			"hold", (unsigned long long)p.number);
+		q_buf_reset(io);
+		return Q_ECORRUPT;
+	}
+	return blob_read(b, ukey, &p, io);
+}
+
 int lsm_get(lsm_db *db, q_slice key, q_buf *out)
 {
 	if (key.n > db->o.max_key_size)
@@ -1345,7 +1642,7 @@ int lsm_get(lsm_db *db, q_slice key, q_buf *out)
 		}
 		if (key.n)
 			memcpy(kb, key.p, key.n);
-		q_enc_fixed64(kb + key.n, ikey_pack(rv.snap, KIND_PUT));
+		q_enc_fixed64(kb + key.n, ikey_pack(rv.snap, KIND_SEEK));
 		q_slice ik = q_slice_make(kb, key.n + IKEY_TRAILER);
 		uint64_t h = bloom_hash(key);
 		lsm_version *v = rv.v;
@@ -1361,6 +1658,11 @@ int lsm_get(lsm_db *db, q_slice key, q_buf *out)
 		}
 		if (kb != sb)
 			free(kb);
+		if (rc == 1 && kind == KIND_BLOB) {
+			int brc = blob_resolve(rv.v, key, out);
+			if (brc)
+				rc = brc;
+		}
 	}
 out:
 	view_drop(&rv);
@@ -1377,6 +1679,7 @@ struct lsm_iter {
 	read_view rv;
 	lsm_it *m;
 	q_buf key;
+	q_buf bval;       /* the current value when it came from a blob file */
 	q_slice val;
 	int valid;
 	int status;
@@ -1423,6 +1726,7 @@ int lsm_iter_new(lsm_db *db, lsm_iter **out)
 	}
 	q_buf_init(&it->key);
 	q_buf_init(&it->seek);
+	q_buf_init(&it->bval);
 	*out = it;
 	return 0;
 fail:
@@ -1458,6 +1762,18 @@ static void iter_settle(lsm_iter *it, int skip)
 			continue;
 		}
 		it->val = it_value(it->m);
+		if (ikey_kind(k) == KIND_BLOB) {
+			int rc = 0;
+			q_buf_reset(&it->bval);
+			rc = q_buf_append(&it->bval, it->val.p, it->val.n);
+			if (rc == 0)
+				rc = blob_resolve(it->rv.v, q_buf_slice(&it->key), &it->bval);
+			if (rc) {
+				it->status = rc;
+				return;
+			}
+			it->val = q_buf_slice(&it->bval);
+		}
 		it->valid = 1;
 		return;
 	}
@@ -1478,7 +1794,7 @@ void lsm_iter_seek(lsm_iter *it, q_slice target)
 {
 	if (it->status)
 		return;
-	if (ikey_build(&it->seek, target, SEQ_MAX, KIND_PUT)) {
+	if (ikey_build(&it->seek, target, SEQ_MAX, KIND_SEEK)) {
 		it->status = -ENOMEM;
 		it->valid = 0;
 		return;
@@ -1523,6 +1839,7 @@ void lsm_iter_free(lsm_iter *it)
 	view_drop(&it->rv);
 	q_buf_free(&it->key);
 	q_buf_free(&it->seek);
+	q_buf_free(&it->bval);
 	free(it);
 }
 
@@ -1567,6 +1884,12 @@ void lsm_get_stats(lsm_db *db, lsm_stats *s)
 		s->num_tables += v->nfiles[l];
 		s->disk_bytes += ver_level_bytes(v, l);
 	}
+	for (size_t i = 0; i < v->nblobs; i++) {
+		s->blob_files++;
+		s->blob_bytes += v->blobs[i]->size;
+		s->blob_garbage_bytes += atomic_load(&v->blobs[i]->garbage);
+	}
+	s->disk_bytes += s->blob_bytes;
 	s->memtable_bytes = mem_usage(db->mem);
 	for (int i = 0; i < db->nimm; i++)
 		s->memtable_bytes += mem_usage(db->imm[i]);
@@ -1585,6 +1908,7 @@ void lsm_get_stats(lsm_db *db, lsm_stats *s)
 	s->commit_groups = atomic_load(&db->st_groups);
 	s->commit_writes = atomic_load(&db->st_group_writes);
 	s->manifest_fallback = (uint64_t)db->manifest_fallback;
+	s->blob_moved_bytes = atomic_load(&db->st_blob_moved);
 	size_t usage;
 	cache_stats(db->cache, &s->cache_hits, &s->cache_misses, &usage);
 }
@@ -1622,11 +1946,6 @@ static int parse_number(const char *name, const char *suffix, uint64_t *out)
 	return 1;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
 
 /* Flushes a recovery memtable into a new level-0 file appended to *adds. */
 static int recover_flush(lsm_db *db, mem_table *m, lsm_file ***adds, size_t *nadd)
@@ -1734,8 +2053,11 @@ static int recover(lsm_db *db)
 	size_t nlogs = 0;
 	lsm_file **adds = NULL;
 	size_t nadd = 0;
+	int adds_named = 0; /* a durable manifest names adds */
 	mem_table *m = NULL;
 	lsm_version *base = NULL;
+	lsm_blob **blobs = NULL; /* of the manifest, parallel to md.blobs */
+	size_t nblobs = 0;
 	int rc = q_env_list(db->env, db->dir, &names, &nnames);
 	if (rc)
 		return rc;
@@ -1743,7 +2065,8 @@ static int recover(lsm_db *db)
 	int have_data_files = 0;
 	for (size_t i = 0; i < nnames; i++) {
 		uint64_t num;
-		if (parse_number(names[i], ".sst", &num) || parse_number(names[i], ".log", &num)) {
+		if (parse_number(names[i], ".sst", &num) || parse_number(names[i], ".log", &num) ||
+		    parse_number(names[i], ".blob", &num)) {
 			have_data_files = 1;
 			if (num > maxnum)
 				maxnum = num;
@@ -1760,7 +2083,7 @@ static int recover(lsm_db *db)
 		int prc = read_manifest(db, ppath, &pbuf, &pmd);
 		if (prc == 0) {
 			free(mbuf);
-			free(md.files);
+			ver_manifest_free(&md);
 			mbuf = pbuf;
 			md = pmd;
 			rc = 0;
@@ -1774,7 +2097,7 @@ static int recover(lsm_db *db)
 				       "from %s", db->dir, MANIFEST_NAME, ppath);
 		} else {
 			free(pbuf);
-			free(pmd.files);
+			ver_manifest_free(&pmd);
 			if (mrc == Q_ECORRUPT || prc != -ENOENT) {
 				Q_ERROR("lsm", "%s: no usable manifest (%s: %s, %s: %s); the store "
 					"cannot be opened safely", db->dir, MANIFEST_NAME,
@@ -1806,6 +2129,31 @@ static int recover(lsm_db *db)
 		md.next_file = maxnum + 1;
 	db->next_file = md.next_file;
 	atomic_store(&db->last_seq, md.last_seq);
+
+	/* blob files of the manifest; one that cannot be used stays listed
+	 * (the reads of its values fail with Q_ECORRUPT: no wrong data) */
+	blobs = calloc(md.nblobs ? md.nblobs : 1, sizeof(*blobs));
+	if (!blobs) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < md.nblobs; i++) {
+		man_blob *mb = &md.blobs[i];
+		lsm_blob *b = blob_new(db->env, db->dir, mb->number, mb->size, mb->garbage);
+		if (!b) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		blobs[nblobs++] = b;
+		rc = blob_open(b);
+		if (rc == Q_ECORRUPT || rc == -ENOENT) {
+			Q_ERROR("lsm", "blob file %s unusable (%s): reads of its values fail "
+				"until they are repaired from replicas", b->path, q_strerror(rc));
+			rc = 0;
+		}
+		if (rc)
+			goto fail;
+	}
 
 	/* tables of the manifest; a damaged one is quarantined */
 	base = ver_new();
@@ -1841,6 +2189,14 @@ static int recover(lsm_db *db)
 				ver_file_unref(f);
 				rc = 0;
 				continue;
+			}
+			for (size_t j = 0; rc == 0 && j < mf->nrefs; j++) {
+				uint64_t num = md.refs[mf->ref_start + j];
+				for (size_t k = 0; k < nblobs; k++)
+					if (blobs[k]->number == num) {
+						rc = ver_file_set_blobs(f, &blobs[k], 1);
+						break;
+					}
 			}
 			if (rc) {
 				ver_file_unref(f);
@@ -1923,6 +2279,9 @@ static int recover(lsm_db *db)
 	rc = write_manifest(db, db->cur, db->next_file, max_seq, lognum);
 	if (rc)
 		goto fail;
+	/* the manifest names the tables flushed from the logs: from here on a
+	 * failure must keep them (the logs they replace are obsolete) */
+	adds_named = 1;
 	rc = new_log(db, lognum, &db->log);
 	if (rc)
 		goto fail;
@@ -1954,6 +2313,9 @@ static int recover(lsm_db *db)
 			for (int l = 0; l < LSM_LEVELS && del; l++)
 				for (size_t j = 0; j < db->cur->nfiles[l] && del; j++)
 					del = db->cur->files[l][j]->number != num;
+		} else if (parse_number(names[i], ".blob", &num)) {
+			/* written by a flush or compaction that no manifest names */
+			del = ver_find_blob(db->cur, num) == NULL;
 		} else if (!strcmp(names[i], MANIFEST_NAME ".tmp"))
 			del = 1;
 		if (del) {
@@ -1969,7 +2331,7 @@ static int recover(lsm_db *db)
 	rc = 0;
 fail:
 	for (size_t i = 0; i < nadd; i++) {
-		if (rc)
+		if (rc && !adds_named)
 			atomic_store(&adds[i]->obsolete, 1);
 		ver_file_unref(adds[i]);
 	}
@@ -1977,7 +2339,10 @@ fail:
 	mem_unref(m);
 	ver_unref(base);
 	free(logs);
-	free(md.files);
+	for (size_t i = 0; i < nblobs; i++)
+		blob_unref(blobs[i]);
+	free(blobs);
+	ver_manifest_free(&md);
 	free(mbuf);
 	q_env_list_free(names, nnames);
 	return rc;
@@ -1996,6 +2361,8 @@ static void db_free(lsm_db *db)
 			for (size_t i = 0; i < pv->nfiles[l]; i++)
 				if (!atomic_load(&pv->files[l][i]->quarantined))
 					atomic_store(&pv->files[l][i]->obsolete, 0);
+		for (size_t i = 0; i < pv->nblobs; i++)
+			atomic_store(&pv->blobs[i]->obsolete, 0);
 		ver_unref(pv);
 	}
 	free(db->pend_logs);

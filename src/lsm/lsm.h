@@ -19,7 +19,8 @@
  *
  * Errors: 0 or a negative code (util/qerr.h). Q_ENOTFOUND from lsm_get for an
  * absent key; Q_ECORRUPT if the only copy of the data is corrupt (the bad
- * table is quarantined and reported in the log with file and offset).
+ * table is quarantined and reported in the log with file and offset; a bad
+ * record of a blob file fails that key's reads, also reported).
  *
  * Signals: with mmap_reads (the default) the first table opened installs a
  * process-wide SIGBUS handler (src/lsm/mapg.h) that turns a fault on a
@@ -65,6 +66,10 @@ typedef struct lsm_options {
 	size_t max_value_size;     /* default 64 MiB; larger values get Q_ETOOBIG */
 	int mmap_reads;            /* 1 = map tables read-only when env is the POSIX
 	                            * env (default); 0 = pread through the env */
+	size_t blob_threshold;     /* values of at least this many bytes are kept
+	                            * in blob files, the tree holds a pointer
+	                            * (key-value separation); default 64 KiB,
+	                            * 0 = off (docs/lsm.md) */
 } lsm_options;
 
 typedef struct lsm_db lsm_db;
@@ -85,6 +90,10 @@ typedef struct lsm_stats {
 	uint64_t commit_writes;    /* writes they carried (groups share a sync) */
 	uint64_t manifest_fallback; /* 1: this open found MANIFEST corrupt and
 	                             * recovered from MANIFEST.prev */
+	uint64_t blob_files;       /* blob files of the current version */
+	uint64_t blob_bytes;       /* their size (also counted in disk_bytes) */
+	uint64_t blob_garbage_bytes; /* of which no longer referenced (estimate) */
+	uint64_t blob_moved_bytes; /* record bytes moved by blob garbage collection */
 } lsm_stats;
 
 void lsm_options_default(lsm_options *o);

@@ -14,6 +14,7 @@
  *   NNNNNN.log      commit log of one memtable
  *   NNNNNN.sst      a sorted table
  *   NNNNNN.sst.bad  a quarantined table (checksum failure), kept for study
+ *   NNNNNN.blob     a blob file: large values kept out of the tree
  */
 #ifndef Q_LSM_FORMAT_H
 #define Q_LSM_FORMAT_H
@@ -42,7 +43,14 @@ enum batch_op { BATCH_DEL = 0, BATCH_PUT = 1 };
 
 /* ---- internal keys: user key | fixed64(seq << 8 | kind) ---- */
 #define IKEY_TRAILER 8u
-enum ikey_kind { KIND_DEL = 0, KIND_PUT = 1 };
+enum ikey_kind {
+	KIND_DEL = 0,
+	KIND_PUT = 1,
+	KIND_BLOB = 2 /* tables only: the value is a blob pointer (blob.h) */
+};
+/* kind used in seek keys: sorts before every stored kind of the same seq,
+ * so a seek to (key, seq) finds entries written at seq whatever their kind */
+#define KIND_SEEK 0xff
 #define SEQ_MAX ((1ULL << 56) - 1)
 
 /* ---- sorted tables ---- */
@@ -63,10 +71,25 @@ enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
 
 /* ---- manifest ---- */
 #define MANIFEST_MAGIC 0x716673666d616e31ULL /* "qfsfman1" */
-#define MANIFEST_VERSION 1u
+#define MANIFEST_VERSION 2u    /* 2: blob references and blob files */
+#define MANIFEST_VERSION_MIN 1u /* version 1 (no blobs) is still read */
 #define MANIFEST_NAME "MANIFEST"
 #define MANIFEST_PREV_SUFFIX ".prev"
 #define MANIFEST_BAD_SUFFIX ".bad"
+
+/* ---- blob files (key-value separation) ---- */
+#define BLOB_MAGIC 0x31626f6c62736671ULL /* bytes "qfsblob1" */
+#define BLOB_FILE_HEADER 8u  /* magic u64, then records */
+/* record: checksum u32 | key length u32 | value length u32 | key | value,
+ * checksum = xxh3 of everything after the checksum field */
+#define BLOB_REC_HEADER 12u
+/* a pointer (table value of a KIND_BLOB entry): three varints */
+#define BLOB_PTR_MAX 30u
+/* default lsm_options.blob_threshold */
+#define BLOB_THRESHOLD_DEFAULT (64u << 10)
+/* a blob file whose garbage exceeds size * NUM / DEN is collected */
+#define BLOB_GC_NUM 1
+#define BLOB_GC_DEN 2
 
 /* ---- levels ---- */
 #define LSM_LEVELS 7

@@ -951,12 +951,12 @@ int sst_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *k
 	if (ukey_cmp(uk.p, uk.n, ukey.p, ukey.n) != 0)
 		goto out;
 	*kind = ikey_kind(k);
-	if (*kind != KIND_PUT && *kind != KIND_DEL) {
+	if (*kind != KIND_PUT && *kind != KIND_DEL && *kind != KIND_BLOB) {
 		report_corrupt(t, off, "unknown entry kind");
 		rc = Q_ECORRUPT;
 		goto out;
 	}
-	if (*kind == KIND_PUT && out) {
+	if ((*kind == KIND_PUT || *kind == KIND_BLOB) && out) {
 		q_buf_reset(out);
 		if ((rc = q_buf_append(out, bi.val.p, bi.val.n)))
 			goto out;

@@ -68,9 +68,89 @@ void ver_file_unref(lsm_file *f)
 		if (rc && rc != -ENOENT)
 			Q_WARN("lsm", "cannot delete obsolete table %s: %s", f->path, q_strerror(rc));
 	}
+	for (size_t i = 0; i < f->nblobs; i++)
+		blob_unref(f->blobs[i]);
+	free(f->blobs);
 	q_buf_free(&f->smallest);
 	q_buf_free(&f->largest);
 	free(f);
+}
+
+int ver_file_set_blobs(lsm_file *f, lsm_blob *const *blobs, size_t n)
+{
+	if (n == 0)
+		return 0;
+	lsm_blob **a = realloc(f->blobs, (f->nblobs + n) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	f->blobs = a;
+	for (size_t i = 0; i < n; i++) {
+		int dup = 0;
+		for (size_t j = 0; j < f->nblobs && !dup; j++)
+			dup = f->blobs[j] == blobs[i];
+		if (dup)
+			continue;
+		blob_ref(blobs[i]);
+		f->blobs[f->nblobs++] = blobs[i];
+	}
+	return 0;
+}
+
+int ver_file_has_blob(const lsm_file *f, const lsm_blob *b)
+{
+	for (size_t i = 0; i < f->nblobs; i++)
+		if (f->blobs[i] == b)
+			return 1;
+	return 0;
+}
+
+lsm_blob *ver_find_blob(const lsm_version *v, uint64_t number)
+{
+	size_t lo = 0, hi = v->nblobs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->blobs[mid]->number < number)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->nblobs && v->blobs[lo]->number == number ? v->blobs[lo] : NULL;
+}
+
+static int blob_order(const void *a, const void *b)
+{
+	const lsm_blob *x = *(lsm_blob *const *)a, *y = *(lsm_blob *const *)b;
+	return x->number < y->number ? -1 : x->number > y->number;
+}
+
+/* v->blobs = the union of the blob files of v's tables (references taken). */
+static int ver_collect_blobs(lsm_version *v)
+{
+	size_t n = 0;
+	for (int l = 0; l < LSM_LEVELS; l++)
+		for (size_t i = 0; i < v->nfiles[l]; i++)
+			n += v->files[l][i]->nblobs;
+	if (n == 0)
+		return 0;
+	lsm_blob **a = malloc(n * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	size_t k = 0;
+	for (int l = 0; l < LSM_LEVELS; l++)
+		for (size_t i = 0; i < v->nfiles[l]; i++)
+			for (size_t j = 0; j < v->files[l][i]->nblobs; j++)
+				a[k++] = v->files[l][i]->blobs[j];
+	qsort(a, n, sizeof(*a), blob_order);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (u && a[u - 1] == a[i])
+			continue;
+		a[u++] = a[i];
+		blob_ref(a[i]);
+	}
+	v->blobs = a;
+	v->nblobs = u;
+	return 0;
 }
 
 lsm_version *ver_new(void)
@@ -95,6 +175,9 @@ void ver_unref(lsm_version *v)
 			ver_file_unref(v->files[l][i]);
 		free(v->files[l]);
 	}
+	for (size_t i = 0; i < v->nblobs; i++)
+		blob_unref(v->blobs[i]);
+	free(v->blobs);
 	free(v);
 }
 
@@ -142,6 +225,10 @@ lsm_version *ver_edit(const lsm_version *base, lsm_file *const *del, size_t nd,
 			}
 		qsort(v->files[l], v->nfiles[l], sizeof(lsm_file *),
 		      l == 0 ? file_order_l0 : file_order_key);
+	}
+	if (ver_collect_blobs(v)) {
+		ver_unref(v);
+		return NULL;
 	}
 	return v;
 }
@@ -329,8 +416,29 @@ int ver_manifest_encode(q_buf *out, uint64_t next_file, uint64_t last_seq, uint6
 			Q_RET(q_put_varint(out, f->size));
 			Q_RET(q_put_lenbytes(out, f->smallest.p, f->smallest.len));
 			Q_RET(q_put_lenbytes(out, f->largest.p, f->largest.len));
+			Q_RET(q_put_varint(out, f->nblobs));
+			for (size_t j = 0; j < f->nblobs; j++)
+				Q_RET(q_put_varint(out, f->blobs[j]->number));
 		}
+	Q_RET(q_put_varint(out, v ? v->nblobs : 0));
+	for (size_t i = 0; v && i < v->nblobs; i++) {
+		lsm_blob *b = v->blobs[i];
+		Q_RET(q_put_varint(out, b->number));
+		Q_RET(q_put_varint(out, b->size));
+		Q_RET(q_put_varint(out, atomic_load(&b->garbage)));
+	}
 	return q_put_fixed32(out, q_csum32(out->p + start, out->len - start));
+}
+
+void ver_manifest_free(man_data *md)
+{
+	free(md->files);
+	free(md->refs);
+	free(md->blobs);
+	md->files = NULL;
+	md->refs = NULL;
+	md->blobs = NULL;
+	md->nfiles = md->nrefs = md->nblobs = 0;
 }
 
 int ver_manifest_decode(const uint8_t *buf, size_t n, man_data *md, size_t *bad_off)
@@ -345,7 +453,8 @@ int ver_manifest_decode(const uint8_t *buf, size_t n, man_data *md, size_t *bad_
 		*bad_off = n - 4;
 		return Q_ECORRUPT;
 	}
-	if (q_dec_fixed32(buf + 8) != MANIFEST_VERSION) {
+	uint32_t version = q_dec_fixed32(buf + 8);
+	if (version < MANIFEST_VERSION_MIN || version > MANIFEST_VERSION) {
 		*bad_off = 8;
 		return Q_EVERSION;
 	}
@@ -360,6 +469,7 @@ int ver_manifest_decode(const uint8_t *buf, size_t n, man_data *md, size_t *bad_
 	md->files = calloc(count ? count : 1, sizeof(man_file));
 	if (!md->files)
 		return -ENOMEM;
+	size_t capref = 0;
 	for (uint64_t i = 0; i < count; i++) {
 		man_file *f = &md->files[i];
 		uint8_t lvl;
@@ -371,7 +481,63 @@ int ver_manifest_decode(const uint8_t *buf, size_t n, man_data *md, size_t *bad_
 		    f->number >= md->next_file)
 			goto bad;
 		f->level = lvl;
+		f->ref_start = md->nrefs;
+		if (version >= 2) {
+			uint64_t nr;
+			if (q_get_varint64(&r, &nr) || nr > q_reader_left(&r))
+				goto bad;
+			for (uint64_t j = 0; j < nr; j++) {
+				uint64_t num;
+				if (q_get_varint64(&r, &num) || num >= md->next_file)
+					goto bad;
+				if (md->nrefs == capref) {
+					size_t nc = capref ? capref * 2 : 16;
+					uint64_t *a = realloc(md->refs, nc * sizeof(*a));
+					if (!a) {
+						ver_manifest_free(md);
+						return -ENOMEM;
+					}
+					md->refs = a;
+					capref = nc;
+				}
+				md->refs[md->nrefs++] = num;
+			}
+			f->nrefs = (size_t)nr;
+		}
 		md->nfiles++;
+	}
+	if (version >= 2) {
+		uint64_t nb;
+		if (q_get_varint64(&r, &nb) || nb > q_reader_left(&r) / 3)
+			goto bad;
+		md->blobs = calloc(nb ? nb : 1, sizeof(man_blob));
+		if (!md->blobs) {
+			ver_manifest_free(md);
+			return -ENOMEM;
+		}
+		for (uint64_t i = 0; i < nb; i++) {
+			man_blob *b = &md->blobs[i];
+			if (q_get_varint64(&r, &b->number) || q_get_varint64(&r, &b->size) ||
+			    q_get_varint64(&r, &b->garbage))
+				goto bad;
+			if (b->number >= md->next_file || b->size < BLOB_FILE_HEADER ||
+			    b->garbage > b->size || (i && b->number <= md->blobs[i - 1].number))
+				goto bad;
+			md->nblobs++;
+		}
+		/* every reference names a listed blob file */
+		for (size_t i = 0; i < md->nrefs; i++) {
+			size_t lo = 0, hi = md->nblobs;
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				if (md->blobs[mid].number < md->refs[i])
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo == md->nblobs || md->blobs[lo].number != md->refs[i])
+				goto bad;
+		}
 	}
 	if (q_reader_left(&r) != 0)
 		goto bad;
@@ -379,8 +545,6 @@ int ver_manifest_decode(const uint8_t *buf, size_t n, man_data *md, size_t *bad_
 bad:
 	rc = Q_ECORRUPT;
 	*bad_off = (size_t)(r.p - buf);
-	free(md->files);
-	md->files = NULL;
-	md->nfiles = 0;
+	ver_manifest_free(md);
 	return rc;
 }

@@ -18,8 +18,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    f->largest.p < data || f->largest.p + f->largest.n > data + size ||
 			    f->level < 0 || f->level >= LSM_LEVELS)
 				abort();
+			if (f->ref_start + f->nrefs > md.nrefs)
+				abort();
 		}
-		free(md.files);
+		for (size_t i = 1; i < md.nblobs; i++)
+			if (md.blobs[i].number <= md.blobs[i - 1].number)
+				abort();
+		ver_manifest_free(&md);
 	} else if (bad > size) {
 		abort();
 	}

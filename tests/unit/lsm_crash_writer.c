@@ -6,7 +6,10 @@
  * random puts, deletes and 2..5-op batches to keys c0000..c0499 until it is
  * killed. Before each operation it writes "I <op>" to stdout, after the
  * store acknowledged it "A"; each line is one write(2), so a SIGKILL leaves
- * a clean record of what was acknowledged. Exits by itself after a bounded
+ * a clean record of what was acknowledged. Two seeds in three run with
+ * key-value separation for values of at least 150 bytes (values are 10..299
+ * bytes), so blob files are written, collected and deleted under the kills;
+ * the third runs without. Exits by itself after a bounded
  * number of operations or when its parent goes away.
  */
 #include <stdio.h>
@@ -57,6 +60,7 @@ int main(int argc, char **argv)
 	o.sync = LSM_SYNC_ALWAYS;
 	o.write_buffer_size = 24 << 10;
 	o.block_size = 1024;
+	o.blob_threshold = seed % 3 ? 150 : 0;
 	lsm_db *db;
 	int rc = lsm_open(argv[1], &o, &db);
 	if (rc) {

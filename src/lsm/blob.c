@@ -1,0 +1,307 @@
+/*
+ * blob.c - blob files: handles, pointers, the record reader and writer
+ * (see blob.h; format in docs/lsm.md).
+ */
+#include "lsm/blob.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/coding.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "util/qerr.h"
+
+void blob_path(char *out, size_t cap, const char *dir, uint64_t number)
+{
+	snprintf(out, cap, "%s/%06llu.blob", dir, (unsigned long long)number);
+}
+
+lsm_blob *blob_new(q_env *env, const char *dir, uint64_t number, uint64_t size,
+		   uint64_t garbage)
+{
+	lsm_blob *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->number = number;
+	b->size = size;
+	atomic_init(&b->garbage, garbage);
+	atomic_init(&b->refs, 1);
+	b->env = env;
+	blob_path(b->path, sizeof(b->path), dir, number);
+	return b;
+}
+
+int blob_open(lsm_blob *b)
+{
+	q_file *f = NULL;
+	uint8_t hdr[BLOB_FILE_HEADER];
+	size_t got = 0;
+	uint64_t size = 0;
+	int rc = q_env_open(b->env, b->path, Q_OPEN_READ, &f);
+	if (rc)
+		return rc;
+	Q_ERR(q_file_size(f, &size));
+	if (size != b->size) {
+		Q_ERROR("lsm", "blob file %s is %llu bytes, the manifest says %llu", b->path,
+			(unsigned long long)size, (unsigned long long)b->size);
+		rc = Q_ECORRUPT;
+		goto fail;
+	}
+	Q_ERR(q_file_pread(f, hdr, sizeof(hdr), 0, &got));
+	if (blob_header_check(hdr, got)) {
+		Q_ERROR("lsm", "blob file %s: bad header at offset 0", b->path);
+		rc = Q_ECORRUPT;
+		goto fail;
+	}
+	b->f = f;
+	return 0;
+fail:
+	q_file_close(f);
+	return rc;
+}
+
+void blob_ref(lsm_blob *b)
+{
+	atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+void blob_unref(lsm_blob *b)
+{
+	if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (b->f)
+		q_file_close(b->f);
+	if (atomic_load(&b->obsolete)) {
+		int rc = q_env_unlink(b->env, b->path);
+		if (rc && rc != -ENOENT)
+			Q_WARN("lsm", "cannot delete obsolete blob file %s: %s", b->path,
+			       q_strerror(rc));
+	}
+	free(b);
+}
+
+void blob_add_garbage(lsm_blob *b, uint64_t n)
+{
+	uint64_t cap = b->size > BLOB_FILE_HEADER ? b->size - BLOB_FILE_HEADER : 0;
+	uint64_t g = atomic_load(&b->garbage);
+	for (;;) {
+		uint64_t ng = g + n > cap || g + n < g ? cap : g + n;
+		if (atomic_compare_exchange_weak(&b->garbage, &g, ng))
+			return;
+	}
+}
+
+int blob_needs_gc(lsm_blob *b)
+{
+	uint64_t g = atomic_load(&b->garbage);
+	return b->f && !atomic_load(&b->gc_failed) && b->size > BLOB_FILE_HEADER &&
+	       g * BLOB_GC_DEN > (b->size - BLOB_FILE_HEADER) * BLOB_GC_NUM;
+}
+
+/* ---- pointers ---- */
+
+size_t blob_ptr_encode(uint8_t *out, const blob_ptr *p)
+{
+	size_t n = q_enc_varint64(out, p->number);
+	n += q_enc_varint64(out + n, p->offset);
+	n += q_enc_varint64(out + n, p->vlen);
+	return n;
+}
+
+int blob_ptr_decode(q_slice v, blob_ptr *p)
+{
+	q_reader r = q_reader_make(v.p, v.n);
+	if (q_get_varint64(&r, &p->number) || q_get_varint64(&r, &p->offset) ||
+	    q_get_varint64(&r, &p->vlen) || q_reader_left(&r) != 0)
+		return Q_ECORRUPT;
+	if (p->offset < BLOB_FILE_HEADER || p->vlen > UINT32_MAX ||
+	    p->offset > UINT64_MAX / 2)
+		return Q_ECORRUPT;
+	return 0;
+}
+
+uint64_t blob_rec_size(size_t klen, uint64_t vlen)
+{
+	return BLOB_REC_HEADER + (uint64_t)klen + vlen;
+}
+
+/* ---- reading ---- */
+
+static int blob_bad(const lsm_blob *b, uint64_t off, const char *why)
+{
+	Q_ERROR("lsm", "blob file %s: corrupt record at offset %llu: %s", b->path,
+		(unsigned long long)off, why);
+	return Q_ECORRUPT;
+}
+
+int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out)
+{
+	q_buf_reset(out);
+	if (!b->f)
+		return blob_bad(b, p->offset, "blob file unavailable");
+	uint64_t rs = blob_rec_size(key.n, p->vlen);
+	if (p->offset < BLOB_FILE_HEADER || p->offset > b->size || rs > b->size - p->offset)
+		return blob_bad(b, p->offset, "pointer past the end of the file");
+	uint8_t stack[512];
+	size_t hn = BLOB_REC_HEADER + key.n;
+	uint8_t *h = hn <= sizeof(stack) ? stack : malloc(hn);
+	if (!h)
+		return -ENOMEM;
+	size_t got = 0;
+	int rc = q_file_pread(b->f, h, hn, p->offset, &got);
+	if (rc)
+		goto out;
+	if (got != hn) {
+		rc = blob_bad(b, p->offset, "record cut short");
+		goto out;
+	}
+	if (q_dec_fixed32(h + 4) != key.n || q_dec_fixed32(h + 8) != p->vlen) {
+		rc = blob_bad(b, p->offset, "lengths differ from the pointer");
+		goto out;
+	}
+	if (key.n && memcmp(h + BLOB_REC_HEADER, key.p, key.n) != 0) {
+		rc = blob_bad(b, p->offset, "record of another key");
+		goto out;
+	}
+	if ((rc = q_buf_reserve(out, (size_t)p->vlen + 1)))
+		goto out;
+	got = 0;
+	if (p->vlen && (rc = q_file_pread(b->f, out->p, (size_t)p->vlen, p->offset + hn, &got)))
+		goto out;
+	if (got != p->vlen) {
+		rc = blob_bad(b, p->offset, "value cut short");
+		goto out;
+	}
+	if (q_csum32_2(h + 4, hn - 4, out->p, (size_t)p->vlen) != q_dec_fixed32(h)) {
+		rc = blob_bad(b, p->offset, "checksum mismatch");
+		goto out;
+	}
+	out->len = (size_t)p->vlen;
+out:
+	if (rc)
+		q_buf_reset(out);
+	if (h != stack)
+		free(h);
+	return rc;
+}
+
+int blob_rec_decode(const uint8_t *p, size_t n, q_slice *key, q_slice *value, size_t *used)
+{
+	if (n < BLOB_REC_HEADER)
+		return Q_ECORRUPT;
+	uint64_t kl = q_dec_fixed32(p + 4), vl = q_dec_fixed32(p + 8);
+	if (kl + vl > n - BLOB_REC_HEADER)
+		return Q_ECORRUPT;
+	size_t hn = BLOB_REC_HEADER + (size_t)kl;
+	if (q_csum32_2(p + 4, hn - 4, p + hn, (size_t)vl) != q_dec_fixed32(p))
+		return Q_ECORRUPT;
+	*key = q_slice_make(p + BLOB_REC_HEADER, (size_t)kl);
+	*value = q_slice_make(p + hn, (size_t)vl);
+	*used = hn + (size_t)vl;
+	return 0;
+}
+
+int blob_header_check(const uint8_t *p, size_t n)
+{
+	if (n < BLOB_FILE_HEADER || q_dec_fixed64(p) != BLOB_MAGIC)
+		return Q_ECORRUPT;
+	return 0;
+}
+
+/* ---- writing ---- */
+
+struct blob_writer {
+	q_env *env;
+	q_file *f;
+	uint64_t number;
+	uint64_t off;
+	q_buf hdr;
+	char path[512];
+};
+
+int blob_writer_new(q_env *env, const char *path, uint64_t number, blob_writer **out)
+{
+	*out = NULL;
+	blob_writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->env = env;
+	w->number = number;
+	q_buf_init(&w->hdr);
+	snprintf(w->path, sizeof(w->path), "%s", path);
+	uint8_t h[BLOB_FILE_HEADER];
+	q_enc_fixed64(h, BLOB_MAGIC);
+	int rc = q_env_open(env, path, Q_OPEN_CREATE, &w->f);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	rc = q_file_append(w->f, h, sizeof(h));
+	if (rc) {
+		blob_writer_abandon(w);
+		return rc;
+	}
+	w->off = sizeof(h);
+	*out = w;
+	return 0;
+}
+
+int blob_writer_add(blob_writer *w, q_slice key, q_slice value, blob_ptr *ptr)
+{
+	if (key.n > UINT32_MAX || value.n > UINT32_MAX)
+		return Q_ETOOBIG;
+	q_buf_reset(&w->hdr);
+	Q_RET(q_buf_reserve(&w->hdr, BLOB_REC_HEADER + key.n));
+	uint8_t *h = w->hdr.p;
+	q_enc_fixed32(h + 4, (uint32_t)key.n);
+	q_enc_fixed32(h + 8, (uint32_t)value.n);
+	if (key.n)
+		memcpy(h + BLOB_REC_HEADER, key.p, key.n);
+	size_t hn = BLOB_REC_HEADER + key.n;
+	q_enc_fixed32(h, q_csum32_2(h + 4, hn - 4, value.p, value.n));
+	Q_RET(q_file_append(w->f, h, hn));
+	if (value.n)
+		Q_RET(q_file_append(w->f, value.p, value.n));
+	ptr->number = w->number;
+	ptr->offset = w->off;
+	ptr->vlen = value.n;
+	w->off += hn + value.n;
+	return 0;
+}
+
+uint64_t blob_writer_size(const blob_writer *w)
+{
+	return w->off;
+}
+
+int blob_writer_finish(blob_writer *w, uint64_t *size)
+{
+	int rc = q_file_sync(w->f);
+	int rc2 = q_file_close(w->f);
+	w->f = NULL;
+	if (rc == 0)
+		rc = rc2;
+	if (rc) {
+		Q_ERROR("lsm", "cannot write blob file %s: %s", w->path, q_strerror(rc));
+		q_env_unlink(w->env, w->path);
+	} else {
+		*size = w->off;
+	}
+	q_buf_free(&w->hdr);
+	free(w);
+	return rc;
+}
+
+void blob_writer_abandon(blob_writer *w)
+{
+	if (!w)
+		return;
+	if (w->f)
+		q_file_close(w->f);
+	q_env_unlink(w->env, w->path);
+	q_buf_free(&w->hdr);
+	free(w);
+}

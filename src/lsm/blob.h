@@ -1,0 +1,113 @@
+/*
+ * blob.h - blob files: key-value separation for large values.
+ *
+ * A put whose value has at least lsm_options.blob_threshold bytes keeps its
+ * value in the tree only while it sits in the memtable (and the commit log).
+ * The flush appends the value to a blob file (NNNNNN.blob) and the table
+ * gets an entry of kind KIND_BLOB whose value is a blob pointer
+ * (blob number, record offset, value length). Compaction then moves the
+ * small pointer, not the value. Format in docs/lsm.md, constants in
+ * lsm_format.h.
+ *
+ * Invariants:
+ *  - A blob file is written once, fsynced, and never changed afterwards;
+ *    it is fsynced before any manifest names a table that points into it.
+ *  - Every table (lsm_file) holds a reference on each blob file it points
+ *    into, and every version holds the blob files of its tables. A blob
+ *    file is marked obsolete when it leaves the current version and
+ *    unlinked when its last reference goes (so iterators, readers and the
+ *    version kept for MANIFEST.prev keep it on disk).
+ *  - A record is returned only after its checksum, its lengths and its key
+ *    have been checked against the pointer and the key looked up: never
+ *    wrong data. Failures are Q_ECORRUPT, logged with file and offset.
+ *
+ * Reads go through q_file_pread of the store's env (no mapping), so a
+ * file cut short under the store is a short read (Q_ECORRUPT), not SIGBUS,
+ * and the fault env sees every read.
+ *
+ * Thread safety: an lsm_blob may be read from any number of threads;
+ * refs and garbage are atomic. A blob_writer belongs to one thread.
+ */
+#ifndef Q_LSM_BLOB_H
+#define Q_LSM_BLOB_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lsm/lsm_format.h"
+#include "util/buf.h"
+#include "util/env.h"
+
+typedef struct lsm_blob {
+	uint64_t number;
+	uint64_t size;               /* file size the manifest records */
+	_Atomic uint64_t garbage;    /* bytes of records no table points to
+	                              * any more (an estimate: see docs) */
+	atomic_int refs;
+	atomic_int obsolete;         /* unlink when the last reference goes */
+	atomic_int gc_failed;        /* a record could not be moved: no more GC */
+	q_file *f;                   /* NULL: could not be opened (reads fail) */
+	q_env *env;
+	char path[512];
+} lsm_blob;
+
+typedef struct blob_ptr {
+	uint64_t number;  /* blob file */
+	uint64_t offset;  /* of the record */
+	uint64_t vlen;    /* value length */
+} blob_ptr;
+
+void blob_path(char *out, size_t cap, const char *dir, uint64_t number);
+
+/* A handle on blob file `number` with one reference; NULL on ENOMEM. The
+ * file is not opened (see blob_open). */
+lsm_blob *blob_new(q_env *env, const char *dir, uint64_t number, uint64_t size,
+		   uint64_t garbage);
+/* Opens the file for reading and checks its header and size (must equal
+ * b->size): 0, Q_ECORRUPT (logged) or an env error. */
+int blob_open(lsm_blob *b);
+void blob_ref(lsm_blob *b);
+/* Drops a reference; the last one closes the file and, if obsolete,
+ * unlinks it. */
+void blob_unref(lsm_blob *b);
+/* Adds n bytes to the garbage count (clamped to the file's record bytes). */
+void blob_add_garbage(lsm_blob *b, uint64_t n);
+/* 1 if the garbage share makes the file worth collecting. */
+int blob_needs_gc(lsm_blob *b);
+
+/* ---- pointers ---- */
+/* Encodes p into out (BLOB_PTR_MAX bytes); returns the length. */
+size_t blob_ptr_encode(uint8_t *out, const blob_ptr *p);
+/* 0 or Q_ECORRUPT (trailing bytes, bad varints, impossible offsets). */
+int blob_ptr_decode(q_slice v, blob_ptr *p);
+/* Bytes a record of this key and value length occupies. */
+uint64_t blob_rec_size(size_t klen, uint64_t vlen);
+
+/* ---- reading ---- */
+/* Reads the value p points to, checks the record (checksum, lengths, key
+ * equal to key) and puts the value in out (reset first). 0, Q_ECORRUPT
+ * (logged with file and offset), or an env error. */
+int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out);
+
+/* Pure decoder of one record at the start of p[0..n) (for scans and the
+ * fuzzer): 0 with key/value pointing into p and *used = record size, or
+ * Q_ECORRUPT (checksum, truncated record). */
+int blob_rec_decode(const uint8_t *p, size_t n, q_slice *key, q_slice *value, size_t *used);
+/* 0 if p[0..n) starts with the blob file header, else Q_ECORRUPT. */
+int blob_header_check(const uint8_t *p, size_t n);
+
+/* ---- writing ---- */
+typedef struct blob_writer blob_writer;
+/* Creates path (truncating a leftover) and writes the header. */
+int blob_writer_new(q_env *env, const char *path, uint64_t number, blob_writer **out);
+/* Appends a record; *ptr says where it is. */
+int blob_writer_add(blob_writer *w, q_slice key, q_slice value, blob_ptr *ptr);
+uint64_t blob_writer_size(const blob_writer *w);
+/* fsyncs and closes; *size = file size. Frees w whatever happens (on error
+ * the file is unlinked). */
+int blob_writer_finish(blob_writer *w, uint64_t *size);
+/* Closes and unlinks the unfinished file; frees w (NULL is fine). */
+void blob_writer_abandon(blob_writer *w);
+
+#endif

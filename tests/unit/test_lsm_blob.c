@@ -1,0 +1,471 @@
+/*
+ * test_lsm_blob.c - key-value separation in the storage engine: large
+ * values in blob files, pointers in the tree, garbage accounting, garbage
+ * collection inside compaction, deletion of dead blob files only once no
+ * version, iterator or manifest needs them, and the blob record codec.
+ * (Blob files under injected faults and damage: test_lsm_fault.c; under
+ * kill -9: test_lsm_crash.c.)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsm/blob.h"
+#include "lsm/lsm.h"
+#include "qtest.h"
+#include "util/log.h"
+#include "util/qerr.h"
+#include "util/qtime.h"
+
+static char dbdir[300];
+
+/* threshold 1 KiB, small memtable: every flush writes a blob file */
+static lsm_db *open_blob(size_t threshold)
+{
+	lsm_options o;
+	lsm_options_default(&o);
+	o.write_buffer_size = 256 << 10;
+	o.block_size = 1024;
+	o.sync = LSM_SYNC_NONE;
+	o.blob_threshold = threshold;
+	snprintf(dbdir, sizeof(dbdir), "%s/db", qtest_tmpdir);
+	lsm_db *db = NULL;
+	int rc = lsm_open(dbdir, &o, &db);
+	if (rc)
+		QTEST_FAIL_("lsm_open: %s", q_strerror(rc));
+	return db;
+}
+
+static void key_of(char *k, int i)
+{
+	snprintf(k, 32, "key%06d", i);
+}
+
+/* Value of key i in generation gen: length varies from 10 bytes (inline)
+ * to 40 KiB (blob); the content depends on i and gen. */
+static size_t val_of(q_buf *v, int i, int gen)
+{
+	size_t len = (i % 5 == 0) ? 10 + (size_t)(i % 50) : 1024 + ((size_t)i * 977 % 40000);
+	q_buf_reset(v);
+	if (q_buf_reserve(v, len))
+		QTEST_FAIL_("ENOMEM");
+	for (size_t j = 0; j < len; j++)
+		v->p[j] = (uint8_t)(j * 31 + (size_t)i * 7 + (size_t)gen * 131);
+	v->len = len;
+	return len;
+}
+
+static void expect(lsm_db *db, int i, int gen)
+{
+	char k[32];
+	key_of(k, i);
+	q_buf out = Q_BUF_INIT, want = Q_BUF_INIT;
+	int rc = lsm_get(db, q_slice_str(k), &out);
+	if (gen < 0) {
+		if (rc != Q_ENOTFOUND)
+			QTEST_FAIL_("%s: want absent, got %d", k, rc);
+	} else {
+		if (rc)
+			QTEST_FAIL_("%s: %s", k, q_strerror(rc));
+		val_of(&want, i, gen);
+		if (out.len != want.len || memcmp(out.p, want.p, want.len))
+			QTEST_FAIL_("%s: wrong value (len %zu, want %zu)", k, out.len, want.len);
+	}
+	q_buf_free(&out);
+	q_buf_free(&want);
+}
+
+static void put_gen(lsm_db *db, int i, int gen)
+{
+	char k[32];
+	key_of(k, i);
+	q_buf v = Q_BUF_INIT;
+	val_of(&v, i, gen);
+	ASSERT_OK(lsm_put(db, q_slice_str(k), q_buf_slice(&v)));
+	q_buf_free(&v);
+}
+
+/* Full scan against gens[] (gen < 0 = absent). */
+static void scan_check(lsm_db *db, const int *gens, int n)
+{
+	lsm_iter *it;
+	ASSERT_OK(lsm_iter_new(db, &it));
+	int i = 0;
+	q_buf want = Q_BUF_INIT;
+	char k[32];
+	for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
+		while (i < n && gens[i] < 0)
+			i++;
+		ASSERT(i < n);
+		key_of(k, i);
+		q_slice key = lsm_iter_key(it), val = lsm_iter_value(it);
+		ASSERT_EQ(key.n, strlen(k));
+		ASSERT_MEMEQ(key.p, k, key.n);
+		val_of(&want, i, gens[i]);
+		ASSERT_EQ(val.n, want.len);
+		ASSERT_MEMEQ(val.p, want.p, want.len);
+		i++;
+	}
+	ASSERT_OK(lsm_iter_status(it));
+	while (i < n && gens[i] < 0)
+		i++;
+	ASSERT_EQ(i, n);
+	lsm_iter_free(it);
+	q_buf_free(&want);
+}
+
+static int count_files(const char *suffix)
+{
+	char **names;
+	size_t n;
+	ASSERT_OK(q_env_list(q_env_posix(), dbdir, &names, &n));
+	int c = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+		if (l > strlen(suffix) && !strcmp(names[i] + l - strlen(suffix), suffix))
+			c++;
+	}
+	q_env_list_free(names, n);
+	return c;
+}
+
+static int file_exists(const char *path)
+{
+	uint64_t sz;
+	return q_env_file_size(q_env_posix(), path, &sz) == 0;
+}
+
+static int lowest_blob(char *path)
+{
+	char **names;
+	size_t n;
+	ASSERT_OK(q_env_list(q_env_posix(), dbdir, &names, &n));
+	long best = -1;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+		if (l > 5 && !strcmp(names[i] + l - 5, ".blob")) {
+			long num = atol(names[i]);
+			if (best < 0 || num < best)
+				best = num;
+		}
+	}
+	q_env_list_free(names, n);
+	if (best >= 0)
+		snprintf(path, 400, "%s/%06ld.blob", dbdir, best);
+	return best >= 0;
+}
+
+#define N 200
+
+QTEST(large_values_round_trip_reopen)
+{
+	int gens[N];
+	lsm_db *db = open_blob(1024);
+	for (int i = 0; i < N; i++) {
+		put_gen(db, i, 0);
+		gens[i] = 0;
+	}
+	/* from the memtable, then from tables + blob files */
+	for (int i = 0; i < N; i++)
+		expect(db, i, 0);
+	scan_check(db, gens, N);
+	ASSERT_OK(lsm_flush(db));
+	lsm_stats st;
+	lsm_get_stats(db, &st);
+	ASSERT(st.blob_files >= 1);
+	ASSERT(st.blob_bytes > 100u * 1024);
+	for (int i = 0; i < N; i++)
+		expect(db, i, 0);
+	scan_check(db, gens, N);
+	/* the tree itself stays small: values are not in the tables */
+	ASSERT(st.disk_bytes - st.blob_bytes < st.blob_bytes / 10);
+	ASSERT_OK(lsm_compact_all(db));
+	for (int i = 0; i < N; i++)
+		expect(db, i, 0);
+	ASSERT_OK(lsm_close(db));
+	db = open_blob(1024);
+	for (int i = 0; i < N; i++)
+		expect(db, i, 0);
+	scan_check(db, gens, N);
+	/* seeks land on blob and inline values alike */
+	lsm_iter *it;
+	ASSERT_OK(lsm_iter_new(db, &it));
+	for (int i = 0; i < N; i += 37) {
+		char k[32];
+		key_of(k, i);
+		lsm_iter_seek(it, q_slice_str(k));
+		ASSERT(lsm_iter_valid(it));
+		ASSERT_MEMEQ(lsm_iter_key(it).p, k, strlen(k));
+		q_buf want = Q_BUF_INIT;
+		val_of(&want, i, 0);
+		ASSERT_EQ(lsm_iter_value(it).n, want.len);
+		ASSERT_MEMEQ(lsm_iter_value(it).p, want.p, want.len);
+		q_buf_free(&want);
+	}
+	lsm_iter_free(it);
+	ASSERT_OK(lsm_close(db));
+}
+
+QTEST(threshold_zero_writes_no_blob_files)
+{
+	lsm_db *db = open_blob(0);
+	for (int i = 0; i < 50; i++)
+		put_gen(db, i, 1);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_EQ(count_files(".blob"), 0);
+	ASSERT_OK(lsm_close(db));
+	/* a store written without blobs opens with them on, and back */
+	db = open_blob(1024);
+	for (int i = 0; i < 50; i++)
+		expect(db, i, 1);
+	for (int i = 0; i < 50; i += 2)
+		put_gen(db, i, 2);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT(count_files(".blob") > 0);
+	ASSERT_OK(lsm_close(db));
+	db = open_blob(0);
+	for (int i = 0; i < 50; i++)
+		expect(db, i, i % 2 ? 1 : 2);
+	ASSERT_OK(lsm_close(db));
+}
+
+/* Overwrites and deletes make garbage; a blob file past half garbage is
+ * collected (its live records move, in compaction); a fully dead blob file
+ * leaves the disk once no manifest or reader needs it. */
+QTEST(overwrite_delete_garbage_and_gc)
+{
+	int gens[N];
+	lsm_db *db = open_blob(1024);
+	for (int i = 0; i < N; i++) {
+		put_gen(db, i, 0);
+		gens[i] = 0;
+	}
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_OK(lsm_compact_all(db));
+	char first[400];
+	ASSERT(lowest_blob(first));
+	lsm_stats st;
+	lsm_get_stats(db, &st);
+	ASSERT_EQ(st.blob_garbage_bytes, 0);
+	uint64_t blob0 = st.blob_bytes;
+	/* three keys in four change: overwrite or delete */
+	for (int i = 0; i < N; i++) {
+		char k[32];
+		key_of(k, i);
+		if (i % 4 == 1) {
+			put_gen(db, i, 1);
+			gens[i] = 1;
+		} else if (i % 4 == 2 || i % 4 == 3) {
+			ASSERT_OK(lsm_delete(db, q_slice_str(k)));
+			gens[i] = -1;
+		}
+	}
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_OK(lsm_compact_all(db));
+	lsm_get_stats(db, &st);
+	/* the dropped pointers were counted as garbage (files fully dead
+	 * left the version; the rest may already be collected) */
+	ASSERT(st.blob_garbage_bytes > 0 || st.blob_moved_bytes > 0);
+	ASSERT(st.blob_files > 0);
+	(void)blob0;
+	for (int i = 0; i < N; i++)
+		expect(db, i, gens[i]);
+	/* the compaction thread collects the first blob files (past half
+	 * garbage) by itself: wait for the moved bytes, bounded */
+	uint64_t t0 = q_mono_ms();
+	do {
+		lsm_get_stats(db, &st);
+		if (st.blob_moved_bytes > 0 && !file_exists(first))
+			break;
+		/* a checkpoint lets the manifest before the collection go */
+		if (st.blob_moved_bytes > 0)
+			ASSERT_OK(lsm_compact_all(db));
+		q_sleep_ms(20);
+	} while (q_mono_ms() - t0 < 30000);
+	ASSERT(st.blob_moved_bytes > 0);
+	ASSERT(!file_exists(first));
+	for (int i = 0; i < N; i++)
+		expect(db, i, gens[i]);
+	scan_check(db, gens, N);
+	lsm_get_stats(db, &st);
+	/* what is left is mostly live */
+	ASSERT(st.blob_garbage_bytes * 2 <= st.blob_bytes);
+	ASSERT_OK(lsm_close(db));
+	db = open_blob(1024);
+	for (int i = 0; i < N; i++)
+		expect(db, i, gens[i]);
+	scan_check(db, gens, N);
+	/* everything deleted: every blob file goes */
+	for (int i = 0; i < N; i++) {
+		char k[32];
+		key_of(k, i);
+		ASSERT_OK(lsm_delete(db, q_slice_str(k)));
+		gens[i] = -1;
+	}
+	ASSERT_OK(lsm_compact_all(db));
+	ASSERT_OK(lsm_compact_all(db));
+	lsm_get_stats(db, &st);
+	ASSERT_EQ(st.blob_files, 0);
+	ASSERT_EQ(count_files(".blob"), 0);
+	scan_check(db, gens, N);
+	ASSERT_OK(lsm_close(db));
+}
+
+/* An iterator (a snapshot) keeps the blob files of its version on disk and
+ * readable, however the store changes meanwhile. */
+QTEST(iterator_holds_old_blob_alive)
+{
+	lsm_db *db = open_blob(1024);
+	for (int i = 0; i < N; i++)
+		put_gen(db, i, 0);
+	ASSERT_OK(lsm_flush(db));
+	char first[400];
+	ASSERT(lowest_blob(first));
+	lsm_iter *it;
+	ASSERT_OK(lsm_iter_new(db, &it));
+	lsm_iter_seek_first(it);
+	ASSERT(lsm_iter_valid(it));
+	/* every key deleted, everything compacted twice: no version but the
+	 * iterator's points into the first blob file */
+	for (int i = 0; i < N; i++) {
+		char k[32];
+		key_of(k, i);
+		ASSERT_OK(lsm_delete(db, q_slice_str(k)));
+	}
+	ASSERT_OK(lsm_compact_all(db));
+	ASSERT_OK(lsm_compact_all(db));
+	lsm_stats st;
+	lsm_get_stats(db, &st);
+	ASSERT_EQ(st.blob_files, 0);
+	ASSERT(file_exists(first));
+	expect(db, 5, -1);
+	/* the iterator still reads the old values, blob and inline */
+	int i = 0;
+	q_buf want = Q_BUF_INIT;
+	for (; lsm_iter_valid(it); lsm_iter_next(it), i++) {
+		val_of(&want, i, 0);
+		ASSERT_EQ(lsm_iter_value(it).n, want.len);
+		ASSERT_MEMEQ(lsm_iter_value(it).p, want.p, want.len);
+	}
+	ASSERT_OK(lsm_iter_status(it));
+	ASSERT_EQ(i, N);
+	q_buf_free(&want);
+	lsm_iter_free(it);
+	/* the last reference gone, the file goes */
+	ASSERT(!file_exists(first));
+	ASSERT_OK(lsm_close(db));
+	ASSERT_EQ(count_files(".blob"), 0);
+}
+
+/* A value in the memtable shadows a blob value of a table, and a newer blob
+ * value shadows an older one, at every step of flush and compaction. */
+QTEST(versions_across_blob_and_inline)
+{
+	lsm_db *db = open_blob(1024);
+	q_buf big = Q_BUF_INIT, out = Q_BUF_INIT;
+	ASSERT_OK(q_buf_reserve(&big, 5000));
+	memset(big.p, 'B', 5000);
+	big.len = 5000;
+	ASSERT_OK(lsm_put(db, q_slice_str("k"), q_buf_slice(&big)));
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_OK(lsm_put(db, q_slice_str("k"), q_slice_str("small")));
+	ASSERT_OK(lsm_get(db, q_slice_str("k"), &out));
+	ASSERT_EQ(out.len, 5);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_OK(lsm_get(db, q_slice_str("k"), &out));
+	ASSERT_EQ(out.len, 5);
+	memset(big.p, 'C', 5000);
+	ASSERT_OK(lsm_put(db, q_slice_str("k"), q_buf_slice(&big)));
+	ASSERT_OK(lsm_compact_all(db));
+	ASSERT_OK(lsm_get(db, q_slice_str("k"), &out));
+	ASSERT_EQ(out.len, 5000);
+	ASSERT_EQ(out.p[4999], 'C');
+	ASSERT_OK(lsm_delete(db, q_slice_str("k")));
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_EQ(lsm_get(db, q_slice_str("k"), &out), Q_ENOTFOUND);
+	ASSERT_OK(lsm_close(db));
+	q_buf_free(&big);
+	q_buf_free(&out);
+}
+
+/* The record codec: what the writer writes, the reader and the pure
+ * decoder accept; any changed byte is refused. */
+QTEST(blob_record_codec)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/000007.blob", qtest_tmpdir);
+	blob_writer *w;
+	ASSERT_OK(blob_writer_new(q_env_posix(), path, 7, &w));
+	blob_ptr p1, p2;
+	ASSERT_OK(blob_writer_add(w, q_slice_str("alpha"), q_slice_str("first value"), &p1));
+	ASSERT_OK(blob_writer_add(w, q_slice_str("beta"), q_slice_make("", 0), &p2));
+	uint64_t size;
+	ASSERT_OK(blob_writer_finish(w, &size));
+	ASSERT_EQ(p1.offset, BLOB_FILE_HEADER);
+	uint8_t pb[BLOB_PTR_MAX];
+	blob_ptr d;
+	ASSERT_OK(blob_ptr_decode(q_slice_make(pb, blob_ptr_encode(pb, &p2)), &d));
+	ASSERT_EQ(d.number, 7);
+	ASSERT_EQ(d.offset, p2.offset);
+	ASSERT_EQ(d.vlen, 0);
+	ASSERT_EQ(blob_ptr_decode(q_slice_make(pb, 2), &d), Q_ECORRUPT);
+
+	lsm_blob *b = blob_new(q_env_posix(), qtest_tmpdir, 7, size, 0);
+	ASSERT_OK(blob_open(b));
+	q_buf out = Q_BUF_INIT;
+	ASSERT_OK(blob_read(b, q_slice_str("alpha"), &p1, &out));
+	ASSERT_EQ(out.len, 11);
+	ASSERT_MEMEQ(out.p, "first value", 11);
+	ASSERT_OK(blob_read(b, q_slice_str("beta"), &p2, &out));
+	ASSERT_EQ(out.len, 0);
+	q_log_set_level(Q_LOG_OFF);
+	/* wrong key, wrong length, past the end */
+	ASSERT_EQ(blob_read(b, q_slice_str("alphx"), &p1, &out), Q_ECORRUPT);
+	blob_ptr bad = p1;
+	bad.vlen = 10;
+	ASSERT_EQ(blob_read(b, q_slice_str("alpha"), &bad, &out), Q_ECORRUPT);
+	bad = p1;
+	bad.offset = size - 3;
+	ASSERT_EQ(blob_read(b, q_slice_str("alpha"), &bad, &out), Q_ECORRUPT);
+	blob_unref(b);
+
+	uint8_t *data;
+	size_t n;
+	ASSERT_OK(q_env_read_all(q_env_posix(), path, &data, &n));
+	ASSERT_EQ(n, size);
+	ASSERT_OK(blob_header_check(data, n));
+	q_slice k, v;
+	size_t used;
+	ASSERT_OK(blob_rec_decode(data + p1.offset, n - p1.offset, &k, &v, &used));
+	ASSERT_EQ(k.n, 5);
+	ASSERT_EQ(v.n, 11);
+	ASSERT_EQ(p1.offset + used, p2.offset);
+	/* every single flipped bit of the first record is caught */
+	for (size_t i = p1.offset; i < p2.offset; i++) {
+		for (int bit = 0; bit < 8; bit++) {
+			data[i] ^= (uint8_t)(1u << bit);
+			int rc = blob_rec_decode(data + p1.offset, n - p1.offset, &k, &v, &used);
+			data[i] ^= (uint8_t)(1u << bit);
+			ASSERT_EQ(rc, Q_ECORRUPT);
+		}
+	}
+	/* and through the file reader */
+	data[p1.offset + BLOB_REC_HEADER + 7] ^= 1;
+	q_file *f;
+	ASSERT_OK(q_env_open(q_env_posix(), path, Q_OPEN_CREATE, &f));
+	ASSERT_OK(q_file_append(f, data, n));
+	ASSERT_OK(q_file_close(f));
+	b = blob_new(q_env_posix(), qtest_tmpdir, 7, size, 0);
+	ASSERT_OK(blob_open(b));
+	ASSERT_EQ(blob_read(b, q_slice_str("alpha"), &p1, &out), Q_ECORRUPT);
+	ASSERT_EQ(out.len, 0);
+	ASSERT_OK(blob_read(b, q_slice_str("beta"), &p2, &out));
+	blob_unref(b);
+	ASSERT(file_exists(path)); /* not obsolete: not deleted */
+	free(data);
+	q_buf_free(&out);
+}
+
+QTEST_MAIN(QT(large_values_round_trip_reopen), QT(threshold_zero_writes_no_blob_files),
+	   QT(overwrite_delete_garbage_and_gc), QT(iterator_holds_old_blob_alive),
+	   QT(versions_across_blob_and_inline), QT(blob_record_codec))
