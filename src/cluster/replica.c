@@ -237,7 +237,7 @@ out:
 	return rc;
 }
 
-int replica_remove_if(replica *r, q_slice key, uint64_t digest)
+static int remove_when(replica *r, q_slice key, uint64_t digest, int tomb_only)
 {
 	lkey k;
 	obj_set *cur = NULL;
@@ -251,7 +251,7 @@ int replica_remove_if(replica *r, q_slice key, uint64_t digest)
 	}
 	if (rc < 0)
 		goto out;
-	if (!obj_set_tombstone_only(cur) || obj_set_digest(cur) != digest) {
+	if ((tomb_only && !obj_set_tombstone_only(cur)) || obj_set_digest(cur) != digest) {
 		rc = 0;
 		goto out;
 	}
@@ -263,6 +263,16 @@ out:
 	lkey_free(&k);
 	obj_set_free(cur);
 	return rc;
+}
+
+int replica_remove_if(replica *r, q_slice key, uint64_t digest)
+{
+	return remove_when(r, key, digest, 1);
+}
+
+int replica_drop_if(replica *r, q_slice key, uint64_t digest)
+{
+	return remove_when(r, key, digest, 0);
 }
 
 void replica_get_stats(replica *r, replica_stats *out)

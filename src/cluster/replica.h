@@ -89,6 +89,12 @@ void replica_set_hooks(replica *r, const replica_hooks *h);
  * absent (nothing done), or a negative error. */
 int replica_remove_if(replica *r, q_slice key, uint64_t digest);
 
+/* Physical removal of a key this node no longer replicates (range handoff
+ * after a ring change): deletes key only if its stored set's digest is
+ * still digest (the version the new owners acknowledged). Returns 1 if
+ * removed, 0 if the key changed or is absent, or a negative error. */
+int replica_drop_if(replica *r, q_slice key, uint64_t digest);
+
 void replica_get_stats(replica *r, replica_stats *out);
 
 #endif

@@ -27,7 +27,7 @@ const char *const q_node_conf_keys[] = {
 	"gossip_interval", "gossip_fanout", "gossip_suspect_after", "gossip_down_after",
 	"cluster_name", "sloppy_quorum", "notfound_ok",
 	"secret_file", "metrics_listen", "encrypt",
-	"handoff_rate", "handoff_settle", "leave_exit",
+	"handoff_rate", "handoff_settle", "handoff_drop", "leave_exit",
 	"aae", "aae_depth", "aae_interval", "aae_rate", "aae_burst", "aae_repair_rate",
 	"aae_builds", "aae_rebuild_interval", "aae_tombstone_grace", "aae_max_diffs",
 	"aae_timeout",

@@ -78,6 +78,7 @@ struct node_handoff {
 	char *data_dir;
 	uint64_t rate_bps, settle_ms;
 	int leave_exit;
+	int drop_moved;          /* handoff_drop: delete moved keys after a plan */
 	net_pool *pool;          /* set on the loop thread at start */
 	pthread_t th;
 	int th_on;
@@ -90,6 +91,7 @@ struct node_handoff {
 	uint64_t ring_digest, base_digest;
 	uint64_t plans, failures, ranges_total, ranges_done, keys_scanned;
 	uint64_t keys_sent, bytes_sent;
+	uint64_t keys_dropped, drop_kept; /* moved keys deleted here / kept */
 	recv_stat recv[RECV_MAX];
 	size_t nrecv;
 	/* receiver side, atomics */
@@ -289,28 +291,12 @@ out:
 	return rc;
 }
 
+static int put_to(node_handoff *h, const char *addr, q_slice key, q_slice obj);
+
 /* One entry too large for a batch: a plain REPL_PUT (merged the same way). */
 static int send_single(node_handoff *h, recv_stat *rs, q_slice key, q_slice obj)
 {
-	net_msg m;
-	net_msg_init(&m, NET_MSG_REPL_PUT);
-	m.u.repl_put.key = key;
-	m.u.repl_put.object = obj;
-	int rc = 0;
-	for (int attempt = 0; attempt < SEND_RETRIES; attempt++) {
-		if (attempt && nap(h, SEND_RETRY_MS))
-			return Q_ECLOSED;
-		net_msg resp;
-		q_buf rb = Q_BUF_INIT;
-		rc = net_pool_call(h->cfg.loop, h->pool, rs->addr, &m, h->cfg.timeout_ms, &resp,
-				   &rb);
-		if (rc == 0 && resp.u.repl_put_resp.status < 0)
-			rc = resp.u.repl_put_resp.status;
-		net_msg_clear(&resp);
-		q_buf_free(&rb);
-		if (rc == 0)
-			break;
-	}
+	int rc = put_to(h, rs->addr, key, obj);
 	if (rc == 0) {
 		pthread_mutex_lock(&h->mu);
 		rs->keys++;
@@ -510,6 +496,132 @@ finish:
 	return failed ? -EAGAIN : 0;
 }
 
+/* One object to one receiver as a REPL_PUT, with retries; no statistics. */
+static int put_to(node_handoff *h, const char *addr, q_slice key, q_slice obj)
+{
+	net_msg m;
+	net_msg_init(&m, NET_MSG_REPL_PUT);
+	m.u.repl_put.key = key;
+	m.u.repl_put.object = obj;
+	int rc = 0;
+	for (int attempt = 0; attempt < SEND_RETRIES; attempt++) {
+		if (attempt && nap(h, SEND_RETRY_MS))
+			return Q_ECLOSED;
+		net_msg resp;
+		q_buf rb = Q_BUF_INIT;
+		rc = net_pool_call(h->cfg.loop, h->pool, addr, &m, h->cfg.timeout_ms, &resp, &rb);
+		if (rc == 0 && resp.u.repl_put_resp.status < 0)
+			rc = resp.u.repl_put_resp.status;
+		net_msg_clear(&resp);
+		q_buf_free(&rb);
+		if (rc == 0)
+			break;
+	}
+	return rc;
+}
+
+/* Primaries of key under r (ids borrowed from r), at most n. */
+static size_t primaries(const ring *r, q_slice key, int n, const char **ids)
+{
+	size_t nprim = 0;
+	size_t got = ring_preflist_key(r, key.p, key.n, (size_t)n, ids, COORD_MAX_N, &nprim);
+	return got < nprim ? got : nprim;
+}
+
+static int in_list(const char *const *ids, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(ids[i], id))
+			return 1;
+	return 0;
+}
+
+/*
+ * After the plan base -> target completed (not a leave): each key this
+ * node replicated under base but not under target is sent once more, as it
+ * is now, to the primaries that gained it (those of target not in base;
+ * all of target's if none), and deleted here when every one of them stored
+ * it and it did not change meanwhile (replica_drop_if on the digest of the
+ * version sent). The plan names one sender per range, which need not be
+ * this node, hence the own send: the version deleted is always one the new
+ * owners acknowledged, and a key written here during the pass is kept.
+ * Keys this node did not replicate under base (a fallback's copies) are
+ * left alone. Best effort: a failure keeps the key (it only costs disk).
+ */
+static void drop_moved(node_handoff *h, const ring *base, const ring *target)
+{
+	member *mv = NULL;
+	size_t mn = 0;
+	uint64_t ver = 0;
+	if (members_snapshot(h->cfg.mem, &mv, &mn, &ver) < 0)
+		return;
+	handoff_rate rl;
+	handoff_rate_init(&rl, h->rate_bps, h->rate_bps, q_mono_ns());
+	lsm_iter *it = NULL;
+	if (lsm_iter_new(h->cfg.db, &it) < 0) {
+		free(mv);
+		return;
+	}
+	uint8_t ks = LSM_KS_DATA;
+	lsm_iter_seek(it, q_slice_make(&ks, 1));
+	uint64_t scanned = 0, dropped = 0, kept = 0;
+	for (; lsm_iter_valid(it); lsm_iter_next(it)) {
+		q_slice k = lsm_iter_key(it);
+		if (k.n < 2 || k.p[0] != LSM_KS_DATA)
+			break;
+		if ((++scanned & 255u) == 0) {
+			pthread_mutex_lock(&h->mu);
+			int s = h->stop;
+			pthread_mutex_unlock(&h->mu);
+			if (s)
+				break;
+		}
+		q_slice ukey = q_slice_make(k.p + 1, k.n - 1);
+		q_slice val = lsm_iter_value(it);
+		const char *now_ids[COORD_MAX_N], *was_ids[COORD_MAX_N];
+		size_t nnow = primaries(target, ukey, h->cfg.n, now_ids);
+		if (val.n == 0 || nnow == 0 || in_list(now_ids, nnow, h->self))
+			continue;
+		size_t nwas = primaries(base, ukey, h->cfg.n, was_ids);
+		if (!in_list(was_ids, nwas, h->self))
+			continue;
+		obj_set *cur = NULL;
+		if (obj_set_decode(val.p, val.n, &cur) < 0) {
+			kept++;
+			continue;
+		}
+		uint64_t digest = obj_set_digest(cur);
+		obj_set_free(cur);
+		size_t ngain = 0;
+		for (size_t t = 0; t < nnow; t++)
+			ngain += !in_list(was_ids, nwas, now_ids[t]);
+		int ok = 1;
+		for (size_t t = 0; t < nnow && ok; t++) {
+			if (ngain && in_list(was_ids, nwas, now_ids[t]))
+				continue;
+			const char *addr = NULL;
+			for (size_t m = 0; m < mn && !addr; m++)
+				if (!strcmp(mv[m].id, now_ids[t]))
+					addr = mv[m].addr;
+			throttle(h, &rl, ukey.n + val.n);
+			ok = addr && put_to(h, addr, ukey, val) == 0;
+		}
+		if (ok && replica_drop_if(h->cfg.rep, ukey, digest) == 1)
+			dropped++;
+		else
+			kept++;
+	}
+	lsm_iter_free(it);
+	free(mv);
+	pthread_mutex_lock(&h->mu);
+	h->keys_dropped += dropped;
+	h->drop_kept += kept;
+	pthread_mutex_unlock(&h->mu);
+	if (dropped || kept)
+		Q_INFO("handoff", "moved keys: %llu deleted here, %llu kept",
+		       (unsigned long long)dropped, (unsigned long long)kept);
+}
+
 static void *run(void *arg)
 {
 	node_handoff *h = arg;
@@ -630,6 +742,8 @@ static void *run(void *arg)
 				       ring_member_count(target), plan.n, h->nrecv);
 			rc = transfer(h, &plan);
 		}
+		if (rc == 0 && !leaving && h->drop_moved)
+			drop_moved(h, base, target);
 		handoff_plan_free(&plan);
 		if (rc == 0) {
 			ring *nb = NULL;
@@ -901,6 +1015,8 @@ int node_handoff_new(q_conf *conf, const node_handoff_config *cfg, char *err, si
 		rc = q_conf_get_ms(conf, "handoff_settle", HANDOFF_SETTLE_DEFAULT_MS, &h->settle_ms);
 	if (rc == 0)
 		rc = q_conf_get_bool(conf, "leave_exit", 1, &h->leave_exit);
+	if (rc == 0)
+		rc = q_conf_get_bool(conf, "handoff_drop", 1, &h->drop_moved);
 	if (rc < 0) {
 		snprintf(err, errcap, "config: %s", q_conf_error(conf));
 		goto fail;
@@ -972,14 +1088,16 @@ int node_handoff_status_json(node_handoff *h, q_buf *out)
 		",\"handoff\":{\"state\":\"%s\",\"ring_digest\":\"%016llx\","
 		"\"base_digest\":\"%016llx\",\"rate\":%llu,\"plans\":%llu,\"failures\":%llu,"
 		"\"ranges_total\":%llu,\"ranges_done\":%llu,\"keys_scanned\":%llu,"
-		"\"keys_sent\":%llu,\"bytes_sent\":%llu,\"batches_received\":%llu,"
+		"\"keys_sent\":%llu,\"bytes_sent\":%llu,\"keys_dropped\":%llu,"
+		"\"drop_kept\":%llu,\"batches_received\":%llu,"
 		"\"keys_received\":%llu,\"rejected\":%llu,\"receivers\":[",
 		state_name(h->state), (unsigned long long)h->ring_digest,
 		(unsigned long long)h->base_digest, (unsigned long long)h->rate_bps,
 		(unsigned long long)h->plans, (unsigned long long)h->failures,
 		(unsigned long long)h->ranges_total, (unsigned long long)h->ranges_done,
 		(unsigned long long)h->keys_scanned, (unsigned long long)h->keys_sent,
-		(unsigned long long)h->bytes_sent,
+		(unsigned long long)h->bytes_sent, (unsigned long long)h->keys_dropped,
+		(unsigned long long)h->drop_kept,
 		(unsigned long long)__atomic_load_n(&h->batches_received, __ATOMIC_RELAXED),
 		(unsigned long long)__atomic_load_n(&h->keys_received, __ATOMIC_RELAXED),
 		(unsigned long long)__atomic_load_n(&h->rejected, __ATOMIC_RELAXED));

@@ -198,6 +198,16 @@ def test_join_moves_about_one_sixth_and_leave_loses_nothing(procs, tmp_path):
     # no key lost: every key with R = N (every primary must answer)
     assert read_all(c.addr(2), keys + during, "--r", "3") == []
 
+    # the old owners deleted what moved away (handoff_drop): about N
+    # copies of each key remain (a read repaired from a stale view during
+    # the move may leave a stray copy), instead of N plus every moved copy
+    dropped = sum(c.status(i)["handoff"]["keys_dropped"] for i in range(5))
+    copies = sum(held_by(c.addr(i), keys) for i in range(6))
+    print(f"join: {dropped} moved copies deleted from old owners; "
+          f"{copies} copies of {NKEYS} keys remain (N = 3)")
+    assert dropped >= got * 0.8, (dropped, got)
+    assert 3 * NKEYS <= copies <= 3 * NKEYS + got * 0.2, (copies, got)
+
     # decommission j2: it streams everything, the others drop it, it exits
     leaver = 1
     r = ctl(c.addr(leaver), "leave")

@@ -4,8 +4,9 @@
  * index in one lsm batch, tree updated after the write. Checks that the
  * tree and the index follow updates, merges, unchanged merges and removals
  * exactly (equal to trees rebuilt from the data and from the index), that
- * a failing batch hook stores nothing, and that replica_remove_if only
- * removes an unchanged tombstone.
+ * a failing batch hook stores nothing, that replica_remove_if only
+ * removes an unchanged tombstone and replica_drop_if only the version it
+ * was given.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -180,5 +181,35 @@ QTEST(remove_if_only_unchanged_tombstones)
 	fx_close(&f);
 }
 
+QTEST(drop_if_only_the_version_judged)
+{
+	fx f;
+	fx_open(&f);
+	obj_write w = wr("v1", 1, 0);
+	obj_set *s = NULL, *t = NULL;
+	ASSERT_OK(replica_update(f.rep, q_slice_str("moved"), NULL, &w, &s));
+	ASSERT_OK(replica_update(f.rep, q_slice_str("stays"), NULL, &w, &t));
+	ASSERT_EQ(aae_tree_keys(f.tree), 2);
+	/* written again after the version sent was judged: kept */
+	obj_set *s2 = NULL;
+	obj_write w2 = wr("v2", 2, 0);
+	ASSERT_OK(replica_update(f.rep, q_slice_str("moved"), NULL, &w2, &s2));
+	ASSERT_EQ(replica_drop_if(f.rep, q_slice_str("moved"), obj_set_digest(s)), 0);
+	obj_set *g = NULL;
+	ASSERT_OK(replica_get(f.rep, q_slice_str("moved"), &g));
+	obj_set_free(g);
+	/* the current version, live: removed, index and tree follow */
+	ASSERT_EQ(replica_drop_if(f.rep, q_slice_str("moved"), obj_set_digest(s2)), 1);
+	ASSERT_EQ(replica_get(f.rep, q_slice_str("moved"), &g), Q_ENOTFOUND);
+	ASSERT_EQ(aae_tree_keys(f.tree), 1);
+	check_exact(&f);
+	/* absent: nothing to do */
+	ASSERT_EQ(replica_drop_if(f.rep, q_slice_str("moved"), obj_set_digest(s2)), 0);
+	obj_set_free(s);
+	obj_set_free(s2);
+	obj_set_free(t);
+	fx_close(&f);
+}
+
 QTEST_MAIN(QT(tree_and_index_follow_updates_and_merges), QT(failing_batch_hook_stores_nothing),
-	   QT(remove_if_only_unchanged_tombstones))
+	   QT(remove_if_only_unchanged_tombstones), QT(drop_if_only_the_version_judged))
