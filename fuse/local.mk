@@ -10,7 +10,8 @@ fuse_libqfs_a_SOURCES = \
 	fuse/qfs_conflict.c fuse/qfs_conflict.h \
 	fuse/qfs_inode.c fuse/qfs_inode.h \
 	fuse/qfs_opts.c fuse/qfs_opts.h \
-	fuse/qfs_sibs.c fuse/qfs_sibs.h
+	fuse/qfs_sibs.c fuse/qfs_sibs.h \
+	fuse/qfs_gc.c fuse/qfs_gc.h
 
 # unit tests
 QFS_TESTS = \
@@ -18,7 +19,8 @@ QFS_TESTS = \
 	tests/unit/test_qfs_conflict \
 	tests/unit/test_qfs_inode \
 	tests/unit/test_qfs_opts \
-	tests/unit/test_qfs_fs
+	tests/unit/test_qfs_fs \
+	tests/unit/test_qfs_gc
 check_PROGRAMS += $(QFS_TESTS)
 TESTS += $(QFS_TESTS)
 QFS_TEST_LDADD = $(QTEST_LDADD) fuse/libqfs.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
@@ -26,6 +28,7 @@ tests_unit_test_qfs_obj_LDADD = $(QFS_TEST_LDADD)
 tests_unit_test_qfs_conflict_LDADD = $(QFS_TEST_LDADD)
 tests_unit_test_qfs_inode_LDADD = $(QFS_TEST_LDADD)
 tests_unit_test_qfs_opts_LDADD = $(QFS_TEST_LDADD)
+tests_unit_test_qfs_gc_LDADD = $(QTEST_LDADD) fuse/libqfs.a $(QNODE_LDADD)
 # the filesystem operations over a real embedded single-node store
 tests_unit_test_qfs_fs_LDADD = $(QTEST_LDADD) fuse/libqfs.a $(QNODE_LDADD)
 
@@ -73,4 +76,9 @@ check_PROGRAMS += tests/fuzz/node_fs_msg_fuzzer
 tests_fuzz_node_fs_msg_fuzzer_SOURCES = tests/fuzz/node_fs_msg_fuzzer.c $(FUZZ_MAIN)
 tests_fuzz_node_fs_msg_fuzzer_LDADD = $(QNODE_LDADD)
 tests_fuzz_node_fs_msg_fuzzer_LDFLAGS = $(FUZZ_LINK)
-EXTRA_DIST += tests/integration/test_fuse_statfs.py
+EXTRA_DIST += tests/integration/test_fuse_statfs.py tests/integration/test_fuse_gc.py
+FUZZ_TARGETS += tests/fuzz/qfs_move_fuzzer
+check_PROGRAMS += tests/fuzz/qfs_move_fuzzer
+tests_fuzz_qfs_move_fuzzer_SOURCES = tests/fuzz/qfs_move_fuzzer.c $(FUZZ_MAIN)
+tests_fuzz_qfs_move_fuzzer_LDADD = fuse/libqfs.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
+tests_fuzz_qfs_move_fuzzer_LDFLAGS = $(FUZZ_LINK)

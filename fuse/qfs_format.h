@@ -75,7 +75,6 @@ enum {
  * the version is stored). Part of the chunk collection contract. */
 #define QFS_CHUNK_REPUT_MS (10u * 60u * 1000u)
 
-/* Conflict-file marker (Syncthing's convention). */
 /* statfs: the cluster's figures are asked at most this often, each ask
  * waiting at most QFS_STATFS_ASK_MS for the members' answers; a file is
  * counted as QFS_STATFS_FILE_BYTES of free space for f_ffree */
@@ -85,6 +84,22 @@ enum {
 #define QFS_STATFS_FILE_BYTES 4096u
 #define QFS_STATFS_FILES_MAX (1ull << 32)
 
+/* Chunk collection (docs/filesystem.md, "Chunk collection"). A rename of a
+ * chunked file first stores a move record under QFS_KEY_MOVES + 16 hex
+ * digits of the wall clock (ns) + 16 random hex digits, listing the chunk
+ * ids the moved version names:
+ *   fixed16 magic QFS_MOVE_MAGIC, u8 version 1, fixed64 wall_ns,
+ *   varint count (<= QFS_CHUNKS_MAX), count * 16 bytes id,
+ *   fixed32 q_csum32 of everything before it.
+ * The collector marks every id of every move record it finds and deletes
+ * records older than its grace period. Default grace: QFS_GC_GRACE_S. */
+#define QFS_KEY_MOVES "g:"
+#define QFS_MOVE_KEY_LEN (2 + 16 + 16)
+#define QFS_MOVE_MAGIC 0x4751u /* "QG" little endian */
+#define QFS_MOVE_VERSION 1
+#define QFS_GC_GRACE_S 3600u
+
+/* Conflict-file marker (Syncthing's convention). */
 #define QFS_CONFLICT_MARK ".sync-conflict-"
 
 /* The extended attribute that lists a file's siblings. */

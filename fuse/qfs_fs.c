@@ -81,6 +81,7 @@
 
 #include "fuse/qfs_conflict.h"
 #include "fuse/qfs_format.h"
+#include "fuse/qfs_gc.h"
 #include "fuse/qfs_inode.h"
 #include "fuse/qfs_obj.h"
 #include "util/log.h"
@@ -2022,6 +2023,39 @@ static int view_from_inode(qfs_fs *fs, const char *path, qfs_view *v)
 	return rc;
 }
 
+/* Chunk collection: before a chunked file's version is stored under a new
+ * name, a move record lists its chunks (docs/filesystem.md, "Chunk
+ * collection": a mark that reads the new name before the rename and the
+ * old one after it finds them there). */
+static int store_move_record(qfs_fs *fs, const qfs_obj *o)
+{
+	if (o->type != QFS_T_REG || o->layout != QFS_LAYOUT_CHUNKED)
+		return 0;
+	q_buf ids = Q_BUF_INIT, val = Q_BUF_INIT;
+	size_t n = 0;
+	int rc = 0;
+	for (size_t i = 0; i < o->nchunks && rc == 0; i++)
+		if (o->chunks[i].kind == QFS_CHUNK_DATA) {
+			rc = q_buf_append(&ids, o->chunks[i].id, QFS_CHUNK_ID_LEN);
+			n++;
+		}
+	if (rc == 0 && n > 0) {
+		int64_t now = now_ns();
+		uint64_t rnd = 0;
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			rnd = fs->actor ^ next_seq(fs);
+		char key[QFS_MOVE_KEY_LEN + 1];
+		qfs_move_key(now, rnd, key);
+		rc = qfs_move_encode(now, ids.p, n, &val);
+		if (rc == 0)
+			rc = qc_put(fs->c.client, q_slice_str(key), q_slice_make(NULL, 0),
+				    q_buf_slice(&val), &fs->kv, NULL);
+	}
+	q_buf_free(&ids);
+	q_buf_free(&val);
+	return qfs_errno(rc);
+}
+
 int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
 		  const char *newname, unsigned flags)
 {
@@ -2123,6 +2157,12 @@ int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newpar
 		vt.ncand = 1; /* re-put nobody */
 	} else {
 		vt.ncand = vt.ncand ? 1 : 0;
+		/* the version changes keys: its chunks need a move record */
+		rc = store_move_record(fs, &moved);
+		if (rc) {
+			qfs_obj_free(&moved);
+			goto out;
+		}
 	}
 	rc = view_store(fs, kt, &vt, &moved, 0);
 	qfs_obj_free(&moved);

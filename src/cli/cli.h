@@ -30,6 +30,8 @@ void cli_json_str(FILE *f, const uint8_t *p, size_t n);
 int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int json);
 /* `quorumctl siblings PATH ...` (cli_fs.c); returns an exit code. */
 int cli_siblings(int argc, char **argv, const char *node, uint64_t timeout_ms, int json);
+/* `quorumctl fs-gc [--grace S] [--dry-run]` (cli_fs.c); returns an exit code. */
+int cli_fs_gc(int argc, char **argv, const char *node, uint64_t timeout_ms, int json);
 /* `quorumctl repair [--range START:END] [--json]` (cli_repair.c); an exit code. */
 int cli_repair(int argc, char **argv, const char *node, uint64_t timeout_ms, int json);
 /* `quorumctl leave [--id ID]` (cli_admin.c); returns an exit code. */

@@ -3,6 +3,7 @@
  * docs/filesystem.md, decoded with fuse/libqfs.a):
  *
  *   quorumctl siblings PATH [--json] [--r N] [--n N] [--no-digest]
+ *   quorumctl fs-gc [--grace SECONDS] [--dry-run] [--json] [--page N]
  *
  * PATH is a path as seen in the mount, relative to the filesystem's root
  * ("report.txt", "/docs/a.txt" and "docs//a.txt/" name the same file). A
@@ -22,6 +23,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +33,13 @@
 #include "client/client.h"
 #include "fuse/qfs_conflict.h"
 #include "fuse/qfs_format.h"
+#include "fuse/qfs_gc.h"
 #include "fuse/qfs_obj.h"
 #include "fuse/qfs_sibs.h"
+#include "net/net_msg.h"
+#include "net/net_proto.h"
+#include "net/net_sync.h"
+#include "node/node_fs_msg.h"
 #include "util/hash.h"
 #include "util/qerr.h"
 #include "util/qtime.h"
@@ -406,6 +413,570 @@ int cli_siblings(int argc, char **argv, const char *node, uint64_t timeout_ms, i
 	}
 	int code = siblings_run(c, &a);
 	qc_close(c);
+	fflush(stdout);
+	return code;
+}
+
+/* ------------------------------------------------------------------ */
+/* fs-gc: chunk collection (docs/filesystem.md, "Chunk collection")     */
+
+typedef struct gc_args {
+	int64_t grace_ns;
+	int dry_run, json;
+	uint32_t page;
+	uint64_t timeout_ms;
+} gc_args;
+
+typedef struct gc_member {
+	node_fs_member m;
+	net_sync *s;
+} gc_member;
+
+typedef struct gc_chunk {
+	uint8_t id[QFS_CHUNK_ID_LEN];
+	uint64_t newest_ns; /* newest live write seen on any replica */
+	uint64_t bytes;     /* largest live size seen */
+	uint8_t live, corrupt;
+} gc_chunk;
+
+typedef struct gc_run {
+	gc_args a;
+	int64_t t0;
+	gc_member *mem;
+	size_t nmem;
+	qfs_idset marked;
+	gc_chunk *ch;
+	size_t nch, capch;
+	q_buf *old_moves; /* move records past the grace period */
+	size_t nold, capold;
+	uint64_t objects, versions, moves;
+	int code;
+} gc_run;
+
+static int gc_refuse(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int gc_refuse(int code, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "quorumctl: fs-gc: refusing to collect: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	return code;
+}
+
+/* One request to member m (connecting first if needed). On failure the
+ * connection is dropped (its state is unknown). */
+static int gc_call(gc_run *g, gc_member *m, uint8_t type, q_slice payload, uint64_t tmo,
+		   net_msg *resp, q_buf *rb)
+{
+	int rc;
+	if (!m->s) {
+		rc = net_sync_connect(m->m.addr, g->a.timeout_ms, &m->s);
+		if (rc < 0) {
+			m->s = NULL;
+			return rc;
+		}
+	}
+	net_msg q;
+	net_msg_init(&q, type);
+	q.u.blob.payload = payload;
+	rc = net_sync_call(m->s, &q, tmo, resp, rb);
+	if (rc == 0 && resp->type != net_msg_resp_type(type))
+		rc = Q_EPROTO;
+	if (rc < 0 && rc != Q_ENOTFOUND) {
+		net_msg_clear(resp);
+		net_sync_close(m->s);
+		m->s = NULL;
+	}
+	return rc;
+}
+
+static int gc_info(gc_run *g, gc_member *m, node_fs_info *out)
+{
+	uint8_t ver = NODE_FS_MSG_VERSION;
+	net_msg resp;
+	q_buf rb = Q_BUF_INIT;
+	net_msg_init(&resp, NET_MSG_NONE);
+	int rc = gc_call(g, m, NET_MSG_FS_INFO, q_slice_make(&ver, 1), g->a.timeout_ms, &resp, &rb);
+	if (rc == 0)
+		rc = node_fs_info_decode(resp.u.blob.payload, out);
+	net_msg_clear(&resp);
+	q_buf_free(&rb);
+	return rc;
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+	return strcmp(((const gc_member *)a)->m.id, ((const gc_member *)b)->m.id);
+}
+
+/* Every member in the view of the node asked, each reachable, each with
+ * the same member list and no pending hint. */
+static int gc_members(gc_run *g, const char *node, int again)
+{
+	gc_member first = {0};
+	snprintf(first.m.addr, sizeof(first.m.addr), "%s", node);
+	node_fs_info in;
+	int rc = gc_info(g, &first, &in);
+	if (first.s)
+		net_sync_close(first.s);
+	if (rc < 0)
+		return gc_refuse(CLI_EXIT_QUORUM, "node %s cannot be asked for the membership: %s%s", node,
+				 q_strerror(rc), cli_closed_hint(rc));
+	if (again) {
+		int same = in.nmembers == g->nmem;
+		for (size_t i = 0; same && i < in.nmembers; i++) {
+			gc_member key;
+			memset(&key, 0, sizeof(key));
+			memcpy(key.m.id, in.members[i].id, sizeof(key.m.id));
+			same = bsearch(&key, g->mem, g->nmem, sizeof(*g->mem), member_cmp) != NULL;
+		}
+		node_fs_info_free(&in);
+		if (!same)
+			return gc_refuse(CLI_EXIT_QUORUM, "the membership changed during the scan");
+		return 0;
+	}
+	g->mem = calloc(in.nmembers ? in.nmembers : 1, sizeof(*g->mem));
+	if (!g->mem) {
+		node_fs_info_free(&in);
+		return gc_refuse(CLI_EXIT_ERROR, "out of memory");
+	}
+	for (size_t i = 0; i < in.nmembers; i++)
+		g->mem[i].m = in.members[i];
+	g->nmem = in.nmembers;
+	node_fs_info_free(&in);
+	qsort(g->mem, g->nmem, sizeof(*g->mem), member_cmp);
+	for (size_t i = 0; i < g->nmem; i++) {
+		gc_member *m = &g->mem[i];
+		node_fs_info mi;
+		rc = gc_info(g, m, &mi);
+		if (rc < 0)
+			return gc_refuse(CLI_EXIT_QUORUM, "member %s (%s) cannot be scanned: %s%s",
+					 m->m.id, m->m.addr, q_strerror(rc), cli_closed_hint(rc));
+		int same = mi.nmembers == g->nmem;
+		for (size_t k = 0; same && k < mi.nmembers; k++) {
+			gc_member key;
+			memset(&key, 0, sizeof(key));
+			memcpy(key.m.id, mi.members[k].id, sizeof(key.m.id));
+			same = bsearch(&key, g->mem, g->nmem, sizeof(*g->mem), member_cmp) != NULL;
+		}
+		uint64_t hints = mi.hints;
+		node_fs_info_free(&mi);
+		if (!same)
+			return gc_refuse(CLI_EXIT_QUORUM,
+					 "member %s sees a different membership than %s (a join or "
+					 "leave is in progress?)", m->m.id, node);
+		if (hints)
+			return gc_refuse(CLI_EXIT_QUORUM,
+					 "member %s holds %" PRIu64 " hinted writes for others (they may "
+					 "carry file versions no replica has yet); retry once they are "
+					 "delivered", m->m.id, hints);
+	}
+	return 0;
+}
+
+typedef int (*gc_ent_fn)(gc_run *g, gc_member *m, const node_fs_scan_ent *e);
+
+/* Every key under prefix that member m's replica holds, page by page. */
+static int gc_scan(gc_run *g, gc_member *m, const char *prefix, int values, gc_ent_fn fn)
+{
+	q_buf after = Q_BUF_INIT, req = Q_BUF_INIT, rb = Q_BUF_INIT;
+	int rc = 0;
+	uint64_t tmo = g->a.timeout_ms > 60000 ? g->a.timeout_ms : 60000;
+	for (;;) {
+		node_fs_scan_req q = {q_slice_str(prefix), q_buf_slice(&after), g->a.page,
+				      4u << 20, values ? NODE_FS_SCAN_VALUES : 0};
+		q_buf_reset(&req);
+		rc = node_fs_scan_req_encode(&q, &req);
+		if (rc < 0)
+			break;
+		net_msg resp;
+		net_msg_init(&resp, NET_MSG_NONE);
+		rc = gc_call(g, m, NET_MSG_FS_SCAN, q_buf_slice(&req), tmo, &resp, &rb);
+		if (rc < 0)
+			break;
+		node_fs_scan_resp sr;
+		rc = node_fs_scan_resp_decode(resp.u.blob.payload, &sr);
+		if (rc < 0) {
+			net_msg_clear(&resp);
+			break;
+		}
+		for (size_t i = 0; rc == 0 && i < sr.nkeys; i++)
+			rc = fn(g, m, &sr.ents[i]);
+		int more = sr.more && sr.nkeys > 0;
+		if (rc == 0 && sr.nkeys) {
+			q_slice last = sr.ents[sr.nkeys - 1].key;
+			q_buf_reset(&after);
+			rc = q_buf_append(&after, last.p, last.n);
+		}
+		node_fs_scan_resp_free(&sr);
+		net_msg_clear(&resp);
+		if (rc < 0 || !more)
+			break;
+	}
+	q_buf_free(&after);
+	q_buf_free(&req);
+	q_buf_free(&rb);
+	return rc;
+}
+
+#define GC_EUNKNOWN 1 /* an entry whose chunks cannot be known (a refusal) */
+
+static int mark_file(gc_run *g, gc_member *m, const node_fs_scan_ent *e)
+{
+	if (e->newest_ns == NODE_FS_CORRUPT) {
+		gc_refuse(CLI_EXIT_ERROR, "member %s holds %.*s in a form that does not decode: "
+					  "the chunks it names are unknown", m->m.id, (int)e->key.n,
+			  (const char *)e->key.p);
+		return GC_EUNKNOWN;
+	}
+	g->objects++;
+	for (size_t i = 0; i < e->nlive; i++) {
+		qfs_obj o;
+		qfs_obj_init(&o);
+		int rc = qfs_obj_decode(e->values[i].p, e->values[i].n, &o);
+		if (rc < 0) {
+			qfs_obj_free(&o);
+			gc_refuse(CLI_EXIT_ERROR, "a version of %.*s on member %s does not decode "
+						  "(%s): the chunks it names are unknown",
+				  (int)e->key.n, (const char *)e->key.p, m->m.id, q_errname(rc));
+			return GC_EUNKNOWN;
+		}
+		g->versions++;
+		if (o.type == QFS_T_REG && o.layout == QFS_LAYOUT_CHUNKED)
+			for (size_t k = 0; k < o.nchunks && rc >= 0; k++)
+				if (o.chunks[k].kind == QFS_CHUNK_DATA)
+					rc = qfs_idset_add(&g->marked, o.chunks[k].id);
+		qfs_obj_free(&o);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int mark_move(gc_run *g, gc_member *m, const node_fs_scan_ent *e)
+{
+	if (e->newest_ns == NODE_FS_CORRUPT) {
+		gc_refuse(CLI_EXIT_ERROR, "member %s holds move record %.*s in a form that does not "
+					  "decode", m->m.id, (int)e->key.n, (const char *)e->key.p);
+		return GC_EUNKNOWN;
+	}
+	for (size_t i = 0; i < e->nlive; i++) {
+		int64_t w;
+		const uint8_t *ids;
+		size_t n;
+		int rc = qfs_move_decode(e->values[i].p, e->values[i].n, &w, &ids, &n);
+		if (rc < 0) {
+			gc_refuse(CLI_EXIT_ERROR, "move record %.*s on member %s does not decode (%s)",
+				  (int)e->key.n, (const char *)e->key.p, m->m.id, q_errname(rc));
+			return GC_EUNKNOWN;
+		}
+		g->moves++;
+		for (size_t k = 0; k < n; k++)
+			Q_RET(qfs_idset_add(&g->marked, ids + k * QFS_CHUNK_ID_LEN));
+	}
+	/* past the grace period on this replica: a candidate for deletion
+	 * (decided again on a read of every replica) */
+	if (e->nlive && e->newest_ns < (uint64_t)(g->t0 - g->a.grace_ns)) {
+		for (size_t i = 0; i < g->nold; i++)
+			if (q_slice_eq(q_buf_slice(&g->old_moves[i]), e->key))
+				return 0;
+		if (g->nold == g->capold) {
+			size_t nc = g->capold ? g->capold * 2 : 16;
+			q_buf *nv = realloc(g->old_moves, nc * sizeof(*nv));
+			if (!nv)
+				return -ENOMEM;
+			g->old_moves = nv;
+			g->capold = nc;
+		}
+		q_buf_init(&g->old_moves[g->nold]);
+		Q_RET(q_buf_append(&g->old_moves[g->nold], e->key.p, e->key.n));
+		g->nold++;
+	}
+	return 0;
+}
+
+static int list_chunk(gc_run *g, gc_member *m, const node_fs_scan_ent *e)
+{
+	(void)m;
+	gc_chunk c;
+	memset(&c, 0, sizeof(c));
+	if (qfs_chunk_key_parse(e->key, c.id) < 0)
+		return 0; /* not a chunk key of ours */
+	if (e->newest_ns == NODE_FS_CORRUPT)
+		c.corrupt = 1;
+	else {
+		c.newest_ns = e->newest_ns;
+		c.bytes = e->live_bytes;
+		c.live = e->nlive > 0;
+	}
+	if (g->nch == g->capch) {
+		size_t nc = g->capch ? g->capch * 2 : 1024;
+		gc_chunk *nv = realloc(g->ch, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		g->ch = nv;
+		g->capch = nc;
+	}
+	g->ch[g->nch++] = c;
+	return 0;
+}
+
+static int chunk_cmp(const void *a, const void *b)
+{
+	return memcmp(((const gc_chunk *)a)->id, ((const gc_chunk *)b)->id, QFS_CHUNK_ID_LEN);
+}
+
+/* Folds the replicas' entries of each chunk into one. */
+static void fold_chunks(gc_run *g)
+{
+	if (!g->nch)
+		return;
+	qsort(g->ch, g->nch, sizeof(*g->ch), chunk_cmp);
+	size_t o = 0;
+	for (size_t i = 1; i < g->nch; i++) {
+		gc_chunk *d = &g->ch[o], *s = &g->ch[i];
+		if (chunk_cmp(d, s) == 0) {
+			if (s->newest_ns > d->newest_ns)
+				d->newest_ns = s->newest_ns;
+			if (s->bytes > d->bytes)
+				d->bytes = s->bytes;
+			d->live |= s->live;
+			d->corrupt |= s->corrupt;
+		} else {
+			g->ch[++o] = *s;
+		}
+	}
+	g->nch = o + 1;
+}
+
+/* Reads key from every replica and deletes it with that read's context if
+ * every live sibling is older than the cut. 1 deleted (bytes in *bytes),
+ * 0 kept (young, or gone), < 0 error. */
+static int gc_delete(qc_client *c, q_slice key, int64_t cut, uint64_t *bytes)
+{
+	qc_opts all = {.r = 16};
+	qc_object o;
+	qc_object_init(&o);
+	int rc = qc_get(c, key, &all, &o);
+	if (rc == Q_ENOTFOUND) {
+		qc_object_free(&o);
+		return 0;
+	}
+	if (rc == 0) {
+		uint64_t b = 0;
+		int young = 0;
+		for (size_t i = 0; i < o.nsib; i++) {
+			if (o.sib[i].deleted)
+				continue;
+			b += o.sib[i].value.n;
+			if ((int64_t)o.sib[i].wall_ns >= cut)
+				young = 1;
+		}
+		if (young) {
+			rc = 0;
+		} else {
+			rc = qc_del(c, key, q_buf_slice(&o.context), NULL);
+			if (rc == 0) {
+				*bytes = b;
+				rc = 1;
+			}
+		}
+	}
+	qc_object_free(&o);
+	return rc;
+}
+
+static void gc_free(gc_run *g)
+{
+	for (size_t i = 0; i < g->nmem; i++)
+		if (g->mem[i].s)
+			net_sync_close(g->mem[i].s);
+	free(g->mem);
+	qfs_idset_free(&g->marked);
+	free(g->ch);
+	for (size_t i = 0; i < g->nold; i++)
+		q_buf_free(&g->old_moves[i]);
+	free(g->old_moves);
+}
+
+static int gc_run_all(gc_run *g, const char *node)
+{
+	int rc = gc_members(g, node, 0);
+	if (rc)
+		return rc;
+	/* mark: every version of every file on every replica, then the move
+	 * records (after the files: see the design) */
+	for (size_t i = 0; i < g->nmem; i++) {
+		rc = gc_scan(g, &g->mem[i], QFS_KEY_META, 1, mark_file);
+		if (rc == 0)
+			rc = gc_scan(g, &g->mem[i], QFS_KEY_MOVES, 1, mark_move);
+		if (rc == GC_EUNKNOWN)
+			return CLI_EXIT_ERROR;
+		if (rc < 0)
+			return gc_refuse(rc == -ENOMEM ? CLI_EXIT_ERROR : CLI_EXIT_QUORUM,
+					 "member %s (%s) could not be scanned to the end: %s%s",
+					 g->mem[i].m.id, g->mem[i].m.addr, q_strerror(rc),
+					 cli_closed_hint(rc));
+	}
+	for (size_t i = 0; i < g->nmem; i++) {
+		rc = gc_scan(g, &g->mem[i], QFS_KEY_MOVES, 1, mark_move);
+		if (rc == 0)
+			rc = gc_scan(g, &g->mem[i], QFS_KEY_CHUNK, 0, list_chunk);
+		if (rc == GC_EUNKNOWN)
+			return CLI_EXIT_ERROR;
+		if (rc < 0)
+			return gc_refuse(rc == -ENOMEM ? CLI_EXIT_ERROR : CLI_EXIT_QUORUM,
+					 "member %s (%s) could not be scanned to the end: %s%s",
+					 g->mem[i].m.id, g->mem[i].m.addr, q_strerror(rc),
+					 cli_closed_hint(rc));
+	}
+	rc = gc_members(g, node, 1);
+	if (rc)
+		return rc;
+	fold_chunks(g);
+
+	/* sweep */
+	int64_t cut = g->t0 - g->a.grace_ns;
+	uint64_t n_ref = 0, n_young = 0, b_young = 0, n_gone = 0, n_unjudged = 0;
+	uint64_t n_cand = 0, b_cand = 0, n_del = 0, b_del = 0, n_err = 0, n_kept_late = 0;
+	uint64_t b_ref = 0, n_moves_del = 0;
+	qc_client *c = NULL;
+	if (!g->a.dry_run) {
+		rc = qc_net_new(node, g->a.timeout_ms, &c);
+		if (rc < 0)
+			return gc_refuse(CLI_EXIT_USAGE, "--node '%s': %s", node, q_strerror(rc));
+	}
+	for (size_t i = 0; i < g->nch; i++) {
+		gc_chunk *ch = &g->ch[i];
+		if (qfs_idset_has(&g->marked, ch->id)) {
+			n_ref++;
+			b_ref += ch->bytes;
+			continue;
+		}
+		if (ch->corrupt) {
+			n_unjudged++;
+			continue;
+		}
+		if (!ch->live) {
+			n_gone++;
+			continue;
+		}
+		if ((int64_t)ch->newest_ns >= cut) {
+			n_young++;
+			b_young += ch->bytes;
+			continue;
+		}
+		n_cand++;
+		b_cand += ch->bytes;
+		if (g->a.dry_run)
+			continue;
+		char key[QFS_CHUNK_KEY_LEN + 1];
+		qfs_chunk_key(ch->id, key);
+		uint64_t b = 0;
+		rc = gc_delete(c, q_slice_str(key), cut, &b);
+		if (rc == 1) {
+			n_del++;
+			b_del += b;
+		} else if (rc == 0) {
+			n_kept_late++;
+		} else {
+			n_err++;
+			if (n_err <= 5)
+				fprintf(stderr, "quorumctl: fs-gc: %s: %s (kept)\n", key, q_strerror(rc));
+		}
+	}
+	for (size_t i = 0; !g->a.dry_run && i < g->nold; i++) {
+		uint64_t b = 0;
+		rc = gc_delete(c, q_buf_slice(&g->old_moves[i]), cut, &b);
+		if (rc == 1)
+			n_moves_del++;
+		else if (rc < 0)
+			n_err++;
+	}
+	qc_close(c);
+	int64_t t1 = (int64_t)q_wall_ns();
+	if (g->a.json) {
+		printf("{\"dry_run\":%s,\"grace_s\":%lld,\"members\":%zu,\"files\":%" PRIu64
+		       ",\"versions\":%" PRIu64 ",\"move_records\":%" PRIu64 ",\"chunks\":%zu"
+		       ",\"referenced\":%" PRIu64 ",\"referenced_bytes\":%" PRIu64
+		       ",\"young\":%" PRIu64 ",\"young_bytes\":%" PRIu64 ",\"unreferenced\":%" PRIu64
+		       ",\"unreferenced_bytes\":%" PRIu64 ",\"deleted\":%" PRIu64
+		       ",\"deleted_bytes\":%" PRIu64 ",\"kept_late\":%" PRIu64 ",\"already_deleted\":%" PRIu64
+		       ",\"undecodable\":%" PRIu64 ",\"move_records_deleted\":%" PRIu64
+		       ",\"errors\":%" PRIu64 ",\"ms\":%lld}\n",
+		       g->a.dry_run ? "true" : "false", (long long)(g->a.grace_ns / 1000000000),
+		       g->nmem, g->objects, g->versions, g->moves, g->nch, n_ref, b_ref, n_young,
+		       b_young, n_cand, b_cand, n_del, b_del, n_kept_late, n_gone, n_unjudged,
+		       n_moves_del, n_err, (long long)((t1 - g->t0) / 1000000));
+	} else {
+		printf("scanned %zu members: %" PRIu64 " file entries (%" PRIu64 " versions), %" PRIu64
+		       " move records, %zu chunks\n",
+		       g->nmem, g->objects, g->versions, g->moves, g->nch);
+		printf("referenced:   %" PRIu64 " chunks, %" PRIu64 " bytes\n", n_ref, b_ref);
+		printf("young:        %" PRIu64 " unreferenced chunks within the grace period "
+		       "(%lld s), %" PRIu64 " bytes: kept\n",
+		       n_young, (long long)(g->a.grace_ns / 1000000000), b_young);
+		printf("%s %" PRIu64 " chunks, %" PRIu64 " bytes\n",
+		       g->a.dry_run ? "would delete:" : "unreferenced:", n_cand, b_cand);
+		if (!g->a.dry_run)
+			printf("deleted:      %" PRIu64 " chunks, %" PRIu64 " bytes (%" PRIu64
+			       " rewritten meanwhile and kept, %" PRIu64 " errors)\n",
+			       n_del, b_del, n_kept_late, n_err);
+		if (n_unjudged)
+			printf("undecodable:  %" PRIu64 " chunks stored in a form that does not "
+			       "decode: kept\n", n_unjudged);
+	}
+	return n_err ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+}
+
+int cli_fs_gc(int argc, char **argv, const char *node, uint64_t timeout_ms, int json)
+{
+	gc_run g;
+	memset(&g, 0, sizeof(g));
+	g.a.grace_ns = (int64_t)QFS_GC_GRACE_S * 1000000000ll;
+	g.a.json = json;
+	g.a.page = 256;
+	g.a.timeout_ms = timeout_ms ? timeout_ms : 5000;
+	for (int i = 0; i < argc; i++) {
+		const char *s = argv[i];
+		int v;
+		if (!strcmp(s, "--dry-run")) {
+			g.a.dry_run = 1;
+		} else if (!strcmp(s, "--json")) {
+			g.a.json = 1;
+		} else if (!strcmp(s, "--grace")) {
+			if (i + 1 >= argc || cli_parse_int(argv[i + 1], 0, 365 * 86400, &v) < 0) {
+				fprintf(stderr, "quorumctl: --grace needs seconds from 0 to 31536000\n");
+				return CLI_EXIT_USAGE;
+			}
+			g.a.grace_ns = (int64_t)v * 1000000000ll;
+			i++;
+		} else if (!strcmp(s, "--page")) {
+			if (i + 1 >= argc ||
+			    cli_parse_int(argv[i + 1], 1, (int)NODE_FS_SCAN_MAX_KEYS, &v) < 0) {
+				fprintf(stderr, "quorumctl: --page needs a number from 1 to %u\n",
+					NODE_FS_SCAN_MAX_KEYS);
+				return CLI_EXIT_USAGE;
+			}
+			g.a.page = (uint32_t)v;
+			i++;
+		} else {
+			fprintf(stderr, "quorumctl: fs-gc: unknown argument %s\n"
+					"usage: fs-gc [--grace SECONDS] [--dry-run] [--json] "
+					"[--page N]\n", s);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (g.a.grace_ns < 2ll * QFS_CHUNK_REPUT_MS * 1000000ll)
+		fprintf(stderr, "quorumctl: fs-gc: warning: a grace period under %u s can delete "
+				"chunks that mounts writing now still rely on\n",
+			2u * QFS_CHUNK_REPUT_MS / 1000u);
+	g.t0 = (int64_t)q_wall_ns();
+	qfs_idset_init(&g.marked);
+	int code = gc_run_all(&g, node);
+	gc_free(&g);
 	fflush(stdout);
 	return code;
 }

@@ -51,6 +51,9 @@ static void usage(FILE *f)
 		"        mixed get/put load; prints throughput and latency percentiles\n"
 		"  siblings PATH [--json] [--r N] [--n N] [--no-digest]\n"
 		"        every version of a file of the filesystem (PATH as in the mount)\n"
+		"  fs-gc [--grace SECONDS] [--dry-run] [--json]\n"
+		"        delete the filesystem's chunks no file version names, older than\n"
+		"        the grace period (3600 s); refuses unless every member is scanned\n"
 		"  repair [--range START:END] [--wait DUR] [--json]\n"
 		"        anti-entropy now: compare this node's trees with every replica,\n"
 		"        copy differing keys both ways; prints ranges, keys and bytes moved\n"
@@ -538,6 +541,8 @@ int main(int argc, char **argv)
 		return cli_bench(argc - i, argv + i, a.node, a.timeout_ms, a.json);
 	if (!strcmp(cmd, "siblings"))
 		return cli_siblings(argc - i, argv + i, a.node, a.timeout_ms, a.json);
+	if (!strcmp(cmd, "fs-gc"))
+		return cli_fs_gc(argc - i, argv + i, a.node, a.timeout_ms, a.json);
 	if (!strcmp(cmd, "repair"))
 		return cli_repair(argc - i, argv + i, a.node, a.timeout_ms, a.json);
 	if (!strcmp(cmd, "leave"))
