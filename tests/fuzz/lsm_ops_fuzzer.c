@@ -30,7 +30,9 @@
  *     of the operations, no older than the last flush or compaction (both
  *     make everything before them durable); the model rolls back to it.
  *
- * Bounds: at most 200 operations per input; one store per input, in
+ * Bounds: at most 200 operations per input, of which at most 16 flushes,
+ * compactions, reopens and crashes (later ones become gets, so one input
+ * stays well under a second); one store per input, in
  * $QFS_OPS_TMPDIR or /dev/shm (else $TMPDIR, /tmp), removed at the end. Not thread-safe (libFuzzer runs one input at a time).
  */
 #include <ftw.h>
@@ -53,6 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_OPS 200
 #define MAX_LARGE 6
 #define LARGE_MIN (64u << 10)
+#define MAX_HEAVY 16  /* flush, compaction, reopen, crash: each costs a lot */
 
 typedef struct {
 	uint8_t present;
@@ -409,7 +412,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	db_open(R);
 	hist_push(R);
 
-	int large_left = MAX_LARGE;
+	int large_left = MAX_LARGE, heavy = 0;
 	lsm_batch *b = lsm_batch_new();
 	if (!b)
 		abort();
@@ -417,6 +420,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t op = u8(&r) % 16;
 		int k = u8(&r) % NKEYS;
 		int rc;
+		if (op >= 11 && heavy++ >= MAX_HEAVY)
+			op = 7; /* enough flushes, reopens and crashes for one input: a get */
 		switch (op) {
 		case 0: case 1: case 2: case 3: /* put */
 			put_one(R, k, make_val(&r, &large_left));
