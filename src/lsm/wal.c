@@ -146,10 +146,8 @@ static int wal_emit(wal_writer *w, int type, const uint8_t *p, size_t n)
 	int rc = q_buf_append(&w->buf, h, sizeof(h));
 	if (rc == 0)
 		rc = q_buf_append(&w->buf, p, n);
-	if (rc) {
-		w->failed = rc;
-		return rc;
-	}
+	if (rc)
+		return rc; /* wal_add rolls the buffer back */
 	w->off += WAL_HEADER_SIZE + n;
 	return 0;
 }
@@ -161,14 +159,19 @@ int wal_add(wal_writer *w, const void *data, size_t n)
 	const uint8_t *p = data;
 	int first = 1;
 	int rc;
+	/* a buffer that cannot grow (out of memory) loses only this record:
+	 * the buffer goes back to where the record began, so the records
+	 * before it (acknowledged under buffered syncs) still reach the file.
+	 * Once part of the record was written out, the writer has failed. */
+	size_t len0 = w->buf.len;
+	uint64_t off0 = w->off;
+	int wrote_part = 0;
 	do {
 		size_t left = WAL_BLOCK_SIZE - (size_t)(w->off % WAL_BLOCK_SIZE);
 		if (left < WAL_HEADER_SIZE) {
 			static const uint8_t zeros[WAL_HEADER_SIZE];
-			if ((rc = q_buf_append(&w->buf, zeros, left))) {
-				w->failed = rc;
-				return rc;
-			}
+			if ((rc = q_buf_append(&w->buf, zeros, left)))
+				goto fail;
 			w->off += left;
 			left = WAL_BLOCK_SIZE;
 		}
@@ -177,16 +180,27 @@ int wal_add(wal_writer *w, const void *data, size_t n)
 		int last = frag == n;
 		int type = first && last ? WAL_FULL : first ? WAL_FIRST : last ? WAL_LAST : WAL_MIDDLE;
 		if ((rc = wal_emit(w, type, p, frag)))
-			return rc;
+			goto fail;
 		p += frag;
 		n -= frag;
 		first = 0;
-		if (w->buf.len >= WAL_BUF_MAX && (rc = wal_flush_buf(w)))
-			return rc;
+		if (w->buf.len >= WAL_BUF_MAX) {
+			if ((rc = wal_flush_buf(w)))
+				return rc;
+			wrote_part = n > 0;
+		}
 	} while (n > 0);
 	if (!w->buffered)
 		return wal_flush_buf(w);
 	return 0;
+fail:
+	if (wrote_part) {
+		w->failed = rc;
+	} else {
+		w->buf.len = len0;
+		w->off = off0;
+	}
+	return rc;
 }
 
 int wal_flush(wal_writer *w)

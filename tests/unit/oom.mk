@@ -1,0 +1,14 @@
+# tests/unit/oom.mk: failed allocations at the Nth call (docs/reliability.md,
+# "Error injection"). These programs link the allocation hook of
+# tests/unit/qalloc_fail.h with the linker's --wrap, so the allocations made
+# inside the static module libraries go through it too.
+QALLOC_WRAP_FLAGS = -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc \
+	-Wl,--wrap=strdup -Wl,--wrap=strndup
+QALLOC_HOOK_SRCS = tests/unit/qalloc_fail.c tests/unit/qalloc_fail.h
+
+OOM_TESTS = tests/unit/test_lsm_oom
+check_PROGRAMS += $(OOM_TESTS)
+TESTS += $(OOM_TESTS)
+tests_unit_test_lsm_oom_SOURCES = tests/unit/test_lsm_oom.c $(QALLOC_HOOK_SRCS)
+tests_unit_test_lsm_oom_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
+tests_unit_test_lsm_oom_LDFLAGS = $(QALLOC_WRAP_FLAGS)
