@@ -32,9 +32,17 @@ every key with R=N (the merge of all primaries) and every node's own copy
 - *converged*: for every key, at least N nodes hold a copy identical
   (same siblings: node, counter, deleted, value) to the R=N read. Copies
   kept by fallback nodes of hinted writes may be older; they are counted
-  in ``stale_fallback_copies`` and do not fail the check.
+  in ``stale_fallback_copies`` and do not fail the check;
+- *roots agree* (``roots_agreement``, driven by ``converge_roots``): every
+  node's status lists the Merkle root of each arc it replicates; for every
+  arc, the N replicas report ready trees with one depth and one root. A
+  fallback's older copy of a foreign key is in no tree of its own, so it
+  does not count, but a stale primary hiding behind a matching fallback
+  does. ``converge_roots`` allows a bounded number of repair rounds (and
+  time) for anti-entropy to finish before it judges.
 
-Pass: lost = unexpected = revived = resurrected = 0 and converged.
+Pass: lost = unexpected = revived = resurrected = 0, converged, and the
+roots agree.
 
 Threading: Workload runs its own threads; record lists are appended under
 a lock; check() runs after the workload stopped.
@@ -272,6 +280,80 @@ def check(ops, addrs, keys, n, log=print):
     return res
 
 
+def merkle_roots(statuses):
+    """Per-arc Merkle roots of every replica, from each node's status
+    (``quorumctl status --json``: aae.roots lists the arcs the node
+    replicates with their tree's depth, readiness, key count and root).
+    statuses: {node name: status dict or None}. Returns
+    {(start, end): {node: (depth, ready, keys, root)}} and the nodes whose
+    status could not be read."""
+    arcs, unreadable = {}, []
+    for node, st in statuses.items():
+        if st is None or "aae" not in st:
+            unreadable.append(node)
+            continue
+        for a in st["aae"].get("roots", []):
+            arcs.setdefault((a["start"], a["end"]), {})[node] = (
+                a["depth"], a["ready"], a["keys"], a["root"])
+    return arcs, unreadable
+
+
+def roots_agreement(statuses, n):
+    """Whether all replicas' Merkle roots agree, arc by arc. An arc agrees
+    when exactly n nodes report it, every one of them has a ready tree, and
+    all have the same depth and root. Returns a dict: arcs, agreeing,
+    disagreeing (list of (start, end, {node: (depth, ready, keys, root)})),
+    not_ready (arcs where some tree is still building), wrong_count (arcs
+    not reported by exactly n nodes: the nodes' ring views differ),
+    unreadable (nodes without a status), keys (keys in the trees, the
+    largest count among each arc's replicas, summed over arcs) and agree
+    (all of it holds)."""
+    arcs, unreadable = merkle_roots(statuses)
+    out = {"arcs": len(arcs), "agreeing": 0, "disagreeing": [], "not_ready": [],
+           "wrong_count": [], "unreadable": unreadable, "keys": 0}
+    for (start, end), reps in sorted(arcs.items()):
+        out["keys"] += max(r[2] for r in reps.values())
+        if len(reps) != n:
+            out["wrong_count"].append((start, end, sorted(reps)))
+            continue
+        if not all(r[1] for r in reps.values()):
+            out["not_ready"].append((start, end, sorted(k for k, r in reps.items() if not r[1])))
+            continue
+        if len({(r[0], r[3]) for r in reps.values()}) == 1:
+            out["agreeing"] += 1
+        else:
+            out["disagreeing"].append((start, end, reps))
+    out["agree"] = (out["arcs"] > 0 and not out["disagreeing"] and not out["not_ready"]
+                    and not out["wrong_count"] and not out["unreadable"])
+    return out
+
+
+def converge_roots(status_fn, repair_fn, n, rounds=6, timeout=300, settle=3.0, log=print):
+    """Reads every node's roots (status_fn() -> {node: status or None})
+    until they agree; between reads runs one repair round (repair_fn(), or
+    just waits when it is None) and lets it settle. Bounded by rounds and by
+    timeout seconds. Returns (the last roots_agreement, repair rounds run)."""
+    deadline = time.monotonic() + timeout
+    done = 0
+    while True:
+        ag = roots_agreement(status_fn(), n)
+        log(f"roots after {done} repair rounds: {ag['agreeing']} of {ag['arcs']} arcs agree, "
+            f"{len(ag['disagreeing'])} differ, {len(ag['not_ready'])} not ready, "
+            f"{len(ag['wrong_count'])} with a replica count other than {n}, "
+            f"unreadable {ag['unreadable']}")
+        if ag["agree"] or done >= rounds or time.monotonic() > deadline:
+            return ag, done
+        if ag["not_ready"] and not ag["disagreeing"]:
+            time.sleep(settle)          # trees still building: wait, no repair
+            if time.monotonic() > deadline:
+                return roots_agreement(status_fn(), n), done
+            continue
+        if repair_fn is not None:
+            repair_fn()
+        done += 1
+        time.sleep(settle)
+
+
 def summary(res):
     keys = ("attempted", "acknowledged", "unknown", "failed", "deletes_acked", "recovered",
             "max_siblings", "converged", "stale_fallback_copies")
@@ -279,4 +361,10 @@ def summary(res):
     for k in ("lost", "unexpected", "revived", "resurrected", "not_converged",
               "final_unreadable"):
         parts.append(f"{k}={len(res[k])}")
+    if "roots" in res:
+        r = res["roots"]
+        parts.append(f"roots_agree={r['agree']} arcs={r['arcs']} tree_keys={r['keys']} "
+                     f"agreeing={r['agreeing']} "
+                     f"disagreeing={len(r['disagreeing'])} not_ready={len(r['not_ready'])} "
+                     f"repair_rounds={res.get('root_rounds')}")
     return " ".join(parts)

@@ -9,8 +9,10 @@
   N=3 R=2 W=2, client threads doing read-then-write with contexts while
   random partitions, kill -9, SIGSTOP and clock skew hit the cluster; after
   healing and convergence the sibling-aware checker (checker.py) must find
-  nothing lost, unexpected, revived or resurrected, and the replicas
-  identical. Short form in `make check` (~60 s of faults), long form with
+  nothing lost, unexpected, revived or resurrected, the replicas
+  identical, and every arc's Merkle root the same on all its replicas
+  (read from each node's status; up to ROOT_ROUNDS repair rounds are
+  allowed for anti-entropy to get there). Short form in `make check` (~60 s of faults), long form with
   QFS_LONG=1 (QFS_NEMESIS_SECONDS, default 600). QFS_NEMESIS_SEED replays
   a schedule; QFS_NEMESIS_REPORT=FILE writes the figures as JSON.
 """
@@ -29,6 +31,8 @@ from test_cluster_node import Cluster, ctl, get_json, live_values
 
 LONG = os.environ.get("QFS_LONG") == "1"
 MIN_ACKED = 30
+ROOT_ROUNDS = 6          # repair rounds allowed before the roots must agree
+ROOT_TIMEOUT = 300       # seconds, for all of them
 
 
 def _wipe_and_restart(c, i):
@@ -207,6 +211,26 @@ def run_nemesis(procs, tmp_path, seconds, max_faults, clients, keys, log):
                 nemesis.ctl(addrs[0], "get", k, "--r", n)
             time.sleep(1.0)
         res = checker.check(wl.ops, addrs, keys, n, log=log)
+
+        # Merkle roots: every arc's replicas must report one root
+        def statuses():
+            return {cl.ids[i]: cl.status(i) for i in range(cl.n)}
+
+        def repair_round():
+            for i in range(cl.n):
+                rc, out, err = nemesis.ctl(cl.addr(i), "repair", timeout_s="60s")
+                if rc:
+                    log(f"repair round via {cl.ids[i]}: rc={rc} {err.strip()}")
+
+        ag, rounds = checker.converge_roots(statuses, repair_round if _has_repair() else None,
+                                            n, rounds=ROOT_ROUNDS, timeout=ROOT_TIMEOUT,
+                                            log=log)
+        res.update(roots=ag, root_rounds=rounds)
+        if not ag["agree"]:
+            res["converged"] = False
+            res["ok"] = False
+            res["not_converged"].append(("merkle roots", {
+                k: ag[k] for k in ("disagreeing", "not_ready", "wrong_count", "unreadable")}))
         res.update(seed=seed, faults=faults, fault_counts=dict(cl.counts),
                    workload_seconds=round(fault_s, 1), reads=dict(wl.reads),
                    repair_command=repaired, nodes=cl.n, keys=len(keys), clients=clients)
@@ -229,4 +253,46 @@ def test_nemesis_set(procs, tmp_path):
     assert not res["unexpected"], res["unexpected"]
     assert not res["revived"], res["revived"]
     assert not res["resurrected"], res["resurrected"]
+    assert res["roots"]["agree"], res["roots"]
+    # the trees hold the keys (roots of empty trees would agree vacuously)
+    assert res["roots"]["keys"] >= len(keys), res["roots"]
     assert res["converged"], res["not_converged"]
+
+
+def _status(arcs):
+    """A node status as quorumd reports it, with only aae.roots filled."""
+    return {"aae": {"roots": [
+        {"start": s, "end": e, "depth": d, "ready": rd, "keys": k, "root": r}
+        for (s, e, d, rd, k, r) in arcs]}}
+
+
+def test_checker_roots_agreement():
+    """The roots comparison itself (no cluster): agreement, a differing
+    root, a tree still building, an arc with a missing replica, a node
+    without status."""
+    a1 = ("0000", "5555", 6, True, 4, "aa")
+    a2 = ("5555", "ffff", 6, True, 2, "bb")
+    good = {"q1": _status([a1, a2]), "q2": _status([a1, a2]), "q3": _status([a1, a2])}
+    ag = checker.roots_agreement(good, 3)
+    assert ag["agree"] and ag["arcs"] == 2 and ag["agreeing"] == 2 and ag["keys"] == 6
+    bad = dict(good, q3=_status([a1, a2[:5] + ("bc",)]))
+    ag = checker.roots_agreement(bad, 3)
+    assert not ag["agree"] and len(ag["disagreeing"]) == 1 and ag["agreeing"] == 1
+    building = dict(good, q2=_status([a1, a2[:3] + (False, 0, "00")]))
+    ag = checker.roots_agreement(building, 3)
+    assert not ag["agree"] and len(ag["not_ready"]) == 1
+    missing = dict(good, q3=_status([a1]))
+    ag = checker.roots_agreement(missing, 3)
+    assert not ag["agree"] and len(ag["wrong_count"]) == 1
+    ag = checker.roots_agreement(dict(good, q3=None), 3)
+    assert not ag["agree"] and ag["unreadable"] == ["q3"]
+    # converge_roots runs repair rounds until they agree, within its bound
+    seq = [bad, bad, good]
+    calls = []
+    ag, rounds = checker.converge_roots(lambda: seq[min(len(calls), 2)],
+                                        lambda: calls.append(1), 3, rounds=5, timeout=30,
+                                        settle=0, log=lambda *_: None)
+    assert ag["agree"] and rounds == 2
+    ag, rounds = checker.converge_roots(lambda: bad, lambda: None, 3, rounds=3, timeout=30,
+                                        settle=0, log=lambda *_: None)
+    assert not ag["agree"] and rounds == 3
