@@ -151,7 +151,8 @@ static int read_resp(bconn *b, bstats *st)
 	for (;;) {
 		if (q_buf_reserve(&b->in, 65536) < 0)
 			return -ENOMEM;
-		ssize_t r = read(b->fd, b->in.p + b->in.len, b->in.cap - b->in.len);
+		size_t room = b->in.cap - b->in.len;
+		ssize_t r = read(b->fd, b->in.p + b->in.len, room);
 		if (r < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
@@ -160,6 +161,8 @@ static int read_resp(bconn *b, bstats *st)
 		if (r == 0)
 			return Q_ECLOSED;
 		b->in.len += (size_t)r;
+		if ((size_t)r < room)
+			break; /* drained: no second read just to see EAGAIN */
 	}
 	net_frame f;
 	size_t used;

@@ -184,6 +184,13 @@ struct coord {
 		uint8_t first, last;
 	} msg_hooks[COORD_MSG_HOOKS_MAX];
 	size_t nmsg_hooks;
+	/* disk jobs gathered during this loop iteration (job_submit), handed
+	 * to one worker as a batch before the loop polls again */
+	uv_prepare_t jb_prep;
+	int jb_init;
+	struct job *jb_head, *jb_tail;
+	size_t jb_n;
+	int jb_inflight;         /* batches handed to workers, not yet done */
 };
 
 #define STAT_INC(c, f) __atomic_add_fetch(&(c)->st.f, 1, __ATOMIC_RELAXED)
@@ -407,6 +414,7 @@ enum {
 
 typedef struct job {
 	uv_work_t w;
+	struct job *bnext;   /* next job of the same worker batch */
 	coord *c;
 	int kind;
 	rep *r;
@@ -507,14 +515,94 @@ static void job_work(uv_work_t *w)
 
 static void job_done(uv_work_t *w, int status);
 
+/*
+ * Worker batches (cfg.job_batch > 1). Every job submitted during one loop
+ * iteration joins c->jb_head; the prepare handle (run just before the loop
+ * blocks in poll) hands the whole list to one worker as a single uv_work_t
+ * (the first job's), which runs the jobs in order; the completion runs
+ * their job_done in the same order on the loop thread. One thread hop and
+ * one wake-up per batch instead of per job. At most JB_MAX_INFLIGHT batches
+ * are with the workers at a time: jobs arriving meanwhile wait for one to
+ * finish and leave together with the next batch (so batches grow with the
+ * load, and workers do not contend with each other for the engine's
+ * locks). A batch reaching job_batch jobs is handed over as soon as that
+ * limit allows. Once the coordinator closes, jobs go one by one.
+ */
+#define JB_MAX_INFLIGHT 2
+
+static void jb_flush(coord *c, int force);
+
+static void batch_work(uv_work_t *w)
+{
+	for (job *j = w->data; j; j = j->bnext)
+		job_work(&j->w);
+}
+
+static void batch_done(uv_work_t *w, int status)
+{
+	job *j = w->data;
+	coord *c = j->c;
+	c->jb_inflight--;
+	while (j) {
+		job *next = j->bnext; /* job_done frees j (and w with the first) */
+		job_done(&j->w, status);
+		j = next;
+	}
+	if (c->jb_head && c->jb_n >= c->cfg.job_batch)
+		jb_flush(c, 0); /* else the prepare handle hands them over */
+}
+
+/* Hands the gathered jobs to a worker, unless JB_MAX_INFLIGHT batches are
+ * out already and force is 0 (batch_done or the prepare handle will). */
+static void jb_flush(coord *c, int force)
+{
+	job *first = c->jb_head;
+	if (!first || (!force && c->jb_inflight >= JB_MAX_INFLIGHT))
+		return;
+	c->jb_head = c->jb_tail = NULL;
+	c->jb_n = 0;
+	c->jb_inflight++;
+	int rc = uv_queue_work(net_loop_uv(c->loop), &first->w, batch_work, batch_done);
+	if (rc < 0)
+		batch_done(&first->w, rc); /* every job fails with Q_ECLOSED */
+}
+
+static void jb_prepare_cb(uv_prepare_t *h)
+{
+	coord *c = h->data;
+	jb_flush(c, 0);
+	if (!c->jb_head)
+		uv_prepare_stop(&c->jb_prep);
+}
+
 static int job_submit(coord *c, job *j)
 {
 	j->w.data = j;
 	j->c = c;
+	j->bnext = NULL;
 	if (c->cfg.inline_io) {
 		/* disk work on the loop thread (io = inline): no worker hop */
 		job_work(&j->w);
 		job_done(&j->w, 0);
+		return 0;
+	}
+	if (c->cfg.job_batch > 1 && !c->closing) {
+		if (!c->jb_init) {
+			int rc = uv_prepare_init(net_loop_uv(c->loop), &c->jb_prep);
+			if (rc < 0)
+				return rc;
+			c->jb_prep.data = c;
+			c->jb_init = 1;
+		}
+		if (c->jb_tail)
+			c->jb_tail->bnext = j;
+		else
+			c->jb_head = j;
+		c->jb_tail = j;
+		if (++c->jb_n == 1)
+			uv_prepare_start(&c->jb_prep, jb_prepare_cb);
+		if (c->jb_n >= c->cfg.job_batch)
+			jb_flush(c, 0);
 		return 0;
 	}
 	int rc = uv_queue_work(net_loop_uv(c->loop), &j->w, job_work, job_done);
@@ -2318,6 +2406,11 @@ void coord_close(coord *c)
 		op_reply(o, Q_ECLOSED, NULL);
 		o->finished = 1;
 		op_end_timer(o);
+	}
+	if (c->jb_init) {
+		jb_flush(c, 1); /* jobs already gathered still run and answer */
+		uv_close((uv_handle_t *)&c->jb_prep, NULL);
+		c->jb_init = 0;
 	}
 	if (c->srv)
 		net_server_close(c->srv);

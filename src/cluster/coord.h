@@ -70,6 +70,12 @@ typedef struct coord_config {
 	int inline_io;           /* 1: replica disk work on the loop thread
 				  * (no worker hop; a slow disk stalls the
 				  * loop); 0: libuv worker threads (default) */
+	size_t job_batch;        /* worker mode: at most this many disk jobs
+				  * gathered in one loop iteration go to one
+				  * worker together (one thread hop for all);
+				  * 0 or 1: one job per worker hand-off. Keep 1
+				  * with a per-write fsync, where concurrent
+				  * writers share their syncs in the engine */
 } coord_config;
 
 /* Per-request options; 0 = the cluster default. */

@@ -16,11 +16,22 @@
  * Invariants:
  *  - Every accepted request's callback runs exactly once: pr_complete() is
  *    the only place that calls it, and it marks the request done first.
- *  - A request is freed when it is done, its timer handle has closed and no
- *    uv_write still uses its frame (pr->refs counts the timer and the write).
+ *  - A request is freed when it is done and its timer handle has closed
+ *    (pr->refs counts the timer). Its frame is kept only while it is queued
+ *    for a connection not yet ready; once written it is copied into the
+ *    connection's output buffer and freed.
+ *  - Write coalescing: frames go (sealed if encrypted) into pc->obuf in
+ *    send order; a connection with bytes there is on pool->dirty (holding
+ *    one ref) and the pool's prepare handle writes each one's obuf with one
+ *    write just before the loop polls again, so every request made to a
+ *    peer during one loop iteration leaves in one syscall. obuf is written
+ *    by that flush only (never from inside net_pool_request, whose
+ *    callbacks must not run from within it); wq_bytes bounds it.
  *  - pc->ninflight counts requests on the connection not yet done;
- *    pc->wq_bytes counts frame bytes queued or being written.
- *  - pool->refs = 1 (until net_pool_close) + live connections.
+ *    pc->wq_bytes counts frame bytes queued (not yet written), in obuf or
+ *    being written (pc->oacct: the part of it in obuf).
+ *  - pool->refs = 1 (until net_pool_close) + live connections + 1 for the
+ *    prepare handle until it has closed.
  *
  * Threading: loop thread only, except net_pool_call, which posts to the
  * loop and waits on a condition variable.
@@ -40,6 +51,7 @@
 #include "util/qtime.h"
 
 #define POOL_READ_CHUNK (64 * 1024)
+#define POOL_OBUF_KEEP (256 * 1024) /* a larger obuf is freed after a flush */
 
 /* PC_AUTH / PC_AUTH_OK: connected, running the cluster-secret handshake
  * (net_auth.h; only when the loop has a secret): waiting for the server's
@@ -56,11 +68,9 @@ typedef struct pool_req {
 	uint64_t reqid;
 	uint8_t resp_type;
 	uv_timer_t timer;
-	uv_write_t w;
-	uint8_t *frame;
+	uint8_t *frame;       /* while queued */
 	size_t len;
 	int queued;           /* waiting in pc->reqs for the connection (not written) */
-	int writing;          /* uv_write in progress */
 	int done;
 	int refs;
 	net_resp_fn cb;
@@ -86,7 +96,19 @@ struct pool_conn {
 	int enc;              /* sealed records after AUTH_OK (net_crypt) */
 	net_crypt tx, rx;     /* client-to-server, server-to-client */
 	q_buf cbuf;           /* sealed bytes not yet opened */
+	q_buf obuf;           /* frames to write at the next flush */
+	size_t oacct;         /* wq_bytes of the frames in obuf */
+	net_link dlink;       /* in pool->dirty while obuf holds bytes */
+	int dirty;
 };
+
+/* One flushed output buffer in uv_write. */
+typedef struct pc_wr {
+	uv_write_t w;
+	pool_conn *c;
+	size_t acct;          /* wq_bytes it carries */
+	uint8_t *data;
+} pc_wr;
 
 struct net_pool {
 	net_loop *loop;
@@ -94,6 +116,8 @@ struct net_pool {
 	char *node_id;
 	char *listen_addr;
 	net_link conns;
+	net_link dirty;       /* conns with frames in obuf (pool_conn.dlink) */
+	uv_prepare_t flush;
 	size_t refs;
 	int closing;
 	uint64_t next_reqid;
@@ -123,6 +147,7 @@ static void pc_unref(pool_conn *c)
 	net_pool *p = c->pool;
 	q_buf_free(&c->rbuf);
 	q_buf_free(&c->cbuf);
+	q_buf_free(&c->obuf);
 	net_crypt_wipe(&c->tx);
 	net_crypt_wipe(&c->rx);
 	free(c);
@@ -208,42 +233,139 @@ static void pc_fail(pool_conn *c, int code)
 	}
 	uv_close((uv_handle_t *)&c->ctimer, pc_handle_closed);
 	uv_close((uv_handle_t *)&c->tcp, pc_handle_closed);
+	if (c->dirty) {
+		c->wq_bytes -= c->oacct;
+		c->oacct = 0;
+		c->obuf.len = 0;
+		c->dirty = 0;
+		net_list_del(&c->dlink);
+		pc_unref(c);
+	}
 	pc_unref(c);
 }
 
-static void pr_write_cb(uv_write_t *w, int status)
+static void pc_wr_cb(uv_write_t *w, int status)
 {
-	pool_req *r = w->data;
-	pool_conn *c = r->c;
-	r->writing = 0;
-	c->wq_bytes -= r->len;
-	free(r->frame);
-	r->frame = NULL;
+	pc_wr *x = NET_CONTAINER_OF(w, pc_wr, w);
+	pool_conn *c = x->c;
+	c->wq_bytes -= x->acct;
+	free(x->data);
+	free(x);
 	if (status < 0 && c->state != PC_DEAD)
 		pc_fail(c, status == UV_ECANCELED ? Q_ECLOSED : status);
-	pr_unref(r);
+	pc_unref(c);
 }
 
+/* Writes c->obuf now (directly when the socket takes it all, else the rest
+ * through uv_write) and takes c off the dirty list. On failure the
+ * connection fails. */
+static void pc_flush(pool_conn *c)
+{
+	int rc = 0;
+	if (!c->dirty)
+		return;
+	c->dirty = 0;
+	net_list_del(&c->dlink);
+	size_t len = c->obuf.len, done = 0, acct = c->oacct;
+	c->obuf.len = 0;
+	c->oacct = 0;
+	if (c->state == PC_DEAD || len == 0)
+		goto out;
+	if (c->tcp.write_queue_size == 0) {
+		uv_buf_t b = uv_buf_init((char *)c->obuf.p, (unsigned)len);
+		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (n < 0 && n != UV_EAGAIN) {
+			rc = n;
+			goto fail;
+		}
+		done = n > 0 ? (size_t)n : 0;
+	}
+	if (done < len) {
+		size_t rest = len - done;
+		pc_wr *x = calloc(1, sizeof *x);
+		if (!x) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		if (done == 0) {
+			c->obuf.len = len;
+			x->data = q_buf_steal(&c->obuf, &len);
+		} else {
+			x->data = malloc(rest);
+			if (!x->data) {
+				free(x);
+				rc = -ENOMEM;
+				goto fail;
+			}
+			memcpy(x->data, c->obuf.p + done, rest);
+		}
+		x->c = c;
+		x->acct = acct;
+		uv_buf_t b = uv_buf_init((char *)x->data, (unsigned)rest);
+		rc = uv_write(&x->w, (uv_stream_t *)&c->tcp, &b, 1, pc_wr_cb);
+		if (rc < 0) {
+			free(x->data);
+			free(x);
+			goto fail;
+		}
+		c->refs++;
+	} else {
+		c->wq_bytes -= acct;
+	}
+	if (c->obuf.cap > POOL_OBUF_KEEP)
+		q_buf_free(&c->obuf);
+	goto out;
+fail:
+	c->wq_bytes -= acct;
+	pc_fail(c, rc == UV_ECANCELED ? Q_ECLOSED : rc);
+out:
+	pc_unref(c); /* the dirty list's */
+}
+
+static void pool_flush_closed(uv_handle_t *h)
+{
+	pool_unref(h->data);
+}
+
+static void pool_flush_cb(uv_prepare_t *h)
+{
+	net_pool *p = h->data;
+	while (!net_list_empty(&p->dirty))
+		pc_flush(NET_CONTAINER_OF(p->dirty.next, pool_conn, dlink));
+	uv_prepare_stop(&p->flush);
+}
+
+/* Appends one frame (sealed if the connection is encrypted) to c->obuf;
+ * acct: what it counts in wq_bytes. */
+static int pc_queue(pool_conn *c, const uint8_t *frame, size_t len, size_t acct)
+{
+	size_t old = c->obuf.len;
+	int rc = c->enc ? net_crypt_seal(&c->tx, frame, len, &c->obuf)
+			: q_buf_append(&c->obuf, frame, len);
+	if (rc < 0) {
+		c->obuf.len = old;
+		return rc;
+	}
+	c->oacct += acct;
+	if (!c->dirty) {
+		net_pool *p = c->pool;
+		if (net_list_empty(&p->dirty))
+			uv_prepare_start(&p->flush, pool_flush_cb);
+		net_list_push(&p->dirty, &c->dlink);
+		c->dirty = 1;
+		c->refs++;
+	}
+	return 0;
+}
+
+/* Queues r's frame on c (READY); r->len stays in wq_bytes until written. */
 static int pc_write(pool_conn *c, pool_req *r)
 {
-	size_t wlen = r->len; /* r->len stays the accounted size */
-	if (c->enc) {
-		q_buf sealed = Q_BUF_INIT;
-		int rc = net_crypt_seal(&c->tx, r->frame, r->len, &sealed);
-		if (rc < 0) {
-			q_buf_free(&sealed);
-			return rc;
-		}
-		free(r->frame);
-		r->frame = q_buf_steal(&sealed, &wlen);
-	}
-	uv_buf_t b = uv_buf_init((char *)r->frame, (unsigned)wlen);
-	r->w.data = r;
-	int rc = uv_write(&r->w, (uv_stream_t *)&c->tcp, &b, 1, pr_write_cb);
+	int rc = pc_queue(c, r->frame, r->len, r->len);
 	if (rc < 0)
 		return rc;
-	r->writing = 1;
-	r->refs++;
+	free(r->frame);
+	r->frame = NULL;
 	return 0;
 }
 
@@ -294,44 +416,14 @@ static void pc_on_frame(pool_conn *c, const net_frame *f)
 /* ------------------------------------------------------------------------ */
 /* cluster-secret handshake (client side)                                     */
 
-typedef struct pc_raw {
-	uv_write_t w;
-	pool_conn *c;
-	uint8_t *data;
-} pc_raw;
-
-static void pc_raw_cb(uv_write_t *w, int status)
-{
-	pc_raw *x = NET_CONTAINER_OF(w, pc_raw, w);
-	pool_conn *c = x->c;
-	free(x->data);
-	free(x);
-	if (status < 0 && c->state != PC_DEAD)
-		pc_fail(c, status == UV_ECANCELED ? Q_ECLOSED : status);
-	pc_unref(c);
-}
-
 static int pc_send_raw(pool_conn *c, uint8_t type, const uint8_t *p, size_t n)
 {
 	q_buf b = Q_BUF_INIT;
 	int rc = net_frame_encode(&b, type, 0, 0, q_slice_make(p, n));
-	pc_raw *x = rc == 0 ? calloc(1, sizeof *x) : NULL;
-	if (!x) {
-		q_buf_free(&b);
-		return rc < 0 ? rc : -ENOMEM;
-	}
-	size_t len;
-	x->data = q_buf_steal(&b, &len);
-	x->c = c;
-	uv_buf_t ub = uv_buf_init((char *)x->data, (unsigned)len);
-	rc = uv_write(&x->w, (uv_stream_t *)&c->tcp, &ub, 1, pc_raw_cb);
-	if (rc < 0) {
-		free(x->data);
-		free(x);
-		return rc;
-	}
-	c->refs++;
-	return 0;
+	if (rc == 0)
+		rc = pc_queue(c, b.p, b.len, 0);
+	q_buf_free(&b);
+	return rc;
 }
 
 static void pc_auth_log(pool_conn *c, const char *what)
@@ -773,11 +865,17 @@ int net_pool_new(net_loop *l, const net_pool_opts *o, net_pool **out)
 	if (o && o->listen_addr && !(p->listen_addr = strdup(o->listen_addr)))
 		goto nomem;
 	net_list_init(&p->conns);
+	net_list_init(&p->dirty);
 	p->refs = 1;
+	if (uv_prepare_init(net_loop_uv(l), &p->flush) < 0)
+		goto nomem;
+	p->flush.data = p;
+	p->refs++; /* the prepare handle, until closed */
 	*out = p;
 	return 0;
 nomem:
 	free(p->node_id);
+	free(p->listen_addr);
 	free(p);
 	return -ENOMEM;
 }
@@ -795,6 +893,7 @@ void net_pool_close(net_pool *p)
 	p->closing = 1;
 	while (!net_list_empty(&p->conns))
 		pc_fail(NET_CONTAINER_OF(p->conns.next, pool_conn, link), Q_ECLOSED);
+	uv_close((uv_handle_t *)&p->flush, pool_flush_closed);
 	pool_unref(p);
 }
 

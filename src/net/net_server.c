@@ -22,6 +22,15 @@
  *    refused before any of its payload is kept.
  *  - Reading is paused while inflight >= max_inflight or wq_bytes >=
  *    max_wq_bytes, and frames already buffered are not dispatched then.
+ *  - Write coalescing: frames are appended (sealed if the connection is
+ *    encrypted) to c->obuf in the order they are sent; a connection with
+ *    bytes in obuf is on srv->dirty (holding one ref), and the server's
+ *    prepare handle writes each dirty connection's obuf with one write
+ *    just before the loop polls again (so every reply produced during one
+ *    loop iteration leaves in one syscall). obuf is written at once when
+ *    it reaches SRV_FLUSH_BYTES or before a shutdown. wq_bytes counts the
+ *    bytes in obuf plus those handed to uv_write and not yet written.
+ *  - srv->refs also counts the prepare handle until it has closed.
  *
  * Threading: loop thread only.
  */
@@ -42,6 +51,7 @@
 
 #define SRV_READ_CHUNK (64 * 1024)
 #define SRV_LINGER_MS 2000
+#define SRV_FLUSH_BYTES (64 * 1024)
 
 enum conn_state { C_OPEN, C_DRAIN, C_CLOSING };
 /* With a cluster secret a connection starts in A_WAIT_INIT and must reach
@@ -69,6 +79,9 @@ typedef struct srv_conn {
 	int enc;              /* sealed records after AUTH_OK (net_crypt) */
 	net_crypt rx, tx;     /* client-to-server, server-to-client */
 	q_buf cbuf;           /* sealed bytes not yet opened */
+	q_buf obuf;           /* frames queued, written at the next flush */
+	net_link dlink;       /* in srv->dirty while obuf holds bytes */
+	int dirty;
 } srv_conn;
 
 typedef struct srv_req {
@@ -91,6 +104,8 @@ struct net_server {
 	uv_tcp_t listener;
 	net_server_opts o;
 	net_link conns;
+	net_link dirty;       /* conns with queued frames (srv_conn.dlink) */
+	uv_prepare_t flush;   /* writes the dirty conns once per iteration */
 	size_t refs;
 	int closing;
 	char addr[NET_ADDR_STRLEN];
@@ -101,6 +116,7 @@ struct net_server {
 
 static void conn_close(srv_conn *c);
 static void conn_process(srv_conn *c);
+static int conn_paused(const srv_conn *c);
 
 /* ------------------------------------------------------------------------ */
 /* lifetime                                                                   */
@@ -118,6 +134,7 @@ static void conn_unref(srv_conn *c)
 	net_server *s = c->srv;
 	q_buf_free(&c->rbuf);
 	q_buf_free(&c->cbuf);
+	q_buf_free(&c->obuf);
 	net_crypt_wipe(&c->rx);
 	net_crypt_wipe(&c->tx);
 	free(c);
@@ -143,6 +160,14 @@ static void conn_close(srv_conn *c)
 	c->reading = 0;
 	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 	uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+	if (c->dirty) {
+		/* queued frames go the way of those inside uv_write: dropped */
+		c->wq_bytes -= c->obuf.len;
+		c->obuf.len = 0;
+		c->dirty = 0;
+		net_list_del(&c->dlink);
+		conn_unref(c); /* not the last ref: the handles hold one */
+	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -166,56 +191,136 @@ static void write_cb(uv_write_t *w, int status)
 	conn_unref(c);
 }
 
-/* Takes ownership of frame (heap memory from q_buf_steal). */
-static int conn_write(srv_conn *c, uint8_t *frame, size_t len)
+/* Writes c->obuf now: directly if the socket takes it all (no copy, no
+ * allocation), else the rest through uv_write. Takes c off the dirty list.
+ * 0 or a negative code (the connection is then closed). */
+static int conn_flush(srv_conn *c)
 {
-	if (c->state == C_CLOSING) {
-		free(frame);
-		return Q_ECLOSED;
-	}
-	if (c->enc) {
-		q_buf sealed = Q_BUF_INIT;
-		int rc = net_crypt_seal(&c->tx, frame, len, &sealed);
-		free(frame);
-		if (rc < 0) {
-			q_buf_free(&sealed);
-			conn_close(c);
-			return rc;
+	int rc = 0;
+	if (!c->dirty)
+		return 0;
+	c->dirty = 0;
+	net_list_del(&c->dlink);
+	size_t len = c->obuf.len, done = 0;
+	if (c->state == C_CLOSING || len == 0)
+		goto out;
+	int paused = conn_paused(c);
+	if (c->tcp.write_queue_size == 0) {
+		uv_buf_t b = uv_buf_init((char *)c->obuf.p, (unsigned)len);
+		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (n < 0 && n != UV_EAGAIN) {
+			Q_DEBUG("net", "write to %s failed: %s", c->peer, uv_strerror(n));
+			rc = n;
+			goto fail;
 		}
-		frame = q_buf_steal(&sealed, &len);
+		done = n > 0 ? (size_t)n : 0;
 	}
-	srv_write *sw = calloc(1, sizeof *sw);
-	if (!sw) {
-		free(frame);
-		return -ENOMEM;
+	if (done < len) {
+		srv_write *sw = calloc(1, sizeof *sw);
+		if (!sw) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		size_t rest = len - done;
+		if (done == 0) {
+			sw->data = q_buf_steal(&c->obuf, &len);
+		} else {
+			sw->data = malloc(rest);
+			if (!sw->data) {
+				free(sw);
+				rc = -ENOMEM;
+				goto fail;
+			}
+			memcpy(sw->data, c->obuf.p + done, rest);
+		}
+		sw->c = c;
+		sw->len = rest;
+		uv_buf_t b = uv_buf_init((char *)sw->data, (unsigned)rest);
+		rc = uv_write(&sw->w, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+		if (rc < 0) {
+			free(sw->data);
+			free(sw);
+			goto fail;
+		}
+		c->refs++;
 	}
-	sw->c = c;
-	sw->len = len;
-	sw->data = frame;
-	uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
-	int rc = uv_write(&sw->w, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+	c->wq_bytes -= done;
+	c->obuf.len = 0;
+	if (c->obuf.cap > 4 * SRV_FLUSH_BYTES)
+		q_buf_free(&c->obuf);
+	if (paused && c->state == C_OPEN && !conn_paused(c))
+		conn_process(c);
+	goto out;
+fail:
+	c->wq_bytes -= len;
+	c->obuf.len = 0;
+	conn_close(c);
+out:
+	conn_unref(c); /* the dirty list's */
+	return rc;
+}
+
+static void flush_cb(uv_prepare_t *h)
+{
+	net_server *s = h->data;
+	/* conn_flush may dispatch frames whose replies dirty conns again;
+	 * they are written in this same pass */
+	while (!net_list_empty(&s->dirty))
+		conn_flush(NET_CONTAINER_OF(s->dirty.next, srv_conn, dlink));
+	uv_prepare_stop(&s->flush);
+}
+
+/* Accounts n bytes just appended to c->obuf and schedules the flush. */
+static void conn_queued(srv_conn *c, size_t n)
+{
+	c->wq_bytes += n;
+	if (!c->dirty) {
+		net_server *s = c->srv;
+		if (net_list_empty(&s->dirty))
+			uv_prepare_start(&s->flush, flush_cb);
+		net_list_push(&s->dirty, &c->dlink);
+		c->dirty = 1;
+		c->refs++;
+	}
+	if (c->obuf.len >= SRV_FLUSH_BYTES)
+		conn_flush(c);
+}
+
+/* Queues a whole encoded frame (sealing it on an encrypted connection). */
+static int conn_write(srv_conn *c, const uint8_t *frame, size_t len)
+{
+	if (c->state == C_CLOSING)
+		return Q_ECLOSED;
+	size_t old = c->obuf.len;
+	int rc = c->enc ? net_crypt_seal(&c->tx, frame, len, &c->obuf)
+			: q_buf_append(&c->obuf, frame, len);
 	if (rc < 0) {
-		free(frame);
-		free(sw);
-		conn_close(c);
+		c->obuf.len = old;
+		if (c->enc)
+			conn_close(c); /* the sealing counter may have moved */
 		return rc;
 	}
-	c->refs++;
-	c->wq_bytes += len;
+	conn_queued(c, c->obuf.len - old);
 	return 0;
 }
 
 static int conn_send_msg(srv_conn *c, const net_msg *m, uint64_t reqid)
 {
+	if (c->state == C_CLOSING)
+		return Q_ECLOSED;
+	if (!c->enc) {
+		/* encoded straight into the output buffer: no copy */
+		size_t old = c->obuf.len;
+		Q_RET(net_msg_encode_frame(m, reqid, &c->obuf));
+		conn_queued(c, c->obuf.len - old);
+		return 0;
+	}
 	q_buf b = Q_BUF_INIT;
 	int rc = net_msg_encode_frame(m, reqid, &b);
-	if (rc < 0) {
-		q_buf_free(&b);
-		return rc;
-	}
-	size_t len;
-	uint8_t *p = q_buf_steal(&b, &len);
-	return conn_write(c, p, len);
+	if (rc == 0)
+		rc = conn_write(c, b.p, b.len);
+	q_buf_free(&b);
+	return rc;
 }
 
 static int conn_send_error(srv_conn *c, uint64_t reqid, int code, const char *text)
@@ -258,6 +363,8 @@ static void conn_bad_frame(srv_conn *c, uint64_t reqid, int code, const char *wh
 	c->state = C_DRAIN;
 	uv_timer_stop(&c->timer);
 	c->rbuf.len = 0;
+	if (conn_flush(c) < 0)
+		return; /* closed */
 	c->shut.data = c;
 	if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, shutdown_cb) < 0) {
 		conn_close(c);
@@ -291,13 +398,10 @@ static int conn_send_raw(srv_conn *c, uint8_t type, const uint8_t *p, size_t n)
 {
 	q_buf b = Q_BUF_INIT;
 	int rc = net_frame_encode(&b, type, NET_FF_RESP, 0, q_slice_make(p, n));
-	if (rc < 0) {
-		q_buf_free(&b);
-		return rc;
-	}
-	size_t len;
-	uint8_t *f = q_buf_steal(&b, &len);
-	return conn_write(c, f, len);
+	if (rc == 0)
+		rc = conn_write(c, b.p, b.len);
+	q_buf_free(&b);
+	return rc;
 }
 
 static void idle_cb(uv_timer_t *t);
@@ -714,6 +818,10 @@ int net_server_start(net_loop *l, const net_server_opts *o, net_server **out)
 	Q_ERR(net_addr_format((struct sockaddr *)&bound, s->addr, sizeof s->addr));
 	s->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
 						   : ((struct sockaddr_in6 *)&bound)->sin6_port);
+	net_list_init(&s->dirty);
+	Q_ERR(uv_prepare_init(net_loop_uv(l), &s->flush));
+	s->flush.data = s;
+	s->refs++; /* the prepare handle, until closed */
 	*out = s;
 	return 0;
 fail:
@@ -738,6 +846,7 @@ void net_server_close(net_server *s)
 		return;
 	s->closing = 1;
 	uv_close((uv_handle_t *)&s->listener, listener_closed);
+	uv_close((uv_handle_t *)&s->flush, listener_closed);
 	net_link *n = s->conns.next;
 	while (n != &s->conns) {
 		srv_conn *c = NET_CONTAINER_OF(n, srv_conn, link);

@@ -116,6 +116,12 @@ static int sample(uint8_t type, net_msg *m)
 	case NET_MSG_AAE_REPAIR_RESP:
 		m->u.blob.payload = q_slice_str("aae-bytes");
 		return 1;
+	case NET_MSG_FS_INFO:
+	case NET_MSG_FS_INFO_RESP:
+	case NET_MSG_FS_SCAN:
+	case NET_MSG_FS_SCAN_RESP:
+		m->u.blob.payload = q_slice_str("fs-bytes");
+		return 1;
 	case NET_MSG_HINT_PUT:
 		m->u.hint_put.owner = q_slice_str("n2");
 		m->u.hint_put.key = q_slice_str("k");
@@ -279,7 +285,7 @@ QTEST(msg_roundtrip_every_type)
 		net_msg_clear(&d);
 		q_buf_free(&b);
 	}
-	ASSERT_EQ(n, 35);
+	ASSERT_EQ(n, 39);
 }
 
 QTEST(msg_fields_decoded)
