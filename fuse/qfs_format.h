@@ -74,6 +74,9 @@ enum {
  * a new version refers to has a write no older than this (up to the time
  * the version is stored). Part of the chunk collection contract. */
 #define QFS_CHUNK_REPUT_MS (10u * 60u * 1000u)
+/* An open file whose chunks went to the store ahead of its object gets its
+ * object stored once the first of them is this old (writer rule 3). */
+#define QFS_UNREF_MAX_MS (QFS_CHUNK_REPUT_MS / 2u)
 
 /* statfs: the cluster's figures are asked at most this often, each ask
  * waiting at most QFS_STATFS_ASK_MS for the members' answers; a file is

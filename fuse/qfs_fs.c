@@ -135,6 +135,10 @@ typedef struct qfs_ist {
 	int queued; /* a directory change waits for the flusher (pinned) */
 	uint64_t seq; /* fs sequence number of the last install or store */
 	int err; /* a failed background chunk write, reported at flush */
+	/* chunk collection rule 3: q_mono_ms of the first chunk stored since
+	 * the last store of the object (0: none); unref_queued: on fs->unref */
+	uint64_t unref_ms;
+	int unref_queued;
 	/* chunk writes in flight (design note 7) */
 	unsigned npend;
 	uint64_t pend_idx[QFS_MAX_PENDING];
@@ -209,6 +213,11 @@ struct qfs_fs {
 	qfs_space space;
 	uint64_t space_ms;             /* q_mono_ms of the cached figures; 0: none */
 	size_t space_logged;           /* members answered at the last log line */
+	/* open files with chunks stored ahead of their object (rule 3 of
+	 * chunk collection), each pinned; under dirty_mu */
+	qfs_inode **unref;
+	size_t nunref, capunref;
+	uint64_t unref_max_ms;
 };
 
 /* ------------------------------------------------------------------ */
@@ -832,7 +841,9 @@ static int cb_get(qfs_fs *fs, qfs_ist *s, uint64_t idx, int fill, cbuf **out)
 }
 
 /* Writes every dirty chunk buffer and records the references. */
-static int flush_chunks(qfs_fs *fs, qfs_ist *s)
+static void note_unref(qfs_fs *fs, qfs_inode *in, qfs_ist *s);
+
+static int flush_chunks(qfs_fs *fs, qfs_inode *in, qfs_ist *s)
 {
 	wait_pending(s);
 	if (s->obj.type != QFS_T_REG || s->obj.layout != QFS_LAYOUT_CHUNKED)
@@ -853,6 +864,8 @@ static int flush_chunks(qfs_fs *fs, qfs_ist *s)
 			return rc;
 		b->dirty = 0;
 		s->dirty_meta = 1;
+		if (s->obj.chunks[b->idx].kind == QFS_CHUNK_DATA)
+			note_unref(fs, in, s);
 	}
 	s->dirty_bytes = 0;
 	cb_trim(s);
@@ -1004,6 +1017,34 @@ static void readahead_queue(qfs_fs *fs, qfs_inode *in, qfs_ist *s, uint64_t last
 	}
 }
 
+/* A chunk of the file went to the store ahead of its object: remember
+ * since when, and queue the inode for the flusher, which stores the object
+ * once that is unref_max_ms old (docs/filesystem.md, "Chunk collection",
+ * writer rule 3). in->lock held. */
+static void note_unref(qfs_fs *fs, qfs_inode *in, qfs_ist *s)
+{
+	if (!s->unref_ms)
+		s->unref_ms = q_mono_ms();
+	if (s->unref_queued)
+		return;
+	pthread_mutex_lock(&fs->dirty_mu);
+	if (fs->nunref == fs->capunref) {
+		size_t nc = fs->capunref ? fs->capunref * 2 : 16;
+		qfs_inode **nv = realloc(fs->unref, nc * sizeof(*nv));
+		if (!nv) {
+			/* the next write past unref_max_ms or the close stores it */
+			pthread_mutex_unlock(&fs->dirty_mu);
+			return;
+		}
+		fs->unref = nv;
+		fs->capunref = nc;
+	}
+	fs->unref[fs->nunref++] = in;
+	s->unref_queued = 1;
+	pthread_mutex_unlock(&fs->dirty_mu);
+	qfs_itable_open(fs->it, in); /* pinned while queued */
+}
+
 static void *writer_main(void *arg)
 {
 	qfs_fs *fs = arg;
@@ -1033,6 +1074,8 @@ static void *writer_main(void *arg)
 			if (j.idx < st->obj.nchunks) {
 				st->obj.chunks[j.idx] = ref;
 				st->dirty_meta = 1;
+				if (ref.kind == QFS_CHUNK_DATA)
+					note_unref(fs, j.in, st);
 			}
 			free(j.data);
 		} else {
@@ -1110,7 +1153,7 @@ static int ist_flush(qfs_fs *fs, qfs_inode *in, qfs_ist *s)
 	int rc = qfs_itable_path(fs->it, in->ino, path, sizeof(path), 0);
 	if (rc)
 		return rc == -ESTALE ? 0 : rc;
-	rc = flush_chunks(fs, s);
+	rc = flush_chunks(fs, in, s);
 	if (rc)
 		return rc;
 	key_of(path, key);
@@ -1123,6 +1166,7 @@ static int ist_flush(qfs_fs *fs, qfs_inode *in, qfs_ist *s)
 	if (rc)
 		return rc;
 	s->dirty_meta = 0;
+	s->unref_ms = 0; /* every chunk stored so far is named by a stored version */
 	s->fetched_ms = q_mono_ms();
 	s->seq = next_seq(fs);
 	if (s->obj.type == QFS_T_DIR && s->v.has_dir) {
@@ -1189,9 +1233,74 @@ static void dir_flush_pass(qfs_fs *fs, int final)
 	free(list);
 }
 
+/* Stores the object of every queued file whose first unreferenced chunk is
+ * unref_max_ms old (all of them when final); unpins the files that have
+ * none left. */
+static void unref_pass(qfs_fs *fs, int final)
+{
+	pthread_mutex_lock(&fs->dirty_mu);
+	qfs_inode **list = fs->unref;
+	size_t n = fs->nunref;
+	fs->unref = NULL;
+	fs->nunref = fs->capunref = 0;
+	pthread_mutex_unlock(&fs->dirty_mu);
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		qfs_inode *in = list[i];
+		pthread_mutex_lock(&in->lock);
+		qfs_ist *s = in->state;
+		int keep = 0;
+		if (s && s->valid && s->unref_ms && !in->detached) {
+			if (final || q_mono_ms() - s->unref_ms >= fs->unref_max_ms) {
+				int rc = ist_flush(fs, in, s);
+				if (rc)
+					Q_WARN(LOGC, "storing inode %" PRIu64 " (its chunks are older "
+						     "than %" PRIu64 " ms): %s", in->ino,
+					       fs->unref_max_ms, strerror(-rc));
+			}
+			keep = s->unref_ms != 0 && !final;
+		}
+		if (s && !keep)
+			s->unref_queued = 0;
+		pthread_mutex_unlock(&in->lock);
+		if (keep) {
+			list[kept++] = in;
+		} else if (qfs_itable_release(fs->it, in)) {
+			qfs_itable_release_done(fs->it, in);
+		}
+	}
+	if (kept) {
+		pthread_mutex_lock(&fs->dirty_mu);
+		size_t need = fs->nunref + kept;
+		if (need > fs->capunref) {
+			qfs_inode **nv = realloc(fs->unref, need * sizeof(*nv));
+			if (nv) {
+				fs->unref = nv;
+				fs->capunref = need;
+			}
+		}
+		if (need <= fs->capunref) {
+			memcpy(fs->unref + fs->nunref, list, kept * sizeof(*list));
+			fs->nunref = need;
+			kept = 0;
+		}
+		pthread_mutex_unlock(&fs->dirty_mu);
+		for (size_t i = 0; i < kept; i++) { /* no room: unqueue them */
+			pthread_mutex_lock(&list[i]->lock);
+			if (list[i]->state)
+				((qfs_ist *)list[i]->state)->unref_queued = 0;
+			pthread_mutex_unlock(&list[i]->lock);
+			if (qfs_itable_release(fs->it, list[i]))
+				qfs_itable_release_done(fs->it, list[i]);
+		}
+	}
+	free(list);
+}
+
 static void *flusher_main(void *arg)
 {
 	qfs_fs *fs = arg;
+	uint64_t unref_check = q_mono_ms();
 	pthread_mutex_lock(&fs->dirty_mu);
 	while (!fs->stop) {
 		struct timespec ts;
@@ -1202,6 +1311,15 @@ static void *flusher_main(void *arg)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&fs->dirty_cv, &fs->dirty_mu, &ts);
+		if (fs->stop)
+			continue;
+		uint64_t now = q_mono_ms();
+		if (fs->nunref && now - unref_check >= fs->unref_max_ms / 4) {
+			unref_check = now;
+			pthread_mutex_unlock(&fs->dirty_mu);
+			unref_pass(fs, 0);
+			pthread_mutex_lock(&fs->dirty_mu);
+		}
 		if (fs->ndirty == 0 || fs->stop)
 			continue;
 		pthread_mutex_unlock(&fs->dirty_mu);
@@ -1280,6 +1398,7 @@ int qfs_fs_new(const qfs_fs_conf *conf, qfs_fs **out)
 		fs->c.inline_max = QFS_INLINE_MAX;
 	if (!fs->c.max_dirty)
 		fs->c.max_dirty = 32ull << 20;
+	fs->unref_max_ms = conf->unref_max_ms ? conf->unref_max_ms : QFS_UNREF_MAX_MS;
 	fs->attr_ms = (uint64_t)(conf->attr_timeout * 1000.0);
 	fs->kv.n = conf->n;
 	fs->kv.r = conf->r;
@@ -1382,6 +1501,7 @@ void qfs_fs_free(qfs_fs *fs)
 	}
 	int rc = qfs_fs_flush_all(fs); /* waits for chunk writes in flight */
 	dir_flush_pass(fs, 1); /* unpins what flush_all stored */
+	unref_pass(fs, 1);
 	pthread_mutex_lock(&fs->jq_mu);
 	fs->jq_stop = 1;
 	pthread_cond_broadcast(&fs->jq_work);
@@ -2457,7 +2577,7 @@ int qfs_fs_write(qfs_fs *fs, uint64_t fh, uint64_t off, const void *buf, size_t 
 				submit_chunk(fs, in, s, idx); /* filled to its end */
 		}
 		if (s->dirty_bytes >= fs->c.max_dirty) {
-			rc = flush_chunks(fs, s);
+			rc = flush_chunks(fs, in, s);
 			if (rc)
 				goto out;
 		}

@@ -69,6 +69,9 @@ typedef struct qfs_fs_conf {
 	 * node_fs_space_get); NULL or a failure: the local data disk. */
 	int (*space)(void *arg, qfs_space *out);
 	void *space_arg;
+	/* an open file's object is stored once a chunk of it has been in the
+	 * store this long without a version naming it (0: QFS_UNREF_MAX_MS) */
+	uint64_t unref_max_ms;
 } qfs_fs_conf;
 
 int qfs_fs_new(const qfs_fs_conf *conf, qfs_fs **out);

@@ -39,6 +39,8 @@ static int free_port(void)
 	return ntohs(a.sin_port);
 }
 
+static uint64_t setup_unref_ms; /* qfs_fs_conf.unref_max_ms of the next setup */
+
 static void setup(env *e, uint32_t chunk, uint32_t inl)
 {
 	char buf[512];
@@ -55,7 +57,7 @@ static void setup(env *e, uint32_t chunk, uint32_t inl)
 	e->c = q_node_client(e->node);
 	qfs_fs_conf fc = {.client = e->c, .node_id = "n1", .data_dir = qtest_tmpdir,
 			  .chunk_size = chunk, .inline_max = inl, .attr_timeout = 0,
-			  .writers = 2};
+			  .writers = 2, .unref_max_ms = setup_unref_ms};
 	ASSERT_OK(qfs_fs_new(&fc, &e->fs));
 }
 
@@ -412,5 +414,52 @@ QTEST(statfs_figures)
 	ASSERT_EQ(sv.f_files, 0);
 }
 
-QTEST_MAIN(QT(statfs_figures), QT(files_and_directories), QT(conflict_files_show_and_resolve),
+/* The decoded shown version of key, or -1. */
+static int stored_obj(env *e, const char *key, qfs_obj *o)
+{
+	qc_object ob;
+	qc_object_init(&ob);
+	int rc = qc_get(e->c, q_slice_str(key), NULL, &ob);
+	qfs_obj_init(o);
+	if (rc == 0 && ob.nsib >= 1 && !ob.sib[0].deleted)
+		rc = qfs_obj_decode(ob.sib[0].value.p, ob.sib[0].value.n, o);
+	else
+		rc = -1;
+	qc_object_free(&ob);
+	return rc;
+}
+
+/* Chunk collection, writer rule 3: a file kept open after its chunks went
+ * out gets a version naming them within unref_max_ms, without a close. */
+QTEST(open_file_chunks_get_named)
+{
+	env e;
+	struct stat st;
+	uint64_t f, fh;
+	setup_unref_ms = 300;
+	setup(&e, 4096, 100);
+	ASSERT_OK(qfs_fs_create(e.fs, QFS_ROOT_INO, "log", 0644, O_WRONLY, 0, 0, &st, &f, &fh));
+	static char data[4 * 4096];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i * 7 + i / 4096);
+	ASSERT_OK(qfs_fs_write(e.fs, fh, 0, data, sizeof(data)));
+	/* no flush, no close: the object comes by itself */
+	qfs_obj o;
+	int named = 0;
+	for (int i = 0; i < 200 && !named; i++) {
+		usleep(50000);
+		if (stored_obj(&e, "f:/log", &o) == 0) {
+			named = o.layout == QFS_LAYOUT_CHUNKED && o.nchunks == 4;
+			for (size_t k = 0; named && k < o.nchunks; k++)
+				named = o.chunks[k].kind == QFS_CHUNK_DATA;
+		}
+		qfs_obj_free(&o);
+	}
+	ASSERT(named);
+	ASSERT_OK(qfs_fs_release(e.fs, fh));
+	teardown(&e);
+	setup_unref_ms = 0;
+}
+
+QTEST_MAIN(QT(statfs_figures), QT(open_file_chunks_get_named), QT(files_and_directories), QT(conflict_files_show_and_resolve),
 	   QT(directory_siblings_merge), QT(readahead_parallel_readers_and_changes))
