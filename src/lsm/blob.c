@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <snappy-c.h>
+
 #include "util/coding.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -146,6 +148,7 @@ int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out)
 	if (p->offset < BLOB_FILE_HEADER || p->offset > b->size || rs > b->size - p->offset)
 		return blob_bad(b, p->offset, "pointer past the end of the file");
 	uint8_t stack[512];
+	uint8_t *raw = NULL, *dst;
 	size_t hn = BLOB_REC_HEADER + key.n;
 	uint8_t *h = hn <= sizeof(stack) ? stack : malloc(hn);
 	if (!h)
@@ -162,39 +165,86 @@ int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out)
 		rc = blob_bad(b, p->offset, "lengths differ from the pointer");
 		goto out;
 	}
+	int comp = h[12];
+	if (comp != SST_COMP_NONE && comp != SST_COMP_SNAPPY) {
+		rc = blob_bad(b, p->offset, "unknown compression");
+		goto out;
+	}
 	if (key.n && memcmp(h + BLOB_REC_HEADER, key.p, key.n) != 0) {
 		rc = blob_bad(b, p->offset, "record of another key");
 		goto out;
 	}
-	if ((rc = q_buf_reserve(out, (size_t)p->vlen + 1)))
-		goto out;
+	/* an uncompressed value is read straight into out */
+	if (comp == SST_COMP_SNAPPY) {
+		raw = malloc(p->vlen ? (size_t)p->vlen : 1);
+		if (!raw) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		dst = raw;
+	} else {
+		if ((rc = q_buf_reserve(out, (size_t)p->vlen + 1)))
+			goto out;
+		dst = out->p;
+	}
 	got = 0;
-	if (p->vlen && (rc = q_file_pread(b->f, out->p, (size_t)p->vlen, p->offset + hn, &got)))
+	if (p->vlen && (rc = q_file_pread(b->f, dst, (size_t)p->vlen, p->offset + hn, &got)))
 		goto out;
 	if (got != p->vlen) {
 		rc = blob_bad(b, p->offset, "value cut short");
 		goto out;
 	}
-	if (q_csum32_2(h + 4, hn - 4, out->p, (size_t)p->vlen) != q_dec_fixed32(h)) {
+	if (q_csum32_2(h + 4, hn - 4, dst, (size_t)p->vlen) != q_dec_fixed32(h)) {
 		rc = blob_bad(b, p->offset, "checksum mismatch");
 		goto out;
 	}
-	out->len = (size_t)p->vlen;
+	if (comp == SST_COMP_SNAPPY) {
+		rc = blob_value_decode(q_slice_make(raw, (size_t)p->vlen), comp, out);
+		if (rc == Q_ECORRUPT)
+			blob_bad(b, p->offset, "bad compressed value");
+	} else {
+		out->len = (size_t)p->vlen;
+	}
 out:
 	if (rc)
 		q_buf_reset(out);
 	if (h != stack)
 		free(h);
+	free(raw);
 	return rc;
 }
 
-int blob_rec_decode(const uint8_t *p, size_t n, q_slice *key, q_slice *value, size_t *used)
+int blob_value_decode(q_slice stored, int comp, q_buf *out)
+{
+	q_buf_reset(out);
+	if (comp == SST_COMP_NONE)
+		return q_buf_append(out, stored.p, stored.n);
+	if (comp != SST_COMP_SNAPPY)
+		return Q_ECORRUPT;
+	size_t dlen = 0;
+	if (snappy_uncompressed_length((const char *)stored.p, stored.n, &dlen) != SNAPPY_OK ||
+	    dlen > UINT32_MAX)
+		return Q_ECORRUPT;
+	Q_RET(q_buf_reserve(out, dlen + 1));
+	size_t got = dlen;
+	if (snappy_uncompress((const char *)stored.p, stored.n, (char *)out->p, &got) !=
+	    SNAPPY_OK || got != dlen)
+		return Q_ECORRUPT;
+	out->len = dlen;
+	return 0;
+}
+
+int blob_rec_decode(const uint8_t *p, size_t n, q_slice *key, q_slice *value, int *comp,
+		    size_t *used)
 {
 	if (n < BLOB_REC_HEADER)
 		return Q_ECORRUPT;
 	uint64_t kl = q_dec_fixed32(p + 4), vl = q_dec_fixed32(p + 8);
 	if (kl + vl > n - BLOB_REC_HEADER)
 		return Q_ECORRUPT;
+	if (p[12] != SST_COMP_NONE && p[12] != SST_COMP_SNAPPY)
+		return Q_ECORRUPT;
+	*comp = p[12];
 	size_t hn = BLOB_REC_HEADER + (size_t)kl;
 	if (q_csum32_2(p + 4, hn - 4, p + hn, (size_t)vl) != q_dec_fixed32(p))
 		return Q_ECORRUPT;
@@ -218,11 +268,14 @@ struct blob_writer {
 	q_file *f;
 	uint64_t number;
 	uint64_t off;
+	int compress;
 	q_buf hdr;
+	q_buf comp;      /* a compressed value */
 	char path[512];
 };
 
-int blob_writer_new(q_env *env, const char *path, uint64_t number, blob_writer **out)
+int blob_writer_new(q_env *env, const char *path, uint64_t number, int compress,
+		    blob_writer **out)
 {
 	*out = NULL;
 	blob_writer *w = calloc(1, sizeof(*w));
@@ -230,7 +283,9 @@ int blob_writer_new(q_env *env, const char *path, uint64_t number, blob_writer *
 		return -ENOMEM;
 	w->env = env;
 	w->number = number;
+	w->compress = compress;
 	q_buf_init(&w->hdr);
+	q_buf_init(&w->comp);
 	snprintf(w->path, sizeof(w->path), "%s", path);
 	uint8_t h[BLOB_FILE_HEADER];
 	q_enc_fixed64(h, BLOB_MAGIC);
@@ -253,11 +308,25 @@ int blob_writer_add(blob_writer *w, q_slice key, q_slice value, blob_ptr *ptr)
 {
 	if (key.n > UINT32_MAX || value.n > UINT32_MAX)
 		return Q_ETOOBIG;
+	int comp = SST_COMP_NONE;
+	if (w->compress && value.n >= 64) {
+		size_t max = snappy_max_compressed_length(value.n);
+		q_buf_reset(&w->comp);
+		Q_RET(q_buf_reserve(&w->comp, max));
+		size_t clen = max;
+		if (snappy_compress((const char *)value.p, value.n, (char *)w->comp.p, &clen) ==
+			    SNAPPY_OK &&
+		    clen <= value.n - value.n / SST_MIN_SAVING_DIV) {
+			value = q_slice_make(w->comp.p, clen);
+			comp = SST_COMP_SNAPPY;
+		}
+	}
 	q_buf_reset(&w->hdr);
 	Q_RET(q_buf_reserve(&w->hdr, BLOB_REC_HEADER + key.n));
 	uint8_t *h = w->hdr.p;
 	q_enc_fixed32(h + 4, (uint32_t)key.n);
 	q_enc_fixed32(h + 8, (uint32_t)value.n);
+	h[12] = (uint8_t)comp;
 	if (key.n)
 		memcpy(h + BLOB_REC_HEADER, key.p, key.n);
 	size_t hn = BLOB_REC_HEADER + key.n;
@@ -291,6 +360,7 @@ int blob_writer_finish(blob_writer *w, uint64_t *size)
 		*size = w->off;
 	}
 	q_buf_free(&w->hdr);
+	q_buf_free(&w->comp);
 	free(w);
 	return rc;
 }
@@ -303,5 +373,6 @@ void blob_writer_abandon(blob_writer *w)
 		q_file_close(w->f);
 	q_env_unlink(w->env, w->path);
 	q_buf_free(&w->hdr);
+	q_buf_free(&w->comp);
 	free(w);
 }

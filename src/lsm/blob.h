@@ -55,7 +55,7 @@ typedef struct lsm_blob {
 typedef struct blob_ptr {
 	uint64_t number;  /* blob file */
 	uint64_t offset;  /* of the record */
-	uint64_t vlen;    /* value length */
+	uint64_t vlen;    /* stored value length (compressed, if it is) */
 } blob_ptr;
 
 void blob_path(char *out, size_t cap, const char *dir, uint64_t number);
@@ -91,16 +91,23 @@ uint64_t blob_rec_size(size_t klen, uint64_t vlen);
 int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out);
 
 /* Pure decoder of one record at the start of p[0..n) (for scans and the
- * fuzzer): 0 with key/value pointing into p and *used = record size, or
- * Q_ECORRUPT (checksum, truncated record). */
-int blob_rec_decode(const uint8_t *p, size_t n, q_slice *key, q_slice *value, size_t *used);
+ * fuzzer): 0 with key/stored value pointing into p, *comp its compression
+ * (SST_COMP_*) and *used = record size, or Q_ECORRUPT (checksum, truncated
+ * record, unknown compression). */
+int blob_rec_decode(const uint8_t *p, size_t n, q_slice *key, q_slice *value, int *comp,
+		    size_t *used);
+/* Decompresses a stored value of compression comp into out (reset first):
+ * 0 or Q_ECORRUPT. */
+int blob_value_decode(q_slice stored, int comp, q_buf *out);
 /* 0 if p[0..n) starts with the blob file header, else Q_ECORRUPT. */
 int blob_header_check(const uint8_t *p, size_t n);
 
 /* ---- writing ---- */
 typedef struct blob_writer blob_writer;
-/* Creates path (truncating a leftover) and writes the header. */
-int blob_writer_new(q_env *env, const char *path, uint64_t number, blob_writer **out);
+/* Creates path (truncating a leftover) and writes the header; compress: 1 =
+ * snappy-compress values where that saves at least 1/8. */
+int blob_writer_new(q_env *env, const char *path, uint64_t number, int compress,
+		    blob_writer **out);
 /* Appends a record; *ptr says where it is. */
 int blob_writer_add(blob_writer *w, q_slice key, q_slice value, blob_ptr *ptr);
 uint64_t blob_writer_size(const blob_writer *w);

@@ -452,7 +452,7 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 				char bp[512];
 				bnum = new_file_number(db);
 				blob_path(bp, sizeof(bp), db->dir, bnum);
-				Q_ERR(blob_writer_new(db->env, bp, bnum, &bw));
+				Q_ERR(blob_writer_new(db->env, bp, bnum, db->o.compression, &bw));
 			}
 			blob_ptr ptr;
 			Q_ERR(blob_writer_add(bw, uk, v, &ptr));
@@ -913,7 +913,7 @@ static int cb_pointer(lsm_db *db, comp_blobs *cb, const lsm_version *v, q_slice 
 		cb->wb = blob_new(db->env, db->dir, n, 0, 0);
 		if (!cb->wb)
 			return -ENOMEM;
-		Q_RET(blob_writer_new(db->env, bp, n, &cb->w));
+		Q_RET(blob_writer_new(db->env, bp, n, db->o.compression, &cb->w));
 	}
 	blob_ptr np;
 	Q_RET(blob_writer_add(cb->w, uk, q_buf_slice(&cb->val), &np));

@@ -80,9 +80,11 @@ enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
 /* ---- blob files (key-value separation) ---- */
 #define BLOB_MAGIC 0x31626f6c62736671ULL /* bytes "qfsblob1" */
 #define BLOB_FILE_HEADER 8u  /* magic u64, then records */
-/* record: checksum u32 | key length u32 | value length u32 | key | value,
- * checksum = xxh3 of everything after the checksum field */
-#define BLOB_REC_HEADER 12u
+/* record: checksum u32 | key length u32 | stored length u32 | compression u8
+ * (SST_COMP_*) | key | stored value, checksum = xxh3 of everything after the
+ * checksum field; the value is snappy-compressed when that saves at least
+ * 1/SST_MIN_SAVING_DIV */
+#define BLOB_REC_HEADER 13u
 /* a pointer (table value of a KIND_BLOB entry): three varints */
 #define BLOB_PTR_MAX 30u
 /* default lsm_options.blob_threshold */

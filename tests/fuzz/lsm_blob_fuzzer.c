@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <snappy-c.h>
+
 #include "lsm/blob.h"
 #include "util/hash.h"
 
@@ -29,9 +31,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* records, as a scan of the file would find them */
 	for (int i = 0; i < 10000 && off < size; i++) {
 		q_slice k, v;
-		size_t used;
-		if (blob_rec_decode(data + off, size - off, &k, &v, &used))
+		size_t used, dlen;
+		int comp;
+		if (blob_rec_decode(data + off, size - off, &k, &v, &comp, &used))
 			break;
+		/* the value decoder: refuses or yields the announced length */
+		if (comp == SST_COMP_NONE ||
+		    (snappy_uncompressed_length((const char *)v.p, v.n, &dlen) == SNAPPY_OK &&
+		     dlen <= (1u << 20))) {
+			q_buf out = Q_BUF_INIT;
+			int rc = blob_value_decode(v, comp, &out);
+			if (rc == 0 && comp == SST_COMP_NONE && (out.len != v.n ||
+			    (v.n && memcmp(out.p, v.p, v.n))))
+				abort();
+			if (rc == 0 && comp == SST_COMP_SNAPPY && out.len != dlen)
+				abort();
+			q_buf_free(&out);
+		}
 		if (used != BLOB_REC_HEADER + k.n + v.n || used > size - off ||
 		    k.p != data + off + BLOB_REC_HEADER || v.p != k.p + k.n)
 			abort();

@@ -395,10 +395,14 @@ QTEST(blob_record_codec)
 	char path[400];
 	snprintf(path, sizeof(path), "%s/000007.blob", qtest_tmpdir);
 	blob_writer *w;
-	ASSERT_OK(blob_writer_new(q_env_posix(), path, 7, &w));
-	blob_ptr p1, p2;
+	ASSERT_OK(blob_writer_new(q_env_posix(), path, 7, 1, &w));
+	blob_ptr p1, p2, p3;
 	ASSERT_OK(blob_writer_add(w, q_slice_str("alpha"), q_slice_str("first value"), &p1));
 	ASSERT_OK(blob_writer_add(w, q_slice_str("beta"), q_slice_make("", 0), &p2));
+	char zz[5000];
+	memset(zz, 'z', sizeof(zz));
+	ASSERT_OK(blob_writer_add(w, q_slice_str("gamma"), q_slice_make(zz, sizeof(zz)), &p3));
+	ASSERT(p3.vlen < 1000); /* compressed */
 	uint64_t size;
 	ASSERT_OK(blob_writer_finish(w, &size));
 	ASSERT_EQ(p1.offset, BLOB_FILE_HEADER);
@@ -418,6 +422,9 @@ QTEST(blob_record_codec)
 	ASSERT_MEMEQ(out.p, "first value", 11);
 	ASSERT_OK(blob_read(b, q_slice_str("beta"), &p2, &out));
 	ASSERT_EQ(out.len, 0);
+	ASSERT_OK(blob_read(b, q_slice_str("gamma"), &p3, &out));
+	ASSERT_EQ(out.len, sizeof(zz));
+	ASSERT_MEMEQ(out.p, zz, sizeof(zz));
 	q_log_set_level(Q_LOG_OFF);
 	/* wrong key, wrong length, past the end */
 	ASSERT_EQ(blob_read(b, q_slice_str("alphx"), &p1, &out), Q_ECORRUPT);
@@ -436,7 +443,9 @@ QTEST(blob_record_codec)
 	ASSERT_OK(blob_header_check(data, n));
 	q_slice k, v;
 	size_t used;
-	ASSERT_OK(blob_rec_decode(data + p1.offset, n - p1.offset, &k, &v, &used));
+	int comp;
+	ASSERT_OK(blob_rec_decode(data + p1.offset, n - p1.offset, &k, &v, &comp, &used));
+	ASSERT_EQ(comp, 0);
 	ASSERT_EQ(k.n, 5);
 	ASSERT_EQ(v.n, 11);
 	ASSERT_EQ(p1.offset + used, p2.offset);
@@ -444,7 +453,8 @@ QTEST(blob_record_codec)
 	for (size_t i = p1.offset; i < p2.offset; i++) {
 		for (int bit = 0; bit < 8; bit++) {
 			data[i] ^= (uint8_t)(1u << bit);
-			int rc = blob_rec_decode(data + p1.offset, n - p1.offset, &k, &v, &used);
+			int rc = blob_rec_decode(data + p1.offset, n - p1.offset, &k, &v, &comp,
+						 &used);
 			data[i] ^= (uint8_t)(1u << bit);
 			ASSERT_EQ(rc, Q_ECORRUPT);
 		}
@@ -460,6 +470,16 @@ QTEST(blob_record_codec)
 	ASSERT_EQ(blob_read(b, q_slice_str("alpha"), &p1, &out), Q_ECORRUPT);
 	ASSERT_EQ(out.len, 0);
 	ASSERT_OK(blob_read(b, q_slice_str("beta"), &p2, &out));
+	ASSERT_OK(blob_read(b, q_slice_str("gamma"), &p3, &out));
+	blob_unref(b);
+	/* a flip inside the compressed value: refused, not decompressed */
+	data[p3.offset + BLOB_REC_HEADER + 5 + 3] ^= 0x10;
+	ASSERT_OK(q_env_open(q_env_posix(), path, Q_OPEN_CREATE, &f));
+	ASSERT_OK(q_file_append(f, data, n));
+	ASSERT_OK(q_file_close(f));
+	b = blob_new(q_env_posix(), qtest_tmpdir, 7, size, 0);
+	ASSERT_OK(blob_open(b));
+	ASSERT_EQ(blob_read(b, q_slice_str("gamma"), &p3, &out), Q_ECORRUPT);
 	blob_unref(b);
 	ASSERT(file_exists(path)); /* not obsolete: not deleted */
 	free(data);
