@@ -6,9 +6,12 @@ QALLOC_WRAP_FLAGS = -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc \
 	-Wl,--wrap=strdup -Wl,--wrap=strndup
 QALLOC_HOOK_SRCS = tests/unit/qalloc_fail.c tests/unit/qalloc_fail.h
 
-OOM_TESTS = tests/unit/test_lsm_oom
+OOM_TESTS = tests/unit/test_lsm_oom tests/unit/test_codec_oom
 check_PROGRAMS += $(OOM_TESTS)
 TESTS += $(OOM_TESTS)
 tests_unit_test_lsm_oom_SOURCES = tests/unit/test_lsm_oom.c $(QALLOC_HOOK_SRCS)
 tests_unit_test_lsm_oom_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
 tests_unit_test_lsm_oom_LDFLAGS = $(QALLOC_WRAP_FLAGS)
+tests_unit_test_codec_oom_SOURCES = tests/unit/test_codec_oom.c $(QALLOC_HOOK_SRCS)
+tests_unit_test_codec_oom_LDADD = $(QTEST_LDADD) fuse/libqfs.a $(QNODE_LDADD)
+tests_unit_test_codec_oom_LDFLAGS = $(QALLOC_WRAP_FLAGS)
