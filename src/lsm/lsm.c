@@ -119,6 +119,7 @@ struct lsm_db {
 	pthread_cond_t gather_cv;
 	lsm_batch *group;
 	int bg_error;
+	uint64_t resume_ns;       /* last attempt to resume after -ENOSPC */
 	int compact_error;        /* last compaction failure, 0 after a success */
 	int closing;
 	int manual_pending;
@@ -548,14 +549,31 @@ static int flush_one(lsm_db *db, mem_table *m)
 	return rc;
 }
 
+static void timed_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms);
+
+/* 1 if the current commit log has failed (a write or sync error); mu held. */
+static int log_failed(lsm_db *db)
+{
+	pthread_mutex_lock(&db->log_mu);
+	int failed = db->log && wal_failed(db->log);
+	pthread_mutex_unlock(&db->log_mu);
+	return failed;
+}
+
+/*
+ * Errors of the background flush: -ENOSPC (disk full) is retried every
+ * second while writes fail with it; the first flush that succeeds again
+ * lifts the error unless the commit log failed too (make_room resumes
+ * that). Any other error leaves the store read-only until reopened.
+ */
 static void *flush_main(void *arg)
 {
 	lsm_db *db = arg;
 	pthread_mutex_lock(&db->mu);
 	for (;;) {
-		if (db->closing || db->bg_error)
+		if (db->closing)
 			break;
-		if (db->nimm == 0) {
+		if (db->nimm == 0 || (db->bg_error && db->bg_error != -ENOSPC)) {
 			pthread_cond_wait(&db->work_cv, &db->mu);
 			continue;
 		}
@@ -563,11 +581,23 @@ static void *flush_main(void *arg)
 		pthread_mutex_unlock(&db->mu);
 		int rc = flush_one(db, m);
 		pthread_mutex_lock(&db->mu);
-		if (rc) {
-			Q_ERROR("lsm", "memtable flush failed: %s; store is read-only until reopened",
-				q_strerror(rc));
+		if (rc == -ENOSPC) {
+			Q_ERROR("lsm", "memtable flush failed: %s; writes fail until it succeeds "
+				"(retried every second)", q_strerror(rc));
 			if (!db->bg_error)
 				db->bg_error = rc;
+			pthread_cond_broadcast(&db->state_cv);
+			if (!db->closing)
+				timed_wait_ms(&db->work_cv, &db->mu, 1000);
+			continue;
+		} else if (rc) {
+			Q_ERROR("lsm", "memtable flush failed: %s; store is read-only until reopened",
+				q_strerror(rc));
+			if (!db->bg_error || db->bg_error == -ENOSPC)
+				db->bg_error = rc;
+		} else if (db->bg_error == -ENOSPC && !log_failed(db)) {
+			Q_WARN("lsm", "memtable flushed again: writes resume");
+			db->bg_error = 0;
 		}
 		pthread_cond_broadcast(&db->state_cv);
 		pthread_cond_broadcast(&db->work_cv);
@@ -585,6 +615,8 @@ typedef struct compaction {
 	size_t nin;
 	int out_level;
 	int trivial;           /* a single file moves down unchanged */
+	int gc_all;            /* lsm_compact_all: collect every blob file
+	                        * with any garbage */
 } compaction;
 
 static void compaction_free(compaction *c)
@@ -777,6 +809,7 @@ static compaction *pick_full(lsm_db *db)
 	if (!c)
 		return NULL;
 	c->out_level = deepest < 1 ? 1 : deepest;
+	c->gc_all = 1;
 	for (int l = 0; l < LSM_LEVELS; l++)
 		for (size_t i = 0; i < v->nfiles[l]; i++)
 			comp_add(c, v->files[l][i], l, comp_cap(v));
@@ -805,6 +838,7 @@ typedef struct comp_blobs {
 	lsm_blob *wb;          /* handle of w's file (size set when finished) */
 	q_buf val;             /* a value being moved */
 	uint64_t moved;
+	int gc_all;            /* move out of every file with garbage */
 } comp_blobs;
 
 static int cb_garbage(comp_blobs *cb, lsm_blob *b, uint64_t bytes)
@@ -893,7 +927,8 @@ static int cb_pointer(lsm_db *db, comp_blobs *cb, const lsm_version *v, q_slice 
 		return 0;
 	}
 	lsm_blob *b = ver_find_blob(v, p.number);
-	if (!b || !blob_needs_gc(b))
+	if (!b || !(blob_needs_gc(b) || (cb->gc_all && b->f && !atomic_load(&b->gc_failed) &&
+					 atomic_load(&b->garbage) > 0)))
 		return cb_ref(cb, p.number);
 	int rc = blob_read(b, uk, &p, &cb->val);
 	if (rc == -ENOMEM)
@@ -1037,6 +1072,7 @@ static int run_compaction(lsm_db *db, compaction *c)
 	comp_blobs cb;
 	memset(&cb, 0, sizeof(cb));
 	q_buf_init(&cb.val);
+	cb.gc_all = c->gc_all;
 	int have_prev = 0;
 	uint64_t n = 0;
 	for (it_seek_first(m); it_valid(m); it_next(m)) {
@@ -1321,6 +1357,49 @@ static int switch_memtable(lsm_db *db)
 	return rc;
 }
 
+/*
+ * After a commit log write failed with -ENOSPC (disk full), writes resume
+ * on a fresh log once one can be created: the failed log (whose last record
+ * may be torn; replay drops a torn tail) is closed and its memtable queued
+ * for a flush like any full memtable, so every write acknowledged before
+ * the failure stays in memory until it is in a table. Tried at most once a
+ * second, by the write leader; mu held. 0 if writes may go on.
+ */
+static int try_resume(lsm_db *db)
+{
+	uint64_t now = q_mono_ns();
+	if (db->bg_error != -ENOSPC || now - db->resume_ns < 1000000000ull)
+		return db->bg_error;
+	db->resume_ns = now;
+	if (!log_failed(db))
+		return db->bg_error; /* a flush failed: the flush thread lifts it */
+	if (db->nimm >= LSM_MAX_IMM)
+		return db->bg_error;
+	uint64_t n = db->next_file++;
+	wal_writer *w;
+	mem_table *m = mem_new();
+	if (!m)
+		return db->bg_error;
+	if (new_log(db, n, &w)) {
+		mem_unref(m);
+		return db->bg_error;
+	}
+	mem_set_log(m, n);
+	pthread_mutex_lock(&db->log_mu);
+	wal_writer *old = db->log;
+	db->log = w;
+	db->log_num = n;
+	pthread_mutex_unlock(&db->log_mu);
+	wal_writer_close(old); /* its error is the one recovered from */
+	db->imm[db->nimm++] = db->mem;
+	db->mem = m;
+	Q_WARN("lsm", "writes resume on commit log %llu after %s", (unsigned long long)n,
+	       q_strerror(db->bg_error));
+	db->bg_error = 0;
+	pthread_cond_broadcast(&db->work_cv);
+	return 0;
+}
+
 /* Makes room for a write (or forces a switch); mu held by the leader. */
 static int make_room(lsm_db *db, int force)
 {
@@ -1328,7 +1407,7 @@ static int make_room(lsm_db *db, int force)
 	uint64_t t0 = 0;
 	int rc = 0;
 	for (;;) {
-		if (db->bg_error) {
+		if (db->bg_error && try_resume(db)) {
 			rc = db->bg_error;
 			break;
 		}
@@ -1467,8 +1546,8 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 		}
 		pthread_mutex_lock(&db->mu);
 		if (rc) {
-			Q_ERROR("lsm", "commit log write failed: %s; writes fail until reopened",
-				q_strerror(rc));
+			Q_ERROR("lsm", "commit log write failed: %s; writes fail until %s",
+				q_strerror(rc), rc == -ENOSPC ? "space is freed" : "reopened");
 			if (!db->bg_error)
 				db->bg_error = rc;
 		} else {
