@@ -222,6 +222,11 @@ int wal_sync(wal_writer *w)
 	return rc;
 }
 
+int wal_failed(const wal_writer *w)
+{
+	return w->failed;
+}
+
 uint64_t wal_size(const wal_writer *w)
 {
 	return w->off;

@@ -58,6 +58,9 @@ int wal_flush(wal_writer *w);
 int wal_sync(wal_writer *w);
 /* Bytes in the log so far (written or buffered). */
 uint64_t wal_size(const wal_writer *w);
+/* The first write or sync error of w (sticky: a torn record may follow the
+ * last good one), or 0. An allocation failure while buffering is not one. */
+int wal_failed(const wal_writer *w);
 /* Flushes (no fsync) and closes; frees w. */
 int wal_writer_close(wal_writer *w);
 

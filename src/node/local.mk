@@ -4,6 +4,7 @@ noinst_LIBRARIES += src/node/libqnode.a
 src_node_libqnode_a_SOURCES = \
 	src/node/node.c src/node/node.h \
 	src/node/node_conf.c src/node/node_conf.h \
+	src/node/node_fault.c src/node/node_fault.h \
 	src/node/node_gossip.c src/node/node_gossip.h \
 	src/node/node_aae.c src/node/node_aae.h \
 	src/node/node_handoff.c src/node/node_handoff.h \

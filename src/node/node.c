@@ -35,6 +35,7 @@
 #include "net/net_auth.h"
 #include "net/net_loop.h"
 #include "node/node_conf.h"
+#include "node/node_fault.h"
 #include "node/node_fs.h"
 #include "node/node_aae.h"
 #include "node/node_gossip.h"
@@ -51,6 +52,7 @@ struct q_node {
 	node_conf cfg;
 	char id[NODE_ID_MAX + 1];
 	lsm_db *db;
+	node_fault *fault; /* test facility (node_fault.h); NULL = off */
 	hint_store *hints;
 	replica *rep;
 	members *mem;
@@ -185,6 +187,7 @@ static void node_free(q_node *n)
 		if (rc < 0)
 			Q_ERROR("node", "closing the store: %s", q_strerror(rc));
 	}
+	node_fault_free(n->fault);
 	node_metrics_free(n->metrics);
 	sodium_memzero(n->secret, sizeof(n->secret));
 	node_conf_free(&n->cfg);
@@ -239,6 +242,14 @@ int q_node_start(q_conf *conf, q_node **out)
 	lo.sync_batch_ms = n->cfg.sync_batch_ms;
 	lo.write_buffer_size = (size_t)n->cfg.memtable_size;
 	lo.block_cache_size = (size_t)n->cfg.cache_size;
+	rc = node_fault_open(&n->fault);
+	if (rc < 0) {
+		Q_ERROR("node", "cannot start the fault injection of %s: %s", NODE_FAULT_ENV_VAR,
+			q_strerror(rc));
+		goto fail;
+	}
+	if (n->fault)
+		lo.env = node_fault_env(n->fault);
 	rc = lsm_open(dbdir, &lo, &n->db);
 	if (rc < 0) {
 		Q_ERROR("node", "cannot open the store in %s: %s", dbdir, q_strerror(rc));
