@@ -10,8 +10,10 @@
  *   put, delete, write batch (1-8 puts/deletes, atomic), get, ordered range
  *   scan from a seek key, take a snapshot iterator / check the held snapshot
  *   against the model as it was when taken, flush, compact everything,
- *   close + reopen, crash (close, drop everything unsynced and every file
- *   created or renamed after the last directory sync, reopen).
+ *   close + reopen, power loss (drop everything unsynced and every file
+ *   created or renamed after the last directory sync, reopen) either after a
+ *   clean close or at an instant: every env call fails from then on, so the
+ *   close path's log sync and manifest write never reach the disk.
  *
  * Keys come from a small alphabet (1-3 letters of "abcd", 84 keys) so that
  * writes collide and overwrite; values are 0-120 bytes, sometimes 1-6 KiB
@@ -33,7 +35,9 @@
  * Bounds: at most 200 operations per input, of which at most 16 flushes,
  * compactions, reopens and crashes (later ones become gets, so one input
  * stays well under a second); one store per input, in
- * $QFS_OPS_TMPDIR or /dev/shm (else $TMPDIR, /tmp), removed at the end. Not thread-safe (libFuzzer runs one input at a time).
+ * $QFS_OPS_TMPDIR or /dev/shm (else $TMPDIR, /tmp), removed at the end.
+ * The engine's log is off unless QFS_OPS_LOG is set. Not thread-safe
+ * (libFuzzer runs one input at a time).
  */
 #include <ftw.h>
 #include <stdint.h>
@@ -334,10 +338,21 @@ static void db_close(run *R)
 		die(R, "close", rc);
 }
 
-static void crash(run *R)
+/* Power loss. hard = 0: after a clean close (the close syncs the log and
+ * writes a final manifest); hard = 1: at this instant: every env call from
+ * now fails, so nothing the close does reaches the disk. */
+static void crash(run *R, int hard)
 {
-	db_close(R);
+	if (hard) {
+		drop_snapshot(R); /* it reads through the env */
+		q_fault_env_fail_at(R->fe, Q_FAULT_ALL, 1, -EIO, 1);
+		(void)lsm_close(R->db); /* fails: that is the point */
+		R->db = NULL;
+	} else {
+		db_close(R);
+	}
 	int rc = q_fault_env_drop_unsynced(R->fe);
+	q_fault_env_fail_at(R->fe, 0, 0, 0, 0);
 	if (rc)
 		die(R, "drop_unsynced", rc);
 	db_open(R);
@@ -380,7 +395,8 @@ static void put_one(run *R, int k, mval v)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	keys_init();
-	q_log_set_level(Q_LOG_WARN); /* replay notes at every reopen are noise */
+	/* power cuts make the engine log every failed call: quiet unless asked */
+	q_log_set_level(getenv("QFS_OPS_LOG") ? Q_LOG_DEBUG : Q_LOG_OFF);
 	rd r = {data, size, 0};
 	run *R = calloc(1, sizeof(*R));
 	if (!R)
@@ -497,8 +513,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			db_open(R);
 			check_full(R);
 			break;
-		case 14: case 15: /* power loss */
-			crash(R);
+		case 14: case 15: /* power loss after a clean close / right now */
+			crash(R, op == 15);
 			check_full(R);
 			break;
 		}
@@ -507,7 +523,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_full(R);
 	lsm_batch_free(b);
 	/* a power loss at the very end too */
-	crash(R);
+	crash(R, 1);
 	check_full(R);
 	db_close(R);
 	q_fault_env_free(R->fe);
