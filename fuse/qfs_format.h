@@ -102,6 +102,10 @@ enum {
 #define QFS_MOVE_VERSION 1
 #define QFS_GC_GRACE_S 3600u
 
+/* A non-empty directory is renamed by copying every key below it; past
+ * this many entries below it the rename gives EXDEV (mv copies instead). */
+#define QFS_RENAME_TREE_MAX 10000u
+
 /* Conflict-file marker (Syncthing's convention). */
 #define QFS_CONFLICT_MARK ".sync-conflict-"
 

@@ -2176,6 +2176,132 @@ static int store_move_record(qfs_fs *fs, const qfs_obj *o)
 	return qfs_errno(rc);
 }
 
+/* Renaming a non-empty directory (docs/filesystem.md, "Directory rename"):
+ * every key below it is copied to the new path (parents first), the entry
+ * moves in the parents, then the old keys are deleted (children first),
+ * each with the context read when it was copied. */
+typedef struct tree_ent {
+	char *rel;   /* "/a/b": the path below the renamed directory */
+	qfs_obj obj; /* the shown version when it was read */
+	q_buf ctx;   /* the context of that read */
+} tree_ent;
+
+typedef struct tree {
+	tree_ent *e;
+	size_t n, cap;
+} tree;
+
+static void tree_free(tree *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->e[i].rel);
+		qfs_obj_free(&t->e[i].obj);
+		q_buf_free(&t->e[i].ctx);
+	}
+	free(t->e);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Appends the children of the directory at rel (t->e[di], or the top when
+ * di == SIZE_MAX with its object top). -EXDEV past QFS_RENAME_TREE_MAX
+ * entries or for a child with conflict siblings (mv then copies). */
+static int tree_add_children(qfs_fs *fs, const char *from, tree *t, size_t di,
+			     const qfs_obj *top)
+{
+	size_t nent = di == SIZE_MAX ? top->nent : t->e[di].obj.nent;
+	for (size_t k = 0; k < nent; k++) {
+		const qfs_obj *d = di == SIZE_MAX ? top : &t->e[di].obj; /* t->e moves */
+		const char *rel = di == SIZE_MAX ? "" : t->e[di].rel;
+		char crel[QFS_PATH_MAX + 1], full[QFS_PATH_MAX + 1], key[KEYMAX];
+		if (t->n >= QFS_RENAME_TREE_MAX)
+			return -EXDEV;
+		if (snprintf(crel, sizeof(crel), "%s/%s", rel, d->ent[k].name) >= (int)sizeof(crel) ||
+		    snprintf(full, sizeof(full), "%s%s", from, crel) >= (int)sizeof(full))
+			return -ENAMETOOLONG;
+		key_of(full, key);
+		qfs_view v;
+		int rc = view_load(fs, key, &v);
+		if (rc == -ENOENT) { /* an entry without its object: nothing to move */
+			view_free(&v);
+			continue;
+		}
+		if (rc == 0 && v.ncand != 1)
+			rc = -EXDEV;
+		if (rc) {
+			view_free(&v);
+			return rc;
+		}
+		if (t->n == t->cap) {
+			size_t nc = t->cap ? t->cap * 2 : 64;
+			tree_ent *ne = realloc(t->e, nc * sizeof(*ne));
+			if (!ne) {
+				view_free(&v);
+				return -ENOMEM;
+			}
+			t->e = ne;
+			t->cap = nc;
+		}
+		tree_ent *e = &t->e[t->n];
+		memset(e, 0, sizeof(*e));
+		q_buf_init(&e->ctx);
+		e->rel = strdup(crel);
+		rc = e->rel ? qfs_obj_copy(&e->obj, view_shown(&v)) : -ENOMEM;
+		if (rc == 0)
+			rc = q_buf_append(&e->ctx, v.raw.context.p, v.raw.context.len);
+		view_free(&v);
+		t->n++; /* freed by tree_free whatever happened */
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int tree_collect(qfs_fs *fs, const char *from, const qfs_obj *top, tree *t)
+{
+	Q_RET(tree_add_children(fs, from, t, SIZE_MAX, top));
+	for (size_t i = 0; i < t->n; i++)
+		if (t->e[i].obj.type == QFS_T_DIR && t->e[i].obj.nent)
+			Q_RET(tree_add_children(fs, from, t, i, NULL));
+	return 0;
+}
+
+static int tree_copy(qfs_fs *fs, const char *to, tree *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		char full[QFS_PATH_MAX + 1], key[KEYMAX];
+		if (snprintf(full, sizeof(full), "%s%s", to, t->e[i].rel) >= (int)sizeof(full))
+			return -ENAMETOOLONG;
+		key_of(full, key);
+		qfs_view v;
+		int rc = view_load(fs, key, &v);
+		if (rc == 0 || rc == -ENOENT) {
+			/* a leftover object no directory listed: replaced */
+			v.ncand = v.ncand ? 1 : 0;
+			rc = store_move_record(fs, &t->e[i].obj);
+			if (rc == 0)
+				rc = view_store(fs, key, &v, &t->e[i].obj, 0);
+		}
+		view_free(&v);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int tree_delete(qfs_fs *fs, const char *from, tree *t)
+{
+	int first = 0;
+	for (size_t i = t->n; i-- > 0;) {
+		char full[QFS_PATH_MAX + 1], key[KEYMAX];
+		snprintf(full, sizeof(full), "%s%s", from, t->e[i].rel);
+		key_of(full, key);
+		int rc = qc_del(fs->c.client, q_slice_str(key), q_buf_slice(&t->e[i].ctx), &fs->kv);
+		if (rc && rc != Q_ENOTFOUND && !first)
+			first = qfs_errno(rc);
+	}
+	return first;
+}
+
 int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
 		  const char *newname, unsigned flags)
 {
@@ -2184,6 +2310,7 @@ int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newpar
 	qfs_inode *d1 = NULL, *d2 = NULL;
 	qfs_ist *s1 = NULL, *s2 = NULL;
 	qfs_view vf, vt;
+	tree sub = {NULL, 0, 0};
 	size_t k = 0;
 	int rc, moved_ok = 0;
 	view_init(&vf);
@@ -2197,6 +2324,20 @@ int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newpar
 	size_t fl = strlen(from);
 	if (strncmp(to, from, fl) == 0 && to[fl] == '/')
 		return -EINVAL;
+	/* a directory being renamed: everything buffered below it goes first
+	 * (its keys are copied from the store) */
+	{
+		uint64_t fino = qfs_itable_find(fs->it, from);
+		qfs_inode *fin = fino ? qfs_itable_get(fs->it, fino) : NULL;
+		int isdir = 0;
+		if (fin) {
+			pthread_mutex_lock(&fin->lock);
+			isdir = fin->state && ((qfs_ist *)fin->state)->obj.type == QFS_T_DIR;
+			pthread_mutex_unlock(&fin->lock);
+		}
+		if (isdir && (rc = qfs_fs_flush_all(fs)) != 0)
+			return rc;
+	}
 	/* an open file being renamed: its buffered data goes first */
 	rc = touch_path(fs, from, 0);
 	if (rc == 0)
@@ -2239,10 +2380,10 @@ int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newpar
 		goto out;
 	const qfs_obj *src = view_obj(&vf, k);
 	if (src->type == QFS_T_DIR && src->nent > 0) {
-		/* paths are keys: moving a populated tree means rewriting every
-		 * key under it; callers such as mv fall back to copy + delete */
-		rc = -EXDEV;
-		goto out;
+		/* paths are keys: every key below moves too */
+		rc = tree_collect(fs, from, src, &sub);
+		if (rc)
+			goto out;
 	}
 	rc = view_load(fs, kt, &vt);
 	if (rc == 0) {
@@ -2279,6 +2420,8 @@ int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newpar
 		vt.ncand = vt.ncand ? 1 : 0;
 		/* the version changes keys: its chunks need a move record */
 		rc = store_move_record(fs, &moved);
+		if (rc == 0)
+			rc = tree_copy(fs, to, &sub);
 		if (rc) {
 			qfs_obj_free(&moved);
 			goto out;
@@ -2317,7 +2460,9 @@ int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newpar
 			qfs_obj_free(&keep);
 		}
 	} else {
-		rc = view_delete(fs, kf, &vf);
+		rc = tree_delete(fs, from, &sub);
+		if (rc == 0)
+			rc = view_delete(fs, kf, &vf);
 	}
 	if (rc)
 		goto out;
@@ -2329,8 +2474,16 @@ out:
 	pthread_mutex_unlock(&d1->lock);
 	view_free(&vf);
 	view_free(&vt);
-	if (moved_ok)
+	if (moved_ok) {
 		touch_path(fs, to, 1);
+		/* inodes below: their cached contexts belong to the old keys */
+		for (size_t i = 0; i < sub.n; i++) {
+			char full[QFS_PATH_MAX + 1];
+			if (snprintf(full, sizeof(full), "%s%s", to, sub.e[i].rel) < (int)sizeof(full))
+				touch_path(fs, full, 1);
+		}
+	}
+	tree_free(&sub);
 	return rc;
 }
 

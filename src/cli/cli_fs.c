@@ -3,7 +3,7 @@
  * docs/filesystem.md, decoded with fuse/libqfs.a):
  *
  *   quorumctl siblings PATH [--json] [--r N] [--n N] [--no-digest]
- *   quorumctl fs-gc [--grace SECONDS] [--dry-run] [--json] [--page N]
+ *   quorumctl fs-gc [--grace SECONDS [--force]] [--dry-run] [--json] [--page N]
  *
  * PATH is a path as seen in the mount, relative to the filesystem's root
  * ("report.txt", "/docs/a.txt" and "docs//a.txt/" name the same file). A
@@ -422,7 +422,7 @@ int cli_siblings(int argc, char **argv, const char *node, uint64_t timeout_ms, i
 
 typedef struct gc_args {
 	int64_t grace_ns;
-	int dry_run, json;
+	int dry_run, json, force;
 	uint32_t page;
 	uint64_t timeout_ms;
 } gc_args;
@@ -946,6 +946,8 @@ int cli_fs_gc(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 			g.a.dry_run = 1;
 		} else if (!strcmp(s, "--json")) {
 			g.a.json = 1;
+		} else if (!strcmp(s, "--force")) {
+			g.a.force = 1;
 		} else if (!strcmp(s, "--grace")) {
 			if (i + 1 >= argc || cli_parse_int(argv[i + 1], 0, 365 * 86400, &v) < 0) {
 				fprintf(stderr, "quorumctl: --grace needs seconds from 0 to 31536000\n");
@@ -964,15 +966,22 @@ int cli_fs_gc(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 			i++;
 		} else {
 			fprintf(stderr, "quorumctl: fs-gc: unknown argument %s\n"
-					"usage: fs-gc [--grace SECONDS] [--dry-run] [--json] "
+					"usage: fs-gc [--grace SECONDS [--force]] [--dry-run] [--json] "
 					"[--page N]\n", s);
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (g.a.grace_ns < 2ll * QFS_CHUNK_REPUT_MS * 1000000ll)
-		fprintf(stderr, "quorumctl: fs-gc: warning: a grace period under %u s can delete "
-				"chunks that mounts writing now still rely on\n",
+	if (g.a.grace_ns < 2ll * QFS_CHUNK_REPUT_MS * 1000000ll && !g.a.dry_run) {
+		if (!g.a.force) {
+			fprintf(stderr, "quorumctl: fs-gc: a grace period under %u s can delete chunks "
+					"that mounts still rely on (a mount does not store a chunk "
+					"again for %u s); --force to run anyway\n",
+				2u * QFS_CHUNK_REPUT_MS / 1000u, QFS_CHUNK_REPUT_MS / 1000u);
+			return CLI_EXIT_USAGE;
+		}
+		fprintf(stderr, "quorumctl: fs-gc: warning: grace period under %u s (--force)\n",
 			2u * QFS_CHUNK_REPUT_MS / 1000u);
+	}
 	g.t0 = (int64_t)q_wall_ns();
 	qfs_idset_init(&g.marked);
 	int code = gc_run_all(&g, node);

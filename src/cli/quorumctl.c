@@ -51,7 +51,7 @@ static void usage(FILE *f)
 		"        mixed get/put load; prints throughput and latency percentiles\n"
 		"  siblings PATH [--json] [--r N] [--n N] [--no-digest]\n"
 		"        every version of a file of the filesystem (PATH as in the mount)\n"
-		"  fs-gc [--grace SECONDS] [--dry-run] [--json]\n"
+		"  fs-gc [--grace SECONDS [--force]] [--dry-run] [--json]\n"
 		"        delete the filesystem's chunks no file version names, older than\n"
 		"        the grace period (3600 s); refuses unless every member is scanned\n"
 		"  repair [--range START:END] [--wait DUR] [--json]\n"

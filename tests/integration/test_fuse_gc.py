@@ -64,6 +64,8 @@ def test_gc_frees_old_chunks_and_keeps_every_file(procs, tmp_path):
     os.rename(os.path.join(m, "old-name"), os.path.join(m, "new-name"))
     os.mkdir(os.path.join(m, "d"))
     os.rename(os.path.join(m, "keep"), os.path.join(m, "d", "keep"))
+    # a directory rename moves every key below it, with move records
+    os.rename(os.path.join(m, "d"), os.path.join(m, "d2"))
 
     # garbage: a rewritten, a truncated, a removed file
     write(os.path.join(m, "a"), os.urandom(640 * KiB))
@@ -71,35 +73,35 @@ def test_gc_frees_old_chunks_and_keeps_every_file(procs, tmp_path):
         f.truncate(100 * KiB)
     os.unlink(os.path.join(m, "c"))
     os.unlink(os.path.join(m, "same1"))
-    for name in ("a", "b", "same2", "new-name", "d/keep"):
+    for name in ("a", "b", "same2", "new-name", "d2/keep"):
         files[name] = digest(os.path.join(m, name))
     # ids of live chunks: a 640 KiB file is 10 chunks of 64 KiB, etc.
     live = 10 + 2 + 3 + 4 + 5
 
     # dry run: finds the garbage (a: 10 chunks, b: 7 past 100 KiB plus its
     # rewritten second chunk, c: 4; same1's are same2's), deletes nothing
-    _, d1 = gc(listen, "--grace", "0", "--dry-run")
+    _, d1 = gc(listen, "--grace", "0", "--force", "--dry-run")
     assert d1["dry_run"] and d1["deleted"] == 0, d1
     assert d1["unreferenced"] >= 10 + 7 + 4, d1
     assert d1["referenced"] == live, d1
-    assert d1["move_records"] >= 2, d1
-    _, d2 = gc(listen, "--grace", "0", "--dry-run")
+    assert d1["move_records"] >= 3, d1
+    _, d2 = gc(listen, "--grace", "0", "--force", "--dry-run")
     assert d2["chunks"] == d1["chunks"] and d2["unreferenced"] == d1["unreferenced"], (d1, d2)
 
     # the garbage is fresh: a grace period keeps all of it
-    _, y = gc(listen, "--grace", "600")
+    _, y = gc(listen, "--grace", "600", "--force")
     assert y["deleted"] == 0 and y["young"] == d1["unreferenced"], y
     assert y["unreferenced"] == 0, y
 
     # past the grace period: deleted, counted in bytes
-    _, r = gc(listen, "--grace", "0")
+    _, r = gc(listen, "--grace", "0", "--force")
     assert r["deleted"] == d1["unreferenced"], (d1, r)
     assert r["deleted_bytes"] >= (10 + 7 + 4) * 64 * KiB - 64 * KiB, r
     assert r["errors"] == 0, r
     for name, want in files.items():
         assert digest(os.path.join(m, name)) == want, name
     # nothing left to collect; the move records went with the grace period
-    _, again = gc(listen, "--grace", "0")
+    _, again = gc(listen, "--grace", "0", "--force")
     assert again["unreferenced"] == 0 and again["deleted"] == 0, again
     assert again["referenced"] == live and again["move_records"] == 0, again
 
@@ -116,9 +118,12 @@ def test_gc_usage_errors(procs, tmp_path):
     assert p.returncode == 2 and "--grace" in p.stderr
     p = quorumctl("--node", "127.0.0.1:1", "fs-gc", "--bogus", check=False)
     assert p.returncode == 2
+    # a grace period under 2 R needs --force (a dry run does not)
+    p = quorumctl("--node", "127.0.0.1:1", "fs-gc", "--grace", "60", check=False)
+    assert p.returncode == 2 and "--force" in p.stderr, p.stderr
     # nobody listening: refuses, deletes nothing
     port = free_port()
-    p = quorumctl("--node", f"127.0.0.1:{port}", "fs-gc", "--grace", "0", check=False)
+    p = quorumctl("--node", f"127.0.0.1:{port}", "fs-gc", "--grace", "0", "--force", check=False)
     assert p.returncode == 3 and "refusing" in p.stderr, p.stderr
 
 
@@ -152,7 +157,7 @@ def test_gc_keeps_conflict_siblings_and_refuses_partial_scans(procs, tmp_path):
         time.sleep(1.1)
         write(os.path.join(mb, "report.bin"), side_b)
         # while cut: the collector cannot scan the other member and refuses
-        p = quorumctl("--node", la, "--timeout", "3s", "fs-gc", "--grace", "0",
+        p = quorumctl("--node", la, "--timeout", "3s", "fs-gc", "--grace", "0", "--force",
                       check=False)
         assert p.returncode == 3 and "refusing" in p.stderr, (p.stdout, p.stderr)
     finally:
@@ -176,7 +181,7 @@ def test_gc_keeps_conflict_siblings_and_refuses_partial_scans(procs, tmp_path):
     # every replica reachable again: the collector runs; the chunks of the
     # conflict sibling (a's version) are referenced and stay
     def collected():
-        p, r = gc(la, "--grace", "0", check=False)
+        p, r = gc(la, "--grace", "0", "--force", check=False)
         return r if p.returncode == 0 else None
     r = wait_for(collected, timeout=60, interval=1, what="fs-gc runs once both are up")
     assert r["members"] == 2 and r["errors"] == 0, r
@@ -189,10 +194,26 @@ def test_gc_keeps_conflict_siblings_and_refuses_partial_scans(procs, tmp_path):
     # resolving the conflict makes a's chunks garbage
     os.unlink(os.path.join(ma, conflict))
     wait_for(lambda: not conflict_names(mb), timeout=60, what="b sees the resolution")
-    _, r2 = gc(la, "--grace", "0")
+    _, r2 = gc(la, "--grace", "0", "--force")
     assert r2["deleted"] >= 4, r2
     for m in (ma, mb):
         with open(os.path.join(m, "report.bin"), "rb") as f:
             assert f.read() == side_b
+    # a directory renamed on one mount shows moved on the other
+    # (fresh bytes: side_a's chunks were just collected with a grace period
+    # of 0, and this mount would not store them again for QFS_CHUNK_REPUT_MS:
+    # the reason fs-gc warns below 1200 s)
+    tree_data = os.urandom(150 * KiB)
+    os.makedirs(os.path.join(ma, "tree", "sub"))
+    write(os.path.join(ma, "tree", "sub", "f"), tree_data)
+    os.rename(os.path.join(ma, "tree"), os.path.join(ma, "moved"))
+
+    def moved_on_b():
+        p = os.path.join(mb, "moved", "sub", "f")
+        if os.path.exists(os.path.join(mb, "tree")) or not os.path.exists(p):
+            return False
+        with open(p, "rb") as f:
+            return f.read() == tree_data
+    wait_for(moved_on_b, timeout=60, interval=0.5, what="b sees the moved tree")
     unmount(pb, mb)
     unmount(pa, ma)

@@ -272,20 +272,46 @@ def test_rename_file_across_directories(d):
     assert open(os.path.join(d, "y", "g"), "rb").read() == b"moved"
 
 
-def test_rename_nonempty_directory_exdev(d):
-    """Documented: renaming a non-empty directory gives EXDEV (mv copies)."""
-    os.mkdir(os.path.join(d, "a"))
-    mkfile(os.path.join(d, "a", "f"))
-    assert err(os.rename, os.path.join(d, "a"), os.path.join(d, "b")) == errno.EXDEV
-    assert os.path.exists(os.path.join(d, "a", "f")) and not os.path.exists(os.path.join(d, "b"))
-
-
-@pytest.mark.xfail(strict=True, reason="documented: renaming a non-empty directory gives EXDEV "
-                   "(every key under it would have to be rewritten)")
 def test_posix_rename_nonempty_directory(d):
-    os.mkdir(os.path.join(d, "a"))
-    mkfile(os.path.join(d, "a", "f"))
+    """A populated tree renames in place (every key below it moves)."""
+    os.makedirs(os.path.join(d, "a", "s", "t"))
+    mkfile(os.path.join(d, "a", "f"), b"top")
+    mkfile(os.path.join(d, "a", "s", "t", "g"), b"deep")
+    os.symlink("f", os.path.join(d, "a", "link"))
     os.rename(os.path.join(d, "a"), os.path.join(d, "b"))
+    assert not os.path.exists(os.path.join(d, "a"))
+    assert sorted(os.listdir(os.path.join(d, "b"))) == ["f", "link", "s"]
+    assert open(os.path.join(d, "b", "f"), "rb").read() == b"top"
+    assert open(os.path.join(d, "b", "s", "t", "g"), "rb").read() == b"deep"
+    assert os.readlink(os.path.join(d, "b", "link")) == "f"
+    # over an empty directory; not over a populated one
+    os.mkdir(os.path.join(d, "empty"))
+    os.rename(os.path.join(d, "b"), os.path.join(d, "empty"))
+    assert open(os.path.join(d, "empty", "s", "t", "g"), "rb").read() == b"deep"
+    os.makedirs(os.path.join(d, "full", "x"))
+    assert err(os.rename, os.path.join(d, "empty"), os.path.join(d, "full")) == errno.ENOTEMPTY
+    # into its own subtree: EINVAL
+    assert err(os.rename, os.path.join(d, "empty"),
+               os.path.join(d, "empty", "s", "u")) == errno.EINVAL
+    # files below keep working after the move: write, read, create
+    with open(os.path.join(d, "empty", "s", "t", "g"), "ab") as f:
+        f.write(b"+more")
+    assert open(os.path.join(d, "empty", "s", "t", "g"), "rb").read() == b"deep+more"
+    mkfile(os.path.join(d, "empty", "s", "new"), b"n")
+    assert sorted(os.listdir(os.path.join(d, "empty", "s"))) == ["new", "t"]
+
+
+def test_rename_directory_with_open_file(d):
+    """Data buffered in an open file below the directory moves with it."""
+    os.makedirs(os.path.join(d, "p"))
+    f = open(os.path.join(d, "p", "open"), "wb")
+    f.write(b"buffered")
+    os.rename(os.path.join(d, "p"), os.path.join(d, "q"))
+    f.write(b" and after")
+    f.close()
+    assert open(os.path.join(d, "q", "open"), "rb").read() == b"buffered and after"
+    assert os.listdir(os.path.join(d, "q")) == ["open"]  # no conflict file
+    assert not os.path.exists(os.path.join(d, "p"))
 
 
 def test_mv_nonempty_directory_falls_back_to_copy(d):
