@@ -18,7 +18,14 @@
 # Environment: DURATION (10s), CLIENTS (50), KEYS (100000), VALUE (100),
 # SYNC (none|batch|always: the nodes' sync policy, default none, like
 # redis' default of no fsync per write), IO (worker|inline), PRELOAD (1:
-# write every key once first), SKIP_REDIS=1, SKIP_ETCD=1.
+# write every key once first), SKIP_REDIS=1, SKIP_ETCD=1, RUNS (1: how
+# many times the whole sequence runs; with more, every figure is also
+# reported as the median over the runs, each run's ratios computed from
+# figures measured back to back in that run).
+# The CPU time the 3 nodes and the bench client used is printed for each
+# quorumd phase (the load generator must not be the bottleneck), with the
+# load average before each phase. The summary checks the targets: mixed
+# throughput >= 0.5x redis, p99.9 < 10 ms, puts >= 20x etcd.
 # Every process started here is stopped by its PID on exit.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,106 +64,138 @@ wait_port() {
 	return 1
 }
 jget() { python3 -c "import json,sys;print(json.load(open('$1'))['$2'])"; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+# CPU seconds (user + system) a live process has used so far
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+RUNS=${RUNS:-1}
+res="$work/results.txt" # one line per figure: run name value
+: >"$res"
 
-echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# ---- quorumd x3 -----------------------------------------------------------
-ports=($(free_port) $(free_port) $(free_port))
-peers="n1@127.0.0.1:${ports[0]},n2@127.0.0.1:${ports[1]},n3@127.0.0.1:${ports[2]}"
-for i in 0 1 2; do
-	"$QD" --data "$work/n$((i + 1))" --listen "127.0.0.1:${ports[$i]}" --node-id "n$((i + 1))" \
-		--peers "$peers" --n 3 --r 2 --w 2 --sync "$SYNC" -o io="$IO" --log-level warn \
-		>"$work/n$((i + 1)).log" 2>&1 &
-	pids+=($!)
-done
-for p in "${ports[@]}"; do wait_port "$p"; done
-nodes="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
-pre=()
-[ "${PRELOAD:-0}" = 1 ] && pre=(--preload)
-echo "== quorumd: 3 nodes, N=3 R=2 W=2, sync=$SYNC io=$IO, $CLIENTS clients, $VALUE-byte values, 50% gets, $KEYS keys, $DURATION"
-"$QC" --timeout 5s bench --nodes "$nodes" --clients "$CLIENTS" --keys "$KEYS" \
-	--value-size "$VALUE" --get-percent 50 --duration "$DURATION" --r 2 --w 2 "${pre[@]}" \
-	--json >"$work/q.json" || true
-cat "$work/q.json"
-q_ops=$(jget "$work/q.json" ops_per_sec)
-q_p50=$(jget "$work/q.json" p50_ms)
-q_p99=$(jget "$work/q.json" p99_ms)
-q_p999=$(jget "$work/q.json" p999_ms)
-q_err=$(jget "$work/q.json" errors)
-printf "quorumd  %10.0f ops/s  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  errors %s\n" \
-	"$q_ops" "$q_p50" "$q_p99" "$q_p999" "$q_err"
-# puts only, for the comparison with etcd (which is measured on puts)
-"$QC" --timeout 5s bench --nodes "$nodes" --clients "$CLIENTS" --keys "$KEYS" \
-	--value-size "$VALUE" --get-percent 0 --duration "$DURATION" --r 2 --w 2 \
-	--json >"$work/qp.json" || true
-q_puts=$(jget "$work/qp.json" ops_per_sec)
-printf "quorumd  %10.0f puts/s (puts only)  p99 %.3f ms  p99.9 %.3f ms\n" \
-	"$q_puts" "$(jget "$work/qp.json" p99_ms)" "$(jget "$work/qp.json" p999_ms)"
-for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-pids=()
+echo "== machine: $(nproc) cores, load average $(load)"
 
-# ---- redis ----------------------------------------------------------------
-r_mix=""
+run_quorumd() { # $1 = run number
+	local ports peers nodes pre i cl_cpu
+	ports=($(free_port) $(free_port) $(free_port))
+	peers="n1@127.0.0.1:${ports[0]},n2@127.0.0.1:${ports[1]},n3@127.0.0.1:${ports[2]}"
+	rm -rf "$work"/n1 "$work"/n2 "$work"/n3
+	for i in 0 1 2; do
+		"$QD" --data "$work/n$((i + 1))" --listen "127.0.0.1:${ports[$i]}" --node-id "n$((i + 1))" \
+			--peers "$peers" --n 3 --r 2 --w 2 --sync "$SYNC" -o io="$IO" --log-level warn \
+			>"$work/n$((i + 1)).log" 2>&1 &
+		pids+=($!)
+	done
+	for p in "${ports[@]}"; do wait_port "$p"; done
+	nodes="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
+	pre=()
+	[ "${PRELOAD:-0}" = 1 ] && pre=(--preload)
+	echo "== run $1: quorumd: 3 nodes, N=3 R=2 W=2, sync=$SYNC io=$IO, $CLIENTS clients, $VALUE-byte values, 50% gets, $KEYS keys, $DURATION (load $(load))"
+	local n0 n1
+	n0=0; for p in "${pids[@]}"; do n0=$(python3 -c "print($n0 + $(cpu_s "$p"))"); done
+	( TIMEFORMAT='%U %S'; time "$QC" --timeout 5s bench --nodes "$nodes" --clients "$CLIENTS" \
+		--keys "$KEYS" --value-size "$VALUE" --get-percent 50 --duration "$DURATION" --r 2 --w 2 \
+		"${pre[@]}" --json >"$work/q.json" ) 2>"$work/q.time" || true
+	n1=0; for p in "${pids[@]}"; do n1=$(python3 -c "print($n1 + $(cpu_s "$p"))"); done
+	cat "$work/q.json"
+	local q_ops q_p50 q_p99 q_p999 q_err
+	q_ops=$(jget "$work/q.json" ops_per_sec)
+	q_p50=$(jget "$work/q.json" p50_ms)
+	q_p99=$(jget "$work/q.json" p99_ms)
+	q_p999=$(jget "$work/q.json" p999_ms)
+	q_err=$(jget "$work/q.json" errors)
+	cl_cpu=$(tail -1 "$work/q.time" | awk '{printf "%.2f", $1 + $2}')
+	printf "quorumd  %10.0f ops/s  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  errors %s\n" \
+		"$q_ops" "$q_p50" "$q_p99" "$q_p999" "$q_err"
+	printf "         cpu: 3 nodes %.2f s, bench client %.2f s\n" "$(python3 -c "print($n1 - $n0)")" "$cl_cpu"
+	echo "$1 q_ops $q_ops" >>"$res"
+	echo "$1 q_p50 $q_p50" >>"$res"
+	echo "$1 q_p99 $q_p99" >>"$res"
+	echo "$1 q_p999 $q_p999" >>"$res"
+	# puts only, for the comparison with etcd (which is measured on puts)
+	"$QC" --timeout 5s bench --nodes "$nodes" --clients "$CLIENTS" --keys "$KEYS" \
+		--value-size "$VALUE" --get-percent 0 --duration "$DURATION" --r 2 --w 2 \
+		--json >"$work/qp.json" || true
+	local q_puts
+	q_puts=$(jget "$work/qp.json" ops_per_sec)
+	printf "quorumd  %10.0f puts/s (puts only)  p99 %.3f ms  p99.9 %.3f ms\n" \
+		"$q_puts" "$(jget "$work/qp.json" p99_ms)" "$(jget "$work/qp.json" p999_ms)"
+	echo "$1 q_puts $q_puts" >>"$res"
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+
+have_redis=0
 if [ "${SKIP_REDIS:-0}" != 1 ]; then
 	if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
 		echo "== installing redis-server (Debian package)"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null || true
 	fi
-	if command -v redis-server >/dev/null; then
-		rp=$(free_port)
-		redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no \
-			--daemonize no --dir "$work" >"$work/redis.log" 2>&1 &
-		pids+=($!)
-		wait_port "$rp"
-		n=$((CLIENTS * 4000))
-		echo "== redis-benchmark -c $CLIENTS -d $VALUE -r $KEYS -n $n -t set,get (single redis-server)"
-		redis-benchmark -p "$rp" -c "$CLIENTS" -d "$VALUE" -r "$KEYS" -n "$n" -t set,get --csv \
-			>"$work/redis.csv"
-		cat "$work/redis.csv"
-		read -r r_set r_get r_set_p99 r_get_p99 < <(python3 - "$work/redis.csv" <<'EOF'
+	if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
+		have_redis=1
+	else
+		echo "== redis-server not available; skipped"
+	fi
+fi
+run_redis() { # $1 = run number
+	local rp n r_set r_get r_set_p99 r_get_p99 r_mix
+	rp=$(free_port)
+	redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no \
+		--daemonize no --dir "$work" >"$work/redis.log" 2>&1 &
+	pids+=($!)
+	wait_port "$rp"
+	n=$((CLIENTS * 4000))
+	echo "== run $1: redis-benchmark -c $CLIENTS -d $VALUE -r $KEYS -n $n -t set,get (single redis-server; load $(load))"
+	redis-benchmark -p "$rp" -c "$CLIENTS" -d "$VALUE" -r "$KEYS" -n "$n" -t set,get --csv \
+		>"$work/redis.csv"
+	cat "$work/redis.csv"
+	read -r r_set r_get r_set_p99 r_get_p99 < <(python3 - "$work/redis.csv" <<'EOF2'
 import csv, sys
 rows = {r[0]: r for r in csv.reader(open(sys.argv[1])) if r and r[0] != "test"}
 s, g = rows["SET"], rows["GET"]
 # columns: test, rps, avg, min, p50, p95, p99, max
 print(s[1], g[1], s[6], g[6])
-EOF
+EOF2
 )
-		r_mix=$(python3 -c "print(2/(1/$r_set+1/$r_get))")
-		printf "redis    %10.0f ops/s mixed (SET %.0f, GET %.0f; p99 %s / %s ms)\n" \
-			"$r_mix" "$r_set" "$r_get" "$r_set_p99" "$r_get_p99"
-		for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-		for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-		pids=()
-	else
-		echo "== redis-server not available; skipped"
-	fi
-fi
+	r_mix=$(python3 -c "print(2/(1/$r_set+1/$r_get))")
+	printf "redis    %10.0f ops/s mixed (SET %.0f, GET %.0f; p99 %s / %s ms)\n" \
+		"$r_mix" "$r_set" "$r_get" "$r_set_p99" "$r_get_p99"
+	echo "$1 r_mix $r_mix" >>"$res"
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
 
-# ---- etcd -----------------------------------------------------------------
-e_put=""
+have_etcd=0
 if [ "${SKIP_ETCD:-0}" != 1 ]; then
 	if ! command -v etcd >/dev/null; then
 		echo "== installing etcd-server (Debian package)"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null || true
 	fi
 	if command -v etcd >/dev/null; then
-		cp=() pp=() cluster=""
-		for i in 0 1 2; do cp+=($(free_port)); pp+=($(free_port)); done
-		for i in 0 1 2; do cluster+="${cluster:+,}e$i=http://127.0.0.1:${pp[$i]}"; done
-		for i in 0 1 2; do
-			ETCD_UNSUPPORTED_ARCH= etcd --name "e$i" --data-dir "$work/etcd$i" \
-				--listen-client-urls "http://127.0.0.1:${cp[$i]}" \
-				--advertise-client-urls "http://127.0.0.1:${cp[$i]}" \
-				--listen-peer-urls "http://127.0.0.1:${pp[$i]}" \
-				--initial-advertise-peer-urls "http://127.0.0.1:${pp[$i]}" \
-				--initial-cluster "$cluster" --initial-cluster-state new \
-				--log-level error >"$work/etcd$i.log" 2>&1 &
-			pids+=($!)
-		done
-		for p in "${cp[@]}"; do wait_port "$p"; done
-		echo "== etcd: 3 members on loopback, $CLIENTS client threads putting $VALUE-byte values for $DURATION"
-		e_put=$(python3 - "$DURATION" "$CLIENTS" "$VALUE" "$KEYS" "${cp[@]}" <<'EOF'
+		have_etcd=1
+	else
+		echo "== etcd not available; skipped"
+	fi
+fi
+run_etcd() { # $1 = run number
+	local cp=() pp=() cluster="" i e_put
+	for i in 0 1 2; do cp+=($(free_port)); pp+=($(free_port)); done
+	for i in 0 1 2; do cluster+="${cluster:+,}e$i=http://127.0.0.1:${pp[$i]}"; done
+	rm -rf "$work"/etcd0 "$work"/etcd1 "$work"/etcd2
+	for i in 0 1 2; do
+		ETCD_UNSUPPORTED_ARCH= etcd --name "e$i" --data-dir "$work/etcd$i" \
+			--listen-client-urls "http://127.0.0.1:${cp[$i]}" \
+			--advertise-client-urls "http://127.0.0.1:${cp[$i]}" \
+			--listen-peer-urls "http://127.0.0.1:${pp[$i]}" \
+			--initial-advertise-peer-urls "http://127.0.0.1:${pp[$i]}" \
+			--initial-cluster "$cluster" --initial-cluster-state new \
+			--log-level error >"$work/etcd$i.log" 2>&1 &
+		pids+=($!)
+	done
+	for p in "${cp[@]}"; do wait_port "$p"; done
+	echo "== run $1: etcd: 3 members on loopback, $CLIENTS client threads putting $VALUE-byte values for $DURATION (load $(load))"
+	e_put=$(python3 - "$DURATION" "$CLIENTS" "$VALUE" "$KEYS" "${cp[@]}" <<'EOF2'
 import base64, http.client, json, random, sys, threading, time
 dur, clients, vsize, keys = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 ports = sys.argv[5:]
@@ -195,20 +234,61 @@ for t in ts: t.start()
 for t in ts: t.join()
 print("%.1f" % (sum(count) / (time.time() - t0)))
 print("etcd errors: %d" % sum(errors), file=sys.stderr)
-EOF
+EOF2
 )
-		printf "etcd     %10.0f puts/s (3 members)\n" "$e_put"
-		for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-		for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-		pids=()
-	else
-		echo "== etcd not available; skipped"
-	fi
-fi
+	printf "etcd     %10.0f puts/s (3 members)\n" "$e_put"
+	echo "$1 e_put $e_put" >>"$res"
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
 
-echo "== summary"
-printf "quorumd 3 nodes N=3 R=2 W=2: %.0f ops/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms\n" \
-	"$q_ops" "$q_p50" "$q_p99" "$q_p999"
-[ -n "$r_mix" ] && python3 -c "print('ours/redis (mixed 50/50): %.2fx' % ($q_ops/$r_mix))"
-[ -n "$e_put" ] && python3 -c "print('ours/etcd (puts vs puts): %.1fx; ours mixed / etcd puts: %.1fx' % ($q_puts/$e_put, $q_ops/$e_put))"
+for run in $(seq 1 "$RUNS"); do
+	run_quorumd "$run"
+	[ "$have_redis" = 1 ] && run_redis "$run"
+	[ "$have_etcd" = 1 ] && run_etcd "$run"
+done
+
+echo "== summary (load average now $(load))"
+python3 - "$res" "$RUNS" <<'EOF2'
+import sys, statistics
+runs = int(sys.argv[2])
+v = {}
+for line in open(sys.argv[1]):
+    r, k, x = line.split()
+    v.setdefault(int(r), {})[k] = float(x)
+def ratios(d):
+    out = {}
+    if "r_mix" in d and d["r_mix"] > 0:
+        out["redis"] = d["q_ops"] / d["r_mix"]
+    if "e_put" in d and d["e_put"] > 0:
+        out["etcd"] = d["q_puts"] / d["e_put"]
+        out["etcd_mixed"] = d["q_ops"] / d["e_put"]
+    return out
+rows = []
+for r in sorted(v):
+    d = v[r]; q = ratios(d)
+    print("run %d: quorumd %.0f ops/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, puts %.0f/s" %
+          (r, d["q_ops"], d["q_p50"], d["q_p99"], d["q_p999"], d["q_puts"]), end="")
+    if "redis" in q: print("; redis %.0f ops/s, ours/redis %.2fx" % (d["r_mix"], q["redis"]), end="")
+    if "etcd" in q: print("; etcd %.0f puts/s, ours/etcd (puts) %.1fx" % (d["e_put"], q["etcd"]), end="")
+    print()
+    rows.append((d, q))
+med = lambda xs: statistics.median(xs) if xs else None
+m = {k: med([d[k] for d, _ in rows if k in d]) for k in ("q_ops", "q_p50", "q_p99", "q_p999", "q_puts", "r_mix", "e_put")}
+mr = {k: med([q[k] for _, q in rows if k in q]) for k in ("redis", "etcd", "etcd_mixed")}
+label = "median of %d runs" % runs if runs > 1 else "1 run"
+print("quorumd 3 nodes N=3 R=2 W=2 (%s): %.0f ops/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms; puts only %.0f/s" %
+      (label, m["q_ops"], m["q_p50"], m["q_p99"], m["q_p999"], m["q_puts"]))
+if mr["redis"] is not None:
+    print("ours/redis (mixed 50/50): %.2fx (redis %.0f ops/s)" % (mr["redis"], m["r_mix"]))
+if mr["etcd"] is not None:
+    print("ours/etcd (puts vs puts): %.1fx; ours mixed / etcd puts: %.1fx (etcd %.0f puts/s)" %
+          (mr["etcd"], mr["etcd_mixed"], m["e_put"]))
+verdict = lambda ok: "met" if ok else "NOT met"
+print("targets: >= 0.5x redis: %s; p99.9 < 10 ms: %s; >= 20x etcd: %s" % (
+    verdict(mr["redis"] is not None and mr["redis"] >= 0.5) if mr["redis"] is not None else "not measured",
+    verdict(m["q_p999"] < 10.0),
+    verdict(mr["etcd"] >= 20.0) if mr["etcd"] is not None else "not measured"))
+EOF2
 exit 0
