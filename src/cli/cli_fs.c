@@ -677,11 +677,9 @@ static int mark_move(gc_run *g, gc_member *m, const node_fs_scan_ent *e)
 			Q_RET(qfs_idset_add(&g->marked, ids + k * QFS_CHUNK_ID_LEN));
 	}
 	/* past the grace period on this replica: a candidate for deletion
-	 * (decided again on a read of every replica) */
+	 * (decided again on a read of every replica; duplicates from other
+	 * replicas are dropped before the sweep) */
 	if (e->nlive && e->newest_ns < (uint64_t)(g->t0 - g->a.grace_ns)) {
-		for (size_t i = 0; i < g->nold; i++)
-			if (q_slice_eq(q_buf_slice(&g->old_moves[i]), e->key))
-				return 0;
 		if (g->nold == g->capold) {
 			size_t nc = g->capold ? g->capold * 2 : 16;
 			q_buf *nv = realloc(g->old_moves, nc * sizeof(*nv));
@@ -721,6 +719,27 @@ static int list_chunk(gc_run *g, gc_member *m, const node_fs_scan_ent *e)
 	}
 	g->ch[g->nch++] = c;
 	return 0;
+}
+
+static int qbuf_cmp(const void *a, const void *b)
+{
+	return q_slice_cmp(q_buf_slice(a), q_buf_slice(b));
+}
+
+/* Sorts the old move records and drops the copies other replicas gave. */
+static void fold_moves(gc_run *g)
+{
+	if (!g->nold)
+		return;
+	qsort(g->old_moves, g->nold, sizeof(*g->old_moves), qbuf_cmp);
+	size_t o = 0;
+	for (size_t i = 1; i < g->nold; i++) {
+		if (qbuf_cmp(&g->old_moves[o], &g->old_moves[i]) == 0)
+			q_buf_free(&g->old_moves[i]);
+		else
+			g->old_moves[++o] = g->old_moves[i];
+	}
+	g->nold = o + 1;
 }
 
 static int chunk_cmp(const void *a, const void *b)
@@ -810,8 +829,6 @@ static int gc_run_all(gc_run *g, const char *node)
 	 * records (after the files: see the design) */
 	for (size_t i = 0; i < g->nmem; i++) {
 		rc = gc_scan(g, &g->mem[i], QFS_KEY_META, 1, mark_file);
-		if (rc == 0)
-			rc = gc_scan(g, &g->mem[i], QFS_KEY_MOVES, 1, mark_move);
 		if (rc == GC_EUNKNOWN)
 			return CLI_EXIT_ERROR;
 		if (rc < 0)
@@ -836,6 +853,7 @@ static int gc_run_all(gc_run *g, const char *node)
 	if (rc)
 		return rc;
 	fold_chunks(g);
+	fold_moves(g);
 
 	/* sweep */
 	int64_t cut = g->t0 - g->a.grace_ns;
@@ -911,8 +929,8 @@ static int gc_run_all(gc_run *g, const char *node)
 		       b_young, n_cand, b_cand, n_del, b_del, n_kept_late, n_gone, n_unjudged,
 		       n_moves_del, n_err, (long long)((t1 - g->t0) / 1000000));
 	} else {
-		printf("scanned %zu members: %" PRIu64 " file entries (%" PRIu64 " versions), %" PRIu64
-		       " move records, %zu chunks\n",
+		printf("scanned %zu members: %" PRIu64 " file entries with %" PRIu64 " versions and %"
+		       PRIu64 " move records (counted per replica), %zu distinct chunks\n",
 		       g->nmem, g->objects, g->versions, g->moves, g->nch);
 		printf("referenced:   %" PRIu64 " chunks, %" PRIu64 " bytes\n", n_ref, b_ref);
 		printf("young:        %" PRIu64 " unreferenced chunks within the grace period "

@@ -85,6 +85,8 @@ def test_gc_frees_old_chunks_and_keeps_every_file(procs, tmp_path):
     assert d1["unreferenced"] >= 10 + 7 + 4, d1
     assert d1["referenced"] == live, d1
     assert d1["move_records"] >= 3, d1
+    text = quorumctl("--node", listen, "fs-gc", "--grace", "0", "--dry-run").stdout
+    assert f"would delete: {d1['unreferenced']} chunks" in text, text
     _, d2 = gc(listen, "--grace", "0", "--force", "--dry-run")
     assert d2["chunks"] == d1["chunks"] and d2["unreferenced"] == d1["unreferenced"], (d1, d2)
 
