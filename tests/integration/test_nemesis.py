@@ -259,6 +259,51 @@ def test_nemesis_set(procs, tmp_path):
     assert res["converged"], res["not_converged"]
 
 
+def test_roots_differ_after_wipe_then_repair_converges(procs, tmp_path):
+    """The roots check on a real cluster: a replica whose data was wiped
+    reports different roots for every arc holding keys; repair rounds
+    (quorumctl repair) bring all roots back to agreement."""
+    if not _has_repair():
+        pytest.skip("no repair command in this build")
+    import json as _j
+    # background exchanges far apart: only the repair rounds below repair
+    c = Cluster(procs, tmp_path, opts=["aae_interval=1h"]).start_all()
+    keys = [f"rk{k}" for k in range(30)]
+    for k in keys:
+        r = ctl(c.addr(0), "put", k, f"val-{k}", "--w", "3")
+        assert r.returncode == 0, r.stderr
+    _wipe_and_restart(c, 2)
+    _up_everywhere(c)
+
+    def statuses():
+        out = {}
+        for i in range(c.n):
+            r = ctl(c.addr(i), "status", "--json")
+            out[c.ids[i]] = _j.loads(r.stdout) if r.returncode == 0 else None
+        return out
+
+    def ready():
+        ag = checker.roots_agreement(statuses(), c.n)
+        return ag if not ag["not_ready"] and not ag["unreadable"] else None
+    ag = wait_for(ready, timeout=60, interval=0.5, what="every tree ready")
+    assert not ag["agree"], ag
+    assert ag["disagreeing"], ag
+    assert ag["keys"] == len(keys), ag
+
+    def repair_round():
+        for i in range(c.n):
+            rc, out, err = nemesis.ctl(c.addr(i), "repair", timeout_s="60s")
+            assert rc == 0, err
+
+    ag, rounds = checker.converge_roots(statuses, repair_round, c.n, rounds=ROOT_ROUNDS,
+                                        timeout=ROOT_TIMEOUT, settle=1.0)
+    assert ag["agree"], ag
+    assert rounds >= 1
+    # the wiped replica holds every key again
+    for k in keys:
+        assert ctl(c.addr(2), "get", k, "--replica-only").returncode == 0, k
+
+
 def _status(arcs):
     """A node status as quorumd reports it, with only aae.roots filled."""
     return {"aae": {"roots": [
