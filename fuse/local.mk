@@ -82,3 +82,10 @@ check_PROGRAMS += tests/fuzz/qfs_move_fuzzer
 tests_fuzz_qfs_move_fuzzer_SOURCES = tests/fuzz/qfs_move_fuzzer.c $(FUZZ_MAIN)
 tests_fuzz_qfs_move_fuzzer_LDADD = fuse/libqfs.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 tests_fuzz_qfs_move_fuzzer_LDFLAGS = $(FUZZ_LINK)
+
+# chunk collection and statfs costs (not part of make check): make bench-fuse-gc
+EXTRA_DIST += bench/fuse_gc_bench.py
+bench-fuse-gc: fuse/quorumfs src/cli/quorumctl
+	python3 $(srcdir)/bench/fuse_gc_bench.py --quorumfs $(abs_builddir)/fuse/quorumfs \
+		--quorumctl $(abs_builddir)/src/cli/quorumctl $(QFS_GC_BENCH_ARGS)
+.PHONY: bench-fuse-gc

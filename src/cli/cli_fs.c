@@ -4,6 +4,7 @@
  *
  *   quorumctl siblings PATH [--json] [--r N] [--n N] [--no-digest]
  *   quorumctl fs-gc [--grace SECONDS [--force]] [--dry-run] [--json] [--page N]
+ *                   [--parallel N]
  *
  * PATH is a path as seen in the mount, relative to the filesystem's root
  * ("report.txt", "/docs/a.txt" and "docs//a.txt/" name the same file). A
@@ -19,10 +20,13 @@
  * 4 other errors (including a chunk of a listed version that cannot be read:
  * the listing is still printed, with the digest marked missing).
  *
- * Threading: single-threaded; one network client.
+ * Threading: single-threaded, except the sweep of fs-gc: --parallel threads
+ * (8), each with its own network client, share the candidate list and the
+ * counters under one mutex.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,10 +424,13 @@ int cli_siblings(int argc, char **argv, const char *node, uint64_t timeout_ms, i
 /* ------------------------------------------------------------------ */
 /* fs-gc: chunk collection (docs/filesystem.md, "Chunk collection")     */
 
+#define GC_PARALLEL_MAX 64
+
 typedef struct gc_args {
 	int64_t grace_ns;
 	int dry_run, json, force;
 	uint32_t page;
+	size_t parallel;
 	uint64_t timeout_ms;
 } gc_args;
 
@@ -807,6 +814,58 @@ static int gc_delete(qc_client *c, q_slice key, int64_t cut, uint64_t *bytes)
 	return rc;
 }
 
+/* The sweep's deleters: each thread has its own connection and takes the
+ * next candidate (chunks, then old move records) under the mutex. */
+typedef struct gc_sweep {
+	gc_run *g;
+	const char *node;
+	int64_t cut;
+	const size_t *cand;
+	size_t ncand, next;
+	uint64_t n_del, b_del, n_kept_late, n_err, n_moves_del;
+	pthread_mutex_t mu;
+} gc_sweep;
+
+static void *sweep_main(void *arg)
+{
+	gc_sweep *sw = arg;
+	gc_run *g = sw->g;
+	qc_client *c = NULL;
+	int rc = qc_net_new(sw->node, g->a.timeout_ms, &c);
+	for (;;) {
+		pthread_mutex_lock(&sw->mu);
+		size_t i = sw->next++;
+		pthread_mutex_unlock(&sw->mu);
+		if (i >= sw->ncand + g->nold)
+			break;
+		char key[QFS_CHUNK_KEY_LEN + 1];
+		q_slice k;
+		if (i < sw->ncand) {
+			qfs_chunk_key(g->ch[sw->cand[i]].id, key);
+			k = q_slice_str(key);
+		} else {
+			k = q_buf_slice(&g->old_moves[i - sw->ncand]);
+		}
+		uint64_t b = 0;
+		int drc = rc < 0 ? rc : gc_delete(c, k, sw->cut, &b);
+		pthread_mutex_lock(&sw->mu);
+		if (drc == 1 && i < sw->ncand) {
+			sw->n_del++;
+			sw->b_del += b;
+		} else if (drc == 1) {
+			sw->n_moves_del++;
+		} else if (drc == 0) {
+			sw->n_kept_late += i < sw->ncand;
+		} else if (++sw->n_err <= 5) {
+			fprintf(stderr, "quorumctl: fs-gc: %.*s: %s (kept)\n", (int)k.n,
+				(const char *)k.p, q_strerror(drc));
+		}
+		pthread_mutex_unlock(&sw->mu);
+	}
+	qc_close(c);
+	return NULL;
+}
+
 static void gc_free(gc_run *g)
 {
 	for (size_t i = 0; i < g->nmem; i++)
@@ -860,12 +919,9 @@ static int gc_run_all(gc_run *g, const char *node)
 	uint64_t n_ref = 0, n_young = 0, b_young = 0, n_gone = 0, n_unjudged = 0;
 	uint64_t n_cand = 0, b_cand = 0, n_del = 0, b_del = 0, n_err = 0, n_kept_late = 0;
 	uint64_t b_ref = 0, n_moves_del = 0;
-	qc_client *c = NULL;
-	if (!g->a.dry_run) {
-		rc = qc_net_new(node, g->a.timeout_ms, &c);
-		if (rc < 0)
-			return gc_refuse(CLI_EXIT_USAGE, "--node '%s': %s", node, q_strerror(rc));
-	}
+	size_t *cand = calloc(g->nch ? g->nch : 1, sizeof(*cand)), ncand = 0;
+	if (!cand)
+		return gc_refuse(CLI_EXIT_ERROR, "out of memory");
 	for (size_t i = 0; i < g->nch; i++) {
 		gc_chunk *ch = &g->ch[i];
 		if (qfs_idset_has(&g->marked, ch->id)) {
@@ -888,32 +944,28 @@ static int gc_run_all(gc_run *g, const char *node)
 		}
 		n_cand++;
 		b_cand += ch->bytes;
-		if (g->a.dry_run)
-			continue;
-		char key[QFS_CHUNK_KEY_LEN + 1];
-		qfs_chunk_key(ch->id, key);
-		uint64_t b = 0;
-		rc = gc_delete(c, q_slice_str(key), cut, &b);
-		if (rc == 1) {
-			n_del++;
-			b_del += b;
-		} else if (rc == 0) {
-			n_kept_late++;
-		} else {
-			n_err++;
-			if (n_err <= 5)
-				fprintf(stderr, "quorumctl: fs-gc: %s: %s (kept)\n", key, q_strerror(rc));
-		}
+		cand[ncand++] = i;
 	}
-	for (size_t i = 0; !g->a.dry_run && i < g->nold; i++) {
-		uint64_t b = 0;
-		rc = gc_delete(c, q_buf_slice(&g->old_moves[i]), cut, &b);
-		if (rc == 1)
-			n_moves_del++;
-		else if (rc < 0)
-			n_err++;
+	if (!g->a.dry_run) {
+		gc_sweep sw = {g, node, cut, cand, ncand, 0, 0, 0, 0, 0, 0,
+			       PTHREAD_MUTEX_INITIALIZER};
+		size_t nt = g->a.parallel < ncand + g->nold ? g->a.parallel : ncand + g->nold;
+		pthread_t th[GC_PARALLEL_MAX];
+		size_t started = 0;
+		for (; started < nt; started++)
+			if (pthread_create(&th[started], NULL, sweep_main, &sw) != 0)
+				break;
+		if (started == 0 && ncand + g->nold > 0)
+			sweep_main(&sw); /* no thread: this one does it all */
+		for (size_t i = 0; i < started; i++)
+			pthread_join(th[i], NULL);
+		n_del = sw.n_del;
+		b_del = sw.b_del;
+		n_kept_late = sw.n_kept_late;
+		n_err = sw.n_err;
+		n_moves_del = sw.n_moves_del;
 	}
-	qc_close(c);
+	free(cand);
 	int64_t t1 = (int64_t)q_wall_ns();
 	if (g->a.json) {
 		printf("{\"dry_run\":%s,\"grace_s\":%lld,\"members\":%zu,\"files\":%" PRIu64
@@ -956,6 +1008,7 @@ int cli_fs_gc(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 	g.a.grace_ns = (int64_t)QFS_GC_GRACE_S * 1000000000ll;
 	g.a.json = json;
 	g.a.page = 256;
+	g.a.parallel = 8;
 	g.a.timeout_ms = timeout_ms ? timeout_ms : 5000;
 	for (int i = 0; i < argc; i++) {
 		const char *s = argv[i];
@@ -973,6 +1026,14 @@ int cli_fs_gc(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 			}
 			g.a.grace_ns = (int64_t)v * 1000000000ll;
 			i++;
+		} else if (!strcmp(s, "--parallel")) {
+			if (i + 1 >= argc || cli_parse_int(argv[i + 1], 1, GC_PARALLEL_MAX, &v) < 0) {
+				fprintf(stderr, "quorumctl: --parallel needs a number from 1 to %d\n",
+					GC_PARALLEL_MAX);
+				return CLI_EXIT_USAGE;
+			}
+			g.a.parallel = (size_t)v;
+			i++;
 		} else if (!strcmp(s, "--page")) {
 			if (i + 1 >= argc ||
 			    cli_parse_int(argv[i + 1], 1, (int)NODE_FS_SCAN_MAX_KEYS, &v) < 0) {
@@ -985,7 +1046,7 @@ int cli_fs_gc(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 		} else {
 			fprintf(stderr, "quorumctl: fs-gc: unknown argument %s\n"
 					"usage: fs-gc [--grace SECONDS [--force]] [--dry-run] [--json] "
-					"[--page N]\n", s);
+					"[--page N] [--parallel N]\n", s);
 			return CLI_EXIT_USAGE;
 		}
 	}

@@ -103,7 +103,7 @@ def test_gc_frees_old_chunks_and_keeps_every_file(procs, tmp_path):
     for name, want in files.items():
         assert digest(os.path.join(m, name)) == want, name
     # nothing left to collect; the move records went with the grace period
-    _, again = gc(listen, "--grace", "0", "--force")
+    _, again = gc(listen, "--grace", "0", "--force", "--parallel", "1")
     assert again["unreferenced"] == 0 and again["deleted"] == 0, again
     assert again["referenced"] == live and again["move_records"] == 0, again
 
