@@ -299,6 +299,14 @@ def test_posix_rename_nonempty_directory(d):
     assert open(os.path.join(d, "empty", "s", "t", "g"), "rb").read() == b"deep+more"
     mkfile(os.path.join(d, "empty", "s", "new"), b"n")
     assert sorted(os.listdir(os.path.join(d, "empty", "s"))) == ["new", "t"]
+    # into another parent, with a 1 MiB file (chunked) inside
+    os.makedirs(os.path.join(d, "x"))
+    big = os.urandom(1 << 20)
+    mkfile(os.path.join(d, "empty", "s", "big"), big)
+    os.rename(os.path.join(d, "empty", "s"), os.path.join(d, "x", "s2"))
+    assert sorted(os.listdir(os.path.join(d, "x", "s2"))) == ["big", "new", "t"]
+    assert os.listdir(os.path.join(d, "empty")) == ["f", "link"]
+    assert open(os.path.join(d, "x", "s2", "big"), "rb").read() == big
 
 
 def test_rename_directory_with_open_file(d):
