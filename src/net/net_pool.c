@@ -271,6 +271,7 @@ static void pc_flush(pool_conn *c)
 	c->oacct = 0;
 	if (c->state == PC_DEAD || len == 0)
 		goto out;
+	c->pool->st.writes++;
 	if (c->tcp.write_queue_size == 0) {
 		uv_buf_t b = uv_buf_init((char *)c->obuf.p, (unsigned)len);
 		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);

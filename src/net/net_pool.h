@@ -91,6 +91,7 @@ void net_pool_close(net_pool *p);
 
 typedef struct net_pool_stats {
 	uint64_t connects, requests, responses, timeouts, refused_busy;
+	uint64_t writes;      /* output buffer flushes (one write each) */
 	size_t open_conns;
 } net_pool_stats;
 void net_pool_get_stats(const net_pool *p, net_pool_stats *st);

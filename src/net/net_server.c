@@ -205,6 +205,7 @@ static int conn_flush(srv_conn *c)
 	if (c->state == C_CLOSING || len == 0)
 		goto out;
 	int paused = conn_paused(c);
+	c->srv->st.writes++;
 	if (c->tcp.write_queue_size == 0) {
 		uv_buf_t b = uv_buf_init((char *)c->obuf.p, (unsigned)len);
 		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);

@@ -106,6 +106,7 @@ void net_reply_drop(net_request *req);
 /* Counters for tests and metrics. */
 typedef struct net_server_stats {
 	uint64_t accepted, closed, requests, replies, bad_frames, read_pauses;
+	uint64_t writes;      /* output buffer flushes (one write each) */
 	size_t open_conns;
 } net_server_stats;
 void net_server_get_stats(const net_server *s, net_server_stats *st);

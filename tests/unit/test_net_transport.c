@@ -303,6 +303,11 @@ QTEST(pool_many_concurrent)
 	tstats(&t);
 	ASSERT_EQ(t.pst.connects, 1);
 	ASSERT_EQ(t.pst.responses, NCONC);
+	/* write coalescing: the requests were all queued in one loop callback
+	 * and leave in one write; the replies to what one read brought in
+	 * leave together too */
+	ASSERT(t.pst.writes >= 1 && t.pst.writes <= 2);
+	ASSERT(t.sst.writes >= 1 && t.sst.writes <= NCONC / 8);
 	free(c);
 	tstop(&t);
 }
