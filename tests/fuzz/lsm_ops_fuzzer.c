@@ -3,9 +3,10 @@
  * (src/lsm), checked against an in-memory model.
  *
  * The input is a program. Its first byte picks the store's options (sync
- * policy, memtable size, block size, bloom filters, compression); every
- * following op byte (with its operand bytes) is one operation on a real
- * store in a fresh temporary directory, opened through the fault env:
+ * policy, memtable size, block size, bloom filters, compression, block
+ * cache, blob threshold: default 64 KiB or 1 KiB); every following op
+ * byte (with its operand bytes) is one operation on a real store in a
+ * fresh temporary directory, opened through the fault env:
  *
  *   put, delete, write batch (1-8 puts/deletes, atomic), get, ordered range
  *   scan from a seek key, take a snapshot iterator / check the held snapshot
@@ -425,6 +426,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	R->o.bloom_bits_per_key = (cfg & 16) ? 10 : 0;
 	R->o.compression = (cfg & 32) ? 1 : 0;
 	R->o.block_cache_size = (cfg & 64) ? 0 : (64u << 10);
+	if (cfg & 128) /* the 1-6 KiB values go to blob files too */
+		R->o.blob_threshold = 1024;
 	db_open(R);
 	hist_push(R);
 

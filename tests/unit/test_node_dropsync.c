@@ -8,7 +8,8 @@
  * write under stripe locks) with the anti-entropy bucket index kept in the
  * same atomic batch as each data write (the hook src/node/node_aae.c
  * installs), and the hint store of hinted handoff. Everything goes through
- * the fault env.
+ * the fault env. Some values are 64-100 KiB, which the engine keeps in blob
+ * files (key-value separation) at the node's default threshold.
  *
  * A cycle opens the store, runs a random mix of client updates (with the
  * context read, or blind), deletes, merges of sets coordinated elsewhere,
@@ -253,8 +254,12 @@ static void verify(world *W)
 
 static void make_value(q_buf *v, const char *tag)
 {
-	/* mostly small; one in six 8-40 KiB, so the 64k memtable flushes often */
-	size_t n = rndn(6) == 0 ? 8192 + (size_t)rndn(32768) : (size_t)rndn(200);
+	/* mostly small; one in six 8-40 KiB, so the 64k memtable flushes often;
+	 * one in twenty-five 64-100 KiB (kept in blob files by the engine) */
+	int sel = rndn(150);
+	size_t n = sel < 6 ? 65536 + (size_t)rndn(36 * 1024)
+		 : sel < 31 ? 8192 + (size_t)rndn(32768)
+			    : (size_t)rndn(200);
 	q_buf_reset(v);
 	ASSERT_OK(q_buf_append(v, tag, strlen(tag)));
 	ASSERT_OK(q_buf_reserve(v, n + 1));
@@ -386,7 +391,7 @@ QTEST(power_cuts_keep_acked_writes)
 	node_options(W);
 	int cycles = long_mode() ? 300 : 24;
 	q_buf val = Q_BUF_INIT;
-	uint64_t tables = 0, flushes = 0, compactions = 0;
+	uint64_t tables = 0, flushes = 0, compactions = 0, blob_files = 0;
 	store_open(W);
 	for (int c = 0; c < cycles; c++) {
 		int by_calls = c % 2;
@@ -412,6 +417,8 @@ QTEST(power_cuts_keep_acked_writes)
 		verify(W);
 		lsm_get_stats(W->db, &st);
 		tables = st.num_tables;
+		if (st.blob_files > blob_files)
+			blob_files = st.blob_files;
 	}
 	/* a clean close and open at the end holds the same */
 	hint_store_close(W->hs);
@@ -423,10 +430,12 @@ QTEST(power_cuts_keep_acked_writes)
 	replica_free(W->rep);
 	ASSERT_OK(lsm_close(W->db));
 	printf("dropsync: %d power cuts, %llu acknowledged writes, %llu acknowledged hints, "
-	       "%llu operations cut, %llu flushes, %llu compactions, %llu tables at the end\n",
+	       "%llu operations cut, %llu flushes, %llu compactions, %llu tables at the end, "
+	       "at most %llu blob files\n",
 	       cycles, (unsigned long long)W->acked, (unsigned long long)W->hints_acked,
 	       (unsigned long long)W->failed, (unsigned long long)flushes,
-	       (unsigned long long)compactions, (unsigned long long)tables);
+	       (unsigned long long)compactions, (unsigned long long)tables,
+	       (unsigned long long)blob_files);
 	ASSERT(W->acked > 0);
 	ASSERT(flushes > 0);
 	for (int i = 0; i < NKEYS; i++)
