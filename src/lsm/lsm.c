@@ -120,6 +120,8 @@ struct lsm_db {
 	lsm_batch *group;
 	int bg_error;
 	uint64_t resume_ns;       /* last attempt to resume after -ENOSPC */
+	int manifest_unsure;      /* man_mu: the last write_manifest failed after
+				   * its MANIFEST was renamed into place */
 	int compact_error;        /* last compaction failure, 0 after a success */
 	int closing;
 	int manual_pending;
@@ -259,9 +261,16 @@ static int manifest_path(lsm_db *db, char *out, size_t cap)
 }
 
 /* Makes v the durable version: MANIFEST.tmp is written and fsynced, the
- * current MANIFEST becomes MANIFEST.prev, MANIFEST.tmp becomes MANIFEST, and
- * the directory is fsynced. A crash between the renames leaves no MANIFEST
- * but a valid MANIFEST.prev, which recovery then uses. */
+ * directory is fsynced (so the tables and blob files v names have durable
+ * entries before any manifest names them), the current MANIFEST becomes
+ * MANIFEST.prev, MANIFEST.tmp becomes MANIFEST, and the directory is
+ * fsynced again. A crash between the renames leaves no MANIFEST but a
+ * valid MANIFEST.prev, which recovery then uses.
+ *
+ * On failure db->manifest_unsure tells the caller whether the new MANIFEST
+ * may be in place anyway (the last directory fsync failed after the
+ * renames): then the files v names must be kept, because the next open may
+ * well recover from this manifest. Called with man_mu held (or from open). */
 static int write_manifest(lsm_db *db, lsm_version *v, uint64_t next_file, uint64_t last_seq,
 			  uint64_t log_number)
 {
@@ -272,6 +281,7 @@ static int write_manifest(lsm_db *db, lsm_version *v, uint64_t next_file, uint64
 	Q_ERR(manifest_path(db, path, sizeof(path)));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	snprintf(prev, sizeof(prev), "%s%s", path, MANIFEST_PREV_SUFFIX);
+	db->manifest_unsure = 0;
 	Q_ERR(ver_manifest_encode(&b, next_file, last_seq, log_number, v));
 	Q_ERR(q_env_open(db->env, tmp, Q_OPEN_CREATE, &f));
 	Q_ERR(q_file_append(f, b.p, b.len));
@@ -280,11 +290,18 @@ static int write_manifest(lsm_db *db, lsm_version *v, uint64_t next_file, uint64
 	f = NULL;
 	if (rc)
 		goto fail;
+	Q_ERR(q_env_sync_dir(db->env, db->dir));
 	rc = q_env_rename(db->env, path, prev);
 	if (rc && rc != -ENOENT)
 		goto fail;
 	Q_ERR(q_env_rename(db->env, tmp, path));
-	Q_ERR(q_env_sync_dir(db->env, db->dir));
+	rc = q_env_sync_dir(db->env, db->dir);
+	if (rc) {
+		db->manifest_unsure = 1;
+		Q_ERROR("lsm", "manifest %s is in place but its directory could not be synced "
+			"(%s): keeping every file it names", path, q_strerror(rc));
+		goto fail;
+	}
 	atomic_store(&db->manifest_size, b.len);
 	q_buf_free(&b);
 	return 0;
@@ -538,9 +555,10 @@ static int flush_one(lsm_db *db, mem_table *m)
 	int lvl = 0;
 	pthread_mutex_lock(&db->man_mu);
 	rc = install_edit(db, NULL, 0, f ? &f : NULL, &lvl, f ? 1 : 0, 1);
+	int unsure = rc && db->manifest_unsure;
 	pthread_mutex_unlock(&db->man_mu);
 	if (f) {
-		if (rc)
+		if (rc && !unsure)
 			atomic_store(&f->obsolete, 1);
 		ver_file_unref(f);
 	}
@@ -1066,6 +1084,7 @@ static int run_compaction(lsm_db *db, compaction *c)
 
 	lsm_file **outs = NULL;
 	size_t nout = 0, capout = 0;
+	int unsure = 0; /* the install failed after its MANIFEST was renamed */
 	sst_builder *b = NULL;
 	uint64_t number = 0;
 	q_buf first = Q_BUF_INIT, last = Q_BUF_INIT, prev = Q_BUF_INIT;
@@ -1139,6 +1158,7 @@ static int run_compaction(lsm_db *db, compaction *c)
 			lv[i] = c->out_level;
 		pthread_mutex_lock(&db->man_mu);
 		rc = install_edit(db, c->in, c->nin, outs, lv, nout, 0);
+		unsure = rc && db->manifest_unsure;
 		pthread_mutex_unlock(&db->man_mu);
 		free(lv);
 		if (rc)
@@ -1156,10 +1176,12 @@ static int run_compaction(lsm_db *db, compaction *c)
 	cb_free(&cb, 0);
 	return 0;
 fail:
+	/* outputs a MANIFEST may name after all (manifest_unsure) stay */
 	sst_builder_abandon(b);
-	cb_free(&cb, 1);
+	cb_free(&cb, !unsure);
 	for (size_t i = 0; i < nout; i++) {
-		atomic_store(&outs[i]->obsolete, 1);
+		if (!unsure)
+			atomic_store(&outs[i]->obsolete, 1);
 		ver_file_unref(outs[i]);
 	}
 	free(outs);
@@ -2356,8 +2378,10 @@ static int recover(lsm_db *db)
 	uint64_t lognum = db->next_file++;
 	db->log_number = lognum;
 	rc = write_manifest(db, db->cur, db->next_file, max_seq, lognum);
-	if (rc)
+	if (rc) {
+		adds_named = db->manifest_unsure;
 		goto fail;
+	}
 	/* the manifest names the tables flushed from the logs: from here on a
 	 * failure must keep them (the logs they replace are obsolete) */
 	adds_named = 1;
