@@ -361,7 +361,8 @@ int net_crypt_open(net_crypt *cs, const uint8_t *buf, size_t len, size_t max_pla
 		return Q_ETOOBIG;
 	if (len - NET_CRYPT_HDR < clen)
 		return NET_NEED_MORE_AUTH;
-	Q_RET(q_buf_reserve(out, clen - NET_CRYPT_TAG));
+	/* + 1: an empty message still needs a buffer to point at */
+	Q_RET(q_buf_reserve(out, clen - NET_CRYPT_TAG + 1));
 	ctr_nonce(cs->ctr, nonce);
 	unsigned long long got = 0;
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out->p + out->len, &got, NULL,
