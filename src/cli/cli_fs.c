@@ -44,6 +44,7 @@
 #include "net/net_proto.h"
 #include "net/net_sync.h"
 #include "node/node_fs_msg.h"
+#include "object/obj.h"
 #include "util/hash.h"
 #include "util/qerr.h"
 #include "util/qtime.h"
@@ -444,6 +445,8 @@ typedef struct gc_chunk {
 	uint64_t newest_ns; /* newest live write seen on any replica */
 	uint64_t bytes;     /* largest live size seen */
 	uint8_t live, corrupt;
+	uint8_t *ctx;       /* unmarked chunks: the replicas' contexts merged */
+	size_t ctxn;
 } gc_chunk;
 
 typedef struct gc_run {
@@ -709,18 +712,26 @@ static int list_chunk(gc_run *g, gc_member *m, const node_fs_scan_ent *e)
 	memset(&c, 0, sizeof(c));
 	if (qfs_chunk_key_parse(e->key, c.id) < 0)
 		return 0; /* not a chunk key of ours */
-	if (e->newest_ns == NODE_FS_CORRUPT)
+	if (e->newest_ns == NODE_FS_CORRUPT) {
 		c.corrupt = 1;
-	else {
+	} else {
 		c.newest_ns = e->newest_ns;
 		c.bytes = e->live_bytes;
 		c.live = e->nlive > 0;
+		if (c.live && !qfs_idset_has(&g->marked, c.id) && e->ctx.n) {
+			c.ctx = q_slice_dup(e->ctx);
+			if (!c.ctx)
+				return -ENOMEM;
+			c.ctxn = e->ctx.n;
+		}
 	}
 	if (g->nch == g->capch) {
 		size_t nc = g->capch ? g->capch * 2 : 1024;
 		gc_chunk *nv = realloc(g->ch, nc * sizeof(*nv));
-		if (!nv)
+		if (!nv) {
+			free(c.ctx);
 			return -ENOMEM;
+		}
 		g->ch = nv;
 		g->capch = nc;
 	}
@@ -754,6 +765,39 @@ static int chunk_cmp(const void *a, const void *b)
 	return memcmp(((const gc_chunk *)a)->id, ((const gc_chunk *)b)->id, QFS_CHUNK_ID_LEN);
 }
 
+/* d's context := the pointwise max of d's and s's (both from replicas of
+ * one chunk). A context that does not decode makes the chunk unjudged. */
+static int merge_ctx(gc_chunk *d, gc_chunk *s)
+{
+	if (!s->ctxn)
+		return 0;
+	if (!d->ctxn) {
+		d->ctx = s->ctx;
+		d->ctxn = s->ctxn;
+		s->ctx = NULL;
+		s->ctxn = 0;
+		return 0;
+	}
+	obj_ctx *a = NULL, *b = NULL;
+	q_buf out = Q_BUF_INIT;
+	int rc = obj_ctx_decode(d->ctx, d->ctxn, &a);
+	if (rc == 0)
+		rc = obj_ctx_decode(s->ctx, s->ctxn, &b);
+	if (rc == 0)
+		rc = obj_ctx_merge(a, b);
+	if (rc == 0)
+		rc = obj_ctx_encode(a, &out);
+	obj_ctx_free(a);
+	obj_ctx_free(b);
+	if (rc < 0) {
+		q_buf_free(&out);
+		return rc;
+	}
+	free(d->ctx);
+	d->ctx = q_buf_steal(&out, &d->ctxn);
+	return 0;
+}
+
 /* Folds the replicas' entries of each chunk into one. */
 static void fold_chunks(gc_run *g)
 {
@@ -770,6 +814,9 @@ static void fold_chunks(gc_run *g)
 				d->bytes = s->bytes;
 			d->live |= s->live;
 			d->corrupt |= s->corrupt;
+			if (merge_ctx(d, s) < 0)
+				d->corrupt = 1; /* its context is unknown: not judged */
+			free(s->ctx);
 		} else {
 			g->ch[++o] = *s;
 		}
@@ -847,7 +894,21 @@ static void *sweep_main(void *arg)
 			k = q_buf_slice(&g->old_moves[i - sw->ncand]);
 		}
 		uint64_t b = 0;
-		int drc = rc < 0 ? rc : gc_delete(c, k, sw->cut, &b);
+		int drc = rc;
+		if (rc >= 0 && i < sw->ncand) {
+			/* every replica's context merged: the delete covers exactly
+			 * the siblings the scan judged; a write made since survives */
+			const gc_chunk *ch = &g->ch[sw->cand[i]];
+			drc = qc_del(c, k, q_slice_make(ch->ctx, ch->ctxn), NULL);
+			if (drc == 0) {
+				drc = 1;
+				b = ch->bytes;
+			} else if (drc == Q_ENOTFOUND) {
+				drc = 0;
+			}
+		} else if (rc >= 0) {
+			drc = gc_delete(c, k, sw->cut, &b);
+		}
 		pthread_mutex_lock(&sw->mu);
 		if (drc == 1 && i < sw->ncand) {
 			sw->n_del++;
@@ -873,6 +934,8 @@ static void gc_free(gc_run *g)
 			net_sync_close(g->mem[i].s);
 	free(g->mem);
 	qfs_idset_free(&g->marked);
+	for (size_t i = 0; i < g->nch; i++)
+		free(g->ch[i].ctx);
 	free(g->ch);
 	for (size_t i = 0; i < g->nold; i++)
 		q_buf_free(&g->old_moves[i]);
@@ -942,6 +1005,10 @@ static int gc_run_all(gc_run *g, const char *node)
 			b_young += ch->bytes;
 			continue;
 		}
+		if (!ch->ctxn) { /* no context to delete with */
+			n_unjudged++;
+			continue;
+		}
 		n_cand++;
 		b_cand += ch->bytes;
 		cand[ncand++] = i;
@@ -992,7 +1059,7 @@ static int gc_run_all(gc_run *g, const char *node)
 		       g->a.dry_run ? "would delete:" : "unreferenced:", n_cand, b_cand);
 		if (!g->a.dry_run)
 			printf("deleted:      %" PRIu64 " chunks, %" PRIu64 " bytes (%" PRIu64
-			       " rewritten meanwhile and kept, %" PRIu64 " errors)\n",
+			       " gone meanwhile, %" PRIu64 " errors)\n",
 			       n_del, b_del, n_kept_late, n_err);
 		if (n_unjudged)
 			printf("undecodable:  %" PRIu64 " chunks stored in a form that does not "

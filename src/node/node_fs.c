@@ -149,7 +149,7 @@ static int build_scan(node_fs *f, const node_fs_scan_req *q, q_buf *out)
 	node_fs_scan_build b;
 	node_fs_scan_build_init(&b);
 	lsm_iter *it = NULL;
-	q_buf seek = Q_BUF_INIT;
+	q_buf seek = Q_BUF_INIT, ctx = Q_BUF_INIT;
 	q_slice *vals = NULL;
 	size_t vcap = 0;
 	int rc, more = 0;
@@ -212,7 +212,12 @@ static int build_scan(node_fs *f, const node_fs_scan_req *q, q_buf *out)
 		if (e.ntomb > NODE_FS_MAX_SIBS)
 			e.ntomb = NODE_FS_MAX_SIBS;
 		e.nlive = (uint32_t)nl;
-		rc = node_fs_scan_build_add(&b, &e, (q->flags & NODE_FS_SCAN_VALUES) ? vals : NULL);
+		q_buf_reset(&ctx);
+		rc = obj_ctx_encode(obj_set_ctx(s), &ctx);
+		e.ctx = q_buf_slice(&ctx);
+		if (rc == 0)
+			rc = node_fs_scan_build_add(&b, &e,
+						    (q->flags & NODE_FS_SCAN_VALUES) ? vals : NULL);
 		obj_set_free(s);
 		if (rc < 0)
 			goto fail;
@@ -223,6 +228,7 @@ fail:
 	node_fs_scan_build_free(&b);
 	lsm_iter_free(it);
 	q_buf_free(&seek);
+	q_buf_free(&ctx);
 	free(vals);
 	return rc;
 }

@@ -197,13 +197,15 @@ int node_fs_scan_build_add(node_fs_scan_build *b, const node_fs_scan_ent *e,
 	size_t start = b->body.len;
 	int rc;
 	if (e->key.n < 1 || e->key.n > NET_MAX_KEY || e->nlive > NODE_FS_MAX_SIBS ||
-	    e->ntomb > NODE_FS_MAX_SIBS || b->nkeys >= NODE_FS_SCAN_MAX_KEYS)
+	    e->ntomb > NODE_FS_MAX_SIBS || e->ctx.n > NET_MAX_CTX ||
+	    b->nkeys >= NODE_FS_SCAN_MAX_KEYS)
 		return Q_EPROTO;
 	Q_ERR(q_put_lenbytes(&b->body, e->key.p, e->key.n));
 	Q_ERR(q_put_varint(&b->body, e->nlive));
 	Q_ERR(q_put_varint(&b->body, e->ntomb));
 	Q_ERR(q_put_fixed64(&b->body, e->newest_ns));
 	Q_ERR(q_put_varint(&b->body, e->live_bytes));
+	Q_ERR(q_put_lenbytes(&b->body, e->ctx.p, e->ctx.n));
 	Q_ERR(q_buf_append_byte(&b->body, values ? 1 : 0));
 	for (size_t i = 0; values && i < e->nlive; i++) {
 		if (values[i].n > NET_MAX_VALUE) {
@@ -259,8 +261,8 @@ int node_fs_scan_resp_decode(q_slice in, node_fs_scan_resp *out)
 		rc = Q_ETOOBIG;
 		goto fail;
 	}
-	/* an entry takes at least 14 bytes */
-	if (nk > q_reader_left(&r) / 14) {
+	/* an entry takes at least 15 bytes */
+	if (nk > q_reader_left(&r) / 15) {
 		rc = Q_ETRUNC;
 		goto fail;
 	}
@@ -282,6 +284,7 @@ int node_fs_scan_resp_decode(q_slice in, node_fs_scan_resp *out)
 		Q_ERR(q_get_varint64(&r, &t));
 		Q_ERR(q_get_fixed64(&r, &e->newest_ns));
 		Q_ERR(q_get_varint64(&r, &e->live_bytes));
+		Q_ERR(q_get_lenbytes(&r, NET_MAX_CTX, &e->ctx));
 		Q_ERR(q_get_u8(&r, &hv));
 		if (e->key.n == 0 || a > NODE_FS_MAX_SIBS || t > NODE_FS_MAX_SIBS || hv > 1) {
 			rc = Q_EPROTO;

@@ -23,7 +23,9 @@
  *                 str key (1..NET_MAX_KEY), varint nlive, varint ntomb,
  *                 fixed64 newest_ns (newest write among the live siblings,
  *                 0 if none), varint live_bytes (sum of the live values),
- *                 u8 has_values; if 1, nlive times str value
+ *                 str context (<= NET_MAX_CTX: the causal context of the
+ *                 stored set, as a client read returns it), u8 has_values;
+ *                 if 1, nlive times str value
  * A str is a varint length and the bytes. Keys are the node's own replica
  * keys (what its store holds, not a quorum read), ascending, each strictly
  * after `after`. A stored set that does not decode is reported with nlive =
@@ -91,6 +93,7 @@ typedef struct node_fs_scan_ent {
 	uint32_t nlive, ntomb;
 	uint64_t newest_ns;
 	uint64_t live_bytes;
+	q_slice ctx;     /* the stored set's context (empty if it did not decode) */
 	int has_values;
 	q_slice *values; /* nlive slices when has_values; in the resp's array */
 } node_fs_scan_ent;

@@ -68,7 +68,7 @@ static void scan_resp(q_slice in)
 		const node_fs_scan_ent *x = &a.ents[i], *y = &b.ents[i];
 		if (!q_slice_eq(x->key, y->key) || x->nlive != y->nlive || x->ntomb != y->ntomb ||
 		    x->newest_ns != y->newest_ns || x->live_bytes != y->live_bytes ||
-		    x->has_values != y->has_values)
+		    !q_slice_eq(x->ctx, y->ctx) || x->has_values != y->has_values)
 			abort();
 		for (size_t k = 0; x->has_values && k < x->nlive; k++)
 			if (!q_slice_eq(x->values[k], y->values[k]))

@@ -100,9 +100,11 @@ QTEST(node_messages)
 	node_fs_scan_build sb;
 	node_fs_scan_build_init(&sb);
 	q_slice vals[2] = {q_slice_str("one"), q_slice_str("two")};
-	node_fs_scan_ent e = {q_slice_str("f:/a"), 2, 1, 77, 6, 1, NULL};
+	node_fs_scan_ent e = {.key = q_slice_str("f:/a"), .nlive = 2, .ntomb = 1, .newest_ns = 77,
+			      .live_bytes = 6, .ctx = q_slice_str("ctx-bytes"), .has_values = 1};
 	ASSERT_OK(node_fs_scan_build_add(&sb, &e, vals));
-	node_fs_scan_ent e2 = {q_slice_str("f:/b"), 1, 0, 78, 1000, 0, NULL};
+	node_fs_scan_ent e2 = {.key = q_slice_str("f:/b"), .nlive = 1, .newest_ns = 78,
+			       .live_bytes = 1000};
 	ASSERT_OK(node_fs_scan_build_add(&sb, &e2, NULL));
 	q_buf_reset(&b);
 	ASSERT_OK(node_fs_scan_build_finish(&sb, 1, &b));
@@ -112,6 +114,8 @@ QTEST(node_messages)
 	ASSERT_EQ(r.nkeys, 2);
 	ASSERT_EQ(r.ents[0].nlive, 2);
 	ASSERT(q_slice_eq(r.ents[0].values[1], vals[1]));
+	ASSERT(q_slice_eq(r.ents[0].ctx, q_slice_str("ctx-bytes")));
+	ASSERT_EQ(r.ents[1].ctx.n, 0);
 	ASSERT_EQ(r.ents[1].has_values, 0);
 	ASSERT_EQ(r.ents[1].live_bytes, 1000);
 	node_fs_scan_resp_free(&r);
