@@ -15,3 +15,7 @@ tests_unit_test_lsm_oom_LDFLAGS = $(QALLOC_WRAP_FLAGS)
 tests_unit_test_codec_oom_SOURCES = tests/unit/test_codec_oom.c $(QALLOC_HOOK_SRCS)
 tests_unit_test_codec_oom_LDADD = $(QTEST_LDADD) fuse/libqfs.a $(QNODE_LDADD)
 tests_unit_test_codec_oom_LDFLAGS = $(QALLOC_WRAP_FLAGS)
+
+# node-level error injection (real processes): a full tmpfs, EIO through
+# the QFS_FAULT_CONTROL test facility of src/node/node_fault.h
+EXTRA_DIST += tests/integration/test_node_faults.py
