@@ -854,6 +854,9 @@ typedef struct comp_blobs {
 	size_t nrefs, caprefs;
 	blob_writer *w;
 	lsm_blob *wb;          /* handle of w's file (size set when finished) */
+	lsm_blob **done;       /* earlier blob files of this compaction (cut at
+	                        * BLOB_FILE_TARGET), finished and open */
+	size_t ndone, capdone;
 	q_buf val;             /* a value being moved */
 	uint64_t moved;
 	int gc_all;            /* move out of every file with garbage */
@@ -908,13 +911,44 @@ static int cb_attach(comp_blobs *cb, const lsm_version *v, lsm_file *f)
 			cb->refs[u++] = cb->refs[i];
 	cb->nrefs = u;
 	for (size_t i = 0; i < cb->nrefs && rc == 0; i++) {
-		lsm_blob *b = cb->wb && cb->refs[i] == cb->wb->number ? cb->wb
-			: ver_find_blob(v, cb->refs[i]);
+		lsm_blob *b = cb->wb && cb->refs[i] == cb->wb->number ? cb->wb : NULL;
+		for (size_t j = 0; !b && j < cb->ndone; j++)
+			if (cb->done[j]->number == cb->refs[i])
+				b = cb->done[j];
+		if (!b)
+			b = ver_find_blob(v, cb->refs[i]);
 		if (b)
 			rc = ver_file_set_blobs(f, &b, 1);
 	}
 	cb->nrefs = 0;
 	return rc;
+}
+
+/* Finishes the compaction's current blob file: fsynced (before any
+ * manifest can name a table pointing into it) and opened for reading. */
+static int cb_finish_blob(comp_blobs *cb)
+{
+	if (!cb->w)
+		return 0;
+	if (cb->ndone == cb->capdone) {
+		size_t nc = cb->capdone ? cb->capdone * 2 : 4;
+		lsm_blob **n = realloc(cb->done, nc * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		cb->done = n;
+		cb->capdone = nc;
+	}
+	uint64_t bsize = 0;
+	int rc = blob_writer_finish(cb->w, &bsize);
+	cb->w = NULL;
+	/* the handle moves to the done list whatever happens (cb_free marks
+	 * it obsolete on failure) */
+	cb->done[cb->ndone++] = cb->wb;
+	cb->wb->size = bsize;
+	cb->wb = NULL;
+	if (rc)
+		return rc;
+	return blob_open(cb->done[cb->ndone - 1]);
 }
 
 static void cb_free(comp_blobs *cb, int failed)
@@ -925,6 +959,12 @@ static void cb_free(comp_blobs *cb, int failed)
 			atomic_store(&cb->wb->obsolete, 1);
 		blob_unref(cb->wb);
 	}
+	for (size_t i = 0; i < cb->ndone; i++) {
+		if (failed)
+			atomic_store(&cb->done[i]->obsolete, 1);
+		blob_unref(cb->done[i]);
+	}
+	free(cb->done);
 	free(cb->g);
 	free(cb->refs);
 	q_buf_free(&cb->val);
@@ -959,6 +999,8 @@ static int cb_pointer(lsm_db *db, comp_blobs *cb, const lsm_version *v, q_slice 
 		atomic_store(&b->gc_failed, 1);
 		return cb_ref(cb, p.number);
 	}
+	if (cb->w && blob_writer_size(cb->w) >= BLOB_FILE_TARGET)
+		Q_RET(cb_finish_blob(cb));
 	if (!cb->w) {
 		char bp[512];
 		uint64_t n = new_file_number(db);
@@ -1134,16 +1176,8 @@ static int run_compaction(lsm_db *db, compaction *c)
 	if (b)
 		Q_ERR(finish_output(db, &b, number, &first, &last, &outs, &nout, &capout, &cb,
 				    c->v));
-	if (cb.w) {
-		/* moved records are durable before the manifest points to them */
-		uint64_t bsize = 0;
-		rc = blob_writer_finish(cb.w, &bsize);
-		cb.w = NULL;
-		if (rc)
-			goto fail;
-		cb.wb->size = bsize;
-		Q_ERR(blob_open(cb.wb));
-	}
+	/* moved records are durable before the manifest points to them */
+	Q_ERR(cb_finish_blob(&cb));
 	/* garbage counts go into the manifest written with the new version
 	 * (an estimate: a failed install below counts them once more) */
 	for (size_t i = 0; i < cb.ng; i++)

@@ -89,6 +89,11 @@ enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
 #define BLOB_PTR_MAX 30u
 /* default lsm_options.blob_threshold */
 #define BLOB_THRESHOLD_DEFAULT (64u << 10)
+/* a compaction that moves records starts a new blob file past this size
+ * (overridable at build time only to test the cut) */
+#ifndef BLOB_FILE_TARGET
+#define BLOB_FILE_TARGET (128ULL << 20)
+#endif
 /* a blob file whose garbage exceeds size * NUM / DEN is collected */
 #define BLOB_GC_NUM 1
 #define BLOB_GC_DEN 2
