@@ -105,6 +105,9 @@ enum {
 /* A non-empty directory is renamed by copying every key below it; past
  * this many entries below it the rename gives EXDEV (mv copies instead). */
 #define QFS_RENAME_TREE_MAX 10000u
+/* ... and reads every key below it from all replicas (r is capped at the
+ * number of replicas); when one cannot answer, the rename gives EXDEV */
+#define QFS_RENAME_TREE_R 16
 
 /* Conflict-file marker (Syncthing's convention). */
 #define QFS_CONFLICT_MARK ".sync-conflict-"

@@ -2202,6 +2202,24 @@ static void tree_free(tree *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* view_load from every replica: a read that one stale replica answers
+ * (r=1 with notfound_ok) could hide a fresh child from a tree rename. A
+ * replica that cannot answer gives -EXDEV (mv copies instead). */
+static int view_load_all(qfs_fs *fs, const char *key, qfs_view *v)
+{
+	view_init(v);
+	qc_opts all = fs->kv;
+	all.r = QFS_RENAME_TREE_R;
+	int rc = qc_get(fs->c.client, q_slice_str(key), &all, &v->raw);
+	if (rc == Q_ENOTFOUND)
+		return -ENOENT;
+	if (rc == Q_EQUORUM || rc == Q_ETIMEOUT)
+		return -EXDEV;
+	if (rc)
+		return qfs_errno(rc);
+	return view_build(v, key);
+}
+
 /* Appends the children of the directory at rel (t->e[di], or the top when
  * di == SIZE_MAX with its object top). -EXDEV past QFS_RENAME_TREE_MAX
  * entries or for a child with conflict siblings (mv then copies). */
@@ -2220,7 +2238,7 @@ static int tree_add_children(qfs_fs *fs, const char *from, tree *t, size_t di,
 			return -ENAMETOOLONG;
 		key_of(full, key);
 		qfs_view v;
-		int rc = view_load(fs, key, &v);
+		int rc = view_load_all(fs, key, &v);
 		if (rc == -ENOENT) { /* an entry without its object: nothing to move */
 			view_free(&v);
 			continue;
@@ -2379,6 +2397,17 @@ int qfs_fs_rename(qfs_fs *fs, uint64_t parent, const char *name, uint64_t newpar
 	if (rc)
 		goto out;
 	const qfs_obj *src = view_obj(&vf, k);
+	if (src->type == QFS_T_DIR && !conflict_src) {
+		/* its entries as every replica has them (see view_load_all) */
+		view_free(&vf);
+		k = 0;
+		rc = view_load_all(fs, kf, &vf);
+		if (rc == 0 && view_obj(&vf, 0)->type != QFS_T_DIR)
+			rc = -EXDEV; /* changed under us: let mv sort it out */
+		if (rc)
+			goto out;
+		src = view_obj(&vf, 0);
+	}
 	if (src->type == QFS_T_DIR && src->nent > 0) {
 		/* paths are keys: every key below moves too */
 		rc = tree_collect(fs, from, src, &sub);
