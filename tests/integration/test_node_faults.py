@@ -207,6 +207,7 @@ def test_disk_full_mid_record_sync_batch(procs, tmp_path, tmpfs_factory):
     print(f"sync=batch: {n} writes of 128 KiB acknowledged before ENOSPC in the commit log")
 
 
+@pytest.mark.skipif(not LONG, reason="long form only (QFS_LONG=1): keeps make check short")
 def test_disk_full_kill9_then_open(procs, tmp_path, tmpfs_factory):
     """A node killed while its disk is full opens again with every
     acknowledged write (the failed log's torn tail is dropped)."""
