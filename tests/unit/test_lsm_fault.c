@@ -179,6 +179,60 @@ QTEST(enospc_everywhere_later)
 	fail_and_recover(Q_FAULT_WRITE, 1500, -ENOSPC, LSM_SYNC_ALWAYS);
 }
 
+/* A full disk is not final: once writes may succeed again, the store
+ * resumes without a reopen (a fresh commit log for a failed one, failed
+ * flushes retried), and every acknowledged write is there, then and after
+ * a reopen. */
+static void enospc_then_space_back(lsm_sync sync, uint64_t n)
+{
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_db *db = open_env(fe, sync, 16 << 10);
+	q_fault_env_fail_at(fe, Q_FAULT_WRITE, n, -ENOSPC, 1);
+	int acked = 0, rc = 0;
+	for (int i = 0; i < 5000; i++) {
+		rc = put_i(db, i);
+		if (rc)
+			break;
+		acked++;
+	}
+	ASSERT_EQ(rc, -ENOSPC);
+	ASSERT_EQ(put_i(db, acked), -ENOSPC);
+	ASSERT_EQ(probe(db, 0), 0);
+	q_fault_env_fail_at(fe, 0, 0, 0, 0); /* space is back */
+	int ok = 0;
+	for (int t = 0; t < 100 && !ok; t++) { /* retries are once a second */
+		ok = put_i(db, acked) == 0;
+		if (!ok)
+			q_sleep_ms(100);
+	}
+	ASSERT(ok);
+	acked++;
+	for (int i = acked; i < acked + 300; i++)
+		ASSERT_OK(put_i(db, i));
+	acked += 300;
+	ASSERT_OK(lsm_flush(db));
+	for (int i = 0; i < acked; i++)
+		ASSERT_EQ(probe(db, i), 0);
+	ASSERT_OK(lsm_close(db));
+	db = open_env(fe, sync, 16 << 10);
+	for (int i = 0; i < acked; i++)
+		ASSERT_EQ(probe(db, i), 0);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
+QTEST(enospc_then_space_back_always)
+{
+	q_log_set_level(Q_LOG_OFF);
+	enospc_then_space_back(LSM_SYNC_ALWAYS, 300);
+}
+
+QTEST(enospc_then_space_back_batch)
+{
+	q_log_set_level(Q_LOG_OFF);
+	enospc_then_space_back(LSM_SYNC_BATCH, 120);
+}
+
 QTEST(power_loss_keeps_acked_writes_always_blob)
 {
 	g_big = 1;
@@ -826,6 +880,7 @@ QTEST(sync_failure_in_flush_then_reopen_blob)
 
 QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_leaves_a_prefix),
 	   QT(eio_on_log_write), QT(eio_on_sync), QT(enospc_everywhere_later), QT(eio_on_rename),
+	   QT(enospc_then_space_back_always), QT(enospc_then_space_back_batch),
 	   QT(torn_log_append), QT(table_flip_quarantines_and_serves_rest),
 	   QT(iterator_reports_table_corruption), QT(table_footer_flip_quarantined_at_open),
 	   QT(log_flip_reported_rest_replayed), QT(manifest_flip_falls_back_to_previous),
