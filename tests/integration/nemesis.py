@@ -139,6 +139,7 @@ class Cluster:
         self.made_ns = []
         self.made_bridge = False
         self.events = []          # (monotonic time, text) of every fault
+        self.status_err = [""] * n  # why the last status of each node was not all-up
         self.counts = {}
 
     # -------------------------------------------------------------- setup
@@ -257,12 +258,15 @@ class Cluster:
         return self.proc[i] is not None and self.proc[i].alive()
 
     def status(self, i):
-        rc, out, _ = ctl(self.addr(i), "status", "--json", timeout_s="2s")
+        """Node i's status, or None (the reason kept in self.status_err[i])."""
+        rc, out, err = ctl(self.addr(i), "status", "--json", timeout_s="2s")
         if rc != 0:
+            self.status_err[i] = f"status rc={rc}: {err.strip()[:200]}"
             return None
         try:
             return json.loads(out)
-        except ValueError:
+        except ValueError as e:
+            self.status_err[i] = f"status is not JSON: {e}"
             return None
 
     def sees_all_up(self, i):
@@ -270,12 +274,21 @@ class Cluster:
         if st is None:
             return False
         states = {m["id"]: m["state"] for m in st["members"]}
+        self.status_err[i] = f"member states {states}"
         return all(states.get(nid) == "up" for nid in self.ids)
 
     def wait_all_up(self, timeout=60):
+        """Every node sees every member up, each within timeout seconds; a
+        failure says what the node's last status answer was."""
         for i in range(self.n):
-            wait_for(lambda i=i: self.sees_all_up(i), timeout=timeout,
-                     what=f"{self.ids[i]} sees every member up")
+            deadline = time.monotonic() + timeout
+            while not self.sees_all_up(i):
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"{self.ids[i]} does not see every member up after {timeout} s "
+                        f"(alive={self.alive(i)}, paused={i in self.paused}, "
+                        f"skew={self.skew[i]}): {self.status_err[i]}")
+                time.sleep(0.2)
 
     def stop_all(self):
         for i in range(self.n):
