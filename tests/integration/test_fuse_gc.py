@@ -263,7 +263,7 @@ def test_gc_concurrent_with_writers(procs, tmp_path):
 
     t = threading.Thread(target=collector)
     t.start()
-    deadline = time.monotonic() + (120 if LONG else 25)
+    deadline = time.monotonic() + (120 if LONG else 12)
     n = 0
     try:
         while time.monotonic() < deadline and not errors:
