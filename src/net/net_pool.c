@@ -223,6 +223,12 @@ static void pc_fail(pool_conn *c, int code)
 {
 	if (c->state == PC_DEAD)
 		return;
+	if (c->dirty && c->obuf.len && c->state != PC_CONNECTING) {
+		/* what an immediate write would have sent still goes (best
+		 * effort, never blocks); the rest is dropped with the socket */
+		uv_buf_t b = uv_buf_init((char *)c->obuf.p, (unsigned)c->obuf.len);
+		(void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	}
 	c->state = PC_DEAD;
 	net_list_del(&c->link);
 	c->pool->st.open_conns--;

@@ -156,12 +156,19 @@ static void conn_close(srv_conn *c)
 {
 	if (c->state == C_CLOSING)
 		return;
+	if (c->dirty && c->obuf.len) {
+		/* what an immediate write would have put on the wire before the
+		 * close still goes (best effort, never blocks): e.g. the
+		 * AUTH_CHALLENGE answered before a bad proof in the same read */
+		uv_buf_t b = uv_buf_init((char *)c->obuf.p, (unsigned)c->obuf.len);
+		(void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	}
 	c->state = C_CLOSING;
 	c->reading = 0;
 	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 	uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
 	if (c->dirty) {
-		/* queued frames go the way of those inside uv_write: dropped */
+		/* the rest goes the way of frames inside uv_write: dropped */
 		c->wq_bytes -= c->obuf.len;
 		c->obuf.len = 0;
 		c->dirty = 0;
