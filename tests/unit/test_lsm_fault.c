@@ -742,7 +742,7 @@ static uint64_t count_files(const char *suffix)
 	return c;
 }
 
-QTEST(manifest_flip_falls_back_to_previous)
+static void manifest_flip_rounds(uint64_t steps)
 {
 	q_log_set_level(Q_LOG_OFF);
 	int n = 0;
@@ -760,7 +760,7 @@ QTEST(manifest_flip_falls_back_to_previous)
 	uint64_t sz;
 	ASSERT_OK(q_env_file_size(q_env_posix(), path, &sz));
 	/* every byte of the manifest, in steps; each round changes the store */
-	for (uint64_t off = 0; off < sz; off += 1 + sz / 24) {
+	for (uint64_t off = 0; off < sz; off += 1 + sz / steps) {
 		if (off % 2)
 			grow(&n, 50);
 		else
@@ -772,6 +772,20 @@ QTEST(manifest_flip_falls_back_to_previous)
 		ASSERT_OK(q_env_file_size(q_env_posix(), bad, &bsz));
 		check_open(n, 0); /* the new manifest is good */
 	}
+}
+
+QTEST(manifest_flip_falls_back_to_previous)
+{
+	manifest_flip_rounds(24);
+}
+
+/* The same with about half the values in blob files: the manifest also
+ * lists blob files and the tables' references to them, and the fallback
+ * finds every blob file MANIFEST.prev names still on disk. */
+QTEST(manifest_flip_falls_back_to_previous_blob)
+{
+	g_big = 1;
+	manifest_flip_rounds(8);
 }
 
 QTEST(manifest_and_previous_corrupt_refuse_to_open)
@@ -892,5 +906,6 @@ QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_lea
 	   QT(power_loss_keeps_acked_writes_always_blob), QT(eio_on_sync_blob),
 	   QT(enospc_everywhere_later_blob), QT(eio_on_write_blob),
 	   QT(blob_flip_reported_rest_served), QT(blob_truncated_before_open),
+	   QT(manifest_flip_falls_back_to_previous_blob),
 	   QT(sync_failure_in_flush_then_reopen), QT(sync_failure_in_compaction_then_reopen),
 	   QT(sync_failure_in_flush_then_reopen_blob))
