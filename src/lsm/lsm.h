@@ -94,6 +94,8 @@ typedef struct lsm_stats {
 	uint64_t blob_bytes;       /* their size (also counted in disk_bytes) */
 	uint64_t blob_garbage_bytes; /* of which no longer referenced (estimate) */
 	uint64_t blob_moved_bytes; /* record bytes moved by blob garbage collection */
+	uint64_t blob_corrupt_skipped; /* iterator entries passed over: their
+	                                * blob record failed its checks */
 } lsm_stats;
 
 void lsm_options_default(lsm_options *o);
@@ -126,8 +128,15 @@ int lsm_iter_valid(const lsm_iter *it);
 void lsm_iter_next(lsm_iter *it);
 q_slice lsm_iter_key(const lsm_iter *it);
 q_slice lsm_iter_value(const lsm_iter *it);
-/* 0, or the error that stopped iteration (e.g. Q_ECORRUPT). */
+/* 0, or the error that stopped iteration (e.g. Q_ECORRUPT from a damaged
+ * table block; the table is quarantined). */
 int lsm_iter_status(const lsm_iter *it);
+/* Entries passed over because their separated value (blob record) failed
+ * its checks: each is logged with file and offset and reads as Q_ECORRUPT
+ * through lsm_get; iteration goes on past it. A caller that needs a
+ * complete listing (e.g. marking live data before a deletion) must treat
+ * a non-zero count as an error. */
+uint64_t lsm_iter_skipped(const lsm_iter *it);
 void lsm_iter_free(lsm_iter *it);
 
 /* Forces the memtable to a table and waits for it. */

@@ -223,6 +223,14 @@ static int build_scan(node_fs *f, const node_fs_scan_req *q, q_buf *out)
 			goto fail;
 	}
 	Q_ERR(lsm_iter_status(it));
+	if (lsm_iter_skipped(it)) {
+		/* a listing with holes must not feed the collector's mark */
+		Q_ERROR("fs", "scan: %llu entries with damaged values passed over; "
+			"refusing an incomplete listing",
+			(unsigned long long)lsm_iter_skipped(it));
+		rc = Q_ECORRUPT;
+		goto fail;
+	}
 	rc = node_fs_scan_build_finish(&b, more, out);
 fail:
 	node_fs_scan_build_free(&b);
