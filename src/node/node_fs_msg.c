@@ -320,7 +320,10 @@ int node_fs_scan_resp_decode(q_slice in, node_fs_scan_resp *out)
 	for (size_t i = 0, v = 0; i < out->nkeys; i++) {
 		node_fs_scan_ent *e = &out->ents[i];
 		if (e->has_values) {
-			e->values = out->vals + v;
+			/* non-NULL exactly when has_values, even for no live
+			 * value (vals may be NULL then: no arithmetic on it) */
+			static q_slice no_values[1];
+			e->values = e->nlive ? out->vals + v : no_values;
 			v += e->nlive;
 		}
 	}
