@@ -546,6 +546,16 @@ fail:
 
 /* ================= flush thread ================= */
 
+/* A table written by a flush (or by recovery from the logs) that never
+ * became part of a version: it goes, and so do the blob files that flush
+ * wrote for it (nothing else references them). */
+static void discard_flushed(lsm_file *f)
+{
+	atomic_store(&f->obsolete, 1);
+	for (size_t i = 0; i < f->nblobs; i++)
+		atomic_store(&f->blobs[i]->obsolete, 1);
+}
+
 static int flush_one(lsm_db *db, mem_table *m)
 {
 	uint64_t number = new_file_number(db);
@@ -560,7 +570,7 @@ static int flush_one(lsm_db *db, mem_table *m)
 	pthread_mutex_unlock(&db->man_mu);
 	if (f) {
 		if (rc && !unsure)
-			atomic_store(&f->obsolete, 1);
+			discard_flushed(f);
 		ver_file_unref(f);
 	}
 	if (rc == 0)
@@ -2112,7 +2122,7 @@ static int recover_flush(lsm_db *db, mem_table *m, lsm_file ***adds, size_t *nad
 		return rc;
 	lsm_file **n = realloc(*adds, (*nadd + 1) * sizeof(*n));
 	if (!n) {
-		atomic_store(&f->obsolete, 1);
+		discard_flushed(f);
 		ver_file_unref(f);
 		return -ENOMEM;
 	}
@@ -2490,7 +2500,7 @@ static int recover(lsm_db *db)
 fail:
 	for (size_t i = 0; i < nadd; i++) {
 		if (rc && !adds_named)
-			atomic_store(&adds[i]->obsolete, 1);
+			discard_flushed(adds[i]);
 		ver_file_unref(adds[i]);
 	}
 	free(adds);

@@ -897,6 +897,31 @@ QTEST(sync_failure_in_flush_then_reopen_blob)
 	sync_fail_then_reopen(0);
 }
 
+/* A flush whose manifest cannot be installed (the rename fails before the
+ * new MANIFEST is in place) leaves neither its table nor the blob file it
+ * wrote behind, and loses nothing: the log still holds the writes. */
+QTEST(failed_flush_leaves_no_blob_file)
+{
+	q_log_set_level(Q_LOG_OFF);
+	g_big = 1;
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_db *db = open_env(fe, LSM_SYNC_ALWAYS, 1 << 20);
+	for (int i = 0; i < 100; i++)
+		ASSERT_OK(put_i(db, i));
+	ASSERT_EQ(count_files(".blob"), 0);
+	q_fault_env_fail_at(fe, Q_FAULT_RENAME, 1, -EIO, 0);
+	ASSERT(lsm_flush(db) != 0);
+	ASSERT_EQ(count_files(".blob"), 0);
+	ASSERT_EQ(count_files(".sst"), 0);
+	lsm_close(db);
+	q_fault_env_fail_at(fe, 0, 0, 0, 0);
+	db = open_env(fe, LSM_SYNC_ALWAYS, 1 << 20);
+	for (int i = 0; i < 100; i++)
+		ASSERT_EQ(probe(db, i), 0);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
 QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_leaves_a_prefix),
 	   QT(eio_on_log_write), QT(eio_on_sync), QT(enospc_everywhere_later), QT(eio_on_rename),
 	   QT(enospc_then_space_back_always), QT(enospc_then_space_back_batch),
@@ -913,4 +938,4 @@ QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_lea
 	   QT(blob_flip_reported_rest_served), QT(blob_truncated_before_open),
 	   QT(manifest_flip_falls_back_to_previous_blob),
 	   QT(sync_failure_in_flush_then_reopen), QT(sync_failure_in_compaction_then_reopen),
-	   QT(sync_failure_in_flush_then_reopen_blob))
+	   QT(sync_failure_in_flush_then_reopen_blob), QT(failed_flush_leaves_no_blob_file))
