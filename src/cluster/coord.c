@@ -2101,71 +2101,48 @@ int coord_new(const coord_config *cfg, replica *store, members *mem, net_loop *l
 #define HINT_BATCH_ITEMS 64
 #define HINT_BATCH_BYTES (4u << 20)
 
+/* One hint on its way: to its owner (one REPL_PUT) or, when the owner left
+ * the cluster, to the key's current primaries (replica_merge for this node,
+ * REPL_PUT to the others). The hint is deleted once every send succeeded
+ * (hint_delete_if: not if a write was merged into it meanwhile). Loop
+ * thread. */
 typedef struct hint_dlv {
 	coord *c;
 	char owner[MEMBER_ID_MAX + 1];
 	uint8_t *key;
 	size_t klen;
 	uint64_t seq;
+	int pending;             /* sends outstanding, +1 while issuing them */
+	int failed;
 } hint_dlv;
 
-static void hint_dlv_cb(void *arg, int status, const net_msg *resp)
+static void hint_dlv_done(hint_dlv *d)
 {
-	hint_dlv *d = arg;
 	coord *c = d->c;
+	if (--d->pending > 0)
+		return;
 	c->hint_inflight--;
-	if (status == 0 && resp->u.repl_put_resp.status == 0 && c->hints && !c->closing) {
+	if (!d->failed && c->hints && !c->closing) {
 		int rc = hint_delete_if(c->hints, d->owner, q_slice_make(d->key, d->klen), d->seq);
 		if (rc == 0)
 			__atomic_add_fetch(&c->hints_delivered, 1, __ATOMIC_RELAXED);
 		else if (rc != -EAGAIN && rc != Q_ENOTFOUND)
 			Q_WARN("coord", "deleting a delivered hint for %s: %s", d->owner,
 			       q_strerror(rc));
-	} else {
-		Q_DEBUG("coord", "hint for %s not delivered: %s", d->owner,
-			q_strerror(status ? status : resp->u.repl_put_resp.status));
 	}
 	free(d->key);
 	free(d);
 }
 
-/* Hints whose owner left the cluster go to the key's current primaries
- * instead: the hint is deleted once every primary stored it (replica_merge
- * for this node, REPL_PUT to the others). One per hint, loop thread. */
-typedef struct hint_fwd {
-	coord *c;
-	char owner[MEMBER_ID_MAX + 1];
-	uint8_t *key;
-	size_t klen;
-	uint64_t seq;
-	int pending;
-	int failed;
-} hint_fwd;
-
-static void hint_fwd_done(hint_fwd *f)
+static void hint_dlv_cb(void *arg, int status, const net_msg *resp)
 {
-	coord *c = f->c;
-	if (--f->pending > 0)
-		return;
-	c->hint_inflight--;
-	if (!f->failed && c->hints && !c->closing) {
-		int rc = hint_delete_if(c->hints, f->owner, q_slice_make(f->key, f->klen), f->seq);
-		if (rc == 0)
-			__atomic_add_fetch(&c->hints_delivered, 1, __ATOMIC_RELAXED);
-		else if (rc != -EAGAIN && rc != Q_ENOTFOUND)
-			Q_WARN("coord", "deleting a redirected hint for %s: %s", f->owner,
-			       q_strerror(rc));
+	hint_dlv *d = arg;
+	if (status != 0 || resp->u.repl_put_resp.status != 0) {
+		Q_DEBUG("coord", "hint for %s not delivered: %s", d->owner,
+			q_strerror(status ? status : resp->u.repl_put_resp.status));
+		d->failed = 1;
 	}
-	free(f->key);
-	free(f);
-}
-
-static void hint_fwd_cb(void *arg, int status, const net_msg *resp)
-{
-	hint_fwd *f = arg;
-	if (status != 0 || resp->u.repl_put_resp.status != 0)
-		f->failed = 1;
-	hint_fwd_done(f);
+	hint_dlv_done(d);
 }
 
 static void hint_redirect(coord *c, const char *owner, const hint_item *it)
@@ -2175,7 +2152,7 @@ static void hint_redirect(coord *c, const char *owner, const hint_item *it)
 	int nr = view_primaries(c, k, eff_n(c, 0), reps);
 	if (nr <= 0)
 		return;
-	hint_fwd *f = calloc(1, sizeof(*f));
+	hint_dlv *f = calloc(1, sizeof(*f));
 	uint8_t *kc = malloc(it->klen ? it->klen : 1);
 	if (!f || !kc) {
 		free(f);
@@ -2213,13 +2190,13 @@ static void hint_redirect(coord *c, const char *owner, const hint_item *it)
 		msg.u.repl_put.key = k;
 		msg.u.repl_put.object = q_slice_make(it->object, it->olen);
 		f->pending++;
-		if (net_pool_request(c->pool, reps[i].addr, &msg, c->cfg.timeout_ms, hint_fwd_cb,
+		if (net_pool_request(c->pool, reps[i].addr, &msg, c->cfg.timeout_ms, hint_dlv_cb,
 				     f) != 0) {
 			f->pending--;
 			f->failed = 1;
 		}
 	}
-	hint_fwd_done(f);
+	hint_dlv_done(f);
 }
 
 static void hint_deliver_owner(coord *c, const char *owner)
@@ -2261,6 +2238,7 @@ static void hint_deliver_owner(coord *c, const char *owner)
 		d->key = kc;
 		d->klen = it->klen;
 		d->seq = it->seq;
+		d->pending = 1;
 		net_msg msg;
 		net_msg_init(&msg, NET_MSG_REPL_PUT);
 		msg.u.repl_put.key = k;
