@@ -21,6 +21,11 @@ enum {
 
 /* Exit code for a util/qerr.h code. */
 int cli_exit_code(int rc);
+struct qc_client;
+/* Prints "quorumctl: NAME: WHAT: message (detail)" for rc to stderr, the
+ * detail being c's last network error when c is not NULL; returns the exit
+ * code for rc. */
+int cli_fail(struct qc_client *c, const char *what, int rc);
 /* Decimal in [lo, hi]; -EINVAL otherwise. */
 int cli_parse_int(const char *s, int lo, int hi, int *out);
 /* JSON string literal of n bytes (escapes control characters). */

@@ -54,17 +54,6 @@ typedef struct fs_args {
 	int json, r, n, no_digest;
 } fs_args;
 
-static int err_out(qc_client *c, const char *what, int rc)
-{
-	const char *detail = c ? qc_net_last_error(c) : "";
-	if (detail && detail[0])
-		fprintf(stderr, "quorumctl: %s: %s: %s (%s)\n", q_errname(rc), what, q_strerror(rc),
-			detail);
-	else
-		fprintf(stderr, "quorumctl: %s: %s: %s\n", q_errname(rc), what, q_strerror(rc));
-	return cli_exit_code(rc);
-}
-
 /* "/" + the components of in, single slashes, no trailing slash. -EINVAL
  * for "." or ".." components or bad names, -ENAMETOOLONG if too long. */
 static int norm_path(const char *in, char *out, size_t cap)
@@ -282,12 +271,12 @@ static int siblings_run(qc_client *c, const fs_args *a)
 	if (rc == 0 && qc_object_live(&obj) == 0)
 		rc = Q_ENOTFOUND;
 	if (rc) {
-		code = err_out(c, path, rc);
+		code = cli_fail(c, path, rc);
 		goto out;
 	}
 	rc = qfs_sibs_describe(&obj, base, &info, &n);
 	if (rc) {
-		code = err_out(NULL, path, rc);
+		code = cli_fail(NULL, path, rc);
 		goto out;
 	}
 	if (obj.context.len)

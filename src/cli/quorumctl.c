@@ -83,7 +83,7 @@ int cli_exit_code(int rc)
 	return CLI_EXIT_ERROR;
 }
 
-static int fail(qc_client *c, const char *what, int rc)
+int cli_fail(qc_client *c, const char *what, int rc)
 {
 	const char *detail = c ? qc_net_last_error(c) : "";
 	if (detail && detail[0])
@@ -400,7 +400,7 @@ static int cmd_get(qc_client *c, args *a)
 		fprintf(stderr, "quorumctl: ENOTFOUND: %s: not found\n", key);
 		code = CLI_EXIT_NOTFOUND;
 	} else {
-		code = fail(c, key, rc);
+		code = cli_fail(c, key, rc);
 	}
 	qc_object_free(&obj);
 	return code;
@@ -428,13 +428,13 @@ static int write_cmd(qc_client *c, args *a, int del)
 		if (a->npos == 1 || !strcmp(a->pos[1], "-")) {
 			rc = read_stdin(&val);
 			if (rc < 0) {
-				code = fail(NULL, "reading stdin", rc);
+				code = cli_fail(NULL, "reading stdin", rc);
 				goto out;
 			}
 		} else {
 			rc = q_buf_append(&val, a->pos[1], strlen(a->pos[1]));
 			if (rc < 0) {
-				code = fail(NULL, key, rc);
+				code = cli_fail(NULL, key, rc);
 				goto out;
 			}
 		}
@@ -462,7 +462,7 @@ static int write_cmd(qc_client *c, args *a, int del)
 			printf("ok\n");
 		q_buf_free(&tok);
 	} else {
-		code = fail(c, key, rc);
+		code = cli_fail(c, key, rc);
 	}
 	qc_object_free(&obj);
 out:
@@ -481,7 +481,7 @@ static int cmd_status(qc_client *c, args *a)
 	int rc = qc_net_status(c, &out);
 	if (rc < 0) {
 		q_buf_free(&out);
-		return fail(c, "status", rc);
+		return cli_fail(c, "status", rc);
 	}
 	if (a->json)
 		printf("%.*s\n", (int)out.len, (const char *)out.p);
