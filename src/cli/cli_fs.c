@@ -611,7 +611,7 @@ static int gc_scan(gc_run *g, gc_member *m, const char *prefix, int values, gc_e
 		}
 		node_fs_scan_resp_free(&sr);
 		net_msg_clear(&resp);
-		if (rc < 0 || !more)
+		if (rc != 0 || !more) /* GC_EUNKNOWN from fn ends the scan too */
 			break;
 	}
 	q_buf_free(&after);
@@ -931,6 +931,17 @@ static void gc_free(gc_run *g)
 	free(g->old_moves);
 }
 
+/* The exit code (after the message) for a member's scan that ended with
+ * rc != 0: GC_EUNKNOWN was reported by the callback already. */
+static int gc_scan_failed(const gc_member *m, int rc)
+{
+	if (rc == GC_EUNKNOWN)
+		return CLI_EXIT_ERROR;
+	return gc_refuse(rc == -ENOMEM ? CLI_EXIT_ERROR : CLI_EXIT_QUORUM,
+			 "member %s (%s) could not be scanned to the end: %s%s", m->m.id, m->m.addr,
+			 q_strerror(rc), cli_closed_hint(rc));
+}
+
 static int gc_run_all(gc_run *g, const char *node)
 {
 	int rc = gc_members(g, node, 0);
@@ -940,25 +951,15 @@ static int gc_run_all(gc_run *g, const char *node)
 	 * records (after the files: see the design) */
 	for (size_t i = 0; i < g->nmem; i++) {
 		rc = gc_scan(g, &g->mem[i], QFS_KEY_META, 1, mark_file);
-		if (rc == GC_EUNKNOWN)
-			return CLI_EXIT_ERROR;
-		if (rc < 0)
-			return gc_refuse(rc == -ENOMEM ? CLI_EXIT_ERROR : CLI_EXIT_QUORUM,
-					 "member %s (%s) could not be scanned to the end: %s%s",
-					 g->mem[i].m.id, g->mem[i].m.addr, q_strerror(rc),
-					 cli_closed_hint(rc));
+		if (rc)
+			return gc_scan_failed(&g->mem[i], rc);
 	}
 	for (size_t i = 0; i < g->nmem; i++) {
 		rc = gc_scan(g, &g->mem[i], QFS_KEY_MOVES, 1, mark_move);
 		if (rc == 0)
 			rc = gc_scan(g, &g->mem[i], QFS_KEY_CHUNK, 0, list_chunk);
-		if (rc == GC_EUNKNOWN)
-			return CLI_EXIT_ERROR;
-		if (rc < 0)
-			return gc_refuse(rc == -ENOMEM ? CLI_EXIT_ERROR : CLI_EXIT_QUORUM,
-					 "member %s (%s) could not be scanned to the end: %s%s",
-					 g->mem[i].m.id, g->mem[i].m.addr, q_strerror(rc),
-					 cli_closed_hint(rc));
+		if (rc)
+			return gc_scan_failed(&g->mem[i], rc);
 	}
 	rc = gc_members(g, node, 1);
 	if (rc)

@@ -117,6 +117,31 @@ def test_gc_frees_old_chunks_and_keeps_every_file(procs, tmp_path):
     unmount(p, m)
 
 
+def test_gc_refuses_a_file_object_it_cannot_decode(procs, tmp_path):
+    """A version whose chunks cannot be known stops the collection, on any
+    page of the scan (not only the last)."""
+    listen = f"127.0.0.1:{free_port()}"
+    p, m = mount(procs, tmp_path, listen=listen, opts=OPTS)
+    write(os.path.join(m, "a"), os.urandom(256 * KiB))
+    write(os.path.join(m, "a"), os.urandom(256 * KiB))  # 4 chunks of garbage
+    want = digest(os.path.join(m, "a"))
+    # sorts before "f:/a": with pages of one key it is never on the last page
+    quorumctl("--node", listen, "put", "f:/0-undecodable", "not a file object")
+    for page in ("1", "1000"):
+        r = quorumctl("--node", listen, "fs-gc", "--grace", "0", "--force", "--page", page,
+                      check=False)
+        assert r.returncode == 4, (page, r.returncode, r.stdout, r.stderr)
+        assert "0-undecodable" in r.stderr and "does not decode" in r.stderr, r.stderr
+    d, _ = gc(listen, "--grace", "0", "--force", "--dry-run", "--page", "1", check=False)
+    assert d.returncode == 4, (d.stdout, d.stderr)  # a dry run refuses too
+    ctx = json.loads(quorumctl("--node", listen, "--json", "get", "f:/0-undecodable").stdout)
+    quorumctl("--node", listen, "delete", "f:/0-undecodable", "--context", ctx["context"])
+    _, r = gc(listen, "--grace", "0", "--force", "--page", "1")
+    assert r["deleted"] == 4 and r["errors"] == 0, r
+    assert digest(os.path.join(m, "a")) == want
+    unmount(p, m)
+
+
 def test_gc_usage_errors(procs, tmp_path):
     p = quorumctl("--node", "127.0.0.1:1", "fs-gc", "--grace", "x", check=False)
     assert p.returncode == 2 and "--grace" in p.stderr
