@@ -40,6 +40,12 @@
  *                          replica whose digest differs (fire and forget)
  *                      --> timer closed; op freed at refs == 0
  *
+ *   Sloppy read quorum (cfg.sloppy_quorum): a primary marked down at the
+ *   start, or one that turns out unreachable while the get is undecided,
+ *   is replaced in its rep slot by the next healthy fallback of the
+ *   preference list (read_fallback; r->hint_for keeps the owner). Read
+ *   repair to such a fallback is a HINT_PUT for the owner.
+ *
  * Read verdict (read_verdict, docs/cluster.md "Not-found answers"):
  *   notfound_ok = 1: a not-found answer counts toward R like a found one.
  *   notfound_ok = 0 (default): only found answers (a replica holding a
@@ -134,6 +140,8 @@ struct op {
 	int want_set;
 	int req_n, req_w;
 	int fwd_next;
+	int fb_next;             /* get, sloppy: next preference-list position
+				  * to consider as a fallback (0: not set) */
 	q_buf enc;               /* put: encoded new set sent to replicas */
 };
 
@@ -283,13 +291,20 @@ static int clamp_q(int want, int def, int n)
 	return q < 1 ? 1 : q;
 }
 
+/* 1 if a request's transport status says the peer could not be reached
+ * (it is then marked down). */
+static int peer_unreachable(int status)
+{
+	return status == Q_ETIMEOUT || status == Q_ECLOSED || status == -ECONNREFUSED ||
+	       status == -ECONNRESET || status == -EHOSTUNREACH || status == -ENETUNREACH ||
+	       status == -EPIPE || status == Q_EPROTO;
+}
+
 static void note_peer(coord *c, const char *id, int status)
 {
 	if (status == 0 || status == Q_ENOTFOUND)
 		members_set_state(c->mem, id, MEMBER_UP);
-	else if (status == Q_ETIMEOUT || status == Q_ECLOSED || status == -ECONNREFUSED ||
-		 status == -ECONNRESET || status == -EHOSTUNREACH || status == -ENETUNREACH ||
-		 status == -EPIPE || status == Q_EPROTO)
+	else if (peer_unreachable(status))
 		members_set_state(c->mem, id, MEMBER_DOWN);
 }
 
@@ -421,6 +436,7 @@ typedef struct job {
 	net_request *req;
 	uint8_t *key;        /* JOB_MERGE: owned copy */
 	size_t klen;
+	char hint_for[MEMBER_ID_MAX + 1]; /* JOB_MERGE on a fallback: the owner */
 	obj_set *in;         /* JOB_MERGE: owned */
 	obj_set *out;
 	int rc;
@@ -467,6 +483,17 @@ static void job_work(uv_work_t *w)
 	}
 	case JOB_MERGE:
 		j->rc = replica_merge(rp, q_slice_make(j->key, j->klen), j->in, NULL);
+		if (j->rc == 0 && j->hint_for[0] && j->c->hints) {
+			/* repaired as the fallback of a down owner: keep a
+			 * hint so the owner receives the merge too */
+			q_buf enc = Q_BUF_INIT;
+			j->rc = obj_set_encode(j->in, &enc);
+			if (j->rc == 0)
+				j->rc = hint_put(j->c->hints, j->hint_for,
+						 q_slice_make(j->key, j->klen), q_buf_slice(&enc),
+						 q_wall_ns() / 1000000u, NULL);
+			q_buf_free(&enc);
+		}
 		break;
 	case JOB_SERVE_GET:
 		j->rc = replica_get_raw(rp, j->req->msg.u.repl_get.key, &j->buf);
@@ -724,12 +751,37 @@ static void get_rep_done(rep *r, int rc, obj_set *set)
 		get_check(o);
 }
 
+static int get_send(op *o, rep *r);
+static int read_fallback(coord *c, op *o, rep *r);
+
+/* Sloppy read quorum: r could not be reached; ask the next healthy
+ * fallback in its place. 1 if a request to one is under way. */
+static int get_retry_fallback(op *o, rep *r)
+{
+	coord *c = o->c;
+	if (!c->cfg.sloppy_quorum || o->local_only || o->replied || o->finished || c->closing)
+		return 0;
+	while (read_fallback(c, o, r)) {
+		Q_DEBUG("coord", "read from fallback %s for %s", r->id, r->hint_for);
+		if (get_send(o, r) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static void get_peer_cb(void *arg, int status, const net_msg *resp)
 {
 	rep *r = arg;
 	op *o = r->o;
 	obj_set *set = NULL;
 	int rc = status;
+	if (peer_unreachable(status) && r->state == REP_PENDING) {
+		note_peer(o->c, r->id, status);
+		if (get_retry_fallback(o, r)) {
+			op_unref(o);
+			return;
+		}
+	}
 	if (status == 0) {
 		const net_obj_resp *gr = &resp->u.obj_resp;
 		rc = gr->status;
@@ -786,6 +838,7 @@ static void read_repair(op *o)
 			j->key = q_slice_dup(op_key(o));
 			j->klen = o->klen;
 			j->in = obj_set_clone(o->merged);
+			snprintf(j->hint_for, sizeof(j->hint_for), "%s", r->hint_for);
 			if (!j->key || !j->in || job_submit(c, j) < 0)
 				job_free(j);
 			continue;
@@ -793,9 +846,18 @@ static void read_repair(op *o)
 		if (enc.len == 0 && obj_set_encode(o->merged, &enc) < 0)
 			break;
 		net_msg m;
-		net_msg_init(&m, NET_MSG_REPL_PUT);
-		m.u.repl_put.key = op_key(o);
-		m.u.repl_put.object = q_buf_slice(&enc);
+		if (r->hint_for[0]) {
+			/* a fallback read in place of a down owner: the repair
+			 * is a hinted write, handed to the owner when it is back */
+			net_msg_init(&m, NET_MSG_HINT_PUT);
+			m.u.hint_put.owner = q_slice_str(r->hint_for);
+			m.u.hint_put.key = op_key(o);
+			m.u.hint_put.object = q_buf_slice(&enc);
+		} else {
+			net_msg_init(&m, NET_MSG_REPL_PUT);
+			m.u.repl_put.key = op_key(o);
+			m.u.repl_put.object = q_buf_slice(&enc);
+		}
 		int rc = net_pool_request(c->pool, r->addr, &m, c->cfg.timeout_ms, repair_peer_cb, c);
 		if (rc < 0)
 			Q_DEBUG("coord", "read repair to %s refused: %s", r->id, q_strerror(rc));
@@ -851,40 +913,98 @@ void coord_get(coord *c, q_slice key, const coord_req *q, coord_done_fn cb, void
 		o->need = 1;
 	} else {
 		int n = eff_n(c, q->n);
+		o->req_n = n; /* get: the effective N (fallback positions follow) */
 		o->nrep = view_primaries(c, key, n, o->reps);
 		o->need = clamp_q(q->r, c->cfg.r, o->nrep);
 	}
+	for (int i = 0; i < o->nrep; i++)
+		o->reps[i].o = o;
+	if (c->cfg.sloppy_quorum && !o->local_only) {
+		/* primaries known to be down are replaced up front by healthy
+		 * fallbacks, which hold the hinted copies of writes */
+		for (int i = 0; i < o->nrep; i++) {
+			rep *r = &o->reps[i];
+			if (!r->self && members_state_of(c->mem, r->id) == MEMBER_DOWN &&
+			    read_fallback(c, o, r))
+				Q_DEBUG("coord", "primary %s is down: read from fallback %s",
+					r->hint_for, r->id);
+		}
+	}
 	for (int i = 0; i < o->nrep; i++) {
 		rep *r = &o->reps[i];
-		r->o = o;
-		r->state = REP_PENDING;
-		if (r->self) {
-			job *j = job_new(JOB_GET);
-			if (j) {
-				j->r = r;
-				o->refs++; /* before: an inline job completes at once */
-				if (job_submit(c, j) == 0)
-					continue;
-				o->refs--;
-				free(j);
-			}
-			r->state = REP_FAIL;
-			o->failed++;
+		rc = get_send(o, r);
+		if (rc < 0 && !r->self && get_retry_fallback(o, r))
 			continue;
-		}
-		net_msg m;
-		net_msg_init(&m, NET_MSG_REPL_GET);
-		m.u.repl_get.key = key;
-		rc = net_pool_request(c->pool, r->addr, &m, op_remaining(o), get_peer_cb, r);
-		if (rc == 0) {
-			o->refs++;
-		} else {
+		if (rc < 0) {
 			r->state = REP_FAIL;
 			r->rc = rc;
 			o->failed++;
 		}
 	}
 	get_check(o);
+}
+
+/* Sends o's read to r: a disk job for this node, REPL_GET for a peer. 0
+ * when under way (o holds a reference for it). */
+static int get_send(op *o, rep *r)
+{
+	coord *c = o->c;
+	r->state = REP_PENDING;
+	if (r->self) {
+		job *j = job_new(JOB_GET);
+		if (!j)
+			return -ENOMEM;
+		j->r = r;
+		o->refs++; /* before: an inline job completes at once */
+		int rc = job_submit(c, j);
+		if (rc == 0)
+			return 0;
+		o->refs--;
+		free(j);
+		return rc;
+	}
+	net_msg m;
+	net_msg_init(&m, NET_MSG_REPL_GET);
+	m.u.repl_get.key = op_key(o);
+	int rc = net_pool_request(c->pool, r->addr, &m, op_remaining(o), get_peer_cb, r);
+	if (rc == 0)
+		o->refs++;
+	return rc;
+}
+
+/*
+ * Sloppy read quorum (docs/cluster.md, "Reads from fallbacks"): the next
+ * member of the key's preference list past the primaries, from o->fb_next
+ * on, that is not marked down and not already asked by o. r becomes its
+ * stand-in for the unreachable owner (r->hint_for keeps the first owner's
+ * id, which read repair uses). 1 if one was found; r is unchanged if not.
+ */
+static int read_fallback(coord *c, op *o, rep *r)
+{
+	const char *ids[COORD_MAX_N * 4];
+	size_t nprim = 0;
+	size_t max = c->mn < COORD_MAX_N * 4 ? c->mn : COORD_MAX_N * 4;
+	size_t got = ring_preflist_key(c->ring, o->key, o->klen, (size_t)o->req_n, ids, max,
+				       &nprim);
+	if (o->fb_next < (int)nprim)
+		o->fb_next = (int)nprim;
+	while (o->fb_next < (int)got) {
+		const member *m = view_member(c, ids[o->fb_next++]);
+		if (!m || members_state_of(c->mem, m->id) == MEMBER_DOWN)
+			continue;
+		int dup = 0;
+		for (int i = 0; i < o->nrep && !dup; i++)
+			dup = !strcmp(o->reps[i].id, m->id);
+		if (dup)
+			continue;
+		if (!r->hint_for[0])
+			snprintf(r->hint_for, sizeof(r->hint_for), "%s", r->id);
+		snprintf(r->id, sizeof(r->id), "%s", m->id);
+		snprintf(r->addr, sizeof(r->addr), "%s", m->addr);
+		r->self = m->self;
+		return 1;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -7,6 +7,9 @@
  * answers when R have answered, with the sync (merge) of their sibling sets;
  * when every replica has answered or the request timed out, replicas whose
  * set differs from the merge get it written back (read repair, REPL_PUT).
+ * With sloppy_quorum, unreachable primaries are replaced by the next
+ * healthy fallbacks of the preference list (docs/cluster.md, "Reads from
+ * fallbacks"), whose repair is a HINT_PUT for the down owner.
  * A put is coordinated by a replica of the key: the receiving node forwards
  * it (KV_PUT) to the first reachable primary if it is not one itself; the
  * coordinating replica applies the write to its own set with its own node

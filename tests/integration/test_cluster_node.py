@@ -130,7 +130,8 @@ def test_put_via_one_get_via_another(procs, tmp_path):
 
 def test_kill9_replica_quorum_and_read_repair(procs, tmp_path):
     c = Cluster(procs, tmp_path).start_all()
-    assert ctl(c.addr(0), "put", "before", "v0").returncode == 0
+    # W=3: n3 must hold it before the kill (with W=2 its copy may still be in flight)
+    assert ctl(c.addr(0), "put", "before", "v0", "--w", "3").returncode == 0
     c.proc[2].kill9()
     # W=2 still succeeds with one replica down, R=2 reads return it
     for k in range(10):
