@@ -3,7 +3,7 @@
  *
  * Usage: lsm_bench [--num N] [--dir DIR] [--engine ours|leveldb|both]
  *                  [--sync-ops N] [--threads T] [--repeat R] [--value_size B]
- *                  [--blob_threshold B]
+ *                  [--blob_threshold B] [--reads-only]
  *
  * Workloads (after LevelDB's db_bench): fillseq, fillrandom, readrandom,
  * readmissing, compact + readrandom after full compaction, fillsync with one
@@ -22,6 +22,8 @@
  * defaults (the same sizes; --blob_threshold B sets its key-value separation
  * threshold, 0 = off, default the engine's 64 KiB). Fills are not synced; fillsync syncs each
  * write (ours: sync=always with group commit; LevelDB: sync=true).
+ * --reads-only runs fillrandom and the read workloads only (fillseq and the
+ * fillsyncs print 0), for quick read-path comparisons and profiles.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +34,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <dirent.h>
 #include <unistd.h>
 
@@ -56,6 +59,7 @@ static const char *bench_names[B_NBENCH] = {
 
 typedef struct result {
 	double ops[B_NBENCH];
+	double cpu_ns[B_NBENCH]; /* reads: CPU time of the reading thread per op */
 	uint64_t found[B_NBENCH];
 	uint64_t size_fillrandom, size_compacted;
 	long maxrss_kb;
@@ -69,6 +73,7 @@ static int g_repeat = 1;
 static const char *g_dir = "/tmp/lsm_bench";
 static size_t g_value_len = 100;
 static long g_blob_threshold = -1; /* -1: the engine default */
+static int g_reads_only; /* --reads-only: skip fillseq and the fillsyncs */
 
 /* ---- data ---- */
 
@@ -339,12 +344,23 @@ static double fill(const engine *e, void *h, long n, int random, uint64_t seed)
 	return (double)n * 1e9 / (double)(q_mono_ns() - t0);
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ops/s; *cpu_ns = CPU time of this thread per op (less sensitive to other
+ * load on the machine than ops/s; background threads not included) */
 static double readrandom(const engine *e, void *h, long n, int missing, uint64_t seed,
-			 uint64_t *found)
+			 uint64_t *found, double *cpu_ns)
 {
 	char k[KEY_LEN + 1];
 	uint64_t s = seed;
 	*found = 0;
+	uint64_t c0 = thread_cpu_ns();
 	uint64_t t0 = q_mono_ns();
 	for (long i = 0; i < n; i++) {
 		key_of(k, rnd_next(&s) % (uint64_t)g_num);
@@ -359,7 +375,9 @@ static double readrandom(const engine *e, void *h, long n, int missing, uint64_t
 			die("get", rc);
 		*found += (uint64_t)f;
 	}
-	return (double)n * 1e9 / (double)(q_mono_ns() - t0);
+	uint64_t t1 = q_mono_ns();
+	*cpu_ns = (double)(thread_cpu_ns() - c0) / (double)n;
+	return (double)n * 1e9 / (double)(t1 - t0);
 }
 
 typedef struct sync_ctx {
@@ -417,12 +435,14 @@ static void run_engine(const engine *e, result *r)
 	mkdir(g_dir, 0755);
 	void *h;
 
-	rm_rf(dir);
-	if (e->open(dir, 0, &h))
-		exit(1);
-	r->ops[B_FILLSEQ] = fill(e, h, g_num, 0, 0);
-	e->close(h);
-	fprintf(stderr, "  %s fillseq done\n", e->name);
+	if (!g_reads_only) {
+		rm_rf(dir);
+		if (e->open(dir, 0, &h))
+			exit(1);
+		r->ops[B_FILLSEQ] = fill(e, h, g_num, 0, 0);
+		e->close(h);
+		fprintf(stderr, "  %s fillseq done\n", e->name);
+	}
 
 	rm_rf(dir);
 	if (e->open(dir, 0, &h))
@@ -430,10 +450,12 @@ static void run_engine(const engine *e, result *r)
 	r->ops[B_FILLRANDOM] = fill(e, h, g_num, 1, 12345);
 	fprintf(stderr, "  %s fillrandom done\n", e->name);
 	show_levels(e, h, "after fillrandom");
-	r->ops[B_READRANDOM] = readrandom(e, h, g_num, 0, 999, &r->found[B_READRANDOM]);
+	r->ops[B_READRANDOM] = readrandom(e, h, g_num, 0, 999, &r->found[B_READRANDOM],
+					   &r->cpu_ns[B_READRANDOM]);
 	fprintf(stderr, "  %s readrandom done\n", e->name);
 	show_levels(e, h, "after readrandom");
-	r->ops[B_READMISSING] = readrandom(e, h, g_num, 1, 777, &r->found[B_READMISSING]);
+	r->ops[B_READMISSING] = readrandom(e, h, g_num, 1, 777, &r->found[B_READMISSING],
+					    &r->cpu_ns[B_READMISSING]);
 	fprintf(stderr, "  %s readmissing done\n", e->name);
 	e->close(h);
 	r->size_fillrandom = dir_size(dir);
@@ -444,11 +466,14 @@ static void run_engine(const engine *e, result *r)
 	if (rc)
 		die("compact", rc);
 	r->compact_ms = (q_mono_ns() - t0) / 1000000;
-	r->ops[B_READCOMPACT] = readrandom(e, h, g_num, 0, 999, &r->found[B_READCOMPACT]);
+	r->ops[B_READCOMPACT] = readrandom(e, h, g_num, 0, 999, &r->found[B_READCOMPACT],
+					    &r->cpu_ns[B_READCOMPACT]);
 	fprintf(stderr, "  %s readrandom after compaction done\n", e->name);
 	e->close(h);
 	r->size_compacted = dir_size(dir);
 	rm_rf(dir);
+	if (g_reads_only)
+		return;
 
 	r->ops[B_FILLSYNC1] = fillsync(e, dir, 1);
 	r->ops[B_FILLSYNCN] = fillsync(e, dir, g_threads);
@@ -496,9 +521,12 @@ static void merge_best(result *acc, const result *r, int have)
 		*acc = *r;
 		return;
 	}
-	for (int b = 0; b < B_NBENCH; b++)
+	for (int b = 0; b < B_NBENCH; b++) {
 		if (r->ops[b] > acc->ops[b])
 			acc->ops[b] = r->ops[b];
+		if (r->cpu_ns[b] > 0 && (acc->cpu_ns[b] == 0 || r->cpu_ns[b] < acc->cpu_ns[b]))
+			acc->cpu_ns[b] = r->cpu_ns[b];
+	}
 	if (r->maxrss_kb > acc->maxrss_kb)
 		acc->maxrss_kb = r->maxrss_kb;
 	if (r->compact_ms < acc->compact_ms)
@@ -536,10 +564,12 @@ int main(int argc, char **argv)
 			g_value_len = (size_t)atol(argv[++i]);
 		else if (!strcmp(argv[i], "--blob_threshold") && i + 1 < argc)
 			g_blob_threshold = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--reads-only"))
+			g_reads_only = 1;
 		else {
 			fprintf(stderr, "usage: %s [--num N] [--dir DIR] [--engine ours|leveldb|both] "
 				"[--sync-ops N] [--threads T] [--repeat R] [--value_size B] "
-				"[--blob_threshold B]\n",
+				"[--blob_threshold B] [--reads-only]\n",
 				argv[0]);
 			return 2;
 		}
@@ -590,6 +620,26 @@ int main(int argc, char **argv)
 		for (int b = 0; b < B_NBENCH; b++)
 			printf(" %12.2f", rl.ops[b] > 0 ? ro.ops[b] / rl.ops[b] : 0.0);
 		printf("\n");
+	}
+	static const int rd[3] = {B_READRANDOM, B_READMISSING, B_READCOMPACT};
+	printf("\n%-8s", "cpu-ns/op");
+	for (int i = 0; i < 3; i++)
+		printf(" %20s", bench_names[rd[i]]);
+	printf("\n");
+	for (int i = 0; i < 2; i++) {
+		const result *r = i ? &rl : &ro;
+		if (!(i ? have_l : have_o))
+			continue;
+		printf("%-9s", i ? "leveldb" : "ours");
+		for (int j = 0; j < 3; j++)
+			printf(" %20.0f", r->cpu_ns[rd[j]]);
+		printf("\n");
+	}
+	if (have_o && have_l) {
+		printf("%-9s", "ratio");
+		for (int j = 0; j < 3; j++)
+			printf(" %20.2f", ro.cpu_ns[rd[j]] > 0 ? rl.cpu_ns[rd[j]] / ro.cpu_ns[rd[j]] : 0.0);
+		printf("   (leveldb/ours: above 1 = ours uses less CPU per read)\n");
 	}
 	printf("\n%-8s %16s %16s %12s %14s %22s\n", "", "disk-fillrandom", "disk-compacted",
 	       "peak-RSS-MiB", "compact-ms", "found(rr/miss/rrc)");

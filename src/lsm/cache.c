@@ -2,7 +2,9 @@
  * cache.c - sharded LRU block cache (see cache.h).
  *
  * Each shard: a chained hash table of entries and a doubly linked LRU list
- * (head = most recent). Entries own one reference on their block.
+ * (head = most recent). Entries own one reference on their block. An
+ * evicted entry's memory is kept as the shard's spare and reused by the next
+ * insert, so a full cache's miss path does not malloc/free entries.
  */
 #include "lsm/cache.h"
 
@@ -27,6 +29,7 @@ typedef struct cshard {
 	size_t nbuckets, count;
 	size_t usage, cap;
 	centry lru; /* sentinel */
+	centry *spare; /* one evicted entry kept for the next insert (or NULL) */
 	uint64_t hits, misses;
 } cshard;
 
@@ -86,6 +89,7 @@ void cache_free(blk_cache *c)
 			free(e);
 			e = n;
 		}
+		free(s->spare);
 		free(s->tab);
 		pthread_mutex_destroy(&s->mu);
 	}
@@ -134,7 +138,10 @@ static void shard_remove(cshard *s, centry *e)
 	s->usage -= e->charge;
 	s->count--;
 	sst_block_unref(e->b);
-	free(e);
+	if (!s->spare)
+		s->spare = e; /* a full cache evicts one entry per insert: reuse it */
+	else
+		free(e);
 }
 
 static void shard_grow(cshard *s)
@@ -172,8 +179,10 @@ void cache_insert(blk_cache *c, uint64_t id, uint64_t off, sst_block *b)
 	for (centry *e = s->tab[h % s->nbuckets]; e; e = e->hnext)
 		if (e->id == id && e->off == off)
 			goto out; /* another reader inserted it first */
-	centry *e = malloc(sizeof(*e));
-	if (!e)
+	centry *e = s->spare;
+	if (e)
+		s->spare = NULL;
+	else if (!(e = malloc(sizeof(*e))))
 		goto out;
 	e->id = id;
 	e->off = off;

@@ -1776,9 +1776,12 @@ int lsm_get(lsm_db *db, q_slice key, q_buf *out)
 	read_view rv;
 	view_take(db, &rv);
 	int kind = 0, rc;
-	rc = mem_get(rv.mem, key, rv.snap, &kind, out);
+	/* one hash per lookup: the memtables' filters and the tables' bloom
+	 * filters use the same one */
+	uint64_t h = bloom_hash(key);
+	rc = mem_get_hashed(rv.mem, key, h, rv.snap, &kind, out);
 	for (int i = rv.nimm - 1; rc == 0 && i >= 0; i--)
-		rc = mem_get(rv.imm[i], key, rv.snap, &kind, out);
+		rc = mem_get_hashed(rv.imm[i], key, h, rv.snap, &kind, out);
 	if (rc == 0) {
 		uint8_t sb[256];
 		uint8_t *kb = key.n + IKEY_TRAILER <= sizeof(sb) ? sb : malloc(key.n + IKEY_TRAILER);
@@ -1790,7 +1793,6 @@ int lsm_get(lsm_db *db, q_slice key, q_buf *out)
 			memcpy(kb, key.p, key.n);
 		q_enc_fixed64(kb + key.n, ikey_pack(rv.snap, KIND_SEEK));
 		q_slice ik = q_slice_make(kb, key.n + IKEY_TRAILER);
-		uint64_t h = bloom_hash(key);
 		lsm_version *v = rv.v;
 		for (size_t i = 0; rc == 0 && i < v->nfiles[0]; i++)
 			if (file_covers(v->files[0][i], key))

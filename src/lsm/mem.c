@@ -5,6 +5,15 @@
  * then `height` atomic next pointers, then the internal key, then the value.
  * A new node is fully written before it is linked with a release store, so
  * a reader that sees the link sees the node.
+ *
+ * Each memtable also keeps a blocked bloom filter of its user keys (fixed
+ * size, MEM_BLOOM_BYTES; all probes of a key fall in one 64-byte line), so a
+ * point lookup of a key the memtable does not hold (most lookups once the
+ * data is in tables) usually skips the skiplist walk. Its bits are set
+ * before the entry is linked and before the writer publishes the entry's
+ * sequence number (db->last_seq, seq_cst), so a reader whose snapshot covers
+ * an entry sees its bits: the filter gives no false negatives for any entry
+ * visible to the reader. False positives only cost the walk.
  */
 #include "lsm/mem.h"
 
@@ -13,10 +22,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lsm/lsm_format.h"
+#include "util/hash.h"
 #include "util/qerr.h"
 
 #define MEM_MAX_HEIGHT 12
 #define ARENA_BLOCK (256u * 1024u)
+
+/* memtable filter: 2^10 lines of 512 bits (64 KiB), 6 probes per key */
+#define MEM_BLOOM_LINES_LOG2 10
+#define MEM_BLOOM_LINES (1u << MEM_BLOOM_LINES_LOG2)
+#define MEM_BLOOM_WORDS (MEM_BLOOM_LINES * 8u)
+#define MEM_BLOOM_BYTES (MEM_BLOOM_WORDS * 8u)
+#define MEM_BLOOM_K 6
 
 typedef struct arena_block {
 	struct arena_block *next;
@@ -38,6 +56,7 @@ struct mem_table {
 	atomic_int max_height;
 	_Atomic uint64_t entries;
 	arena_block *blocks;
+	_Atomic uint64_t *bloom; /* MEM_BLOOM_WORDS words, see the file comment */
 	mem_node *head;
 	uint64_t rnd;
 	uint64_t lognum;
@@ -83,6 +102,42 @@ static inline mem_node *node_next(mem_node *x, int lvl)
 	return atomic_load_explicit(&x->next[lvl], memory_order_acquire);
 }
 
+uint64_t mem_key_hash(q_slice key)
+{
+	return q_hash64(key.p, key.n, BLOOM_SEED);
+}
+
+/* The line of a key's filter bits and the 6 x 9 bits that pick its bits in
+ * the line. */
+static inline _Atomic uint64_t *bloom_line(const mem_table *m, uint64_t hash, uint64_t *probes)
+{
+	*probes = hash * 0x9e3779b97f4a7c15ULL;
+	return m->bloom + (size_t)(hash >> (64 - MEM_BLOOM_LINES_LOG2)) * 8u;
+}
+
+static void bloom_add(mem_table *m, uint64_t hash)
+{
+	uint64_t g;
+	_Atomic uint64_t *line = bloom_line(m, hash, &g);
+	for (int j = 0; j < MEM_BLOOM_K; j++, g >>= 9) {
+		unsigned bit = (unsigned)(g & 511u);
+		atomic_fetch_or_explicit(&line[bit >> 6], 1ULL << (bit & 63), memory_order_relaxed);
+	}
+}
+
+static int bloom_may_hold(const mem_table *m, uint64_t hash)
+{
+	uint64_t g;
+	_Atomic uint64_t *line = bloom_line(m, hash, &g);
+	for (int j = 0; j < MEM_BLOOM_K; j++, g >>= 9) {
+		unsigned bit = (unsigned)(g & 511u);
+		uint64_t w = atomic_load_explicit(&line[bit >> 6], memory_order_relaxed);
+		if (!(w & (1ULL << (bit & 63))))
+			return 0;
+	}
+	return 1;
+}
+
 mem_table *mem_new(void)
 {
 	mem_table *m = calloc(1, sizeof(*m));
@@ -91,8 +146,16 @@ mem_table *mem_new(void)
 	atomic_init(&m->refs, 1);
 	atomic_init(&m->max_height, 1);
 	m->rnd = 0x9e3779b97f4a7c15ULL;
+	/* zeroed memory is a valid all-clear filter (atomic words have the
+	 * representation of plain ones on every target we build for) */
+	m->bloom = calloc(MEM_BLOOM_WORDS, sizeof(*m->bloom));
+	if (!m->bloom) {
+		free(m);
+		return NULL;
+	}
 	m->head = arena_alloc(m, sizeof(mem_node) + MEM_MAX_HEIGHT * sizeof(void *));
 	if (!m->head) {
+		free((void *)m->bloom);
 		free(m);
 		return NULL;
 	}
@@ -118,6 +181,7 @@ void mem_unref(mem_table *m)
 		free(b);
 		b = n;
 	}
+	free((void *)m->bloom);
 	free(m);
 }
 
@@ -200,6 +264,7 @@ int mem_add(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value)
 	q_enc_fixed64(k + key.n, ikey_pack(seq, kind));
 	if (value.n)
 		memcpy(k + klen, value.p, value.n);
+	bloom_add(m, mem_key_hash(key)); /* before the link (see the file comment) */
 	mem_node *prev[MEM_MAX_HEIGHT];
 	find_ge(m, node_ikey(x), prev);
 	int maxh = atomic_load_explicit(&m->max_height, memory_order_relaxed);
@@ -218,6 +283,14 @@ int mem_add(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value)
 
 int mem_get(mem_table *m, q_slice key, uint64_t snap, int *kind, q_buf *out)
 {
+	return mem_get_hashed(m, key, mem_key_hash(key), snap, kind, out);
+}
+
+int mem_get_hashed(mem_table *m, q_slice key, uint64_t hash, uint64_t snap, int *kind,
+		   q_buf *out)
+{
+	if (!bloom_may_hold(m, hash))
+		return 0;
 	uint8_t sbuf[256];
 	uint8_t *kb = key.n + IKEY_TRAILER <= sizeof(sbuf) ? sbuf : malloc(key.n + IKEY_TRAILER);
 	if (!kb)

@@ -31,6 +31,11 @@ int mem_add(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value);
  * appends the value to out, reset first, for KIND_PUT), 0 if none, or
  * -ENOMEM. */
 int mem_get(mem_table *m, q_slice key, uint64_t snap, int *kind, q_buf *out);
+/* mem_get with hash = mem_key_hash(key) computed by the caller (once per
+ * lookup for all memtables; it equals the tables' bloom_hash). */
+int mem_get_hashed(mem_table *m, q_slice key, uint64_t hash, uint64_t snap, int *kind,
+		   q_buf *out);
+uint64_t mem_key_hash(q_slice key);
 /* Bytes of entries (and skiplist links) so far; the arena may hold up to
  * one block (256 KiB) more. */
 size_t mem_usage(const mem_table *m);

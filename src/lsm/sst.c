@@ -32,29 +32,63 @@
 
 /* ================= blocks ================= */
 
-int sst_block_new(const uint8_t *data, size_t n, uint8_t *owned, sst_block **out)
+/* Fills b's layout fields from the decoded contents (data, n); 0 or
+ * Q_ECORRUPT. */
+static int block_layout(sst_block *b, const uint8_t *data, size_t n)
 {
 	if (n < 4)
-		goto bad;
+		return Q_ECORRUPT;
 	uint32_t nr = q_dec_fixed32(data + n - 4);
 	if (nr == 0 || nr > (n - 4) / 4)
-		goto bad;
-	sst_block *b = malloc(sizeof(*b));
-	if (!b) {
-		free(owned);
-		return -ENOMEM;
-	}
+		return Q_ECORRUPT;
 	b->data = data;
 	b->size = n - 4 - (size_t)nr * 4; /* bytes of entries */
 	b->restarts = data + b->size;
 	b->nrestarts = nr;
 	atomic_init(&b->refs, 1);
+	return 0;
+}
+
+int sst_block_new(const uint8_t *data, size_t n, uint8_t *owned, sst_block **out)
+{
+	sst_block tmp;
+	if (block_layout(&tmp, data, n)) {
+		free(owned);
+		return Q_ECORRUPT;
+	}
+	sst_block *b = malloc(sizeof(*b));
+	if (!b) {
+		free(owned);
+		return -ENOMEM;
+	}
+	*b = tmp;
+	atomic_init(&b->refs, 1);
 	b->owned = owned;
 	*out = b;
 	return 0;
-bad:
-	free(owned);
-	return Q_ECORRUPT;
+}
+
+/* A block whose contents (dlen bytes) live in the same allocation, right
+ * after the struct (one malloc and one free per block read from disk); the
+ * caller fills the contents, then calls block_inline_finish. */
+static sst_block *block_inline_alloc(size_t dlen, uint8_t **contents)
+{
+	sst_block *b = malloc(sizeof(*b) + (dlen ? dlen : 1));
+	if (!b)
+		return NULL;
+	*contents = (uint8_t *)(b + 1);
+	return b;
+}
+
+static int block_inline_finish(sst_block *b, size_t dlen, sst_block **out)
+{
+	if (block_layout(b, (const uint8_t *)(b + 1), dlen)) {
+		free(b);
+		return Q_ECORRUPT;
+	}
+	b->owned = NULL;
+	*out = b;
+	return 0;
 }
 
 void sst_block_ref(sst_block *b)
@@ -123,14 +157,35 @@ static void bi_corrupt(blk_iter *bi)
 	bi->valid = 0;
 }
 
+/* Decodes the three lengths of the entry at off (< size) into h[0..2] (shared,
+ * non-shared, value length); returns the first byte after them or NULL if
+ * they are malformed or run past the entries. The common case (each length
+ * below 128, one byte each) is decoded inline; the general case goes through
+ * the checked varint reader, so both accept exactly the same encodings. */
+static inline const uint8_t *entry_header(const sst_block *b, size_t off, uint32_t h[3])
+{
+	const uint8_t *p = b->data + off;
+	if (b->size - off >= 3 && (p[0] | p[1] | p[2]) < 0x80) {
+		h[0] = p[0];
+		h[1] = p[1];
+		h[2] = p[2];
+		return p + 3;
+	}
+	q_reader r = q_reader_make(p, b->size - off);
+	if (q_get_varint32(&r, &h[0]) || q_get_varint32(&r, &h[1]) || q_get_varint32(&r, &h[2]))
+		return NULL;
+	return r.p;
+}
+
 /* Decodes the entry at off into key/val; 0 or Q_ECORRUPT. */
 static int bi_decode_at(blk_iter *bi, size_t off)
 {
-	q_reader r = q_reader_make(bi->b->data + off, bi->b->size - off);
-	uint32_t shared, nonshared, vlen;
-	if (q_get_varint32(&r, &shared) || q_get_varint32(&r, &nonshared) ||
-	    q_get_varint32(&r, &vlen))
+	uint32_t h[3];
+	const uint8_t *p = entry_header(bi->b, off, h);
+	if (!p)
 		return Q_ECORRUPT;
+	uint32_t shared = h[0], nonshared = h[1], vlen = h[2];
+	q_reader r = q_reader_make(p, (size_t)(bi->b->data + bi->b->size - p));
 	if (shared > bi->klen || q_reader_left(&r) < (size_t)nonshared + vlen)
 		return Q_ECORRUPT;
 	if (bi_setkey(bi, shared, r.p, nonshared))
@@ -144,7 +199,7 @@ static int bi_decode_at(blk_iter *bi, size_t off)
 	return 0;
 }
 
-static size_t bi_restart(blk_iter *bi, uint32_t i)
+static size_t bi_restart(const blk_iter *bi, uint32_t i)
 {
 	return q_dec_fixed32(bi->b->restarts + 4 * (size_t)i);
 }
@@ -192,23 +247,44 @@ static void bi_next(lsm_it *it)
 	}
 }
 
+/* The key stored at restart i, in place (a restart entry shares nothing
+ * with its predecessor); 0 or Q_ECORRUPT under the same checks as
+ * bi_seek_restart. */
+static int bi_restart_key(const blk_iter *bi, uint32_t i, q_slice *key)
+{
+	size_t off = bi_restart(bi, i);
+	const sst_block *b = bi->b;
+	if (off >= b->size)
+		return Q_ECORRUPT;
+	uint32_t h[3];
+	const uint8_t *p = entry_header(b, off, h);
+	if (!p || h[0] != 0 || (size_t)(b->data + b->size - p) < (size_t)h[1] + h[2])
+		return Q_ECORRUPT;
+	if (bi->ikeys && h[1] < IKEY_TRAILER)
+		return Q_ECORRUPT;
+	*key = q_slice_make(p, h[1]);
+	return 0;
+}
+
 static void bi_seek(lsm_it *it, q_slice target)
 {
 	blk_iter *bi = (blk_iter *)it;
 	bi->valid = 0;
 	if (bi->status || bi->b->size == 0)
 		return;
-	/* binary search: last restart whose key < target */
+	/* binary search: last restart whose key < target (keys compared where
+	 * they lie in the block, nothing copied) */
 	uint32_t lo = 0, hi = bi->b->nrestarts - 1;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo + 1) / 2;
-		int rc = bi_seek_restart(bi, mid);
+		q_slice mk;
+		int rc = bi_restart_key(bi, mid, &mk);
 		if (rc) {
 			bi->status = rc;
 			bi->valid = 0;
 			return;
 		}
-		if (bi_cmp(bi, bi_keyslice(bi), target) < 0)
+		if (bi_cmp(bi, mk, target) < 0)
 			lo = mid;
 		else
 			hi = mid - 1;
@@ -368,31 +444,30 @@ int sst_decode_block(const uint8_t *raw, size_t n, sst_block **out)
 	/* contents and type byte are adjacent: one-shot hash of both */
 	if (q_csum32(raw, len + 1) != want)
 		return Q_ECORRUPT;
-	uint8_t *owned;
+	uint8_t *contents;
+	sst_block *b;
 	size_t dlen;
 	if (type == SST_COMP_NONE) {
-		owned = malloc(len ? len : 1);
-		if (!owned)
-			return -ENOMEM;
-		memcpy(owned, raw, len);
 		dlen = len;
+		if (!(b = block_inline_alloc(dlen, &contents)))
+			return -ENOMEM;
+		memcpy(contents, raw, len);
 	} else if (type == SST_COMP_SNAPPY) {
 		if (snappy_uncompressed_length((const char *)raw, len, &dlen) != SNAPPY_OK ||
 		    dlen > SST_MAX_BLOCK)
 			return Q_ECORRUPT;
-		owned = malloc(dlen ? dlen : 1);
-		if (!owned)
+		if (!(b = block_inline_alloc(dlen, &contents)))
 			return -ENOMEM;
 		size_t got = dlen;
-		if (snappy_uncompress((const char *)raw, len, (char *)owned, &got) != SNAPPY_OK ||
+		if (snappy_uncompress((const char *)raw, len, (char *)contents, &got) != SNAPPY_OK ||
 		    got != dlen) {
-			free(owned);
+			free(b);
 			return Q_ECORRUPT;
 		}
 	} else {
 		return Q_ECORRUPT;
 	}
-	return sst_block_new(owned, dlen, owned, out);
+	return block_inline_finish(b, dlen, out);
 }
 
 /* ================= bloom filters ================= */
@@ -441,6 +516,17 @@ int bloom_may_match(const uint8_t *f, size_t n, uint64_t hash)
 	size_t bits = (n - 1) * 8;
 	uint32_t h = (uint32_t)hash;
 	uint32_t delta = (uint32_t)(hash >> 32) | 1;
+	if (bits <= UINT32_MAX) {
+		/* h < 2^32: the same positions with a 32-bit division */
+		uint32_t bits32 = (uint32_t)bits;
+		for (int j = 0; j < k; j++) {
+			uint32_t pos = h % bits32;
+			if (!(f[pos / 8] & (1u << (pos % 8))))
+				return 0;
+			h += delta;
+		}
+		return 1;
+	}
 	for (int j = 0; j < k; j++) {
 		uint32_t pos = (uint32_t)(h % bits);
 		if (!(f[pos / 8] & (1u << (pos % 8))))

@@ -37,7 +37,8 @@ struct sst_block {
 	const uint8_t *restarts;
 	uint32_t nrestarts;
 	atomic_int refs;
-	uint8_t *owned;       /* freed with the block (may be NULL) */
+	uint8_t *owned;       /* freed with the block (may be NULL: the contents are
+	                       * borrowed or follow the struct in its allocation) */
 };
 
 /* Parses a decoded block; on success *out owns `owned` (if non-NULL) and has
