@@ -44,7 +44,8 @@
  *   start, or one that turns out unreachable while the get is undecided,
  *   is replaced in its rep slot by the next healthy fallback of the
  *   preference list (read_fallback; r->hint_for keeps the owner). Read
- *   repair to such a fallback is a HINT_PUT for the owner.
+ *   repair to such a fallback is a HINT_PUT for the owner. Multi-key gets
+ *   substitute only members known down at the start (mkey.owner).
  *
  * Read verdict (read_verdict, docs/cluster.md "Not-found answers"):
  *   notfound_ok = 1: a not-found answer counts toward R like a found one.
@@ -974,27 +975,28 @@ static int get_send(op *o, rep *r)
 
 /*
  * Sloppy read quorum (docs/cluster.md, "Reads from fallbacks"): the next
- * member of the key's preference list past the primaries, from o->fb_next
- * on, that is not marked down and not already asked by o. r becomes its
- * stand-in for the unreachable owner (r->hint_for keeps the first owner's
- * id, which read repair uses). 1 if one was found; r is unchanged if not.
+ * member of key's preference list past its n primaries, from *cursor on,
+ * that is not marked down and not one of the nrep already in reps. r
+ * becomes its stand-in for the unreachable owner (r->hint_for keeps the
+ * first owner's id, which read repair uses). 1 if one was found; r is
+ * unchanged if not. *cursor only moves forward.
  */
-static int read_fallback(coord *c, op *o, rep *r)
+static int next_fallback(coord *c, q_slice key, int n, const rep *reps, int nrep, int *cursor,
+			 rep *r)
 {
 	const char *ids[COORD_MAX_N * 4];
 	size_t nprim = 0;
 	size_t max = c->mn < COORD_MAX_N * 4 ? c->mn : COORD_MAX_N * 4;
-	size_t got = ring_preflist_key(c->ring, o->key, o->klen, (size_t)o->req_n, ids, max,
-				       &nprim);
-	if (o->fb_next < (int)nprim)
-		o->fb_next = (int)nprim;
-	while (o->fb_next < (int)got) {
-		const member *m = view_member(c, ids[o->fb_next++]);
+	size_t got = ring_preflist_key(c->ring, key.p, key.n, (size_t)n, ids, max, &nprim);
+	if (*cursor < (int)nprim)
+		*cursor = (int)nprim;
+	while (*cursor < (int)got) {
+		const member *m = view_member(c, ids[(*cursor)++]);
 		if (!m || members_state_of(c->mem, m->id) == MEMBER_DOWN)
 			continue;
 		int dup = 0;
-		for (int i = 0; i < o->nrep && !dup; i++)
-			dup = !strcmp(o->reps[i].id, m->id);
+		for (int i = 0; i < nrep && !dup; i++)
+			dup = !strcmp(reps[i].id, m->id);
 		if (dup)
 			continue;
 		if (!r->hint_for[0])
@@ -1005,6 +1007,11 @@ static int read_fallback(coord *c, op *o, rep *r)
 		return 1;
 	}
 	return 0;
+}
+
+static int read_fallback(coord *c, op *o, rep *r)
+{
+	return next_fallback(c, op_key(o), o->req_n, o->reps, o->nrep, &o->fb_next, r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1347,6 +1354,9 @@ typedef struct mkey {
 	uint64_t dig[COORD_MAX_N]; /* its digest */
 	int ok, failed, need, decided, rc;
 	int found;                 /* answers that held a sibling set */
+	int owner[COORD_MAX_N];    /* replica read from a fallback: 1 + mpeer
+				    * index of the down owner it stands in
+				    * for; 0 for a primary */
 	obj_set *merged;
 	obj_set *result;           /* handed to the callback */
 } mkey;
@@ -1517,6 +1527,8 @@ static void mop_finish(mop *m)
 				if (k->st[j] != REP_OK || (k->has[j] && k->dig[j] == d))
 					continue;
 				mpeer *p = &m->p[k->rp[j]];
+				/* a fallback's repair is a hint for the owner */
+				const char *owner = k->owner[j] ? m->p[k->owner[j] - 1].id : NULL;
 				STAT_INC(c, read_repairs);
 				if (p->self) {
 					job *jb = job_new(JOB_MERGE);
@@ -1525,6 +1537,8 @@ static void mop_finish(mop *m)
 					jb->key = q_slice_dup(m->keys[i]);
 					jb->klen = m->keys[i].n;
 					jb->in = obj_set_clone(k->merged);
+					if (owner)
+						snprintf(jb->hint_for, sizeof(jb->hint_for), "%s", owner);
 					if (!jb->key || !jb->in || job_submit(c, jb) < 0)
 						job_free(jb);
 					continue;
@@ -1532,9 +1546,16 @@ static void mop_finish(mop *m)
 				if (enc.len == 0 && obj_set_encode(k->merged, &enc) < 0)
 					break;
 				net_msg msg;
-				net_msg_init(&msg, NET_MSG_REPL_PUT);
-				msg.u.repl_put.key = m->keys[i];
-				msg.u.repl_put.object = q_buf_slice(&enc);
+				if (owner) {
+					net_msg_init(&msg, NET_MSG_HINT_PUT);
+					msg.u.hint_put.owner = q_slice_str(owner);
+					msg.u.hint_put.key = m->keys[i];
+					msg.u.hint_put.object = q_buf_slice(&enc);
+				} else {
+					net_msg_init(&msg, NET_MSG_REPL_PUT);
+					msg.u.repl_put.key = m->keys[i];
+					msg.u.repl_put.object = q_buf_slice(&enc);
+				}
 				net_pool_request(c->pool, p->addr, &msg, c->cfg.timeout_ms, repair_peer_cb, c);
 			}
 		}
@@ -1685,7 +1706,17 @@ void coord_mget(coord *c, const q_slice *keys, size_t n, const coord_req *q,
 		rep reps[COORD_MAX_N];
 		k->nrep = view_primaries(c, keys[i], neff, reps);
 		k->need = clamp_q(q->r, c->cfg.r, k->nrep);
+		int cursor = 0;
 		for (int j = 0; j < k->nrep; j++) {
+			/* sloppy read quorum: a primary known to be down is
+			 * replaced by the next healthy fallback */
+			if (c->cfg.sloppy_quorum && !reps[j].self &&
+			    members_state_of(c->mem, reps[j].id) == MEMBER_DOWN &&
+			    next_fallback(c, keys[i], neff, reps, k->nrep, &cursor, &reps[j])) {
+				for (size_t x = 0; x < c->mn; x++)
+					if (!strcmp(c->mv[x].id, reps[j].hint_for))
+						k->owner[j] = (int)x + 1;
+			}
 			int pi = -1;
 			for (size_t x = 0; x < c->mn; x++)
 				if (!strcmp(c->mv[x].id, reps[j].id))

@@ -12,8 +12,10 @@
 
 #include "client/client.h"
 #include "lsm/lsm.h"
+#include "cluster/coord.h"
 #include "node/node.h"
 #include "qtest.h"
+#include "ring/ring.h"
 #include "util/qerr.h"
 
 static int free_port(void)
@@ -388,6 +390,74 @@ QTEST(corrupt_replica_is_repaired_by_a_read)
 		ASSERT_OK(q_node_stop(n[i]));
 }
 
+/* Reads from fallbacks: four nodes, N=3; two nodes stopped. Every key
+ * still reads with R=2, single-key (the first requests find the stopped
+ * nodes unreachable and ask fallbacks instead) and multi-key (the stopped
+ * nodes are known down by then). Keys whose primaries include both stopped
+ * nodes have one primary left and could not reach R=2 otherwise. */
+QTEST(four_nodes_read_from_fallbacks)
+{
+	enum { NK = 40 };
+	int p[4] = {free_port(), free_port(), free_port(), free_port()};
+	char peers[256];
+	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d,d@127.0.0.1:%d",
+		 p[0], p[1], p[2], p[3]);
+	q_node *n[4];
+	n[0] = start_node("a", p[0], peers, NULL);
+	n[1] = start_node("b", p[1], peers, NULL);
+	n[2] = start_node("c", p[2], peers, NULL);
+	n[3] = start_node("d", p[3], peers, NULL);
+	qc_client *ca = q_node_client(n[0]);
+	char names[NK][16];
+	q_slice keys[NK];
+	qc_opts w3 = {.w = 3};
+	for (int i = 0; i < NK; i++) {
+		snprintf(names[i], sizeof(names[i]), "fb%d", i);
+		keys[i] = q_slice_str(names[i]);
+		ASSERT_OK(qc_put(ca, keys[i], q_slice_make(NULL, 0), keys[i], &w3, NULL));
+	}
+	/* some keys have both c and d among their three primaries */
+	ring *rg = NULL;
+	ASSERT_OK(coord_ring_snapshot(q_node_coord(n[0]), &rg));
+	int both = 0;
+	for (int i = 0; i < NK; i++) {
+		const char *ids[4];
+		size_t nprim = 0;
+		size_t got = ring_preflist_key(rg, keys[i].p, keys[i].n, 3, ids, 4, &nprim);
+		int cd = 0;
+		for (size_t j = 0; j < got && j < nprim; j++)
+			cd += !strcmp(ids[j], "c") || !strcmp(ids[j], "d");
+		both += cd == 2;
+	}
+	ring_free(rg);
+	ASSERT(both > 0);
+	ASSERT_OK(q_node_stop(n[3]));
+	ASSERT_OK(q_node_stop(n[2]));
+	qc_opts r2 = {.r = 2};
+	for (int i = 0; i < NK; i++)
+		expect_value(ca, names[i], names[i], &r2);
+	qc_object outs[NK];
+	int rcs[NK];
+	for (int i = 0; i < NK; i++)
+		qc_object_init(&outs[i]);
+	ASSERT_OK(qc_mget(ca, keys, NK, &r2, outs, rcs));
+	for (int i = 0; i < NK; i++) {
+		ASSERT_EQ(rcs[i], 0);
+		ASSERT_EQ(qc_object_live(&outs[i]), 1);
+		ASSERT_MEMEQ(outs[i].sib[0].value.p, names[i], strlen(names[i]));
+		qc_object_free(&outs[i]);
+	}
+	/* R=3 cannot be met with two of four nodes: an error, not a hang */
+	qc_opts r3 = {.r = 3};
+	qc_object o;
+	qc_object_init(&o);
+	int rc = qc_get(ca, keys[0], &r3, &o);
+	ASSERT(rc == Q_EQUORUM || rc == Q_ETIMEOUT);
+	qc_object_free(&o);
+	ASSERT_OK(q_node_stop(n[1]));
+	ASSERT_OK(q_node_stop(n[0]));
+}
+
 QTEST_MAIN(QT(corrupt_replica_is_repaired_by_a_read), QT(single_node_inproc), QT(restart_keeps_data_and_id),
 	   QT(three_nodes_replicate_and_report_quorum), QT(three_nodes_mget),
-	   QT(mget_read_repair))
+	   QT(mget_read_repair), QT(four_nodes_read_from_fallbacks))
