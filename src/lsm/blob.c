@@ -42,23 +42,29 @@ int blob_open(lsm_blob *b)
 	uint8_t hdr[BLOB_FILE_HEADER];
 	size_t got = 0;
 	uint64_t size = 0;
+	if (atomic_load(&b->f))
+		return 0;
 	int rc = q_env_open(b->env, b->path, Q_OPEN_READ, &f);
-	if (rc)
+	if (rc) {
+		if (rc == -ENOENT)
+			atomic_store(&b->unusable, 1);
 		return rc;
-	Q_ERR(q_file_size(f, &size));
-	if (size != b->size) {
-		Q_ERROR("lsm", "blob file %s is %llu bytes, the manifest says %llu", b->path,
-			(unsigned long long)size, (unsigned long long)b->size);
-		rc = Q_ECORRUPT;
-		goto fail;
 	}
+	Q_ERR(q_file_size(f, &size));
 	Q_ERR(q_file_pread(f, hdr, sizeof(hdr), 0, &got));
 	if (blob_header_check(hdr, got)) {
 		Q_ERROR("lsm", "blob file %s: bad header at offset 0", b->path);
+		atomic_store(&b->unusable, 1);
 		rc = Q_ECORRUPT;
 		goto fail;
 	}
-	b->f = f;
+	if (size != b->size)
+		Q_ERROR("lsm", "blob file %s is %llu bytes, the manifest says %llu: records "
+			"past the end read as corrupt, the others are served", b->path,
+			(unsigned long long)size, (unsigned long long)b->size);
+	q_file *none = NULL;
+	if (!atomic_compare_exchange_strong(&b->f, &none, f))
+		q_file_close(f); /* another reader opened it first */
 	return 0;
 fail:
 	q_file_close(f);
@@ -74,8 +80,9 @@ void blob_unref(lsm_blob *b)
 {
 	if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	if (b->f)
-		q_file_close(b->f);
+	q_file *f = atomic_load(&b->f);
+	if (f)
+		q_file_close(f);
 	if (atomic_load(&b->obsolete)) {
 		int rc = q_env_unlink(b->env, b->path);
 		if (rc && rc != -ENOENT)
@@ -99,7 +106,8 @@ void blob_add_garbage(lsm_blob *b, uint64_t n)
 int blob_needs_gc(lsm_blob *b)
 {
 	uint64_t g = atomic_load(&b->garbage);
-	return b->f && !atomic_load(&b->gc_failed) && b->size > BLOB_FILE_HEADER &&
+	return !atomic_load(&b->unusable) && !atomic_load(&b->gc_failed) &&
+	       b->size > BLOB_FILE_HEADER &&
 	       g * BLOB_GC_DEN > (b->size - BLOB_FILE_HEADER) * BLOB_GC_NUM;
 }
 
@@ -142,8 +150,20 @@ static int blob_bad(const lsm_blob *b, uint64_t off, const char *why)
 int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out)
 {
 	q_buf_reset(out);
-	if (!b->f)
-		return blob_bad(b, p->offset, "blob file unavailable");
+	q_file *f = atomic_load(&b->f);
+	if (!f) {
+		if (atomic_load(&b->unusable))
+			return blob_bad(b, p->offset, "blob file unavailable");
+		int orc = blob_open(b);
+		if (orc == Q_ECORRUPT || orc == -ENOENT)
+			return blob_bad(b, p->offset, "blob file unavailable");
+		if (orc) {
+			Q_WARN("lsm", "blob file %s cannot be opened: %s", b->path,
+			       q_strerror(orc));
+			return orc;
+		}
+		f = atomic_load(&b->f);
+	}
 	uint64_t rs = blob_rec_size(key.n, p->vlen);
 	if (p->offset < BLOB_FILE_HEADER || p->offset > b->size || rs > b->size - p->offset)
 		return blob_bad(b, p->offset, "pointer past the end of the file");
@@ -154,7 +174,7 @@ int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out)
 	if (!h)
 		return -ENOMEM;
 	size_t got = 0;
-	int rc = q_file_pread(b->f, h, hn, p->offset, &got);
+	int rc = q_file_pread(f, h, hn, p->offset, &got);
 	if (rc)
 		goto out;
 	if (got != hn) {
@@ -188,7 +208,7 @@ int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out)
 		dst = out->p;
 	}
 	got = 0;
-	if (p->vlen && (rc = q_file_pread(b->f, dst, (size_t)p->vlen, p->offset + hn, &got)))
+	if (p->vlen && (rc = q_file_pread(f, dst, (size_t)p->vlen, p->offset + hn, &got)))
 		goto out;
 	if (got != p->vlen) {
 		rc = blob_bad(b, p->offset, "value cut short");
@@ -199,9 +219,11 @@ int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out)
 		goto out;
 	}
 	if (comp == SST_COMP_SNAPPY) {
-		rc = blob_value_decode(q_slice_make(raw, (size_t)p->vlen), comp, out);
+		uint64_t max = b->max_value ? b->max_value : UINT32_MAX;
+		rc = blob_value_decode(q_slice_make(raw, (size_t)p->vlen), comp, max, out);
 		if (rc == Q_ECORRUPT)
-			blob_bad(b, p->offset, "bad compressed value");
+			blob_bad(b, p->offset, "bad compressed value (or longer than the "
+				 "largest value the store accepts)");
 	} else {
 		out->len = (size_t)p->vlen;
 	}
@@ -214,16 +236,18 @@ out:
 	return rc;
 }
 
-int blob_value_decode(q_slice stored, int comp, q_buf *out)
+int blob_value_decode(q_slice stored, int comp, uint64_t max, q_buf *out)
 {
 	q_buf_reset(out);
+	if (max > UINT32_MAX)
+		max = UINT32_MAX;
 	if (comp == SST_COMP_NONE)
-		return q_buf_append(out, stored.p, stored.n);
+		return stored.n > max ? Q_ECORRUPT : q_buf_append(out, stored.p, stored.n);
 	if (comp != SST_COMP_SNAPPY)
 		return Q_ECORRUPT;
 	size_t dlen = 0;
 	if (snappy_uncompressed_length((const char *)stored.p, stored.n, &dlen) != SNAPPY_OK ||
-	    dlen > UINT32_MAX)
+	    dlen > max)
 		return Q_ECORRUPT;
 	Q_RET(q_buf_reserve(out, dlen + 1));
 	size_t got = dlen;

@@ -47,7 +47,11 @@ typedef struct lsm_blob {
 	atomic_int refs;
 	atomic_int obsolete;         /* unlink when the last reference goes */
 	atomic_int gc_failed;        /* a record could not be moved: no more GC */
-	q_file *f;                   /* NULL: could not be opened (reads fail) */
+	_Atomic(q_file *) f;         /* NULL: not open yet (the next read opens it) */
+	atomic_int unusable;         /* missing file or bad header: reads fail
+	                              * with Q_ECORRUPT, no more open attempts */
+	uint64_t max_value;          /* bound of a decompressed value (the
+	                              * store's max_value_size; 0 = 4 GiB - 1) */
 	q_env *env;
 	char path[512];
 } lsm_blob;
@@ -64,8 +68,12 @@ void blob_path(char *out, size_t cap, const char *dir, uint64_t number);
  * file is not opened (see blob_open). */
 lsm_blob *blob_new(q_env *env, const char *dir, uint64_t number, uint64_t size,
 		   uint64_t garbage);
-/* Opens the file for reading and checks its header and size (must equal
- * b->size): 0, Q_ECORRUPT (logged) or an env error. */
+/* Opens the file for reading and checks its header: 0, Q_ECORRUPT (bad
+ * header, logged; b is then unusable), -ENOENT (likewise) or another env
+ * error (e.g. -EMFILE: b stays closed and the next read tries again). A
+ * size other than the manifest's (b->size) is logged but not an error:
+ * each record is checked on its own, so a file cut short loses only the
+ * records past its end. Safe to call from several threads. */
 int blob_open(lsm_blob *b);
 void blob_ref(lsm_blob *b);
 /* Drops a reference; the last one closes the file and, if obsolete,
@@ -86,8 +94,10 @@ uint64_t blob_rec_size(size_t klen, uint64_t vlen);
 
 /* ---- reading ---- */
 /* Reads the value p points to, checks the record (checksum, lengths, key
- * equal to key) and puts the value in out (reset first). 0, Q_ECORRUPT
- * (logged with file and offset), or an env error. */
+ * equal to key, a decompressed length within b->max_value) and puts the
+ * value in out (reset first). Opens the file first if it is not open. 0,
+ * Q_ECORRUPT (logged with file and offset), or an env error (transient:
+ * EMFILE, EIO; a retry may succeed). */
 int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out);
 
 /* Pure decoder of one record at the start of p[0..n) (for scans and the
@@ -97,8 +107,9 @@ int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out);
 int blob_rec_decode(const uint8_t *p, size_t n, q_slice *key, q_slice *value, int *comp,
 		    size_t *used);
 /* Decompresses a stored value of compression comp into out (reset first):
- * 0 or Q_ECORRUPT. */
-int blob_value_decode(q_slice stored, int comp, q_buf *out);
+ * 0 or Q_ECORRUPT (also when the announced length exceeds max; nothing is
+ * allocated for it then). */
+int blob_value_decode(q_slice stored, int comp, uint64_t max, q_buf *out);
 /* 0 if p[0..n) starts with the blob file header, else Q_ECORRUPT. */
 int blob_header_check(const uint8_t *p, size_t n);
 

@@ -504,6 +504,7 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 			rc = -ENOMEM;
 			goto fail;
 		}
+		blob->max_value = db->o.max_value_size;
 		Q_ERR(blob_open(blob));
 	}
 	if (b) {
@@ -996,19 +997,26 @@ static int cb_pointer(lsm_db *db, comp_blobs *cb, const lsm_version *v, q_slice 
 		return 0;
 	}
 	lsm_blob *b = ver_find_blob(v, p.number);
-	if (!b || !(blob_needs_gc(b) || (cb->gc_all && b->f && !atomic_load(&b->gc_failed) &&
+	if (!b || !(blob_needs_gc(b) || (cb->gc_all && !atomic_load(&b->unusable) &&
+					 !atomic_load(&b->gc_failed) &&
 					 atomic_load(&b->garbage) > 0)))
 		return cb_ref(cb, p.number);
 	int rc = blob_read(b, uk, &p, &cb->val);
-	if (rc == -ENOMEM)
-		return rc;
-	if (rc) {
+	if (rc == Q_ECORRUPT) {
 		/* reads of this key fail as before; stop collecting the file */
 		Q_WARN("lsm", "blob file %s: record at offset %llu cannot be moved (%s); the "
 		       "file is no longer collected", b->path, (unsigned long long)p.offset,
 		       q_strerror(rc));
 		atomic_store(&b->gc_failed, 1);
 		return cb_ref(cb, p.number);
+	}
+	if (rc) {
+		/* a transient failure (EIO, EMFILE, ENOMEM, ...): the compaction
+		 * fails and is retried with backoff; the file stays collectable */
+		Q_WARN("lsm", "blob file %s: record at offset %llu not read (%s); the "
+		       "compaction will be retried", b->path, (unsigned long long)p.offset,
+		       q_strerror(rc));
+		return rc;
 	}
 	if (cb->w && blob_writer_size(cb->w) >= BLOB_FILE_TARGET)
 		Q_RET(cb_finish_blob(cb));
@@ -1019,6 +1027,7 @@ static int cb_pointer(lsm_db *db, comp_blobs *cb, const lsm_version *v, q_slice 
 		cb->wb = blob_new(db->env, db->dir, n, 0, 0);
 		if (!cb->wb)
 			return -ENOMEM;
+		cb->wb->max_value = db->o.max_value_size;
 		Q_RET(blob_writer_new(db->env, bp, n, db->o.compression, &cb->w));
 	}
 	blob_ptr np;
@@ -2313,10 +2322,16 @@ static int recover(lsm_db *db)
 			goto fail;
 		}
 		blobs[nblobs++] = b;
+		b->max_value = db->o.max_value_size;
 		rc = blob_open(b);
 		if (rc == Q_ECORRUPT || rc == -ENOENT) {
 			Q_ERROR("lsm", "blob file %s unusable (%s): reads of its values fail "
 				"until they are repaired from replicas", b->path, q_strerror(rc));
+			rc = 0;
+		} else if (rc && rc != -ENOMEM) {
+			/* EMFILE, EIO, ...: not fatal; the first read opens it */
+			Q_WARN("lsm", "blob file %s not opened (%s): its first read tries again",
+			       b->path, q_strerror(rc));
 			rc = 0;
 		}
 		if (rc)

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (snappy_uncompressed_length((const char *)v.p, v.n, &dlen) == SNAPPY_OK &&
 		     dlen <= (1u << 20))) {
 			q_buf out = Q_BUF_INIT;
-			int rc = blob_value_decode(v, comp, &out);
+			int rc = blob_value_decode(v, comp, 1u << 20, &out);
 			if (rc == 0 && comp == SST_COMP_NONE && (out.len != v.n ||
 			    (v.n && memcmp(out.p, v.p, v.n))))
 				abort();

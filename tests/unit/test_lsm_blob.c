@@ -6,9 +6,11 @@
  * (Blob files under injected faults and damage: test_lsm_fault.c; under
  * kill -9: test_lsm_crash.c.)
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lsm/blob.h"
 #include "lsm/lsm.h"
@@ -496,6 +498,274 @@ QTEST(blob_record_codec)
 	q_buf_free(&out);
 }
 
+/* Writes a blob file of three records (the last one 2 MiB, compressible)
+ * at dir/000009.blob; p[] gets their pointers, *size the file size. */
+static void three_records(blob_ptr p[3], uint64_t *size, q_buf *big)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/000009.blob", qtest_tmpdir);
+	blob_writer *w;
+	ASSERT_OK(blob_writer_new(q_env_posix(), path, 9, 1, &w));
+	ASSERT_OK(blob_writer_add(w, q_slice_str("one"), q_slice_str("first"), &p[0]));
+	ASSERT_OK(blob_writer_add(w, q_slice_str("two"), q_slice_str("second"), &p[1]));
+	q_buf_reset(big);
+	ASSERT_OK(q_buf_reserve(big, 2u << 20));
+	for (size_t i = 0; i < (2u << 20); i++)
+		big->p[i] = (uint8_t)('a' + (i / 1000) % 26);
+	big->len = 2u << 20;
+	ASSERT_OK(blob_writer_add(w, q_slice_str("three"), q_buf_slice(big), &p[2]));
+	ASSERT(p[2].vlen < big->len / 2); /* stored compressed */
+	ASSERT_OK(blob_writer_finish(w, size));
+}
+
+/* A blob file shorter than the manifest says (a torn tail, a partial
+ * restore) still serves every record before the cut; only the records
+ * past it fail (Q_ECORRUPT), one by one. */
+QTEST(short_blob_file_serves_records_before_the_cut)
+{
+	q_log_set_level(Q_LOG_OFF);
+	blob_ptr p[3];
+	uint64_t size;
+	q_buf big = Q_BUF_INIT, out = Q_BUF_INIT;
+	three_records(p, &size, &big);
+	char path[400];
+	snprintf(path, sizeof(path), "%s/000009.blob", qtest_tmpdir);
+	ASSERT_EQ(truncate(path, (off_t)(p[2].offset + 20)), 0);
+	lsm_blob *b = blob_new(q_env_posix(), qtest_tmpdir, 9, size, 0);
+	ASSERT_OK(blob_open(b));
+	ASSERT_OK(blob_read(b, q_slice_str("one"), &p[0], &out));
+	ASSERT_EQ(out.len, 5);
+	ASSERT_MEMEQ(out.p, "first", 5);
+	ASSERT_OK(blob_read(b, q_slice_str("two"), &p[1], &out));
+	ASSERT_EQ(out.len, 6);
+	ASSERT_EQ(blob_read(b, q_slice_str("three"), &p[2], &out), Q_ECORRUPT);
+	ASSERT_EQ(out.len, 0);
+	blob_unref(b);
+	/* a header cut makes the whole file unusable (nothing to trust) */
+	ASSERT_EQ(truncate(path, 4), 0);
+	b = blob_new(q_env_posix(), qtest_tmpdir, 9, size, 0);
+	ASSERT_EQ(blob_open(b), Q_ECORRUPT);
+	ASSERT_EQ(blob_read(b, q_slice_str("one"), &p[0], &out), Q_ECORRUPT);
+	blob_unref(b);
+	q_buf_free(&big);
+	q_buf_free(&out);
+}
+
+/* Through the engine: one blob file holding every large value is cut to
+ * half its size at rest; after reopening, the values before the cut are
+ * still served, the ones past it fail, no value is ever wrong. */
+QTEST(short_blob_file_in_store)
+{
+	q_log_set_level(Q_LOG_OFF);
+	lsm_options o;
+	lsm_options_default(&o);
+	o.write_buffer_size = 64 << 20; /* one flush: one blob file */
+	o.sync = LSM_SYNC_NONE;
+	o.blob_threshold = 1024;
+	snprintf(dbdir, sizeof(dbdir), "%s/db", qtest_tmpdir);
+	lsm_db *db;
+	ASSERT_OK(lsm_open(dbdir, &o, &db));
+	for (int i = 0; i < N; i++)
+		put_gen(db, i, 0);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_OK(lsm_close(db));
+	char first[400];
+	ASSERT(lowest_blob(first));
+	uint64_t sz;
+	ASSERT_OK(q_env_file_size(q_env_posix(), first, &sz));
+	ASSERT_EQ(count_files(".blob"), 1);
+	ASSERT_EQ(truncate(first, (off_t)(sz / 2)), 0);
+	ASSERT_OK(lsm_open(dbdir, &o, &db));
+	int ok = 0, corrupt = 0;
+	q_buf out = Q_BUF_INIT, want = Q_BUF_INIT;
+	char k[32];
+	for (int i = 0; i < N; i++) {
+		key_of(k, i);
+		int rc = lsm_get(db, q_slice_str(k), &out);
+		if (rc == Q_ECORRUPT) {
+			corrupt++;
+			continue;
+		}
+		ASSERT_OK(rc);
+		val_of(&want, i, 0);
+		ASSERT_EQ(out.len, want.len);
+		ASSERT_MEMEQ(out.p, want.p, want.len);
+		ok++;
+	}
+	ASSERT(corrupt > 0);
+	/* more than the inline values: some of the cut file's too */
+	int inline_values = 0;
+	for (int i = 0; i < N; i++)
+		inline_values += i % 5 == 0;
+	ASSERT(ok > inline_values + 20);
+	q_buf_free(&out);
+	q_buf_free(&want);
+	ASSERT_OK(lsm_close(db));
+}
+
+/* A record whose value decompresses to more than the largest value the
+ * store accepts is refused before anything that large is allocated. */
+QTEST(decompressed_length_bounded)
+{
+	q_log_set_level(Q_LOG_OFF);
+	blob_ptr p[3];
+	uint64_t size;
+	q_buf big = Q_BUF_INIT, out = Q_BUF_INIT;
+	three_records(p, &size, &big);
+	lsm_blob *b = blob_new(q_env_posix(), qtest_tmpdir, 9, size, 0);
+	ASSERT_OK(blob_open(b));
+	b->max_value = 1u << 20;
+	ASSERT_EQ(blob_read(b, q_slice_str("three"), &p[2], &out), Q_ECORRUPT);
+	ASSERT_EQ(out.len, 0);
+	ASSERT_OK(blob_read(b, q_slice_str("one"), &p[0], &out));
+	b->max_value = 2u << 20;
+	ASSERT_OK(blob_read(b, q_slice_str("three"), &p[2], &out));
+	ASSERT_EQ(out.len, big.len);
+	ASSERT_MEMEQ(out.p, big.p, big.len);
+	blob_unref(b);
+	q_buf_free(&big);
+	q_buf_free(&out);
+}
+
+/* EMFILE (or any transient error) when a blob file is opened is not
+ * fatal: the read that needs the file opens it again and reports the
+ * transient error itself if that fails too, never Q_ECORRUPT. */
+QTEST(blob_open_failure_retried_at_read)
+{
+	q_log_set_level(Q_LOG_OFF);
+	blob_ptr p[3];
+	uint64_t size;
+	q_buf big = Q_BUF_INIT, out = Q_BUF_INIT;
+	three_records(p, &size, &big);
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_blob *b = blob_new(fe, qtest_tmpdir, 9, size, 0);
+	q_fault_env_fail_at(fe, Q_FAULT_OPEN, 1, -EMFILE, 0);
+	ASSERT_EQ(blob_open(b), -EMFILE);
+	q_fault_env_fail_at(fe, Q_FAULT_OPEN, 1, -EMFILE, 0);
+	ASSERT_EQ(blob_read(b, q_slice_str("one"), &p[0], &out), -EMFILE);
+	ASSERT_OK(blob_read(b, q_slice_str("one"), &p[0], &out));
+	ASSERT_EQ(out.len, 5);
+	ASSERT_OK(blob_read(b, q_slice_str("two"), &p[1], &out));
+	blob_unref(b);
+	q_fault_env_free(fe);
+	q_buf_free(&big);
+	q_buf_free(&out);
+}
+
+/* The same through the engine: for each open call of lsm_open in turn, that
+ * open fails with EMFILE. Either lsm_open fails cleanly, or every value
+ * reads back right; and when the failed open was a blob file's, lsm_open
+ * succeeds (the file is opened by its first read). */
+QTEST(store_open_with_emfile_on_each_open)
+{
+	q_log_set_level(Q_LOG_OFF);
+	lsm_db *db = open_blob(1024);
+	for (int i = 0; i < 60; i++)
+		put_gen(db, i, 0);
+	ASSERT_OK(lsm_flush(db));
+	for (int i = 60; i < 120; i++)
+		put_gen(db, i, 0);
+	ASSERT_OK(lsm_close(db));
+	int nblob = count_files(".blob");
+	ASSERT(nblob >= 2);
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_options o;
+	lsm_options_default(&o);
+	o.env = fe;
+	o.write_buffer_size = 256 << 10;
+	o.block_size = 1024;
+	o.sync = LSM_SYNC_NONE;
+	o.blob_threshold = 1024;
+	uint64_t before = q_fault_env_count(fe, Q_FAULT_OPEN);
+	ASSERT_OK(lsm_open(dbdir, &o, &db));
+	uint64_t opens = q_fault_env_count(fe, Q_FAULT_OPEN) - before;
+	ASSERT_OK(lsm_close(db));
+	int lazily_opened = 0;
+	for (uint64_t n = 1; n <= opens; n++) {
+		q_fault_env_fail_at(fe, Q_FAULT_OPEN, n, -EMFILE, 0);
+		int rc = lsm_open(dbdir, &o, &db);
+		q_fault_env_fail_at(fe, Q_FAULT_OPEN, 0, 0, 0);
+		if (rc) {
+			ASSERT_EQ(rc, -EMFILE);
+			continue;
+		}
+		uint64_t c0 = q_fault_env_count(fe, Q_FAULT_OPEN);
+		for (int i = 0; i < 120; i++)
+			expect(db, i, 0);
+		if (q_fault_env_count(fe, Q_FAULT_OPEN) > c0)
+			lazily_opened++;
+		ASSERT_OK(lsm_close(db));
+	}
+	ASSERT(lazily_opened >= nblob);
+	q_fault_env_free(fe);
+}
+
+/* A transient read error while the collector moves a record fails that
+ * compaction (it is retried) instead of pinning the blob file for good:
+ * whichever read of the collecting compaction fails, a later compaction
+ * collects the file. */
+QTEST(gc_transient_read_error_retried)
+{
+	q_log_set_level(Q_LOG_OFF);
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_options o;
+	lsm_options_default(&o);
+	o.env = fe;
+	o.write_buffer_size = 256 << 10;
+	o.block_size = 1024;
+	o.sync = LSM_SYNC_NONE;
+	o.blob_threshold = 1024;
+	uint64_t reads = 0;
+	int failed = 0;
+	for (uint64_t n = 0; n <= reads + 1 && n < 400; n++) {
+		snprintf(dbdir, sizeof(dbdir), "%s/gc%llu", qtest_tmpdir, (unsigned long long)n);
+		lsm_db *db;
+		ASSERT_OK(lsm_open(dbdir, &o, &db));
+		for (int i = 0; i < 20; i++)
+			put_gen(db, i, 0);
+		ASSERT_OK(lsm_compact_all(db));
+		/* 8 of 20 overwritten: garbage below the automatic collection's
+		 * share, so only the next manual compaction collects */
+		for (int i = 0; i < 8; i++)
+			put_gen(db, i, 1);
+		ASSERT_OK(lsm_compact_all(db)); /* counts the garbage of the first file */
+		lsm_stats st;
+		lsm_get_stats(db, &st);
+		ASSERT_EQ(st.blob_moved_bytes, 0);
+		char first[400];
+		ASSERT(lowest_blob(first));
+		/* n = 0: a clean run counts the reads of the collecting compaction */
+		uint64_t r0 = q_fault_env_count(fe, Q_FAULT_READ);
+		if (n)
+			q_fault_env_fail_at(fe, Q_FAULT_READ, n, -EIO, 0);
+		int rc = lsm_compact_all(db);
+		q_fault_env_fail_at(fe, Q_FAULT_READ, 0, 0, 0);
+		if (n == 0) {
+			ASSERT_OK(rc);
+			reads = q_fault_env_count(fe, Q_FAULT_READ) - r0;
+		}
+		failed += rc != 0;
+		/* every live record leaves the first file, which then goes
+		 * (once the manifest before the collection is replaced) */
+		for (int k = 0; k < 10 && file_exists(first); k++) {
+			q_sleep_ms(10);
+			(void)lsm_compact_all(db);
+		}
+		if (file_exists(first))
+			QTEST_FAIL_("read %llu of %llu failed: %s is never collected",
+				    (unsigned long long)n, (unsigned long long)reads, first);
+		for (int i = 0; i < 20; i++)
+			expect(db, i, i < 8 ? 1 : 0);
+		ASSERT_OK(lsm_close(db));
+	}
+	ASSERT(reads > 0);
+	ASSERT(failed > 0);
+	q_fault_env_free(fe);
+}
+
 QTEST_MAIN(QT(large_values_round_trip_reopen), QT(threshold_zero_writes_no_blob_files),
 	   QT(overwrite_delete_garbage_and_gc), QT(iterator_holds_old_blob_alive),
-	   QT(versions_across_blob_and_inline), QT(blob_record_codec))
+	   QT(versions_across_blob_and_inline), QT(blob_record_codec),
+	   QT(short_blob_file_serves_records_before_the_cut), QT(short_blob_file_in_store),
+	   QT(decompressed_length_bounded), QT(blob_open_failure_retried_at_read),
+	   QT(store_open_with_emfile_on_each_open), QT(gc_transient_read_error_retried))
