@@ -1,9 +1,13 @@
 /*
- * batch.c - write batch encoding and decoding (see batch.h).
+ * batch.c - write batch encoding and decoding, and shared encodings (see
+ * batch.h). Invariant: while b->hold is set, b->rep.p is the hold's buffer
+ * and nothing writes through it; batch_own() gives the batch a private copy
+ * before any change.
  */
 #include "lsm/batch.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,8 +15,83 @@
 #include "util/coding.h"
 #include "util/qerr.h"
 
+struct batch_hold {
+	atomic_int refs;
+	uint8_t *p; /* malloc'd, freed with the last reference */
+};
+
+void batch_hold_ref(batch_hold *h)
+{
+	atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+}
+
+void batch_hold_unref(batch_hold *h)
+{
+	if (!h || atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(h->p);
+	free(h);
+}
+
+batch_hold *batch_share(lsm_batch *b)
+{
+	if (!b->hold) {
+		batch_hold *h = malloc(sizeof(*h));
+		if (!h)
+			return NULL;
+		if (b->rep.cap > b->rep.len + b->rep.len / 8 && b->rep.len > 0) {
+			/* pinned until the memtable is flushed: give back the slack */
+			uint8_t *np = realloc(b->rep.p, b->rep.len);
+			if (np) {
+				b->rep.p = np;
+				b->rep.cap = b->rep.len;
+			}
+		}
+		atomic_init(&h->refs, 1); /* the batch's alias */
+		h->p = b->rep.p;
+		b->hold = h;
+	}
+	batch_hold_ref(b->hold);
+	return b->hold;
+}
+
+/* Drops the alias (the batch is empty afterwards). */
+static void batch_unshare(lsm_batch *b)
+{
+	batch_hold_unref(b->hold);
+	b->hold = NULL;
+	q_buf_init(&b->rep);
+}
+
+/* Gives a shared batch a private copy of its encoding before a change. */
+static int batch_own(lsm_batch *b)
+{
+	if (!b->hold)
+		return 0;
+	q_buf own;
+	q_buf_init(&own);
+	int rc = q_buf_append(&own, b->rep.p, b->rep.len);
+	if (rc) {
+		q_buf_free(&own);
+		return rc;
+	}
+	batch_hold_unref(b->hold);
+	b->hold = NULL;
+	b->rep = own;
+	return 0;
+}
+
+void batch_release(lsm_batch *b)
+{
+	if (b->hold)
+		batch_unshare(b);
+	else
+		q_buf_free(&b->rep);
+}
+
 static int batch_ensure_header(lsm_batch *b)
 {
+	Q_RET(batch_own(b));
 	if (b->rep.len >= BATCH_HEADER_SIZE)
 		return 0;
 	uint8_t h[BATCH_HEADER_SIZE] = {0};
@@ -32,13 +111,16 @@ void lsm_batch_free(lsm_batch *b)
 {
 	if (!b)
 		return;
-	q_buf_free(&b->rep);
+	batch_release(b);
 	free(b);
 }
 
 void lsm_batch_clear(lsm_batch *b)
 {
-	q_buf_reset(&b->rep);
+	if (b->hold)
+		batch_unshare(b);
+	else
+		q_buf_reset(&b->rep);
 	b->count = 0;
 	b->err = 0;
 	b->max_key = b->max_value = 0;
@@ -90,10 +172,11 @@ uint32_t batch_rep_count(q_slice rep)
 	return q_dec_fixed32(rep.p + 8);
 }
 
-void batch_set_seq(lsm_batch *b, uint64_t seq)
+int batch_set_seq(lsm_batch *b, uint64_t seq)
 {
-	if (batch_ensure_header(b) == 0)
-		q_enc_fixed64(b->rep.p, seq);
+	Q_RET(batch_ensure_header(b));
+	q_enc_fixed64(b->rep.p, seq);
+	return 0;
 }
 
 int batch_append(lsm_batch *dst, const lsm_batch *src)

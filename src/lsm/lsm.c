@@ -1530,11 +1530,18 @@ static int make_room(lsm_db *db, int force)
 
 typedef struct insert_ctx {
 	mem_table *m;
+	batch_hold *hold; /* the group's shared encoding, or NULL */
 } insert_ctx;
+
+/* Values of at least this size enter the memtable by reference to the
+ * group's encoding instead of by copy (see the write path in docs/lsm.md). */
+#define MEM_REF_MIN (16u << 10)
 
 static int insert_op(void *arg, uint64_t seq, int kind, q_slice key, q_slice value)
 {
 	insert_ctx *c = arg;
+	if (c->hold && value.n >= MEM_REF_MIN)
+		return mem_add_ref(c->m, seq, kind, key, value, c->hold);
 	return mem_add(c->m, seq, kind, key, value);
 }
 
@@ -1608,17 +1615,22 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 	}
 	if (rc == 0 && grp && grp->count > 0) {
 		uint64_t seq = atomic_load(&db->last_seq) + 1;
-		batch_set_seq(grp, seq);
 		mem_table *m = db->mem;
 		pthread_mutex_unlock(&db->mu);
-		pthread_mutex_lock(&db->log_mu);
-		rc = wal_add(db->log, grp->rep.p, grp->rep.len);
-		if (rc == 0 && db->o.sync == LSM_SYNC_ALWAYS)
-			rc = wal_sync(db->log);
-		pthread_mutex_unlock(&db->log_mu);
+		rc = batch_set_seq(grp, seq);
 		if (rc == 0) {
-			insert_ctx ic = {m};
+			pthread_mutex_lock(&db->log_mu);
+			rc = wal_add(db->log, grp->rep.p, grp->rep.len);
+			if (rc == 0 && db->o.sync == LSM_SYNC_ALWAYS)
+				rc = wal_sync(db->log);
+			pthread_mutex_unlock(&db->log_mu);
+		}
+		if (rc == 0) {
+			/* large values: the memtable references the group's
+			 * encoding instead of copying it (batch.h, Sharing) */
+			insert_ctx ic = {m, grp->max_value >= MEM_REF_MIN ? batch_share(grp) : NULL};
 			rc = batch_decode(q_buf_slice(&grp->rep), insert_op, &ic);
+			batch_hold_unref(ic.hold);
 		}
 		pthread_mutex_lock(&db->mu);
 		if (rc) {
@@ -1703,7 +1715,7 @@ static int write_one(lsm_db *db, q_slice key, const q_slice *value)
 	rc = value ? lsm_batch_put(&b, key, *value) : lsm_batch_delete(&b, key);
 	if (rc == 0)
 		rc = lsm_write_internal(db, &b);
-	q_buf_free(&b.rep);
+	batch_release(&b); /* the memtable may keep the encoding (batch.h) */
 	return rc;
 }
 
@@ -2160,7 +2172,7 @@ static int replay_log(lsm_db *db, uint64_t number, mem_table **mp, lsm_file ***a
 	q_slice rec;
 	uint64_t records = 0;
 	while ((rc = wal_read(&r, &rec)) == 1) {
-		insert_ctx ic = {*mp};
+		insert_ctx ic = {*mp, NULL};
 		int brc = batch_decode(rec, NULL, NULL);
 		if (brc) {
 			Q_ERROR("lsm", "commit log %s: malformed batch before offset %zu: %s; skipped",

@@ -6,6 +6,14 @@
  * A new node is fully written before it is linked with a release store, so
  * a reader that sees the link sees the node.
  *
+ * A node added by mem_add_ref holds, in place of the value bytes, a pointer
+ * to them inside a shared batch encoding (flag NODE_EXT): the commit leader
+ * hands over large values this way instead of copying them (the batch's
+ * bytes are already in memory; see batch.h, Sharing). The memtable keeps
+ * one reference on the hold per such node (m->holds) and drops them when it
+ * is freed, so the bytes live exactly as long as the node. Such values
+ * count in mem_usage like copied ones.
+ *
  * Each memtable also keeps a blocked bloom filter of its user keys (fixed
  * size, MEM_BLOOM_BYTES; all probes of a key fall in one 64-byte line), so a
  * point lookup of a key the memtable does not hold (most lookups once the
@@ -16,6 +24,8 @@
  * visible to the reader. False positives only cost the walk.
  */
 #include "lsm/mem.h"
+
+#include "lsm/batch.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -28,6 +38,7 @@
 
 #define MEM_MAX_HEIGHT 12
 #define ARENA_BLOCK (256u * 1024u)
+#define NODE_EXT 1u
 
 /* memtable filter: 2^10 lines of 512 bits (64 KiB), 6 probes per key */
 #define MEM_BLOOM_LINES_LOG2 10
@@ -46,7 +57,7 @@ typedef struct mem_node {
 	uint32_t klen;   /* internal key length */
 	uint32_t vlen;
 	uint32_t height;
-	uint32_t pad;
+	uint32_t flags; /* NODE_EXT: a value pointer follows the key */
 	_Atomic(struct mem_node *) next[];
 } mem_node;
 
@@ -60,6 +71,8 @@ struct mem_table {
 	mem_node *head;
 	uint64_t rnd;
 	uint64_t lognum;
+	batch_hold **holds; /* one reference per NODE_EXT node; writer only */
+	size_t nholds, capholds;
 };
 
 static void *arena_alloc(mem_table *m, size_t n)
@@ -96,6 +109,13 @@ static inline uint8_t *node_key(mem_node *x)
 static inline q_slice node_ikey(mem_node *x)
 {
 	return q_slice_make(node_key(x), x->klen);
+}
+static inline const uint8_t *node_value(mem_node *x)
+{
+	const uint8_t *p = node_key(x) + x->klen;
+	if (x->flags & NODE_EXT)
+		memcpy(&p, p, sizeof(p));
+	return p;
 }
 static inline mem_node *node_next(mem_node *x, int lvl)
 {
@@ -181,6 +201,9 @@ void mem_unref(mem_table *m)
 		free(b);
 		b = n;
 	}
+	for (size_t i = 0; i < m->nholds; i++)
+		batch_hold_unref(m->holds[i]);
+	free(m->holds);
 	free((void *)m->bloom);
 	free(m);
 }
@@ -246,24 +269,35 @@ static mem_node *find_ge(mem_table *m, q_slice key, mem_node **prev)
 	}
 }
 
-int mem_add(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value)
+/* Inserts a node whose value is copied (hold NULL) or referenced. */
+static int add_node(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value,
+		    batch_hold *hold)
 {
 	int h = random_height(m);
 	size_t klen = key.n + IKEY_TRAILER;
 	if (klen > UINT32_MAX || value.n > UINT32_MAX)
 		return Q_ETOOBIG;
-	mem_node *x = arena_alloc(m, sizeof(mem_node) + (size_t)h * sizeof(void *) + klen + value.n);
+	size_t vspace = hold ? sizeof(const uint8_t *) : value.n;
+	mem_node *x = arena_alloc(m, sizeof(mem_node) + (size_t)h * sizeof(void *) + klen + vspace);
 	if (!x)
 		return -ENOMEM;
 	x->klen = (uint32_t)klen;
 	x->vlen = (uint32_t)value.n;
 	x->height = (uint32_t)h;
+	x->flags = hold ? NODE_EXT : 0;
 	uint8_t *k = node_key(x);
 	if (key.n)
 		memcpy(k, key.p, key.n);
 	q_enc_fixed64(k + key.n, ikey_pack(seq, kind));
-	if (value.n)
+	if (hold) {
+		const uint8_t *vp = value.p;
+		memcpy(k + klen, &vp, sizeof(vp));
+		m->holds[m->nholds++] = hold;
+		batch_hold_ref(hold);
+		atomic_fetch_add_explicit(&m->usage, value.n, memory_order_relaxed);
+	} else if (value.n) {
 		memcpy(k + klen, value.p, value.n);
+	}
 	bloom_add(m, mem_key_hash(key)); /* before the link (see the file comment) */
 	mem_node *prev[MEM_MAX_HEIGHT];
 	find_ge(m, node_ikey(x), prev);
@@ -279,6 +313,25 @@ int mem_add(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value)
 	}
 	atomic_fetch_add_explicit(&m->entries, 1, memory_order_relaxed);
 	return 0;
+}
+
+int mem_add(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value)
+{
+	return add_node(m, seq, kind, key, value, NULL);
+}
+
+int mem_add_ref(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value,
+		batch_hold *hold)
+{
+	if (m->nholds == m->capholds) {
+		size_t nc = m->capholds ? 2 * m->capholds : 64;
+		batch_hold **nh = realloc(m->holds, nc * sizeof(*nh));
+		if (!nh)
+			return add_node(m, seq, kind, key, value, NULL); /* copy instead */
+		m->holds = nh;
+		m->capholds = nc;
+	}
+	return add_node(m, seq, kind, key, value, hold);
 }
 
 int mem_get(mem_table *m, q_slice key, uint64_t snap, int *kind, q_buf *out)
@@ -310,7 +363,7 @@ int mem_get_hashed(mem_table *m, q_slice key, uint64_t hash, uint64_t snap, int 
 	*kind = ikey_kind(ik);
 	if (*kind == KIND_PUT && out) {
 		q_buf_reset(out);
-		Q_RET(q_buf_append(out, node_key(x) + x->klen, x->vlen));
+		Q_RET(q_buf_append(out, node_value(x), x->vlen));
 	}
 	return 1;
 }
@@ -343,7 +396,7 @@ static q_slice mi_key(lsm_it *it) { return node_ikey(((mem_iter *)it)->cur); }
 static q_slice mi_value(lsm_it *it)
 {
 	mem_node *x = ((mem_iter *)it)->cur;
-	return q_slice_make(node_key(x) + x->klen, x->vlen);
+	return q_slice_make(node_value(x), x->vlen);
 }
 static int mi_status(lsm_it *it) { return 0; }
 static void mi_free(lsm_it *it)

@@ -2,8 +2,9 @@
  * mem.h - the memtable: a skiplist of internal keys in an arena.
  *
  * Invariants: entries are never removed or changed once inserted; a delete is
- * an entry of kind KIND_DEL. All memory comes from the memtable's arena and
- * is freed at once when the last reference goes.
+ * an entry of kind KIND_DEL. All memory comes from the memtable's arena (or,
+ * for values added by mem_add_ref, from shared batch encodings it holds
+ * references on) and is freed at once when the last reference goes.
  *
  * Thread safety: one writer at a time (the engine's commit leader) may call
  * mem_add while any number of readers call mem_get or iterate; readers need
@@ -20,6 +21,7 @@
 #include "util/buf.h"
 
 typedef struct mem_table mem_table;
+struct batch_hold;
 
 /* A new memtable with one reference held by the caller. */
 mem_table *mem_new(void);
@@ -27,6 +29,11 @@ void mem_ref(mem_table *m);
 void mem_unref(mem_table *m);
 /* Inserts (key, seq, kind, value); -ENOMEM if the arena cannot grow. */
 int mem_add(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value);
+/* mem_add without copying the value: value.p..+value.n lies inside the
+ * bytes of hold (batch.h), which the memtable takes a reference on until it
+ * is freed. (Copies instead when its list of holds cannot grow.) */
+int mem_add_ref(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice value,
+		struct batch_hold *hold);
 /* Newest entry for key with seq <= snap: returns 1 and sets *kind (and
  * appends the value to out, reset first, for KIND_PUT), 0 if none, or
  * -ENOMEM. */
