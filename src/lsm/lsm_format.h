@@ -68,6 +68,8 @@ enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
 /* bloom filter block: bit array | k (1 byte) */
 #define BLOOM_SEED 0x626c6f6f6dULL /* "bloom" */
 #define BLOOM_MAX_K 30
+#define BLOOM_BLOCKED 0x80u   /* in the filter's last byte: blocked layout */
+#define BLOOM_LINE_BITS 512u  /* bits of one line of a blocked filter */
 
 /* ---- manifest ---- */
 #define MANIFEST_MAGIC 0x716673666d616e31ULL /* "qfsfman1" */

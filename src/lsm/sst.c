@@ -477,6 +477,17 @@ uint64_t bloom_hash(q_slice ukey)
 	return q_hash64(ukey.p, ukey.n, BLOOM_SEED);
 }
 
+/* Filters are blocked: the filter is an array of 512-bit lines and all k
+ * probes of a key fall in one line, picked by the high 32 bits of its hash
+ * (one cache miss per lookup instead of k). The last byte is k | 0x80.
+ * Filters of earlier tables (whole-filter probes, last byte k) are still
+ * read; a binary without the blocked layout sees k > BLOOM_MAX_K and treats
+ * the filter as "may match", so its reads stay correct. */
+static inline size_t bloom_line_of(uint64_t hash, size_t lines)
+{
+	return (size_t)(((hash >> 32) * (uint64_t)lines) >> 32);
+}
+
 int bloom_build(const uint64_t *hashes, size_t n, int bits_per_key, q_buf *out)
 {
 	int k = (int)(bits_per_key * 0.69);
@@ -485,34 +496,33 @@ int bloom_build(const uint64_t *hashes, size_t n, int bits_per_key, q_buf *out)
 	if (k > BLOOM_MAX_K)
 		k = BLOOM_MAX_K;
 	size_t bits = n * (size_t)bits_per_key;
-	if (bits < 64)
-		bits = 64;
-	size_t bytes = (bits + 7) / 8;
-	bits = bytes * 8;
+	size_t lines = (bits + BLOOM_LINE_BITS - 1) / BLOOM_LINE_BITS;
+	if (lines < 1)
+		lines = 1;
+	if (lines > UINT32_MAX)
+		return Q_ETOOBIG;
+	size_t bytes = lines * (BLOOM_LINE_BITS / 8);
 	size_t base = out->len;
 	Q_RET(q_buf_reserve(out, bytes + 1));
 	memset(out->p + base, 0, bytes);
 	out->len += bytes;
 	uint8_t *a = out->p + base;
 	for (size_t i = 0; i < n; i++) {
+		uint8_t *line = a + bloom_line_of(hashes[i], lines) * (BLOOM_LINE_BITS / 8);
 		uint32_t h = (uint32_t)hashes[i];
-		uint32_t delta = (uint32_t)(hashes[i] >> 32) | 1;
+		uint32_t delta = (h >> 17) | (h << 15);
 		for (int j = 0; j < k; j++) {
-			uint32_t pos = (uint32_t)(h % bits);
-			a[pos / 8] |= (uint8_t)(1u << (pos % 8));
+			uint32_t pos = h & (BLOOM_LINE_BITS - 1);
+			line[pos / 8] |= (uint8_t)(1u << (pos % 8));
 			h += delta;
 		}
 	}
-	return q_buf_append_byte(out, (uint8_t)k);
+	return q_buf_append_byte(out, (uint8_t)(k | BLOOM_BLOCKED));
 }
 
-int bloom_may_match(const uint8_t *f, size_t n, uint64_t hash)
+/* The whole-filter layout of earlier tables. */
+static int bloom_may_match_flat(const uint8_t *f, size_t n, int k, uint64_t hash)
 {
-	if (n < 2)
-		return 1;
-	int k = f[n - 1];
-	if (k < 1 || k > BLOOM_MAX_K)
-		return 1;
 	size_t bits = (n - 1) * 8;
 	uint32_t h = (uint32_t)hash;
 	uint32_t delta = (uint32_t)(hash >> 32) | 1;
@@ -530,6 +540,34 @@ int bloom_may_match(const uint8_t *f, size_t n, uint64_t hash)
 	for (int j = 0; j < k; j++) {
 		uint32_t pos = (uint32_t)(h % bits);
 		if (!(f[pos / 8] & (1u << (pos % 8))))
+			return 0;
+		h += delta;
+	}
+	return 1;
+}
+
+int bloom_may_match(const uint8_t *f, size_t n, uint64_t hash)
+{
+	if (n < 2)
+		return 1;
+	unsigned t = f[n - 1];
+	int k = (int)(t & ~BLOOM_BLOCKED);
+	if (k < 1 || k > BLOOM_MAX_K)
+		return 1;
+	if (!(t & BLOOM_BLOCKED))
+		return bloom_may_match_flat(f, n, k, hash);
+	size_t bytes = n - 1;
+	if (bytes % (BLOOM_LINE_BITS / 8) != 0)
+		return 1;
+	size_t lines = bytes / (BLOOM_LINE_BITS / 8);
+	if (lines > UINT32_MAX)
+		return 1;
+	const uint8_t *line = f + bloom_line_of(hash, lines) * (BLOOM_LINE_BITS / 8);
+	uint32_t h = (uint32_t)hash;
+	uint32_t delta = (h >> 17) | (h << 15);
+	for (int j = 0; j < k; j++) {
+		uint32_t pos = h & (BLOOM_LINE_BITS - 1);
+		if (!(line[pos / 8] & (1u << (pos % 8))))
 			return 0;
 		h += delta;
 	}
@@ -873,9 +911,11 @@ static int sst_load(sst_table *t)
 			return Q_ECORRUPT;
 		}
 		size_t n = (size_t)fsize + SST_BLOCK_TRAILER;
-		uint8_t *raw = malloc(n);
-		if (!raw)
+		/* line-aligned: a filter line is one cache line */
+		void *mem = NULL;
+		if (posix_memalign(&mem, 64, n))
 			return -ENOMEM;
+		uint8_t *raw = mem;
 		rc = read_exact(t, raw, n, foff);
 		if (rc == 0) {
 			uint8_t type = raw[fsize];

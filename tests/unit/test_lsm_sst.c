@@ -8,6 +8,7 @@
 
 #include "lsm/cache.h"
 #include "lsm/lsm_internal.h"
+#include "lsm/lsm_format.h"
 #include "lsm/sst.h"
 #include "qtest.h"
 #include "util/log.h"
@@ -163,7 +164,34 @@ QTEST(bloom_false_positive_rate)
 	}
 	/* 10 bits per key: about 1%; allow 2.5% */
 	ASSERT(fp < N / 40);
+	/* blocked layout: k | 0x80 last, whole 64-byte lines */
+	ASSERT_EQ(f.p[f.len - 1], 6 | BLOOM_BLOCKED);
+	ASSERT_EQ((f.len - 1) % 64, 0);
+	/* a blocked filter whose size is not whole lines: "may match" */
+	ASSERT(bloom_may_match(f.p + 1, f.len - 1, bloom_hash(q_slice_str("out1"))));
 	q_buf_free(&f);
+
+	/* the whole-filter layout of earlier tables (last byte k, probe i at
+	 * (lo32 + i * (hi32 | 1)) mod m) is still read */
+	size_t m = (size_t)N * 10, bytes = (m + 7) / 8;
+	uint8_t *old = calloc(bytes + 1, 1);
+	m = bytes * 8;
+	for (int i = 0; i < N; i++) {
+		uint32_t x = (uint32_t)h[i], d = (uint32_t)(h[i] >> 32) | 1;
+		for (int j = 0; j < 6; j++, x += d)
+			old[(x % m) / 8] |= (uint8_t)(1u << ((x % m) % 8));
+	}
+	old[bytes] = 6;
+	for (int i = 0; i < N; i++)
+		ASSERT(bloom_may_match(old, bytes + 1, h[i]));
+	fp = 0;
+	for (int i = 0; i < N; i++) {
+		snprintf(k, sizeof(k), "out%d", i);
+		fp += bloom_may_match(old, bytes + 1, bloom_hash(q_slice_str(k)));
+	}
+	ASSERT(fp < N / 40);
+	ASSERT(fp > 0);
+	free(old);
 	free(h);
 }
 
