@@ -466,9 +466,11 @@ static void run_engine(const engine *e, result *r)
 	if (rc)
 		die("compact", rc);
 	r->compact_ms = (q_mono_ns() - t0) / 1000000;
+	show_levels(e, h, "after compaction");
 	r->ops[B_READCOMPACT] = readrandom(e, h, g_num, 0, 999, &r->found[B_READCOMPACT],
 					    &r->cpu_ns[B_READCOMPACT]);
 	fprintf(stderr, "  %s readrandom after compaction done\n", e->name);
+	show_levels(e, h, "after readrandom-compacted");
 	e->close(h);
 	r->size_compacted = dir_size(dir);
 	rm_rf(dir);

@@ -83,7 +83,14 @@ void blob_unref(lsm_blob *b)
 	q_file *f = atomic_load(&b->f);
 	if (f)
 		q_file_close(f);
-	if (atomic_load(&b->obsolete)) {
+	if (atomic_load(&b->quarantined)) {
+		char bad[600];
+		snprintf(bad, sizeof(bad), "%s.bad", b->path);
+		int rc = q_env_rename(b->env, b->path, bad);
+		if (rc && rc != -ENOENT)
+			Q_WARN("lsm", "cannot move blob file %s of a quarantined table aside: %s",
+			       b->path, q_strerror(rc));
+	} else if (atomic_load(&b->obsolete)) {
 		int rc = q_env_unlink(b->env, b->path);
 		if (rc && rc != -ENOENT)
 			Q_WARN("lsm", "cannot delete obsolete blob file %s: %s", b->path,

@@ -46,6 +46,10 @@ typedef struct lsm_blob {
 	                              * any more (an estimate: see docs) */
 	atomic_int refs;
 	atomic_int obsolete;         /* unlink when the last reference goes */
+	atomic_int quarantined;      /* it left the store with a quarantined
+	                              * table: renamed NNNNNN.blob.bad (kept for
+	                              * study and salvage) when the last
+	                              * reference goes, never unlinked */
 	atomic_int gc_failed;        /* a record could not be moved: no more GC */
 	_Atomic(q_file *) f;         /* NULL: not open yet (the next read opens it) */
 	atomic_int unusable;         /* missing file or bad header: reads fail
@@ -76,8 +80,8 @@ lsm_blob *blob_new(q_env *env, const char *dir, uint64_t number, uint64_t size,
  * records past its end. Safe to call from several threads. */
 int blob_open(lsm_blob *b);
 void blob_ref(lsm_blob *b);
-/* Drops a reference; the last one closes the file and, if obsolete,
- * unlinks it. */
+/* Drops a reference; the last one closes the file and, if quarantined,
+ * renames it NNNNNN.blob.bad, else if obsolete unlinks it. */
 void blob_unref(lsm_blob *b);
 /* Adds n bytes to the garbage count (clamped to the file's record bytes). */
 void blob_add_garbage(lsm_blob *b, uint64_t n);

@@ -249,9 +249,19 @@ static void mark_obsolete_diff(lsm_version *old, lsm_version *nv)
 				sst_drop_pages(f->t);
 			}
 		}
-	for (size_t i = 0; i < old->nblobs; i++)
-		if (!ver_find_blob(nv, old->blobs[i]->number))
-			atomic_store(&old->blobs[i]->obsolete, 1);
+	for (size_t i = 0; i < old->nblobs; i++) {
+		lsm_blob *b = old->blobs[i];
+		if (ver_find_blob(nv, b->number))
+			continue;
+		atomic_store(&b->obsolete, 1);
+		/* its last tables included a quarantined one: its records may be
+		 * the only intact copy of that table's large values */
+		for (int l = 0; l < LSM_LEVELS; l++)
+			for (size_t j = 0; j < old->nfiles[l]; j++)
+				if (atomic_load(&old->files[l][j]->quarantined) &&
+				    ver_file_has_blob(old->files[l][j], b))
+					atomic_store(&b->quarantined, 1);
+	}
 }
 
 static int manifest_path(lsm_db *db, char *out, size_t cap)
@@ -2378,6 +2388,12 @@ static int recover(lsm_db *db)
 			if (rc == Q_ECORRUPT || rc == -ENOENT || rc == Q_EVERSION) {
 				Q_ERROR("lsm", "table %s unusable (%s): quarantined", f->path,
 					q_strerror(rc));
+				/* its blob files: kept as .blob.bad if no usable
+				 * table refers to them (decided below) */
+				for (size_t j = 0; rc != -ENOENT && j < mf->nrefs; j++)
+					for (size_t k = 0; k < nblobs; k++)
+						if (blobs[k]->number == md.refs[mf->ref_start + j])
+							atomic_store(&blobs[k]->quarantined, 2);
 				atomic_store(&f->quarantined, rc != -ENOENT);
 				atomic_store(&f->obsolete, 1);
 				atomic_fetch_add(&db->st_quarantined, 1);
@@ -2416,6 +2432,13 @@ static int recover(lsm_db *db)
 		free(lv);
 		if (rc)
 			goto fail;
+		/* a blob file of a quarantined table that a usable table still
+		 * refers to stays in the store; the others are renamed .bad
+		 * when their handle goes (below), not deleted as orphans */
+		for (size_t k = 0; k < nblobs; k++)
+			if (atomic_load(&blobs[k]->quarantined))
+				atomic_store(&blobs[k]->quarantined,
+					     ver_find_blob(base, blobs[k]->number) == NULL);
 	}
 
 	/* logs still needed, oldest first */
@@ -2511,8 +2534,12 @@ static int recover(lsm_db *db)
 				for (size_t j = 0; j < db->cur->nfiles[l] && del; j++)
 					del = db->cur->files[l][j]->number != num;
 		} else if (parse_number(names[i], ".blob", &num)) {
-			/* written by a flush or compaction that no manifest names */
+			/* written by a flush or compaction that no manifest names
+			 * (those of quarantined tables are moved aside instead) */
 			del = ver_find_blob(db->cur, num) == NULL;
+			for (size_t k = 0; del && k < nblobs; k++)
+				if (blobs[k]->number == num && atomic_load(&blobs[k]->quarantined))
+					del = 0;
 		} else if (!strcmp(names[i], MANIFEST_NAME ".tmp"))
 			del = 1;
 		if (del) {

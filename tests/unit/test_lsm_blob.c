@@ -763,9 +763,130 @@ QTEST(gc_transient_read_error_retried)
 	q_fault_env_free(fe);
 }
 
+static lsm_db *open_big_buffer(void)
+{
+	lsm_options o;
+	lsm_options_default(&o);
+	o.write_buffer_size = 64 << 20; /* one flush per lsm_flush */
+	o.sync = LSM_SYNC_NONE;
+	o.blob_threshold = 1024;
+	snprintf(dbdir, sizeof(dbdir), "%s/db", qtest_tmpdir);
+	lsm_db *db = NULL;
+	ASSERT_OK(lsm_open(dbdir, &o, &db));
+	return db;
+}
+
+static int lowest_with(const char *suffix, char *path)
+{
+	char **names;
+	size_t n;
+	ASSERT_OK(q_env_list(q_env_posix(), dbdir, &names, &n));
+	long best = -1;
+	size_t sl = strlen(suffix);
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+		if (l > sl && !strcmp(names[i] + l - sl, suffix)) {
+			long num = atol(names[i]);
+			if (best < 0 || num < best)
+				best = num;
+		}
+	}
+	q_env_list_free(names, n);
+	if (best >= 0)
+		snprintf(path, 400, "%s/%06ld%s", dbdir, best, suffix);
+	return best >= 0;
+}
+
+static void flip_byte(const char *path, long off)
+{
+	FILE *f = fopen(path, "r+b");
+	ASSERT(f != NULL);
+	if (off < 0) {
+		ASSERT_EQ(fseek(f, off, SEEK_END), 0);
+	} else {
+		ASSERT_EQ(fseek(f, off, SEEK_SET), 0);
+	}
+	int c = fgetc(f);
+	ASSERT(c != EOF);
+	ASSERT_EQ(fseek(f, -1, SEEK_CUR), 0);
+	fputc(c ^ 0x5a, f);
+	ASSERT_EQ(fclose(f), 0);
+}
+
+/* Two flushes: keys 0..99 (table T1, blob file B1), keys 100..199 (T2,
+ * B2); T1 is then damaged at rest, at its footer (found at open) or in its
+ * first data block (found by a read). Either way T1 is quarantined
+ * (.sst.bad) and B1, which only T1 points into, is kept as .blob.bad, not
+ * deleted; T2's values are all served. */
+static void quarantine_case(int at_open)
+{
+	q_log_set_level(Q_LOG_OFF);
+	lsm_db *db = open_big_buffer();
+	for (int i = 0; i < 100; i++)
+		put_gen(db, i, 0);
+	ASSERT_OK(lsm_flush(db));
+	for (int i = 100; i < N; i++)
+		put_gen(db, i, 0);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_OK(lsm_close(db));
+	ASSERT_EQ(count_files(".blob"), 2);
+	char t1[400], b1[400], bad[420];
+	ASSERT(lowest_with(".sst", t1));
+	ASSERT(lowest_with(".blob", b1));
+	snprintf(bad, sizeof(bad), "%s.bad", b1);
+	flip_byte(t1, at_open ? -1 : 40);
+	db = open_big_buffer();
+	if (!at_open) {
+		q_buf out = Q_BUF_INIT;
+		char k[32];
+		int corrupt = 0;
+		for (int i = 0; i < 100; i++) {
+			key_of(k, i);
+			corrupt += lsm_get(db, q_slice_str(k), &out) == Q_ECORRUPT;
+		}
+		q_buf_free(&out);
+		ASSERT(corrupt > 0);
+		lsm_stats st;
+		uint64_t t0 = q_mono_ms();
+		do {
+			lsm_get_stats(db, &st);
+			if (st.quarantined_tables > 0)
+				break;
+			q_sleep_ms(10);
+		} while (q_mono_ms() - t0 < 20000);
+		ASSERT(st.quarantined_tables > 0);
+		/* a manifest written after the drop lets the previous one go */
+		ASSERT_OK(lsm_compact_all(db));
+		ASSERT_OK(lsm_compact_all(db));
+	}
+	for (int i = 100; i < N; i++)
+		expect(db, i, 0);
+	ASSERT_OK(lsm_close(db));
+	ASSERT(!file_exists(b1));
+	ASSERT(file_exists(bad));
+	/* and it stays there across another open */
+	db = open_big_buffer();
+	for (int i = 100; i < N; i++)
+		expect(db, i, 0);
+	ASSERT_OK(lsm_close(db));
+	ASSERT(file_exists(bad));
+	ASSERT_EQ(count_files(".blob"), 1);
+}
+
+QTEST(quarantined_at_open_keeps_blob_as_bad)
+{
+	quarantine_case(1);
+}
+
+QTEST(quarantined_by_read_keeps_blob_as_bad)
+{
+	quarantine_case(0);
+}
+
 QTEST_MAIN(QT(large_values_round_trip_reopen), QT(threshold_zero_writes_no_blob_files),
 	   QT(overwrite_delete_garbage_and_gc), QT(iterator_holds_old_blob_alive),
 	   QT(versions_across_blob_and_inline), QT(blob_record_codec),
 	   QT(short_blob_file_serves_records_before_the_cut), QT(short_blob_file_in_store),
 	   QT(decompressed_length_bounded), QT(blob_open_failure_retried_at_read),
-	   QT(store_open_with_emfile_on_each_open), QT(gc_transient_read_error_retried))
+	   QT(store_open_with_emfile_on_each_open), QT(gc_transient_read_error_retried),
+	   QT(quarantined_at_open_keeps_blob_as_bad), QT(quarantined_by_read_keeps_blob_as_bad))
