@@ -24,7 +24,8 @@
 # figures measured back to back in that run).
 # The CPU time the 3 nodes and the bench client used is printed for each
 # quorumd phase (the load generator must not be the bottleneck), with the
-# load average before each phase. The summary checks the targets: mixed
+# load average before each phase, and the nodes' CPU time per operation of
+# the mixed phase (the figure that depends least on the machine's load). The summary checks the targets: mixed
 # throughput >= 0.5x redis, p99.9 < 10 ms, puts >= 20x etcd.
 # Every process started here is stopped by its PID on exit.
 set -euo pipefail
@@ -106,7 +107,11 @@ run_quorumd() { # $1 = run number
 	cl_cpu=$(tail -1 "$work/q.time" | awk '{printf "%.2f", $1 + $2}')
 	printf "quorumd  %10.0f ops/s  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  errors %s\n" \
 		"$q_ops" "$q_p50" "$q_p99" "$q_p999" "$q_err"
-	printf "         cpu: 3 nodes %.2f s, bench client %.2f s\n" "$(python3 -c "print($n1 - $n0)")" "$cl_cpu"
+	local n_cpu q_cpu_op
+	n_cpu=$(python3 -c "print($n1 - $n0)")
+	q_cpu_op=$(python3 -c "import json;ops=json.load(open('$work/q.json'))['ops'];print('%.1f' % (($n_cpu) * 1e6 / ops if ops else 0))")
+	printf "         cpu: 3 nodes %.2f s, bench client %.2f s; nodes' cpu per op %s us\n" "$n_cpu" "$cl_cpu" "$q_cpu_op"
+	echo "$1 q_cpu_op $q_cpu_op" >>"$res"
 	echo "$1 q_ops $q_ops" >>"$res"
 	echo "$1 q_p50 $q_p50" >>"$res"
 	echo "$1 q_p99 $q_p99" >>"$res"
@@ -275,11 +280,11 @@ for r in sorted(v):
     print()
     rows.append((d, q))
 med = lambda xs: statistics.median(xs) if xs else None
-m = {k: med([d[k] for d, _ in rows if k in d]) for k in ("q_ops", "q_p50", "q_p99", "q_p999", "q_puts", "r_mix", "e_put")}
+m = {k: med([d[k] for d, _ in rows if k in d]) for k in ("q_ops", "q_p50", "q_p99", "q_p999", "q_puts", "r_mix", "e_put", "q_cpu_op")}
 mr = {k: med([q[k] for _, q in rows if k in q]) for k in ("redis", "etcd", "etcd_mixed")}
 label = "median of %d runs" % runs if runs > 1 else "1 run"
-print("quorumd 3 nodes N=3 R=2 W=2 (%s): %.0f ops/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms; puts only %.0f/s" %
-      (label, m["q_ops"], m["q_p50"], m["q_p99"], m["q_p999"], m["q_puts"]))
+print("quorumd 3 nodes N=3 R=2 W=2 (%s): %.0f ops/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms; puts only %.0f/s; nodes' cpu per op %.1f us" %
+      (label, m["q_ops"], m["q_p50"], m["q_p99"], m["q_p999"], m["q_puts"], m["q_cpu_op"]))
 if mr["redis"] is not None:
     print("ours/redis (mixed 50/50): %.2fx (redis %.0f ops/s)" % (mr["redis"], m["r_mix"]))
 if mr["etcd"] is not None:

@@ -128,7 +128,6 @@ struct op {
 	size_t klen;
 	int nrep, need, ok, failed;
 	int found;               /* get: answers that held a sibling set */
-	rep reps[COORD_MAX_N];
 	obj_set *merged;         /* get: merge of answers; put: the new set */
 	int local_only;
 	uint64_t deadline_ms;
@@ -144,6 +143,10 @@ struct op {
 	int fb_next;             /* get, sloppy: next preference-list position
 				  * to consider as a fallback (0: not set) */
 	q_buf enc;               /* put: encoded new set sent to replicas */
+	int cap;                 /* entries of reps (nrep <= cap <= COORD_MAX_N);
+				  * sized to the request's N so an op stays a
+				  * small allocation */
+	rep reps[];
 };
 
 typedef struct peer_pending {
@@ -373,12 +376,17 @@ static void op_reply(op *o, int rc, obj_set *set)
 
 static void op_timeout(uv_timer_t *t);
 
-static op *op_new(coord *c, int kind, q_slice key, uint64_t timeout_ms, coord_done_fn cb,
-		  void *arg)
+static op *op_new(coord *c, int kind, q_slice key, int nreps, uint64_t timeout_ms,
+		  coord_done_fn cb, void *arg)
 {
-	op *o = calloc(1, sizeof(*o));
+	if (nreps < 1)
+		nreps = 1;
+	if (nreps > COORD_MAX_N)
+		nreps = COORD_MAX_N;
+	op *o = calloc(1, sizeof(*o) + (size_t)nreps * sizeof(rep));
 	if (!o)
 		return NULL;
+	o->cap = nreps;
 	o->key = q_slice_dup(key);
 	if (!o->key) {
 		free(o);
@@ -778,7 +786,8 @@ static void get_peer_cb(void *arg, int status, const net_msg *resp)
 	int rc = status;
 	if (peer_unreachable(status) && r->state == REP_PENDING) {
 		note_peer(o->c, r->id, status);
-		if (get_retry_fallback(o, r)) {
+		/* a request timeout has spent the op's deadline: no retry */
+		if (status != Q_ETIMEOUT && get_retry_fallback(o, r)) {
 			op_unref(o);
 			return;
 		}
@@ -900,7 +909,7 @@ void coord_get(coord *c, q_slice key, const coord_req *q, coord_done_fn cb, void
 		return;
 	}
 	STAT_INC(c, gets);
-	op *o = op_new(c, OP_GET, key, q->timeout_ms, cb, arg);
+	op *o = op_new(c, OP_GET, key, q->local_only ? 1 : eff_n(c, q->n), q->timeout_ms, cb, arg);
 	if (!o) {
 		cb(arg, -ENOMEM, NULL);
 		return;
@@ -1258,7 +1267,7 @@ void coord_put(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coo
 		return;
 	}
 	STAT_INC(c, puts);
-	op *o = op_new(c, OP_PUT, key, q->timeout_ms, cb, arg);
+	op *o = op_new(c, OP_PUT, key, eff_n(c, q->n), q->timeout_ms, cb, arg);
 	if (!o) {
 		obj_ctx_free(cctx);
 		cb(arg, -ENOMEM, NULL);

@@ -19,7 +19,9 @@
  *  - A request is freed when it is done and its timer handle has closed
  *    (pr->refs counts the timer). Its frame is kept only while it is queued
  *    for a connection not yet ready; once written it is copied into the
- *    connection's output buffer and freed.
+ *    connection's output buffer and freed. A request to a connection that
+ *    is ready and not encrypted is encoded straight into that buffer
+ *    (pr_new_into: no frame of its own).
  *  - Write coalescing: frames go (sealed if encrypted) into pc->obuf in
  *    send order; a connection with bytes there is on pool->dirty (holding
  *    one ref) and the pool's prepare handle writes each one's obuf with one
@@ -342,6 +344,8 @@ static void pool_flush_cb(uv_prepare_t *h)
 	uv_prepare_stop(&p->flush);
 }
 
+static void pc_mark_dirty(pool_conn *c, size_t acct);
+
 /* Appends one frame (sealed if the connection is encrypted) to c->obuf;
  * acct: what it counts in wq_bytes. */
 static int pc_queue(pool_conn *c, const uint8_t *frame, size_t len, size_t acct)
@@ -353,6 +357,14 @@ static int pc_queue(pool_conn *c, const uint8_t *frame, size_t len, size_t acct)
 		c->obuf.len = old;
 		return rc;
 	}
+	pc_mark_dirty(c, acct);
+	return 0;
+}
+
+/* Counts acct more bytes in c->obuf and puts c on the dirty list (the
+ * flush before the next poll writes it). */
+static void pc_mark_dirty(pool_conn *c, size_t acct)
+{
 	c->oacct += acct;
 	if (!c->dirty) {
 		net_pool *p = c->pool;
@@ -362,12 +374,17 @@ static int pc_queue(pool_conn *c, const uint8_t *frame, size_t len, size_t acct)
 		c->dirty = 1;
 		c->refs++;
 	}
-	return 0;
 }
 
-/* Queues r's frame on c (READY); r->len stays in wq_bytes until written. */
+/* Queues r's frame on c (READY); r->len stays in wq_bytes until written.
+ * A request encoded straight into c->obuf (r->frame NULL) is only
+ * counted. */
 static int pc_write(pool_conn *c, pool_req *r)
 {
+	if (!r->frame) {
+		pc_mark_dirty(c, r->len);
+		return 0;
+	}
 	int rc = pc_queue(c, r->frame, r->len, r->len);
 	if (rc < 0)
 		return rc;
@@ -696,6 +713,31 @@ static void hello_cb(void *arg, int status, const net_msg *resp)
 	pc_unref(c);
 }
 
+/* A request whose frame is encoded at the end of c->obuf (c READY and
+ * not encrypted: the frame goes out as is, so no separate buffer and copy);
+ * r->frame stays NULL, r->len is the frame's size. The caller counts it
+ * (pc_write) or takes it back off obuf. */
+static pool_req *pr_new_into(net_pool *p, pool_conn *c, const net_msg *msg, int *rcp)
+{
+	pool_req *r = calloc(1, sizeof *r);
+	if (!r) {
+		*rcp = -ENOMEM;
+		return NULL;
+	}
+	size_t old = c->obuf.len;
+	r->reqid = ++p->next_reqid;
+	int rc = net_msg_encode_frame(msg, r->reqid, &c->obuf);
+	if (rc < 0) {
+		c->obuf.len = old;
+		free(r);
+		*rcp = rc;
+		return NULL;
+	}
+	r->len = c->obuf.len - old;
+	r->resp_type = net_msg_resp_type(msg->type);
+	return r;
+}
+
 static pool_req *pr_new(net_pool *p, const net_msg *msg, int *rcp)
 {
 	pool_req *r = calloc(1, sizeof *r);
@@ -824,10 +866,13 @@ static int pool_request_ex(net_pool *p, const char *addr, const net_msg *msg, ui
 		p->st.refused_busy++;
 		return Q_EBUSY;
 	}
-	pool_req *r = pr_new(p, msg, &rc);
+	int direct = c && c->state == PC_READY && !c->enc;
+	pool_req *r = direct ? pr_new_into(p, c, msg, &rc) : pr_new(p, msg, &rc);
 	if (!r)
 		return rc;
 	if (c && c->wq_bytes + r->len > p->o.max_wq_bytes && c->wq_bytes > 0) {
+		if (direct)
+			c->obuf.len -= r->len; /* the frame just appended */
 		free(r->frame);
 		free(r);
 		p->st.refused_busy++;

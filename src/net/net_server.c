@@ -89,7 +89,8 @@ typedef struct srv_req {
 	srv_conn *c;
 	uint64_t start_ns;    /* dispatch time, for the latency histograms */
 	int lat_kind;         /* enum net_lat_kind */
-	uint8_t *payload;     /* owned copy; pub.msg slices point into it */
+	uint8_t *payload;     /* copy, in the same allocation right after the
+			       * srv_req; pub.msg slices point into it */
 } srv_req;
 
 typedef struct srv_write {
@@ -517,23 +518,20 @@ static void dispatch(srv_conn *c, const net_frame *f)
 		conn_send_error(c, f->reqid, Q_EPROTO, text);
 		return;
 	}
-	srv_req *r = calloc(1, sizeof *r);
+	/* one allocation for the request and its payload copy (only the
+	 * request part zeroed) */
+	srv_req *r = malloc(sizeof *r + f->payload.n);
 	if (!r) {
 		conn_send_error(c, f->reqid, -ENOMEM, NULL);
 		return;
 	}
+	memset(r, 0, sizeof *r);
 	if (f->payload.n) {
-		r->payload = malloc(f->payload.n);
-		if (!r->payload) {
-			free(r);
-			conn_send_error(c, f->reqid, -ENOMEM, NULL);
-			return;
-		}
+		r->payload = (uint8_t *)(r + 1);
 		memcpy(r->payload, f->payload.p, f->payload.n);
 	}
 	int rc = net_msg_decode(f->type, q_slice_make(r->payload, f->payload.n), &r->pub.msg);
 	if (rc < 0) {
-		free(r->payload);
 		free(r);
 		char text[96];
 		snprintf(text, sizeof text, "malformed %s message", net_msg_type_name(f->type));
@@ -871,8 +869,7 @@ static void req_free(srv_req *r, int error)
 	srv_conn *c = r->c;
 	net_loop_lat_note(c->srv->loop, r->lat_kind, (q_mono_ns() - r->start_ns) / 1000, error);
 	net_msg_clear(&r->pub.msg);
-	free(r->payload);
-	free(r);
+	free(r); /* the payload copy with it */
 	c->inflight--;
 	if (c->state == C_OPEN)
 		conn_process(c); /* may resume reading */

@@ -517,6 +517,60 @@ QTEST(pool_write_queue_bound)
 	tstop(&t);
 }
 
+typedef struct wq3_ctx {
+	tctx *t;
+	int rc[3];
+	once o[3];
+} wq3_ctx;
+
+/* a large request, a second one over the bound, a small one */
+static void wq3_issue(void *arg)
+{
+	wq3_ctx *w = arg;
+	static char val[800];
+	memset(val, 'v', sizeof val);
+	net_msg m;
+	net_msg_init(&m, NET_MSG_KV_PUT);
+	m.u.kv_put.key = q_slice_str("k");
+	m.u.kv_put.value = q_slice_make(val, sizeof val);
+	w->rc[0] = net_pool_request(w->t->pool, w->t->addr, &m, 5000, once_cb, &w->o[0]);
+	w->rc[1] = net_pool_request(w->t->pool, w->t->addr, &m, 5000, once_cb, &w->o[1]);
+	m.u.kv_put.key = q_slice_str("small");
+	m.u.kv_put.value = q_slice_make(val, 10);
+	w->rc[2] = net_pool_request(w->t->pool, w->t->addr, &m, 5000, once_cb, &w->o[2]);
+}
+
+QTEST(pool_write_queue_bound_ready)
+{
+	tctx t = {0};
+	t.popts.max_wq_bytes = 1024;
+	tstart(&t, M_ECHO);
+	/* the connection is up (a first request answered); requests to it are
+	 * encoded straight into its output buffer: one refused over the bound
+	 * leaves nothing behind, the next one still goes out intact */
+	wq3_ctx *w = calloc(1, sizeof *w);
+	w->t = &t;
+	ASSERT_OK(net_loop_call(t.loop, wq3_issue, w));
+	wait_until(w->o[0].calls == 1 && w->o[2].calls == 1);
+	wq3_ctx *w2 = calloc(1, sizeof *w2);
+	w2->t = &t;
+	ASSERT_OK(net_loop_call(t.loop, wq3_issue, w2));
+	ASSERT_OK(w2->rc[0]);
+	ASSERT_EQ(w2->rc[1], Q_EBUSY);
+	ASSERT_OK(w2->rc[2]);
+	wait_until(w2->o[0].calls == 1 && w2->o[2].calls == 1);
+	ASSERT_OK(w2->o[0].status);
+	ASSERT_OK(w2->o[2].status);
+	ASSERT_EQ(w2->o[1].calls, 0);
+	/* the server saw exactly the requests accepted: 2 + 2 */
+	tstats(&t);
+	ASSERT_EQ(t.sst.requests, 4);
+	ASSERT_EQ(t.sst.bad_frames, 0);
+	free(w);
+	free(w2);
+	tstop(&t);
+}
+
 static void block(void *arg)
 {
 	_Atomic int *g = arg;
@@ -887,7 +941,8 @@ QTEST(pool_pipelined_throughput)
 QTEST_MAIN(QT(pool_request_response_and_reuse), QT(pool_hello_first), QT(pool_many_concurrent),
 	   QT(pool_call_from_threads), QT(pool_timeout_fires_once),
 	   QT(pool_connect_refused_and_reconnect), QT(pool_reconnects_after_server_closes),
-	   QT(pool_backpressure_busy), QT(pool_write_queue_bound), QT(loop_post_queue_full),
+	   QT(pool_backpressure_busy), QT(pool_write_queue_bound), QT(pool_write_queue_bound_ready),
+	   QT(loop_post_queue_full),
 	   QT(sync_call_roundtrip_large), QT(sync_timeout), QT(server_survives_bad_input),
 	   QT(server_reply_after_client_left), QT(server_backpressure_pauses_reading),
 	   QT(pool_pipelined_throughput))
