@@ -3,10 +3,21 @@
  * batch.h). Invariant: while b->hold is set, b->rep.p is the hold's buffer
  * and nothing writes through it; batch_own() gives the batch a private copy
  * before any change.
+ *
+ * Buffer pool: the encodings of batches with large values live until their
+ * memtable is flushed, so without reuse every such batch would get fresh
+ * memory from the allocator (page faults on every page, a large share of
+ * the cost of a large put). A batch that takes a value of at least
+ * POOL_MIN bytes therefore gets a buffer of exactly the size it needs,
+ * from the pool when one fits, and a buffer of at least POOL_MIN bytes
+ * goes back to the pool when its batch or last hold reference lets go of
+ * it. The pool is process-wide, under pool_mu, and bounded (POOL_MAX_BUFS
+ * buffers, POOL_MAX_BYTES bytes); past that, buffers are freed.
  */
 #include "lsm/batch.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +28,85 @@
 
 struct batch_hold {
 	atomic_int refs;
-	uint8_t *p; /* malloc'd, freed with the last reference */
+	uint8_t *p; /* malloc'd, freed (or pooled) with the last reference */
+	size_t cap;
 };
+
+#define POOL_MIN (16u << 10)
+#define POOL_MAX_BUFS 128
+#define POOL_MAX_BYTES (96u << 20)
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint8_t *p;
+	size_t cap;
+} pool[POOL_MAX_BUFS];
+static size_t pool_n, pool_bytes;
+
+/* Frees p (cap bytes) or keeps it for reuse. */
+static void pool_put(uint8_t *p, size_t cap)
+{
+	if (!p)
+		return;
+	if (cap >= POOL_MIN) {
+		pthread_mutex_lock(&pool_mu);
+		if (pool_n < POOL_MAX_BUFS && pool_bytes + cap <= POOL_MAX_BYTES) {
+			pool[pool_n].p = p;
+			pool[pool_n].cap = cap;
+			pool_n++;
+			pool_bytes += cap;
+			p = NULL;
+		}
+		pthread_mutex_unlock(&pool_mu);
+	}
+	free(p);
+}
+
+/* A pooled buffer of need..need + need/4 bytes (*cap set), or NULL. */
+static uint8_t *pool_get(size_t need, size_t *cap)
+{
+	uint8_t *p = NULL;
+	pthread_mutex_lock(&pool_mu);
+	for (size_t i = pool_n; i-- > 0;) {
+		if (pool[i].cap >= need && pool[i].cap - need <= need / 4) {
+			p = pool[i].p;
+			*cap = pool[i].cap;
+			pool_bytes -= pool[i].cap;
+			pool[i] = pool[--pool_n];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pool_mu);
+	return p;
+}
+
+/* Makes room for extra more bytes in b->rep (not shared), at exactly the
+ * size needed and from the pool when the result is large (see above). */
+static int batch_reserve(lsm_batch *b, size_t extra)
+{
+	q_buf *r = &b->rep;
+	if (extra > SIZE_MAX / 2 - r->len)
+		return -ENOMEM;
+	size_t need = r->len + extra;
+	if (need <= r->cap)
+		return 0;
+	if (need < POOL_MIN)
+		return q_buf_reserve(r, extra);
+	size_t cap = 0;
+	uint8_t *p = pool_get(need, &cap);
+	if (!p) {
+		cap = need + need / 16;
+		p = malloc(cap);
+		if (!p)
+			return -ENOMEM;
+	}
+	if (r->len)
+		memcpy(p, r->p, r->len);
+	pool_put(r->p, r->cap);
+	r->p = p;
+	r->cap = cap;
+	return 0;
+}
 
 void batch_hold_ref(batch_hold *h)
 {
@@ -29,7 +117,7 @@ void batch_hold_unref(batch_hold *h)
 {
 	if (!h || atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	free(h->p);
+	pool_put(h->p, h->cap);
 	free(h);
 }
 
@@ -39,16 +127,9 @@ batch_hold *batch_share(lsm_batch *b)
 		batch_hold *h = malloc(sizeof(*h));
 		if (!h)
 			return NULL;
-		if (b->rep.cap > b->rep.len + b->rep.len / 8 && b->rep.len > 0) {
-			/* pinned until the memtable is flushed: give back the slack */
-			uint8_t *np = realloc(b->rep.p, b->rep.len);
-			if (np) {
-				b->rep.p = np;
-				b->rep.cap = b->rep.len;
-			}
-		}
 		atomic_init(&h->refs, 1); /* the batch's alias */
 		h->p = b->rep.p;
+		h->cap = b->rep.cap;
 		b->hold = h;
 	}
 	batch_hold_ref(b->hold);
@@ -83,10 +164,12 @@ static int batch_own(lsm_batch *b)
 
 void batch_release(lsm_batch *b)
 {
-	if (b->hold)
+	if (b->hold) {
 		batch_unshare(b);
-	else
-		q_buf_free(&b->rep);
+	} else {
+		pool_put(b->rep.p, b->rep.cap);
+		q_buf_init(&b->rep);
+	}
 }
 
 static int batch_ensure_header(lsm_batch *b)
@@ -132,6 +215,8 @@ static int batch_add(lsm_batch *b, int op, q_slice key, const q_slice *value)
 		return b->err;
 	size_t old = b->rep.len;
 	int rc = batch_ensure_header(b);
+	if (rc == 0 && value && value->n >= POOL_MIN)
+		rc = batch_reserve(b, 1 + 2 * Q_VARINT64_MAX + key.n + value->n);
 	if (rc == 0)
 		rc = q_buf_append_byte(&b->rep, (uint8_t)op);
 	if (rc == 0)
@@ -184,6 +269,8 @@ int batch_append(lsm_batch *dst, const lsm_batch *src)
 	if (src->count == 0)
 		return 0;
 	int rc = batch_ensure_header(dst);
+	if (rc == 0 && src->max_value >= POOL_MIN)
+		rc = batch_reserve(dst, src->rep.len - BATCH_HEADER_SIZE);
 	if (rc == 0)
 		rc = q_buf_append(&dst->rep, src->rep.p + BATCH_HEADER_SIZE,
 				  src->rep.len - BATCH_HEADER_SIZE);
