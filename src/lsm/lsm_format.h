@@ -63,6 +63,7 @@ enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
  * version (4) | checksum of the preceding 44 bytes (4) | magic (8) */
 #define SST_FOOTER_SIZE 56u
 #define SST_RESTART_INTERVAL 16
+#define SST_INDEX_RESTART_INTERVAL 1 /* of index blocks (readers take any) */
 /* compress only if it saves at least 1/8 of the block */
 #define SST_MIN_SAVING_DIV 8
 /* bloom filter block: bit array | k (1 byte) */

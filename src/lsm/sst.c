@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <snappy-c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,29 +64,99 @@ int sst_block_new(const uint8_t *data, size_t n, uint8_t *owned, sst_block **out
 	}
 	*b = tmp;
 	atomic_init(&b->refs, 1);
+	b->cap = 0;
 	b->owned = owned;
 	*out = b;
 	return 0;
 }
 
-/* A block whose contents (dlen bytes) live in the same allocation, right
- * after the struct (one malloc and one free per block read from disk); the
- * caller fills the contents, then calls block_inline_finish. */
+/* Blocks read from disk keep their contents in the same allocation as the
+ * struct (one allocation per block). When such a block is freed, its memory
+ * goes to a small stash of the freeing thread and the next block read by
+ * that thread reuses it: with a full cache every miss evicts (frees) one
+ * block and reads one, so the read path mostly skips malloc and free of a
+ * few KiB. Capacities are rounded up to 1 KiB; a stashed buffer is reused
+ * only for contents it fits without wasting more than 2 KiB. A thread's
+ * stash is freed when the thread exits (key destructor). */
+#define STASH_N 4
+#define STASH_ROUND 1024u
+#define STASH_SLACK 2048u
+
+typedef struct blk_stash {
+	sst_block *b[STASH_N];
+	int n;
+} blk_stash;
+
+static __thread blk_stash tl_stash;
+static __thread int tl_stash_armed;
+static pthread_key_t g_stash_key;
+static pthread_once_t g_stash_once = PTHREAD_ONCE_INIT;
+static int g_stash_ok;
+
+static void stash_drain(void *arg)
+{
+	blk_stash *st = arg;
+	for (int i = 0; i < st->n; i++)
+		free(st->b[i]);
+	st->n = 0;
+}
+
+static void stash_key_init(void)
+{
+	g_stash_ok = pthread_key_create(&g_stash_key, stash_drain) == 0;
+}
+
+/* Frees an inline block's memory, or keeps it in the thread's stash. */
+static void block_release(sst_block *b)
+{
+	blk_stash *st = &tl_stash;
+	if (st->n < STASH_N) {
+		if (!tl_stash_armed) {
+			pthread_once(&g_stash_once, stash_key_init);
+			if (g_stash_ok && pthread_setspecific(g_stash_key, st) == 0)
+				tl_stash_armed = 1;
+		}
+		if (tl_stash_armed) {
+			st->b[st->n++] = b;
+			return;
+		}
+	}
+	free(b);
+}
+
+/* A block whose contents (dlen bytes) follow the struct in its allocation;
+ * the caller fills the contents, then calls block_inline_finish. */
 static sst_block *block_inline_alloc(size_t dlen, uint8_t **contents)
 {
-	sst_block *b = malloc(sizeof(*b) + (dlen ? dlen : 1));
-	if (!b)
-		return NULL;
+	blk_stash *st = &tl_stash;
+	sst_block *b = NULL;
+	for (int i = st->n - 1; i >= 0; i--)
+		if (st->b[i]->cap >= dlen && st->b[i]->cap - dlen <= STASH_SLACK) {
+			b = st->b[i];
+			st->b[i] = st->b[--st->n];
+			break;
+		}
+	if (!b) {
+		size_t cap = dlen ? dlen : 1;
+		cap = (cap + STASH_ROUND - 1) / STASH_ROUND * STASH_ROUND;
+		b = malloc(sizeof(*b) + cap);
+		if (!b)
+			return NULL;
+		b->cap = cap;
+	}
 	*contents = (uint8_t *)(b + 1);
 	return b;
 }
 
 static int block_inline_finish(sst_block *b, size_t dlen, sst_block **out)
 {
+	size_t cap = b->cap;
 	if (block_layout(b, (const uint8_t *)(b + 1), dlen)) {
-		free(b);
+		b->cap = cap;
+		block_release(b);
 		return Q_ECORRUPT;
 	}
+	b->cap = cap;
 	b->owned = NULL;
 	*out = b;
 	return 0;
@@ -99,6 +170,10 @@ void sst_block_ref(sst_block *b)
 void sst_block_unref(sst_block *b)
 {
 	if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+		if (b->cap) {
+			block_release(b);
+			return;
+		}
 		free(b->owned);
 		free(b);
 	}
@@ -356,6 +431,7 @@ lsm_it *sst_block_iter(sst_block *b, int ikeys)
 void sst_bb_init(sst_block_builder *bb)
 {
 	memset(bb, 0, sizeof(*bb));
+	bb->restart_interval = SST_RESTART_INTERVAL;
 }
 
 void sst_bb_free(sst_block_builder *bb)
@@ -363,7 +439,9 @@ void sst_bb_free(sst_block_builder *bb)
 	q_buf_free(&bb->buf);
 	q_buf_free(&bb->last);
 	free(bb->restarts);
+	int ri = bb->restart_interval;
 	memset(bb, 0, sizeof(*bb));
+	bb->restart_interval = ri;
 }
 
 void sst_bb_reset(sst_block_builder *bb)
@@ -392,7 +470,7 @@ static int bb_push_restart(sst_block_builder *bb, uint32_t off)
 int sst_bb_add(sst_block_builder *bb, q_slice key, q_slice value)
 {
 	size_t shared = 0;
-	if (bb->counter < SST_RESTART_INTERVAL && bb->entries > 0) {
+	if (bb->counter < bb->restart_interval && bb->entries > 0) {
 		size_t m = bb->last.len < key.n ? bb->last.len : key.n;
 		while (shared < m && bb->last.p[shared] == key.p[shared])
 			shared++;
@@ -461,7 +539,7 @@ int sst_decode_block(const uint8_t *raw, size_t n, sst_block **out)
 		size_t got = dlen;
 		if (snappy_uncompress((const char *)raw, len, (char *)contents, &got) != SNAPPY_OK ||
 		    got != dlen) {
-			free(b);
+			block_release(b);
 			return Q_ECORRUPT;
 		}
 	} else {
@@ -612,6 +690,9 @@ int sst_builder_new(q_env *env, const char *path, const sst_opts *o, sst_builder
 		b->o.block_size = 256;
 	sst_bb_init(&b->data);
 	sst_bb_init(&b->index);
+	/* every index entry a restart point: a lookup's index search is a
+	 * binary search over keys compared in place, with no linear scan */
+	b->index.restart_interval = SST_INDEX_RESTART_INTERVAL;
 	*out = b;
 	return 0;
 }

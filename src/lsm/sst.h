@@ -37,6 +37,8 @@ struct sst_block {
 	const uint8_t *restarts;
 	uint32_t nrestarts;
 	atomic_int refs;
+	size_t cap;           /* contents capacity when they follow the struct in
+	                       * its allocation (recycled, see sst.c), else 0 */
 	uint8_t *owned;       /* freed with the block (may be NULL: the contents are
 	                       * borrowed or follow the struct in its allocation) */
 };
@@ -56,6 +58,7 @@ typedef struct sst_block_builder {
 	uint32_t *restarts;
 	size_t nrestarts, caprestarts;
 	int counter;
+	int restart_interval; /* entries per restart point (init: 16) */
 	uint64_t entries;
 } sst_block_builder;
 
