@@ -3,7 +3,7 @@
  *
  * --clients connections, spread round robin over the given nodes, each with
  * one request in flight (like redis-benchmark -c without pipelining), all
- * driven by one thread with poll() so the load generator costs little CPU
+ * driven by one thread with epoll so the load generator costs little CPU
  * itself. Each runs get or put (by --get-percent) on uniformly random keys
  * "bench-<i>" of a --keys key space, the next request as soon as the
  * answer arrives.
@@ -19,7 +19,7 @@
  * Threading: one thread.
  */
 #include <errno.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +57,7 @@ typedef struct bconn {
 	int is_get;
 	uint64_t reqid;
 	int active;
+	int want_out;         /* registered for EPOLLOUT (output pending) */
 } bconn;
 
 typedef struct bstats {
@@ -204,17 +205,32 @@ static int read_resp(bconn *b, bstats *st)
 	return 1;
 }
 
+/* Registers (or modifies) b's socket in epfd: input always, output when
+ * out is set; the event carries the connection's index. */
+static int ep_set(int epfd, int op, bconn *b, int i, int out)
+{
+	struct epoll_event e;
+	memset(&e, 0, sizeof e);
+	e.events = EPOLLIN | (out ? EPOLLOUT : 0);
+	e.data.u32 = (uint32_t)i;
+	if (epoll_ctl(epfd, op, b->fd, &e) < 0)
+		return -errno;
+	b->want_out = out;
+	return 0;
+}
+
 /* Runs the closed loop on cfg->clients connections until the deadline (or,
  * for a preload, until every key was written once). */
 static int run_loop(const bench_cfg *cfg, bstats *st, uint64_t seed, int preload)
 {
 	int nc = cfg->clients;
 	bconn *bs = calloc((size_t)nc, sizeof(bconn));
-	struct pollfd *pf = calloc((size_t)nc, sizeof(struct pollfd));
+	struct epoll_event *ev = calloc((size_t)nc, sizeof(struct epoll_event));
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
 	uint8_t *val = malloc(cfg->value_size ? cfg->value_size : 1);
 	int rc = 0;
-	if (!bs || !pf || !val) {
-		rc = -ENOMEM;
+	if (!bs || !ev || !val || epfd < 0) {
+		rc = epfd < 0 ? -errno : -ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < cfg->value_size; i++)
@@ -231,6 +247,7 @@ static int run_loop(const bench_cfg *cfg, bstats *st, uint64_t seed, int preload
 		bs[i].fd = net_sync_fd(bs[i].ns);
 		q_buf_init(&bs[i].out);
 		q_buf_init(&bs[i].in);
+		Q_ERR(ep_set(epfd, EPOLL_CTL_ADD, &bs[i], i, 0));
 	}
 	uint64_t deadline = q_mono_ms() + cfg->duration_ms;
 	int active = 0;
@@ -253,23 +270,26 @@ static int run_loop(const bench_cfg *cfg, bstats *st, uint64_t seed, int preload
 	}
 	while (active > 0) {
 		for (int i = 0; i < nc; i++) {
-			pf[i].fd = bs[i].active ? bs[i].fd : -1;
-			pf[i].events = POLLIN | (bs[i].sent < bs[i].out.len ? POLLOUT : 0);
-			pf[i].revents = 0;
+			/* EPOLLOUT only while a request is not fully written */
+			int want = bs[i].active && bs[i].sent < bs[i].out.len;
+			if (want != bs[i].want_out)
+				Q_ERR(ep_set(epfd, EPOLL_CTL_MOD, &bs[i], i, want));
 		}
-		int n = poll(pf, (nfds_t)nc, 1000);
+		int n = epoll_wait(epfd, ev, nc, 1000);
 		if (n < 0 && errno != EINTR) {
 			rc = -errno;
 			goto fail;
 		}
-		for (int i = 0; i < nc && n > 0; i++) {
+		for (int e = 0; e < n; e++) {
+			int i = (int)ev[e].data.u32;
 			bconn *b = &bs[i];
-			if (!pf[i].revents)
+			uint32_t re = ev[e].events;
+			if (!b->active)
 				continue;
 			int done = 0;
-			if (pf[i].revents & POLLOUT)
+			if (re & EPOLLOUT)
 				done = flush_out(b);
-			if (done == 0 && (pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+			if (done == 0 && (re & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 				done = read_resp(b, st);
 			if (done < 0) {
 				/* the node went away: count the request as failed and
@@ -279,6 +299,7 @@ static int run_loop(const bench_cfg *cfg, bstats *st, uint64_t seed, int preload
 				net_sync_close(b->ns);
 				b->ns = NULL;
 				b->in.len = 0;
+				b->want_out = 0; /* closing the socket left the epoll set */
 				if (net_sync_connect(node, 200, &b->ns) < 0) {
 					b->ns = NULL;
 					b->active = 0;
@@ -286,6 +307,8 @@ static int run_loop(const bench_cfg *cfg, bstats *st, uint64_t seed, int preload
 					continue;
 				}
 				b->fd = net_sync_fd(b->ns);
+				b->want_out = 0;
+				Q_ERR(ep_set(epfd, EPOLL_CTL_ADD, b, i, 0));
 				done = 1;
 			}
 			if (!done)
@@ -304,6 +327,8 @@ static int run_loop(const bench_cfg *cfg, bstats *st, uint64_t seed, int preload
 			if (!more) {
 				b->active = 0;
 				active--;
+				(void)epoll_ctl(epfd, EPOLL_CTL_DEL, b->fd, NULL);
+				b->want_out = 0;
 				continue;
 			}
 			Q_ERR(next_request(cfg, b, &seed, val, k, is_get));
@@ -322,8 +347,10 @@ out:
 			q_buf_free(&bs[i].in);
 		}
 	free(bs);
-	free(pf);
+	free(ev);
 	free(val);
+	if (epfd >= 0)
+		close(epfd);
 	return rc;
 }
 
