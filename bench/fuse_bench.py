@@ -13,6 +13,11 @@ figures of a pair see the same machine load (other work on a shared
 machine moves figures by tens of percent within minutes); --repeat N runs
 every pair N times and reports medians.
 
+The seq workload also reports the CPU time (user + system, from
+/proc/PID/stat, all threads) that each daemon spent while the file was
+written: on a shared machine this moves much less than the rates do, so it
+is the figure to compare between builds of the mount.
+
 Prints one line per figure and the quorumfs/bindfs ratio against the
 issue's targets (seq write/read >= 0.5x bindfs throughput, small-file
 create >= 0.3x bindfs rate, rsync time <= 2x bindfs time). Exit status 0
@@ -89,9 +94,20 @@ class Mount:
         self.log.close()
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of process pid (all its threads)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
 def seq(m, size_mib):
     path = os.path.join(m.mnt, "seq.bin")
     block = bytearray(os.urandom(1 << 20))
+    c0 = cpu_s(m.proc.pid)
     t0 = time.monotonic()
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
     for i in range(size_mib):
@@ -102,6 +118,7 @@ def seq(m, size_mib):
     os.fsync(fd)
     os.close(fd)
     tw = time.monotonic() - t0
+    cw = cpu_s(m.proc.pid) - c0
     dropped = drop_caches()
     t0 = time.monotonic()
     fd = os.open(path, os.O_RDONLY)
@@ -117,7 +134,7 @@ def seq(m, size_mib):
         raise SystemExit(f"{m.kind}: read back {got} bytes, wrote {size_mib << 20}")
     os.unlink(path)
     return {"seq_write_MiBps": size_mib / tw, "seq_read_MiBps": size_mib / tr,
-            "cold_read": dropped}
+            "seq_write_cpu_s": cw, "cold_read": dropped}
 
 
 def small(m, count):
@@ -223,6 +240,8 @@ def main():
                      q["seq_write_MiBps"] / b["seq_write_MiBps"], ">= 0.5"))
         rows.append(("seq read MiB/s", q["seq_read_MiBps"], b["seq_read_MiBps"],
                      q["seq_read_MiBps"] / b["seq_read_MiBps"], ">= 0.5"))
+        rows.append(("seq write daemon CPU s", q["seq_write_cpu_s"], b["seq_write_cpu_s"],
+                     q["seq_write_cpu_s"] / max(b["seq_write_cpu_s"], 0.01), ""))
     if "small" in only:
         rows.append(("create 1KiB files/s", q["create_per_s"], b["create_per_s"],
                      q["create_per_s"] / b["create_per_s"], ">= 0.3"))

@@ -80,8 +80,9 @@ static uint8_t *pool_get(size_t need, size_t *cap)
 	return p;
 }
 
-/* Makes room for extra more bytes in b->rep (not shared), at exactly the
- * size needed and from the pool when the result is large (see above). */
+/* Makes room for extra more bytes in b->rep (not shared): at exactly the
+ * size needed for a batch's first op, doubling after that, and from the
+ * pool when the result is large (see above). */
 static int batch_reserve(lsm_batch *b, size_t extra)
 {
 	q_buf *r = &b->rep;
@@ -92,6 +93,10 @@ static int batch_reserve(lsm_batch *b, size_t extra)
 		return 0;
 	if (need < POOL_MIN)
 		return q_buf_reserve(r, extra);
+	/* a batch growing past its first op (several large puts, or a group
+	 * commit merging batches) doubles, so appends stay linear */
+	if (r->len > BATCH_HEADER_SIZE && need < 2 * r->cap)
+		need = 2 * r->cap;
 	size_t cap = 0;
 	uint8_t *p = pool_get(need, &cap);
 	if (!p) {
