@@ -126,7 +126,7 @@ static int store(replica *r, const lkey *k, q_slice key, const obj_set *cur, con
 	int rc = 0;
 	if (s) {
 		Q_ERR(obj_set_encode(s, &enc));
-		nd = obj_set_digest(s);
+		nd = obj_set_digest_encoded(s, enc.p, enc.len);
 	}
 	if (cur)
 		od = obj_set_digest(cur);

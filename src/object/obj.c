@@ -902,8 +902,16 @@ uint64_t obj_set_digest(const obj_set *s)
 		q_buf_free(&b);
 		return UINT64_MAX; /* out of memory: see obj.h */
 	}
-	h = q_hash64(b.p, b.len, OBJ_DIGEST_SEED);
+	h = obj_set_digest_encoded(s, b.p, b.len);
 	q_buf_free(&b);
+	return h;
+}
+
+uint64_t obj_set_digest_encoded(const obj_set *s, const uint8_t *enc, size_t n)
+{
+	if (!s || (s->n == 0 && s->ctx.n == 0))
+		return 0;
+	uint64_t h = q_hash64(enc, n, OBJ_DIGEST_SEED);
 	return h ? h : 1; /* 0 is reserved for the empty set */
 }
 

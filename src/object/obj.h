@@ -210,6 +210,9 @@ int obj_set_prune(obj_set *s, const obj_prune *p, int64_t now_ns, const char *ke
  * UINT64_MAX, which callers comparing digests treat as "differs" (a false
  * difference only costs a sync). */
 uint64_t obj_set_digest(const obj_set *s);
+/* obj_set_digest(s) computed from enc, which must be obj_set_encode(s)'s
+ * output (saves encoding s a second time when the caller has it). */
+uint64_t obj_set_digest_encoded(const obj_set *s, const uint8_t *enc, size_t n);
 /* 1 if a and b hold the same siblings and the same context. */
 int obj_set_equal(const obj_set *a, const obj_set *b);
 

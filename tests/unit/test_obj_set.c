@@ -517,6 +517,14 @@ QTEST(digest_and_equal)
 	obj_set *e = obj_set_new();
 	ASSERT(obj_set_equal(e, NULL));
 	ASSERT_U64_EQ(obj_set_digest(e), 0);
+	/* from an encoding the caller made: the same digest */
+	q_buf enc = Q_BUF_INIT;
+	ASSERT_EQ(obj_set_encode(a, &enc), 0);
+	ASSERT_U64_EQ(obj_set_digest_encoded(a, enc.p, enc.len), obj_set_digest(a));
+	q_buf_reset(&enc);
+	ASSERT_EQ(obj_set_encode(e, &enc), 0);
+	ASSERT_U64_EQ(obj_set_digest_encoded(e, enc.p, enc.len), 0);
+	q_buf_free(&enc);
 	obj_set_free(e);
 	obj_set_free(a);
 	obj_set_free(a2);
