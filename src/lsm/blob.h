@@ -51,6 +51,7 @@ typedef struct lsm_blob {
 	                              * study and salvage) when the last
 	                              * reference goes, never unlinked */
 	atomic_int gc_failed;        /* a record could not be moved: no more GC */
+	atomic_int gc_read_errors;   /* records GC could not read (not corrupt) */
 	_Atomic(q_file *) f;         /* NULL: not open yet (the next read opens it) */
 	atomic_int unusable;         /* missing file or bad header: reads fail
 	                              * with Q_ECORRUPT, no more open attempts */

@@ -1020,13 +1020,22 @@ static int cb_pointer(lsm_db *db, comp_blobs *cb, const lsm_version *v, q_slice 
 		atomic_store(&b->gc_failed, 1);
 		return cb_ref(cb, p.number);
 	}
+	if (rc == -ENOMEM)
+		return rc; /* the compaction fails and is retried with backoff */
 	if (rc) {
-		/* a transient failure (EIO, EMFILE, ENOMEM, ...): the compaction
-		 * fails and is retried with backoff; the file stays collectable */
-		Q_WARN("lsm", "blob file %s: record at offset %llu not read (%s); the "
-		       "compaction will be retried", b->path, (unsigned long long)p.offset,
-		       q_strerror(rc));
-		return rc;
+		/* EIO, EMFILE, ...: the pointer stays (always correct) and a later
+		 * compaction tries again; failing the compaction instead would
+		 * stop every compaction for good if the error does not clear (a
+		 * bad sector), and writes with them once level 0 is full. After
+		 * BLOB_GC_READ_TRIES such records the file is no longer collected
+		 * (until the store is reopened). */
+		int nerr = atomic_fetch_add(&b->gc_read_errors, 1) + 1;
+		Q_WARN("lsm", "blob file %s: record at offset %llu not read (%s); kept%s",
+		       b->path, (unsigned long long)p.offset, q_strerror(rc),
+		       nerr >= BLOB_GC_READ_TRIES ? "; the file is no longer collected" : "");
+		if (nerr >= BLOB_GC_READ_TRIES)
+			atomic_store(&b->gc_failed, 1);
+		return cb_ref(cb, p.number);
 	}
 	if (cb->w && blob_writer_size(cb->w) >= BLOB_FILE_TARGET)
 		Q_RET(cb_finish_blob(cb));

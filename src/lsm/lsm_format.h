@@ -100,6 +100,9 @@ enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
 /* a blob file whose garbage exceeds size * NUM / DEN is collected */
 #define BLOB_GC_NUM 1
 #define BLOB_GC_DEN 2
+/* records of a blob file GC may fail to read (I/O errors, not corruption)
+ * before it stops collecting the file until the store is reopened */
+#define BLOB_GC_READ_TRIES 3
 
 /* ---- levels ---- */
 #define LSM_LEVELS 7

@@ -165,6 +165,10 @@ void q_fault_env_free(q_env *fe);
  * (e.g. -EIO, -ENOSPC); if sticky, every later call of those kinds fails
  * too. n = 0 disarms. */
 void q_fault_env_fail_at(q_env *fe, int mask, uint64_t n, int err, int sticky);
+/* Every read of path (as opened through fe) that touches a byte at offset
+ * from or later fails with err, until called again (path NULL: none): a
+ * bad region of a disk that stays bad. 0 or -ENOMEM. */
+int q_fault_env_bad_region(q_env *fe, const char *path, uint64_t from, int err);
 /* The nth append from now writes only its first half, then fails with err. */
 void q_fault_env_short_write_at(q_env *fe, uint64_t n, int err);
 /* Calls of each kind seen so far (for choosing n). */

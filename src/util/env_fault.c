@@ -47,6 +47,9 @@ typedef struct fault_env {
 	pending_rename *renames;
 	size_t nrenames, caprenames;
 	uint64_t backup_seq;
+	char *bad_path; /* reads of it touching bad_from.. fail with bad_err */
+	uint64_t bad_from;
+	int bad_err;
 } fault_env;
 
 typedef struct fault_file {
@@ -134,6 +137,13 @@ static int ff_pread(q_file *f, void *buf, size_t n, uint64_t off, size_t *got)
 {
 	fault_file *ff = (fault_file *)f;
 	int rc = should_fail(ff->fe, Q_FAULT_READ);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&ff->fe->mu);
+	if (ff->fe->bad_path && !strcmp(ff->fe->bad_path, ff->path) && n &&
+	    off + n > ff->fe->bad_from)
+		rc = ff->fe->bad_err;
+	pthread_mutex_unlock(&ff->fe->mu);
 	if (rc)
 		return rc;
 	return q_file_pread(ff->inner, buf, n, off, got);
@@ -435,6 +445,7 @@ void q_fault_env_free(q_env *e)
 	}
 	free(fe->files);
 	free(fe->renames);
+	free(fe->bad_path);
 	pthread_mutex_destroy(&fe->mu);
 	free(fe);
 }
@@ -449,6 +460,21 @@ void q_fault_env_fail_at(q_env *e, int mask, uint64_t n, int err, int sticky)
 	fe->fail_sticky = sticky;
 	fe->failing = 0;
 	pthread_mutex_unlock(&fe->mu);
+}
+
+int q_fault_env_bad_region(q_env *e, const char *path, uint64_t from, int err)
+{
+	fault_env *fe = (fault_env *)e;
+	char *p = path ? strdup(path) : NULL;
+	if (path && !p)
+		return -ENOMEM;
+	pthread_mutex_lock(&fe->mu);
+	free(fe->bad_path);
+	fe->bad_path = p;
+	fe->bad_from = from;
+	fe->bad_err = err;
+	pthread_mutex_unlock(&fe->mu);
+	return 0;
 }
 
 void q_fault_env_short_write_at(q_env *e, uint64_t n, int err)
