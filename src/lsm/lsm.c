@@ -1636,7 +1636,10 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 		uint64_t seq = atomic_load(&db->last_seq) + 1;
 		mem_table *m = db->mem;
 		pthread_mutex_unlock(&db->mu);
+		/* a shared batch (resubmitted after a write) is copied here;
+		 * if that fails nothing reached the log: the group just fails */
 		rc = batch_set_seq(grp, seq);
+		int logged = rc == 0;
 		if (rc == 0) {
 			pthread_mutex_lock(&db->log_mu);
 			rc = wal_add(db->log, grp->rep.p, grp->rep.len);
@@ -1652,12 +1655,12 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 			batch_hold_unref(ic.hold);
 		}
 		pthread_mutex_lock(&db->mu);
-		if (rc) {
+		if (rc && logged) {
 			Q_ERROR("lsm", "commit log write failed: %s; writes fail until %s",
 				q_strerror(rc), rc == -ENOSPC ? "space is freed" : "reopened");
 			if (!db->bg_error)
 				db->bg_error = rc;
-		} else {
+		} else if (rc == 0) {
 			atomic_store(&db->last_seq, seq + grp->count - 1);
 			atomic_fetch_add(&db->st_groups, 1);
 			atomic_fetch_add(&db->st_group_writes, (uint64_t)ngroup);

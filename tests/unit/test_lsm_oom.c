@@ -421,5 +421,51 @@ QTEST(lsm_nth_alloc_fails_sticky)
 	nth_loop(1);
 }
 
+/* A batch written once holds a large value the memtable now shares; writing
+ * it again copies the encoding first. When that copy fails nothing reached
+ * the log: that write fails with ENOMEM and the store keeps accepting
+ * writes (it used to stop them until reopened). */
+QTEST(resubmitted_shared_batch_alloc_failure_is_not_sticky)
+{
+	q_log_set_level(Q_LOG_OFF);
+	char path[600];
+	snprintf(path, sizeof(path), "%s/db", qtest_tmpdir);
+	lsm_options o;
+	lsm_options_default(&o);
+	o.sync = LSM_SYNC_NONE;
+	lsm_db *d;
+	ASSERT_OK(lsm_open(path, &o, &d));
+	size_t big = 100000;
+	char *v = malloc(big);
+	ASSERT(v);
+	memset(v, 'x', big);
+	lsm_batch *b = lsm_batch_new();
+	ASSERT(b);
+	ASSERT_OK(lsm_batch_put(b, q_slice_str("big"), q_slice_make(v, big)));
+	ASSERT_OK(lsm_write(d, b));
+	int failures = 0;
+	for (uint64_t n = 1; n <= 8; n++) {
+		qalloc_fail_arm(n, 0);
+		int rc = lsm_write(d, b);
+		int hit = qalloc_fail_hit() > 0;
+		qalloc_fail_disarm();
+		if (hit) {
+			failures++;
+			ASSERT(rc == 0 || rc == -ENOMEM);
+		} else {
+			ASSERT_OK(rc);
+		}
+		ASSERT_OK(lsm_put(d, q_slice_str("small"), q_slice_str("v")));
+	}
+	ASSERT(failures > 0);
+	q_buf out = Q_BUF_INIT;
+	ASSERT_OK(lsm_get(d, q_slice_str("big"), &out));
+	ASSERT_EQ(out.len, big);
+	q_buf_free(&out);
+	lsm_batch_free(b);
+	free(v);
+	ASSERT_OK(lsm_close(db));
+}
+
 QTEST_MAIN(QT(alloc_hook_is_linked), QT(leak_check_detects_a_leak), QT(lsm_nth_alloc_fails),
-	   QT(lsm_nth_alloc_fails_sticky))
+	   QT(lsm_nth_alloc_fails_sticky), QT(resubmitted_shared_batch_alloc_failure_is_not_sticky))
