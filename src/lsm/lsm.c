@@ -600,11 +600,20 @@ static int log_failed(lsm_db *db)
 	return failed;
 }
 
+/* Background errors that clear by themselves: a full disk, and the
+ * process' or the system's file-descriptor limit (a flush's new table or
+ * blob file could not be opened). Nothing is half written by either. */
+static int bg_retryable(int rc)
+{
+	return rc == -ENOSPC || rc == -EMFILE || rc == -ENFILE;
+}
+
 /*
- * Errors of the background flush: -ENOSPC (disk full) is retried every
- * second while writes fail with it; the first flush that succeeds again
- * lifts the error unless the commit log failed too (make_room resumes
- * that). Any other error leaves the store read-only until reopened.
+ * Errors of the background flush: a retryable one (bg_retryable) is
+ * retried every second while writes fail with it; the first flush that
+ * succeeds again lifts the error unless the commit log failed too
+ * (make_room resumes that). Any other error leaves the store read-only
+ * until reopened.
  */
 static void *flush_main(void *arg)
 {
@@ -613,7 +622,7 @@ static void *flush_main(void *arg)
 	for (;;) {
 		if (db->closing)
 			break;
-		if (db->nimm == 0 || (db->bg_error && db->bg_error != -ENOSPC)) {
+		if (db->nimm == 0 || (db->bg_error && !bg_retryable(db->bg_error))) {
 			pthread_cond_wait(&db->work_cv, &db->mu);
 			continue;
 		}
@@ -621,7 +630,7 @@ static void *flush_main(void *arg)
 		pthread_mutex_unlock(&db->mu);
 		int rc = flush_one(db, m);
 		pthread_mutex_lock(&db->mu);
-		if (rc == -ENOSPC) {
+		if (bg_retryable(rc)) {
 			Q_ERROR("lsm", "memtable flush failed: %s; writes fail until it succeeds "
 				"(retried every second)", q_strerror(rc));
 			if (!db->bg_error)
@@ -633,9 +642,9 @@ static void *flush_main(void *arg)
 		} else if (rc) {
 			Q_ERROR("lsm", "memtable flush failed: %s; store is read-only until reopened",
 				q_strerror(rc));
-			if (!db->bg_error || db->bg_error == -ENOSPC)
+			if (!db->bg_error || bg_retryable(db->bg_error))
 				db->bg_error = rc;
-		} else if (db->bg_error == -ENOSPC && !log_failed(db)) {
+		} else if (bg_retryable(db->bg_error) && !log_failed(db)) {
 			Q_WARN("lsm", "memtable flushed again: writes resume");
 			db->bg_error = 0;
 		}
@@ -1463,7 +1472,7 @@ static int switch_memtable(lsm_db *db)
 static int try_resume(lsm_db *db)
 {
 	uint64_t now = q_mono_ns();
-	if (db->bg_error != -ENOSPC || now - db->resume_ns < 1000000000ull)
+	if (!bg_retryable(db->bg_error) || now - db->resume_ns < 1000000000ull)
 		return db->bg_error;
 	db->resume_ns = now;
 	if (!log_failed(db))

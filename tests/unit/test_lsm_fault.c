@@ -179,15 +179,15 @@ QTEST(enospc_everywhere_later)
 	fail_and_recover(Q_FAULT_WRITE, 1500, -ENOSPC, LSM_SYNC_ALWAYS);
 }
 
-/* A full disk is not final: once writes may succeed again, the store
+/* A full disk (or no file descriptor left) is not final: once writes may succeed again, the store
  * resumes without a reopen (a fresh commit log for a failed one, failed
  * flushes retried), and every acknowledged write is there, then and after
  * a reopen. */
-static void enospc_then_space_back(lsm_sync sync, uint64_t n)
+static void fail_then_resume(lsm_sync sync, int mask, uint64_t n, int err)
 {
 	q_env *fe = q_fault_env_new(q_env_posix());
 	lsm_db *db = open_env(fe, sync, 16 << 10);
-	q_fault_env_fail_at(fe, Q_FAULT_WRITE, n, -ENOSPC, 1);
+	q_fault_env_fail_at(fe, mask, n, err, 1);
 	int acked = 0, rc = 0;
 	for (int i = 0; i < 5000; i++) {
 		rc = put_i(db, i);
@@ -195,10 +195,10 @@ static void enospc_then_space_back(lsm_sync sync, uint64_t n)
 			break;
 		acked++;
 	}
-	ASSERT_EQ(rc, -ENOSPC);
-	ASSERT_EQ(put_i(db, acked), -ENOSPC);
+	ASSERT_EQ(rc, err);
+	ASSERT_EQ(put_i(db, acked), err);
 	ASSERT_EQ(probe(db, 0), 0);
-	q_fault_env_fail_at(fe, 0, 0, 0, 0); /* space is back */
+	q_fault_env_fail_at(fe, 0, 0, 0, 0); /* space (descriptors) back */
 	int ok = 0;
 	for (int t = 0; t < 100 && !ok; t++) { /* retries are once a second */
 		ok = put_i(db, acked) == 0;
@@ -224,13 +224,23 @@ static void enospc_then_space_back(lsm_sync sync, uint64_t n)
 QTEST(enospc_then_space_back_always)
 {
 	q_log_set_level(Q_LOG_OFF);
-	enospc_then_space_back(LSM_SYNC_ALWAYS, 300);
+	fail_then_resume(LSM_SYNC_ALWAYS, Q_FAULT_WRITE, 300, -ENOSPC);
 }
 
 QTEST(enospc_then_space_back_batch)
 {
 	q_log_set_level(Q_LOG_OFF);
-	enospc_then_space_back(LSM_SYNC_BATCH, 120);
+	fail_then_resume(LSM_SYNC_BATCH, Q_FAULT_WRITE, 120, -ENOSPC);
+}
+
+/* Out of file descriptors: the flush's new files (and the next commit
+ * log) cannot be opened; writes fail with EMFILE, and resume by themselves
+ * once descriptors are back (the flush is retried every second). */
+QTEST(emfile_then_descriptors_back)
+{
+	q_log_set_level(Q_LOG_OFF);
+	for (uint64_t n = 1; n <= 3; n++) /* the next log, the flush's table, ... */
+		fail_then_resume(LSM_SYNC_ALWAYS, Q_FAULT_OPEN, n, -EMFILE);
 }
 
 QTEST(power_loss_keeps_acked_writes_always_blob)
@@ -925,6 +935,7 @@ QTEST(failed_flush_leaves_no_blob_file)
 QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_leaves_a_prefix),
 	   QT(eio_on_log_write), QT(eio_on_sync), QT(enospc_everywhere_later), QT(eio_on_rename),
 	   QT(enospc_then_space_back_always), QT(enospc_then_space_back_batch),
+	   QT(emfile_then_descriptors_back),
 	   QT(torn_log_append), QT(table_flip_quarantines_and_serves_rest),
 	   QT(iterator_reports_table_corruption), QT(table_footer_flip_quarantined_at_open),
 	   QT(log_flip_reported_rest_replayed), QT(manifest_flip_falls_back_to_previous),
