@@ -93,12 +93,16 @@ static pthread_key_t g_stash_key;
 static pthread_once_t g_stash_once = PTHREAD_ONCE_INIT;
 static int g_stash_ok;
 
+/* Key destructor, run by the exiting thread itself: the stash is that
+ * thread's. A block freed by a later destructor of the same thread arms
+ * the key again, so it is drained in the next destructor round. */
 static void stash_drain(void *arg)
 {
 	blk_stash *st = arg;
 	for (int i = 0; i < st->n; i++)
 		free(st->b[i]);
 	st->n = 0;
+	tl_stash_armed = 0;
 }
 
 static void stash_key_init(void)
