@@ -188,6 +188,9 @@ struct coord {
 	void *departed_arg;
 	uv_timer_t hint_timer;
 	int hint_timer_on;
+	uv_timer_t probe_timer;  /* down-member probes (probe_tick) */
+	int probe_timer_on;
+	int probe_inflight;
 	int hint_inflight;       /* deliveries outstanding (loop thread) */
 	uint64_t hints_delivered, hints_stored; /* atomics */
 	struct {
@@ -943,7 +946,10 @@ void coord_get(coord *c, q_slice key, const coord_req *q, coord_done_fn cb, void
 	for (int i = 0; i < o->nrep; i++) {
 		rep *r = &o->reps[i];
 		rc = get_send(o, r);
-		if (rc < 0 && !r->self && get_retry_fallback(o, r))
+		/* refused at once for being unreachable (not for backpressure:
+		 * a busy primary is not replaced) */
+		if (rc < 0 && !r->self && peer_unreachable(rc) && rc != Q_ETIMEOUT &&
+		    get_retry_fallback(o, r))
 			continue;
 		if (rc < 0) {
 			r->state = REP_FAIL;
@@ -2469,6 +2475,55 @@ void coord_set_departed_fn(coord *c, coord_departed_fn fn, void *arg)
 	c->departed_arg = arg;
 }
 
+/*
+ * Down-member probes. Gets and puts go to fallbacks in place of members
+ * marked down, so they no longer contact those members; a member that was
+ * marked down by a failed request (note_peer) while gossip kept calling it
+ * alive would then stay down, since gossip reports only changes. Every
+ * COORD_PROBE_INTERVAL_MS each member marked down gets a PING; an answer
+ * marks it up again (as any successful request would). One round at a time.
+ */
+#define COORD_PROBE_INTERVAL_MS 1000
+
+typedef struct probe {
+	coord *c;
+	char id[MEMBER_ID_MAX + 1];
+} probe;
+
+static void probe_cb(void *arg, int status, const net_msg *resp)
+{
+	probe *p = arg;
+	coord *c = p->c;
+	(void)resp;
+	c->probe_inflight--;
+	if (status == 0 && !c->closing)
+		members_set_state(c->mem, p->id, MEMBER_UP);
+	free(p);
+}
+
+static void probe_tick(uv_timer_t *t)
+{
+	coord *c = t->data;
+	if (c->closing || c->probe_inflight > 0 || view_refresh(c) < 0)
+		return;
+	for (size_t i = 0; i < c->mn; i++) {
+		const member *m = &c->mv[i];
+		if (m->self || members_state_of(c->mem, m->id) != MEMBER_DOWN)
+			continue;
+		probe *p = calloc(1, sizeof(*p));
+		if (!p)
+			return;
+		p->c = c;
+		snprintf(p->id, sizeof(p->id), "%s", m->id);
+		net_msg msg;
+		net_msg_init(&msg, NET_MSG_PING);
+		if (net_pool_request(c->pool, m->addr, &msg, COORD_PROBE_INTERVAL_MS, probe_cb, p) == 0)
+			c->probe_inflight++;
+		else
+			free(p);
+	}
+}
+
 int coord_start(coord *c)
 {
 	int rc = view_refresh(c);
@@ -2503,6 +2558,10 @@ int coord_start(coord *c)
 		uv_timer_start(&c->hint_timer, hint_tick, COORD_HINT_INTERVAL_MS,
 			       COORD_HINT_INTERVAL_MS);
 	}
+	uv_timer_init(net_loop_uv(c->loop), &c->probe_timer);
+	c->probe_timer.data = c;
+	c->probe_timer_on = 1;
+	uv_timer_start(&c->probe_timer, probe_tick, COORD_PROBE_INTERVAL_MS, COORD_PROBE_INTERVAL_MS);
 	if (c->nunres) {
 		uv_timer_init(net_loop_uv(c->loop), &c->hello_timer);
 		c->hello_timer.data = c;
@@ -2539,6 +2598,11 @@ void coord_close(coord *c)
 		uv_timer_stop(&c->hint_timer);
 		uv_close((uv_handle_t *)&c->hint_timer, NULL);
 		c->hint_timer_on = 0;
+	}
+	if (c->probe_timer_on) {
+		uv_timer_stop(&c->probe_timer);
+		uv_close((uv_handle_t *)&c->probe_timer, NULL);
+		c->probe_timer_on = 0;
 	}
 	for (op *o = c->ops; o; o = o->next) {
 		op_reply(o, Q_ECLOSED, NULL);

@@ -110,7 +110,8 @@ void coord_set_loop(coord *c, net_loop *loop);
  * handshake (retried every second until it answers). */
 int coord_add_peer(coord *c, const char *id, const char *addr, const char *zone);
 /* Loop thread: opens the listener and the peer pool, starts membership
- * handshakes with peers known only by address. */
+ * handshakes with peers known only by address, and the probes that PING
+ * members marked down every second (an answer marks them up). */
 int coord_start(coord *c);
 /* The address actually bound (after coord_start). */
 const char *coord_listen_addr(const coord *c);
