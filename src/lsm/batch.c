@@ -48,7 +48,7 @@ static void pool_put(uint8_t *p, size_t cap)
 {
 	if (!p)
 		return;
-	if (cap >= POOL_MIN) {
+	if (LSM_RECYCLE && cap >= POOL_MIN) {
 		pthread_mutex_lock(&pool_mu);
 		if (pool_n < POOL_MAX_BUFS && pool_bytes + cap <= POOL_MAX_BYTES) {
 			pool[pool_n].p = p;

@@ -138,7 +138,7 @@ static void shard_remove(cshard *s, centry *e)
 	s->usage -= e->charge;
 	s->count--;
 	sst_block_unref(e->b);
-	if (!s->spare)
+	if (LSM_RECYCLE && !s->spare)
 		s->spare = e; /* a full cache evicts one entry per insert: reuse it */
 	else
 		free(e);

@@ -116,4 +116,19 @@ enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
  * level, so a later compaction of it stays cheap */
 #define MAX_GRANDPARENT_OVERLAP (10 * TABLE_TARGET_SIZE)
 
+/* ---- build switch (not a format constant) ----
+ * Memory recycling inside the engine (the batch buffer pool, the per-thread
+ * block stash, the block cache's spare entry) is off under AddressSanitizer,
+ * so that a use of recycled memory after its release is reported there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LSM_RECYCLE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LSM_RECYCLE 0
+#endif
+#endif
+#ifndef LSM_RECYCLE
+#define LSM_RECYCLE 1
+#endif
+
 #endif

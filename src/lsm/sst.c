@@ -114,7 +114,7 @@ static void stash_key_init(void)
 static void block_release(sst_block *b)
 {
 	blk_stash *st = &tl_stash;
-	if (st->n < STASH_N) {
+	if (LSM_RECYCLE && st->n < STASH_N) {
 		if (!tl_stash_armed) {
 			pthread_once(&g_stash_once, stash_key_init);
 			if (g_stash_ok && pthread_setspecific(g_stash_key, st) == 0)
