@@ -113,6 +113,11 @@ static int batch_reserve(lsm_batch *b, size_t extra)
 	return 0;
 }
 
+size_t batch_hold_size(const batch_hold *h)
+{
+	return h->cap;
+}
+
 void batch_hold_ref(batch_hold *h)
 {
 	atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);

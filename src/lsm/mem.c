@@ -11,8 +11,8 @@
  * hands over large values this way instead of copying them (the batch's
  * bytes are already in memory; see batch.h, Sharing). The memtable keeps
  * one reference on the hold per such node (m->holds) and drops them when it
- * is freed, so the bytes live exactly as long as the node. Such values
- * count in mem_usage like copied ones.
+ * is freed, so the bytes live exactly as long as the node. mem_usage counts
+ * the whole encoding a hold keeps alive, once per memtable (its first node).
  *
  * Each memtable also keeps a blocked bloom filter of its user keys (fixed
  * size, MEM_BLOOM_BYTES; all probes of a key fall in one 64-byte line), so a
@@ -292,9 +292,14 @@ static int add_node(mem_table *m, uint64_t seq, int kind, q_slice key, q_slice v
 	if (hold) {
 		const uint8_t *vp = value.p;
 		memcpy(k + klen, &vp, sizeof(vp));
+		/* the memtable pins the whole encoding (small values and slack
+		 * included): charged once, at its first node (a group's nodes
+		 * are inserted one after the other) */
+		if (m->nholds == 0 || m->holds[m->nholds - 1] != hold)
+			atomic_fetch_add_explicit(&m->usage, batch_hold_size(hold),
+						  memory_order_relaxed);
 		m->holds[m->nholds++] = hold;
 		batch_hold_ref(hold);
-		atomic_fetch_add_explicit(&m->usage, value.n, memory_order_relaxed);
 	} else if (value.n) {
 		memcpy(k + klen, value.p, value.n);
 	}

@@ -326,6 +326,55 @@ QTEST(batch_shared_with_memtable)
 	free(v2);
 }
 
+/* A memtable is charged for the whole encoding its referenced values keep
+ * alive (small values and slack too), once per encoding. */
+QTEST(memtable_charges_the_pinned_encoding)
+{
+	enum { BIG = 20000 };
+	uint8_t *v = malloc(BIG);
+	ASSERT(v != NULL);
+	fill_big(v, BIG, 3);
+	lsm_batch *b = lsm_batch_new();
+	ASSERT_OK(lsm_batch_put(b, q_slice_str("big1"), q_slice_make(v, BIG)));
+	ASSERT_OK(lsm_batch_put(b, q_slice_str("big2"), q_slice_make(v, BIG)));
+	char k[32], sv[1000];
+	memset(sv, 's', sizeof(sv));
+	for (int i = 0; i < 60; i++) {
+		snprintf(k, sizeof(k), "small%02d", i);
+		ASSERT_OK(lsm_batch_put(b, q_slice_str(k), q_slice_make(sv, sizeof(sv))));
+	}
+	ASSERT_OK(batch_set_seq(b, 1));
+	size_t enc = b->rep.len;
+	batch_hold *h = batch_share(b);
+	ASSERT(h != NULL);
+	ASSERT(batch_hold_size(h) >= enc);
+	mem_table *m = mem_new();
+	size_t u0 = mem_usage(m);
+	q_slice rep_ = q_buf_slice(&b->rep);
+	const uint8_t *vp[2] = {NULL, NULL};
+	for (size_t i = 0, f = 0; i + BIG <= rep_.n && f < 2; i++)
+		if (memcmp(rep_.p + i, v, BIG) == 0) {
+			vp[f++] = rep_.p + i;
+			i += BIG - 1;
+		}
+	ASSERT(vp[0] && vp[1]);
+	ASSERT_OK(mem_add_ref(m, 1, KIND_PUT, q_slice_str("big1"), q_slice_make(vp[0], BIG), h));
+	size_t u1 = mem_usage(m);
+	ASSERT(u1 - u0 >= enc); /* the 60 KB of small values count too */
+	ASSERT_OK(mem_add_ref(m, 2, KIND_PUT, q_slice_str("big2"), q_slice_make(vp[1], BIG), h));
+	ASSERT(mem_usage(m) - u1 < BIG); /* the same encoding: not charged again */
+	batch_hold_unref(h);
+	lsm_batch_free(b);
+	q_buf out = Q_BUF_INIT;
+	int kind;
+	ASSERT_EQ(mem_get(m, q_slice_str("big2"), 50, &kind, &out), 1);
+	ASSERT_EQ(out.len, BIG);
+	ASSERT_MEMEQ(out.p, v, BIG);
+	q_buf_free(&out);
+	mem_unref(m);
+	free(v);
+}
+
 /* Through the engine: large values (referenced by the memtable) read back
  * from the memtable after the caller reuses or frees its batch, and after
  * a reopen: the older ones from tables and blob files (memtable switches
@@ -431,4 +480,5 @@ QTEST_MAIN(QT(wal_roundtrip), QT(wal_torn_tail_at_every_length),
 	   QT(wal_corrupt_record_skipped_and_reported), QT(wal_zero_tail_is_clean),
 	   QT(wal_reader_ends_near_block_end), QT(wal_preallocated_log),
 	   QT(batch_encode_decode), QT(memtable_versions_and_iter),
-	   QT(batch_shared_with_memtable), QT(engine_large_values_by_reference))
+	   QT(batch_shared_with_memtable), QT(engine_large_values_by_reference),
+	   QT(memtable_charges_the_pinned_encoding))
