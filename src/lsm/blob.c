@@ -226,11 +226,10 @@ int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out)
 		goto out;
 	}
 	if (comp == SST_COMP_SNAPPY) {
-		uint64_t max = b->max_value ? b->max_value : UINT32_MAX;
+		uint64_t max = BLOB_SNAPPY_MAX_OUT(p->vlen);
 		rc = blob_value_decode(q_slice_make(raw, (size_t)p->vlen), comp, max, out);
 		if (rc == Q_ECORRUPT)
-			blob_bad(b, p->offset, "bad compressed value (or longer than the "
-				 "largest value the store accepts)");
+			blob_bad(b, p->offset, "bad compressed value");
 	} else {
 		out->len = (size_t)p->vlen;
 	}

@@ -55,8 +55,6 @@ typedef struct lsm_blob {
 	_Atomic(q_file *) f;         /* NULL: not open yet (the next read opens it) */
 	atomic_int unusable;         /* missing file or bad header: reads fail
 	                              * with Q_ECORRUPT, no more open attempts */
-	uint64_t max_value;          /* bound of a decompressed value (the
-	                              * store's max_value_size; 0 = 4 GiB - 1) */
 	q_env *env;
 	char path[512];
 } lsm_blob;
@@ -99,7 +97,7 @@ uint64_t blob_rec_size(size_t klen, uint64_t vlen);
 
 /* ---- reading ---- */
 /* Reads the value p points to, checks the record (checksum, lengths, key
- * equal to key, a decompressed length within b->max_value) and puts the
+ * equal to key, a decompressed length within BLOB_SNAPPY_MAX_OUT) and puts the
  * value in out (reset first). Opens the file first if it is not open. 0,
  * Q_ECORRUPT (logged with file and offset), or an env error (transient:
  * EMFILE, EIO; a retry may succeed). */

@@ -514,7 +514,6 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 			rc = -ENOMEM;
 			goto fail;
 		}
-		blob->max_value = db->o.max_value_size;
 		Q_ERR(blob_open(blob));
 	}
 	if (b) {
@@ -1055,7 +1054,6 @@ static int cb_pointer(lsm_db *db, comp_blobs *cb, const lsm_version *v, q_slice 
 		cb->wb = blob_new(db->env, db->dir, n, 0, 0);
 		if (!cb->wb)
 			return -ENOMEM;
-		cb->wb->max_value = db->o.max_value_size;
 		Q_RET(blob_writer_new(db->env, bp, n, db->o.compression, &cb->w));
 	}
 	blob_ptr np;
@@ -2365,7 +2363,6 @@ static int recover(lsm_db *db)
 			goto fail;
 		}
 		blobs[nblobs++] = b;
-		b->max_value = db->o.max_value_size;
 		rc = blob_open(b);
 		if (rc == Q_ECORRUPT || rc == -ENOENT) {
 			Q_ERROR("lsm", "blob file %s unusable (%s): reads of its values fail "

@@ -88,6 +88,11 @@ enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
  * checksum field; the value is snappy-compressed when that saves at least
  * 1/SST_MIN_SAVING_DIV */
 #define BLOB_REC_HEADER 13u
+/* the longest value a snappy-compressed record of n stored bytes can
+ * decode to (a 3-byte copy element yields at most 64 bytes), checked before
+ * anything is allocated for it; independent of the store's options, so
+ * values stored under a larger max_value_size keep reading */
+#define BLOB_SNAPPY_MAX_OUT(n) ((uint64_t)(n) * 22u + 64u)
 /* a pointer (table value of a KIND_BLOB entry): three varints */
 #define BLOB_PTR_MAX 30u
 /* default lsm_options.blob_threshold */

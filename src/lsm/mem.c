@@ -113,8 +113,11 @@ static inline q_slice node_ikey(mem_node *x)
 static inline const uint8_t *node_value(mem_node *x)
 {
 	const uint8_t *p = node_key(x) + x->klen;
-	if (x->flags & NODE_EXT)
-		memcpy(&p, p, sizeof(p));
+	if (x->flags & NODE_EXT) {
+		const uint8_t *ext; /* the value lives in a shared encoding */
+		memcpy(&ext, p, sizeof(ext));
+		return ext;
+	}
 	return p;
 }
 static inline mem_node *node_next(mem_node *x, int lvl)

@@ -15,6 +15,9 @@
 #include "lsm/blob.h"
 #include "lsm/lsm.h"
 #include "qtest.h"
+#include "util/coding.h"
+#include "util/env.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/qerr.h"
 #include "util/qtime.h"
@@ -603,8 +606,8 @@ QTEST(short_blob_file_in_store)
 	ASSERT_OK(lsm_close(db));
 }
 
-/* A record whose value decompresses to more than the largest value the
- * store accepts is refused before anything that large is allocated. */
+/* A record whose snappy stream announces more than its stored bytes can
+ * decode to is refused before anything that large is allocated. */
 QTEST(decompressed_length_bounded)
 {
 	q_log_set_level(Q_LOG_OFF);
@@ -614,16 +617,67 @@ QTEST(decompressed_length_bounded)
 	three_records(p, &size, &big);
 	lsm_blob *b = blob_new(q_env_posix(), qtest_tmpdir, 9, size, 0);
 	ASSERT_OK(blob_open(b));
-	b->max_value = 1u << 20;
-	ASSERT_EQ(blob_read(b, q_slice_str("three"), &p[2], &out), Q_ECORRUPT);
-	ASSERT_EQ(out.len, 0);
-	ASSERT_OK(blob_read(b, q_slice_str("one"), &p[0], &out));
-	b->max_value = 2u << 20;
 	ASSERT_OK(blob_read(b, q_slice_str("three"), &p[2], &out));
 	ASSERT_EQ(out.len, big.len);
 	ASSERT_MEMEQ(out.p, big.p, big.len);
 	blob_unref(b);
+	/* the stream's length varint (2 MiB: 80 80 80 01) now announces
+	 * 256 MiB - 1 in the same four bytes; the checksum is made to match */
+	char path[400];
+	snprintf(path, sizeof(path), "%s/000009.blob", qtest_tmpdir);
+	uint8_t *data;
+	size_t n;
+	ASSERT_OK(q_env_read_all(q_env_posix(), path, &data, &n));
+	uint8_t *rec = data + p[2].offset;
+	size_t hn = BLOB_REC_HEADER + strlen("three");
+	uint8_t *sv = rec + hn;
+	ASSERT(sv[0] == 0x80 && sv[1] == 0x80 && sv[2] == 0x80 && sv[3] == 0x01);
+	sv[0] = sv[1] = sv[2] = 0xff;
+	sv[3] = 0x7f;
+	q_enc_fixed32(rec, q_csum32_2(rec + 4, hn - 4, sv, (size_t)p[2].vlen));
+	ASSERT_OK(q_env_write_atomic(q_env_posix(), path, data, n));
+	free(data);
+	ASSERT(BLOB_SNAPPY_MAX_OUT(p[2].vlen) < 0x0fffffffu);
+	b = blob_new(q_env_posix(), qtest_tmpdir, 9, size, 0);
+	ASSERT_OK(blob_open(b));
+	ASSERT_EQ(blob_read(b, q_slice_str("three"), &p[2], &out), Q_ECORRUPT);
+	ASSERT_EQ(out.len, 0);
+	ASSERT_OK(blob_read(b, q_slice_str("one"), &p[0], &out));
+	blob_unref(b);
 	q_buf_free(&big);
+	q_buf_free(&out);
+}
+
+/* The bound on a stored value is the record's, not the store's current
+ * max_value_size: after a reopen with a smaller one, larger values stored
+ * before still read (new writes of that size are refused). */
+QTEST(values_read_after_max_value_size_lowered)
+{
+	q_log_set_level(Q_LOG_OFF);
+	snprintf(dbdir, sizeof(dbdir), "%s/lowered", qtest_tmpdir);
+	lsm_options o;
+	lsm_options_default(&o);
+	o.sync = LSM_SYNC_NONE;
+	o.max_value_size = 4u << 20;
+	q_buf v = Q_BUF_INIT, out = Q_BUF_INIT;
+	ASSERT_OK(q_buf_reserve(&v, 2u << 20));
+	for (size_t i = 0; i < (2u << 20); i++)
+		v.p[i] = (uint8_t)('a' + (i / 1000) % 26); /* compresses: stored snappy */
+	v.len = 2u << 20;
+	lsm_db *db;
+	ASSERT_OK(lsm_open(dbdir, &o, &db));
+	ASSERT_OK(lsm_put(db, q_slice_str("big"), q_buf_slice(&v)));
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_OK(lsm_close(db));
+	ASSERT_EQ(count_files(".blob"), 1);
+	o.max_value_size = 1u << 20;
+	ASSERT_OK(lsm_open(dbdir, &o, &db));
+	ASSERT_OK(lsm_get(db, q_slice_str("big"), &out));
+	ASSERT_EQ(out.len, v.len);
+	ASSERT_MEMEQ(out.p, v.p, v.len);
+	ASSERT_EQ(lsm_put(db, q_slice_str("big2"), q_buf_slice(&v)), Q_ETOOBIG);
+	ASSERT_OK(lsm_close(db));
+	q_buf_free(&v);
 	q_buf_free(&out);
 }
 
@@ -947,7 +1001,7 @@ QTEST_MAIN(QT(large_values_round_trip_reopen), QT(threshold_zero_writes_no_blob_
 	   QT(overwrite_delete_garbage_and_gc), QT(iterator_holds_old_blob_alive),
 	   QT(versions_across_blob_and_inline), QT(blob_record_codec),
 	   QT(short_blob_file_serves_records_before_the_cut), QT(short_blob_file_in_store),
-	   QT(decompressed_length_bounded), QT(blob_open_failure_retried_at_read),
+	   QT(decompressed_length_bounded), QT(values_read_after_max_value_size_lowered), QT(blob_open_failure_retried_at_read),
 	   QT(store_open_with_emfile_on_each_open), QT(gc_transient_read_error_retried),
 	   QT(gc_unreadable_region_keeps_compactions_going),
 	   QT(quarantined_at_open_keeps_blob_as_bad), QT(quarantined_by_read_keeps_blob_as_bad))
