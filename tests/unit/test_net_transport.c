@@ -481,10 +481,13 @@ QTEST(pool_backpressure_busy)
 
 typedef struct wq_ctx {
 	tctx *t;
-	int rc1, rc2;
-	once o[2];
+	int n; /* requests to issue: 2 large ones, then (n = 3) a small one */
+	int rc[3];
+	once o[3];
 } wq_ctx;
 
+/* A large request, a second one over the bound, and, if w->n is 3, a small
+ * one. */
 static void wq_issue(void *arg)
 {
 	wq_ctx *w = arg;
@@ -494,8 +497,13 @@ static void wq_issue(void *arg)
 	net_msg_init(&m, NET_MSG_KV_PUT);
 	m.u.kv_put.key = q_slice_str("k");
 	m.u.kv_put.value = q_slice_make(val, sizeof val);
-	w->rc1 = net_pool_request(w->t->pool, w->t->addr, &m, 5000, once_cb, &w->o[0]);
-	w->rc2 = net_pool_request(w->t->pool, w->t->addr, &m, 5000, once_cb, &w->o[1]);
+	w->rc[0] = net_pool_request(w->t->pool, w->t->addr, &m, 5000, once_cb, &w->o[0]);
+	w->rc[1] = net_pool_request(w->t->pool, w->t->addr, &m, 5000, once_cb, &w->o[1]);
+	if (w->n < 3)
+		return;
+	m.u.kv_put.key = q_slice_str("small");
+	m.u.kv_put.value = q_slice_make(val, 10);
+	w->rc[2] = net_pool_request(w->t->pool, w->t->addr, &m, 5000, once_cb, &w->o[2]);
 }
 
 QTEST(pool_write_queue_bound)
@@ -507,37 +515,15 @@ QTEST(pool_write_queue_bound)
 	 * request exceeds the write-queue bound */
 	wq_ctx *w = calloc(1, sizeof *w);
 	w->t = &t;
+	w->n = 2;
 	ASSERT_OK(net_loop_call(t.loop, wq_issue, w));
-	ASSERT_OK(w->rc1);
-	ASSERT_EQ(w->rc2, Q_EBUSY);
+	ASSERT_OK(w->rc[0]);
+	ASSERT_EQ(w->rc[1], Q_EBUSY);
 	wait_until(w->o[0].calls == 1);
 	ASSERT_OK(w->o[0].status);
 	ASSERT_EQ(w->o[1].calls, 0);
 	free(w);
 	tstop(&t);
-}
-
-typedef struct wq3_ctx {
-	tctx *t;
-	int rc[3];
-	once o[3];
-} wq3_ctx;
-
-/* a large request, a second one over the bound, a small one */
-static void wq3_issue(void *arg)
-{
-	wq3_ctx *w = arg;
-	static char val[800];
-	memset(val, 'v', sizeof val);
-	net_msg m;
-	net_msg_init(&m, NET_MSG_KV_PUT);
-	m.u.kv_put.key = q_slice_str("k");
-	m.u.kv_put.value = q_slice_make(val, sizeof val);
-	w->rc[0] = net_pool_request(w->t->pool, w->t->addr, &m, 5000, once_cb, &w->o[0]);
-	w->rc[1] = net_pool_request(w->t->pool, w->t->addr, &m, 5000, once_cb, &w->o[1]);
-	m.u.kv_put.key = q_slice_str("small");
-	m.u.kv_put.value = q_slice_make(val, 10);
-	w->rc[2] = net_pool_request(w->t->pool, w->t->addr, &m, 5000, once_cb, &w->o[2]);
 }
 
 QTEST(pool_write_queue_bound_ready)
@@ -548,13 +534,15 @@ QTEST(pool_write_queue_bound_ready)
 	/* the connection is up (a first request answered); requests to it are
 	 * encoded straight into its output buffer: one refused over the bound
 	 * leaves nothing behind, the next one still goes out intact */
-	wq3_ctx *w = calloc(1, sizeof *w);
+	wq_ctx *w = calloc(1, sizeof *w);
 	w->t = &t;
-	ASSERT_OK(net_loop_call(t.loop, wq3_issue, w));
+	w->n = 3;
+	ASSERT_OK(net_loop_call(t.loop, wq_issue, w));
 	wait_until(w->o[0].calls == 1 && w->o[2].calls == 1);
-	wq3_ctx *w2 = calloc(1, sizeof *w2);
+	wq_ctx *w2 = calloc(1, sizeof *w2);
 	w2->t = &t;
-	ASSERT_OK(net_loop_call(t.loop, wq3_issue, w2));
+	w2->n = 3;
+	ASSERT_OK(net_loop_call(t.loop, wq_issue, w2));
 	ASSERT_OK(w2->rc[0]);
 	ASSERT_EQ(w2->rc[1], Q_EBUSY);
 	ASSERT_OK(w2->rc[2]);
