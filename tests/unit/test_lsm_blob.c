@@ -140,15 +140,17 @@ static int file_exists(const char *path)
 	return q_env_file_size(q_env_posix(), path, &sz) == 0;
 }
 
-static int lowest_blob(char *path)
+/* The path of the lowest-numbered file of dbdir ending in suffix; 0 if none. */
+static int lowest_with(const char *suffix, char *path)
 {
 	char **names;
 	size_t n;
 	ASSERT_OK(q_env_list(q_env_posix(), dbdir, &names, &n));
 	long best = -1;
+	size_t sl = strlen(suffix);
 	for (size_t i = 0; i < n; i++) {
 		size_t l = strlen(names[i]);
-		if (l > 5 && !strcmp(names[i] + l - 5, ".blob")) {
+		if (l > sl && !strcmp(names[i] + l - sl, suffix)) {
 			long num = atol(names[i]);
 			if (best < 0 || num < best)
 				best = num;
@@ -156,7 +158,7 @@ static int lowest_blob(char *path)
 	}
 	q_env_list_free(names, n);
 	if (best >= 0)
-		snprintf(path, 400, "%s/%06ld.blob", dbdir, best);
+		snprintf(path, 400, "%s/%06ld%s", dbdir, best, suffix);
 	return best >= 0;
 }
 
@@ -248,7 +250,7 @@ QTEST(overwrite_delete_garbage_and_gc)
 	ASSERT_OK(lsm_flush(db));
 	ASSERT_OK(lsm_compact_all(db));
 	char first[400];
-	ASSERT(lowest_blob(first));
+	ASSERT(lowest_with(".blob", first));
 	lsm_stats st;
 	lsm_get_stats(db, &st);
 	ASSERT_EQ(st.blob_garbage_bytes, 0);
@@ -335,7 +337,7 @@ QTEST(iterator_holds_old_blob_alive)
 		put_gen(db, i, 0);
 	ASSERT_OK(lsm_flush(db));
 	char first[400];
-	ASSERT(lowest_blob(first));
+	ASSERT(lowest_with(".blob", first));
 	lsm_iter *it;
 	ASSERT_OK(lsm_iter_new(db, &it));
 	lsm_iter_seek_first(it);
@@ -573,7 +575,7 @@ QTEST(short_blob_file_in_store)
 	ASSERT_OK(lsm_flush(db));
 	ASSERT_OK(lsm_close(db));
 	char first[400];
-	ASSERT(lowest_blob(first));
+	ASSERT(lowest_with(".blob", first));
 	uint64_t sz;
 	ASSERT_OK(q_env_file_size(q_env_posix(), first, &sz));
 	ASSERT_EQ(count_files(".blob"), 1);
@@ -787,7 +789,7 @@ QTEST(gc_transient_read_error_retried)
 		lsm_get_stats(db, &st);
 		ASSERT_EQ(st.blob_moved_bytes, 0);
 		char first[400];
-		ASSERT(lowest_blob(first));
+		ASSERT(lowest_with(".blob", first));
 		/* n = 0: a clean run counts the reads of the collecting compaction */
 		uint64_t r0 = q_fault_env_count(fe, Q_FAULT_READ);
 		if (n)
@@ -835,7 +837,7 @@ QTEST(gc_unreadable_region_keeps_compactions_going)
 		put_gen(db, i, 0);
 	ASSERT_OK(lsm_compact_all(db));
 	char first[400], k[32];
-	ASSERT(lowest_blob(first));
+	ASSERT(lowest_with(".blob", first));
 	uint64_t sz;
 	ASSERT_OK(q_env_file_size(q_env_posix(), first, &sz));
 	ASSERT_OK(q_fault_env_bad_region(fe, first, sz - 4096, -EIO));
@@ -888,27 +890,6 @@ static lsm_db *open_big_buffer(void)
 	lsm_db *db = NULL;
 	ASSERT_OK(lsm_open(dbdir, &o, &db));
 	return db;
-}
-
-static int lowest_with(const char *suffix, char *path)
-{
-	char **names;
-	size_t n;
-	ASSERT_OK(q_env_list(q_env_posix(), dbdir, &names, &n));
-	long best = -1;
-	size_t sl = strlen(suffix);
-	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(names[i]);
-		if (l > sl && !strcmp(names[i] + l - sl, suffix)) {
-			long num = atol(names[i]);
-			if (best < 0 || num < best)
-				best = num;
-		}
-	}
-	q_env_list_free(names, n);
-	if (best >= 0)
-		snprintf(path, 400, "%s/%06ld%s", dbdir, best, suffix);
-	return best >= 0;
 }
 
 static void flip_byte(const char *path, long off)

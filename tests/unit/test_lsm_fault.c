@@ -131,6 +131,18 @@ QTEST(power_loss_sync_none_leaves_a_prefix)
 	q_fault_env_free(fe);
 }
 
+/* Puts keys 0, 1, ... (at most 5000) until one fails; returns that error
+ * (0 if none did), *acked the number acknowledged before it. */
+static int put_until_error(lsm_db *db, int *acked)
+{
+	for (*acked = 0; *acked < 5000; (*acked)++) {
+		int rc = put_i(db, *acked);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* Fails the nth call of kinds mask; writes until an error, then checks
  * that a reopen (after a power cut) holds every acknowledged write. */
 static void fail_and_recover(int mask, uint64_t n, int err, lsm_sync sync)
@@ -138,13 +150,8 @@ static void fail_and_recover(int mask, uint64_t n, int err, lsm_sync sync)
 	q_env *fe = q_fault_env_new(q_env_posix());
 	lsm_db *db = open_env(fe, sync, 16 << 10);
 	q_fault_env_fail_at(fe, mask, n, err, 1);
-	int acked = 0, rc = 0;
-	for (int i = 0; i < 5000; i++) {
-		rc = put_i(db, i);
-		if (rc)
-			break;
-		acked++;
-	}
+	int acked = 0;
+	int rc = put_until_error(db, &acked);
 	ASSERT(rc != 0);
 	/* the store stays up: reads work, writes keep failing cleanly */
 	ASSERT_EQ(probe(db, 0), 0);
@@ -179,22 +186,17 @@ QTEST(enospc_everywhere_later)
 	fail_and_recover(Q_FAULT_WRITE, 1500, -ENOSPC, LSM_SYNC_ALWAYS);
 }
 
-/* A full disk (or no file descriptor left) is not final: once writes may succeed again, the store
- * resumes without a reopen (a fresh commit log for a failed one, failed
- * flushes retried), and every acknowledged write is there, then and after
- * a reopen. */
+/* A full disk (or no file descriptor left) is not final: once writes may
+ * succeed again, the store resumes without a reopen (a fresh commit log for
+ * a failed one, failed flushes retried), and every acknowledged write is
+ * there, then and after a reopen. */
 static void fail_then_resume(lsm_sync sync, int mask, uint64_t n, int err)
 {
 	q_env *fe = q_fault_env_new(q_env_posix());
 	lsm_db *db = open_env(fe, sync, 16 << 10);
 	q_fault_env_fail_at(fe, mask, n, err, 1);
-	int acked = 0, rc = 0;
-	for (int i = 0; i < 5000; i++) {
-		rc = put_i(db, i);
-		if (rc)
-			break;
-		acked++;
-	}
+	int acked = 0;
+	int rc = put_until_error(db, &acked);
 	ASSERT_EQ(rc, err);
 	ASSERT_EQ(put_i(db, acked), err);
 	ASSERT_EQ(probe(db, 0), 0);
