@@ -30,6 +30,10 @@ struct batch_hold {
 	atomic_int refs;
 	uint8_t *p; /* malloc'd, freed (or pooled) with the last reference */
 	size_t cap;
+	/* where these bytes lie in a commit log (batch_hold_set_log) */
+	size_t log_len;      /* bytes of the logged record, 0: not logged */
+	uint64_t log_num;
+	uint64_t log_start;  /* offset of the record's first header */
 };
 
 #define POOL_MIN (16u << 10)
@@ -140,10 +144,30 @@ batch_hold *batch_share(lsm_batch *b)
 		atomic_init(&h->refs, 1); /* the batch's alias */
 		h->p = b->rep.p;
 		h->cap = b->rep.cap;
+		h->log_len = 0;
+		h->log_num = h->log_start = 0;
 		b->hold = h;
 	}
 	batch_hold_ref(b->hold);
 	return b->hold;
+}
+
+void batch_hold_set_log(batch_hold *h, uint64_t lognum, uint64_t start, size_t len)
+{
+	h->log_num = lognum;
+	h->log_start = start;
+	h->log_len = len;
+}
+
+int batch_hold_log_pos(const batch_hold *h, const uint8_t *p, size_t n, uint64_t *lognum,
+		       uint64_t *start, uint64_t *logical)
+{
+	if (!h->log_len || p < h->p || n > h->log_len || (size_t)(p - h->p) > h->log_len - n)
+		return 0;
+	*lognum = h->log_num;
+	*start = h->log_start;
+	*logical = (uint64_t)(p - h->p);
+	return 1;
 }
 
 /* Drops the alias (the batch is empty afterwards). */

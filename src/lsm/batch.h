@@ -66,6 +66,15 @@ void batch_hold_ref(batch_hold *h);
 /* Bytes of memory the hold keeps alive (its buffer's capacity). */
 size_t batch_hold_size(const batch_hold *h);
 void batch_hold_unref(batch_hold *h);
+/* Records that the first len bytes of h are the payload of the logical
+ * record whose first header is at offset start of commit log lognum (set
+ * by the commit leader right after the log write, before the hold is
+ * handed to the memtable; never changed afterwards). */
+void batch_hold_set_log(batch_hold *h, uint64_t lognum, uint64_t start, size_t len);
+/* 1 if p..p+n lies in the logged bytes of h: *lognum, *start as set and
+ * *logical = the offset of p in the record's payload; else 0. */
+int batch_hold_log_pos(const batch_hold *h, const uint8_t *p, size_t n, uint64_t *lognum,
+		       uint64_t *start, uint64_t *logical);
 /* Frees what a batch not made by lsm_batch_new holds (its encoding or its
  * reference on a hold); the batch is empty afterwards. */
 void batch_release(lsm_batch *b);

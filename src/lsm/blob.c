@@ -11,6 +11,7 @@
 
 #include <snappy-c.h>
 
+#include "lsm/wal.h"
 #include "util/coding.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -36,6 +37,47 @@ lsm_blob *blob_new(q_env *env, const char *dir, uint64_t number, uint64_t size,
 	return b;
 }
 
+lsm_blob *blob_new_log(q_env *env, const char *dir, uint64_t number, uint64_t size,
+		       uint64_t garbage)
+{
+	lsm_blob *b = blob_new(env, dir, number, size, garbage);
+	if (!b)
+		return NULL;
+	b->is_log = 1;
+	snprintf(b->path, sizeof(b->path), "%s/%06llu.log", dir, (unsigned long long)number);
+	return b;
+}
+
+uint64_t blob_data_size(const lsm_blob *b)
+{
+	uint64_t h = b->is_log ? 0 : BLOB_FILE_HEADER;
+	return b->size > h ? b->size - h : 0;
+}
+
+uint32_t blob_log_csum(q_slice key, q_slice value)
+{
+	return q_csum32_2(key.p, key.n, value.p, value.n);
+}
+
+void blob_ptr_log(blob_ptr *p, uint64_t lognum, uint64_t offset, q_slice key, q_slice value)
+{
+	p->number = lognum;
+	p->offset = offset;
+	p->vlen = value.n;
+	p->kind = BLOB_PTR_LOG;
+	p->csum = blob_log_csum(key, value);
+}
+
+uint64_t blob_log_span(uint64_t offset, uint64_t vlen)
+{
+	uint64_t room = WAL_BLOCK_SIZE - offset % WAL_BLOCK_SIZE;
+	if (vlen <= room)
+		return vlen;
+	uint64_t per = WAL_BLOCK_SIZE - WAL_HEADER_SIZE;
+	uint64_t blocks = (vlen - room + per - 1) / per; /* further blocks it enters */
+	return vlen + blocks * WAL_HEADER_SIZE;
+}
+
 int blob_open(lsm_blob *b)
 {
 	q_file *f = NULL;
@@ -51,8 +93,9 @@ int blob_open(lsm_blob *b)
 		return rc;
 	}
 	Q_ERR(q_file_size(f, &size));
-	Q_ERR(q_file_pread(f, hdr, sizeof(hdr), 0, &got));
-	if (blob_header_check(hdr, got)) {
+	if (!b->is_log)
+		Q_ERR(q_file_pread(f, hdr, sizeof(hdr), 0, &got));
+	if (!b->is_log && blob_header_check(hdr, got)) {
 		Q_ERROR("lsm", "blob file %s: bad header at offset 0", b->path);
 		atomic_store(&b->unusable, 1);
 		rc = Q_ECORRUPT;
@@ -101,7 +144,7 @@ void blob_unref(lsm_blob *b)
 
 void blob_add_garbage(lsm_blob *b, uint64_t n)
 {
-	uint64_t cap = b->size > BLOB_FILE_HEADER ? b->size - BLOB_FILE_HEADER : 0;
+	uint64_t cap = blob_data_size(b);
 	uint64_t g = atomic_load(&b->garbage);
 	for (;;) {
 		uint64_t ng = g + n > cap || g + n < g ? cap : g + n;
@@ -113,9 +156,24 @@ void blob_add_garbage(lsm_blob *b, uint64_t n)
 int blob_needs_gc(lsm_blob *b)
 {
 	uint64_t g = atomic_load(&b->garbage);
-	return !atomic_load(&b->unusable) && !atomic_load(&b->gc_failed) &&
-	       b->size > BLOB_FILE_HEADER &&
-	       g * BLOB_GC_DEN > (b->size - BLOB_FILE_HEADER) * BLOB_GC_NUM;
+	uint64_t data = blob_data_size(b);
+	return !atomic_load(&b->unusable) && !atomic_load(&b->gc_failed) && data > 0 &&
+	       g * BLOB_GC_DEN > data * BLOB_GC_NUM;
+}
+
+int blob_worth_compressing(q_slice value, q_buf *scratch)
+{
+	if (value.n < 64)
+		return 0;
+	size_t n = value.n < BLOB_SAMPLE ? value.n : BLOB_SAMPLE;
+	size_t max = snappy_max_compressed_length(n);
+	q_buf_reset(scratch);
+	if (q_buf_reserve(scratch, max))
+		return 1; /* no memory for the sample: let the writer decide */
+	size_t clen = max;
+	if (snappy_compress((const char *)value.p, n, (char *)scratch->p, &clen) != SNAPPY_OK)
+		return 1;
+	return clen <= n - n / SST_MIN_SAVING_DIV;
 }
 
 /* ---- pointers ---- */
@@ -125,6 +183,11 @@ size_t blob_ptr_encode(uint8_t *out, const blob_ptr *p)
 	size_t n = q_enc_varint64(out, p->number);
 	n += q_enc_varint64(out + n, p->offset);
 	n += q_enc_varint64(out + n, p->vlen);
+	if (p->kind == BLOB_PTR_LOG) {
+		out[n++] = BLOB_PTR_LOG;
+		q_enc_fixed32(out + n, p->csum);
+		n += 4;
+	}
 	return n;
 }
 
@@ -132,10 +195,22 @@ int blob_ptr_decode(q_slice v, blob_ptr *p)
 {
 	q_reader r = q_reader_make(v.p, v.n);
 	if (q_get_varint64(&r, &p->number) || q_get_varint64(&r, &p->offset) ||
-	    q_get_varint64(&r, &p->vlen) || q_reader_left(&r) != 0)
+	    q_get_varint64(&r, &p->vlen))
 		return Q_ECORRUPT;
-	if (p->offset < BLOB_FILE_HEADER || p->vlen > UINT32_MAX ||
-	    p->offset > UINT64_MAX / 2)
+	p->kind = BLOB_PTR_REC;
+	p->csum = 0;
+	if (q_reader_left(&r) == BLOB_PTR_LOG_TAIL) {
+		uint8_t kind;
+		if (q_get_u8(&r, &kind) || kind != BLOB_PTR_LOG || q_get_fixed32(&r, &p->csum))
+			return Q_ECORRUPT;
+		p->kind = BLOB_PTR_LOG;
+	}
+	if (q_reader_left(&r) != 0 || p->vlen > UINT32_MAX || p->offset > UINT64_MAX / 2)
+		return Q_ECORRUPT;
+	if (p->kind == BLOB_PTR_REC && p->offset < BLOB_FILE_HEADER)
+		return Q_ECORRUPT;
+	/* a log value starts after a record header inside a block */
+	if (p->kind == BLOB_PTR_LOG && p->offset % WAL_BLOCK_SIZE < WAL_HEADER_SIZE)
 		return Q_ECORRUPT;
 	return 0;
 }
@@ -152,6 +227,42 @@ static int blob_bad(const lsm_blob *b, uint64_t off, const char *why)
 	Q_ERROR("lsm", "blob file %s: corrupt record at offset %llu: %s", b->path,
 		(unsigned long long)off, why);
 	return Q_ECORRUPT;
+}
+
+/* Reads a value kept in a commit log: the payload pieces between the block
+ * headers, straight into out, then the pointer's checksum. f is open. */
+static int blob_read_log(lsm_blob *b, q_file *f, q_slice key, const blob_ptr *p, q_buf *out)
+{
+	if (p->kind != BLOB_PTR_LOG)
+		return blob_bad(b, p->offset, "record pointer into a commit log");
+	uint64_t span = blob_log_span(p->offset, p->vlen);
+	if (p->offset > b->size || span > b->size - p->offset)
+		return blob_bad(b, p->offset, "pointer past the end of the log");
+	Q_RET(q_buf_reserve(out, (size_t)p->vlen + 1));
+	uint64_t off = p->offset;
+	size_t done = 0;
+	while (done < p->vlen) {
+		uint64_t room = WAL_BLOCK_SIZE - off % WAL_BLOCK_SIZE;
+		size_t k = p->vlen - done < room ? (size_t)(p->vlen - done) : (size_t)room;
+		size_t got = 0;
+		int rc = q_file_pread(f, out->p + done, k, off, &got);
+		if (rc) {
+			q_buf_reset(out);
+			return rc;
+		}
+		if (got != k) {
+			q_buf_reset(out);
+			return blob_bad(b, p->offset, "value cut short");
+		}
+		done += k;
+		off += k + WAL_HEADER_SIZE; /* past the next block's header */
+	}
+	if (blob_log_csum(key, q_slice_make(out->p, (size_t)p->vlen)) != p->csum) {
+		q_buf_reset(out);
+		return blob_bad(b, p->offset, "checksum mismatch");
+	}
+	out->len = (size_t)p->vlen;
+	return 0;
 }
 
 int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out)
@@ -171,6 +282,10 @@ int blob_read(lsm_blob *b, q_slice key, const blob_ptr *p, q_buf *out)
 		}
 		f = atomic_load(&b->f);
 	}
+	if (b->is_log)
+		return blob_read_log(b, f, key, p, out);
+	if (p->kind != BLOB_PTR_REC)
+		return blob_bad(b, p->offset, "log pointer into a blob file");
 	uint64_t rs = blob_rec_size(key.n, p->vlen);
 	if (p->offset < BLOB_FILE_HEADER || p->offset > b->size || rs > b->size - p->offset)
 		return blob_bad(b, p->offset, "pointer past the end of the file");
@@ -339,7 +454,8 @@ int blob_writer_add(blob_writer *w, q_slice key, q_slice value, blob_ptr *ptr)
 	if (key.n > UINT32_MAX || value.n > UINT32_MAX)
 		return Q_ETOOBIG;
 	int comp = SST_COMP_NONE;
-	if (w->compress && value.n >= 64) {
+	if (w->compress && value.n >= 64 &&
+	    (value.n <= BLOB_SAMPLE || blob_worth_compressing(value, &w->comp))) {
 		size_t max = snappy_max_compressed_length(value.n);
 		q_buf_reset(&w->comp);
 		Q_RET(q_buf_reserve(&w->comp, max));
@@ -367,6 +483,8 @@ int blob_writer_add(blob_writer *w, q_slice key, q_slice value, blob_ptr *ptr)
 	ptr->number = w->number;
 	ptr->offset = w->off;
 	ptr->vlen = value.n;
+	ptr->kind = BLOB_PTR_REC;
+	ptr->csum = 0;
 	w->off += hn + value.n;
 	return 0;
 }

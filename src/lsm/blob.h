@@ -55,14 +55,22 @@ typedef struct lsm_blob {
 	_Atomic(q_file *) f;         /* NULL: not open yet (the next read opens it) */
 	atomic_int unusable;         /* missing file or bad header: reads fail
 	                              * with Q_ECORRUPT, no more open attempts */
+	int is_log;                  /* a kept commit log (NNNNNN.log), not a
+	                              * blob file: values are read from the
+	                              * payload of its records (BLOB_PTR_LOG) */
 	q_env *env;
 	char path[512];
 } lsm_blob;
 
+/* Pointer kinds (docs/lsm.md, "Blob pointers") */
+enum { BLOB_PTR_REC = 0, BLOB_PTR_LOG = 1 };
+
 typedef struct blob_ptr {
-	uint64_t number;  /* blob file */
-	uint64_t offset;  /* of the record */
+	uint64_t number;  /* blob file or kept log */
+	uint64_t offset;  /* REC: of the record; LOG: of the value's first byte */
 	uint64_t vlen;    /* stored value length (compressed, if it is) */
+	int kind;         /* BLOB_PTR_REC or BLOB_PTR_LOG */
+	uint32_t csum;    /* LOG: blob_log_csum(key, value) */
 } blob_ptr;
 
 void blob_path(char *out, size_t cap, const char *dir, uint64_t number);
@@ -71,7 +79,22 @@ void blob_path(char *out, size_t cap, const char *dir, uint64_t number);
  * file is not opened (see blob_open). */
 lsm_blob *blob_new(q_env *env, const char *dir, uint64_t number, uint64_t size,
 		   uint64_t garbage);
-/* Opens the file for reading and checks its header: 0, Q_ECORRUPT (bad
+/* A handle on kept commit log `number` (values in place, see is_log) with
+ * one reference; NULL on ENOMEM. Not opened. */
+lsm_blob *blob_new_log(q_env *env, const char *dir, uint64_t number, uint64_t size,
+		       uint64_t garbage);
+/* Bytes of b that hold records (the size less a blob file's header). */
+uint64_t blob_data_size(const lsm_blob *b);
+/* The checksum a BLOB_PTR_LOG pointer carries: of the key, then the value. */
+uint32_t blob_log_csum(q_slice key, q_slice value);
+/* The pointer to a value of key in kept log lognum: its first byte at
+ * offset, vlen bytes (running on per wal_payload_offset). */
+void blob_ptr_log(blob_ptr *p, uint64_t lognum, uint64_t offset, q_slice key, q_slice value);
+/* The file bytes a log-kept value of vlen bytes starting at offset spans
+ * (value and the block headers inside it). */
+uint64_t blob_log_span(uint64_t offset, uint64_t vlen);
+
+/* Opens the file for reading and checks its header (a kept log has none): 0, Q_ECORRUPT (bad
  * header, logged; b is then unusable), -ENOENT (likewise) or another env
  * error (e.g. -EMFILE: b stays closed and the next read tries again). A
  * size other than the manifest's (b->size) is logged but not an error:
@@ -86,9 +109,15 @@ void blob_unref(lsm_blob *b);
 void blob_add_garbage(lsm_blob *b, uint64_t n);
 /* 1 if the garbage share makes the file worth collecting. */
 int blob_needs_gc(lsm_blob *b);
+/* 1 if a value is worth trying to compress: its first BLOB_SAMPLE bytes
+ * (or all, if fewer) compressed save 1/SST_MIN_SAVING_DIV. 0 for values
+ * under 64 bytes. scratch is reused. */
+int blob_worth_compressing(q_slice value, q_buf *scratch);
 
 /* ---- pointers ---- */
-/* Encodes p into out (BLOB_PTR_MAX bytes); returns the length. */
+/* Encodes p into out (BLOB_PTR_MAX bytes); returns the length. A REC
+ * pointer is three varints (number, offset, vlen); a LOG pointer adds
+ * kind u8 (1) | csum u32. */
 size_t blob_ptr_encode(uint8_t *out, const blob_ptr *p);
 /* 0 or Q_ECORRUPT (trailing bytes, bad varints, impossible offsets). */
 int blob_ptr_decode(q_slice v, blob_ptr *p);
@@ -97,7 +126,9 @@ uint64_t blob_rec_size(size_t klen, uint64_t vlen);
 
 /* ---- reading ---- */
 /* Reads the value p points to, checks the record (checksum, lengths, key
- * equal to key, a decompressed length within BLOB_SNAPPY_MAX_OUT) and puts the
+ * equal to key, a decompressed length within BLOB_SNAPPY_MAX_OUT; for a
+ * LOG pointer: pointer kind equal to the file's, the span within the file
+ * and blob_log_csum of key and the bytes read) and puts the
  * value in out (reset first). Opens the file first if it is not open. 0,
  * Q_ECORRUPT (logged with file and offset), or an env error (transient:
  * EMFILE, EIO; a retry may succeed). */

@@ -44,6 +44,19 @@
  *     the version, so no race with writers); when nothing else is due it
  *     rewrites, alone in place, a table (level >= 1) pointing into such a
  *     file.
+ * 10. Values in their log (lsm_options.log_values): a value the memtable
+ *     holds by reference into a logged batch encoding (batch_hold_set_log)
+ *     is, if it does not compress, not copied at its flush: the table
+ *     points at its bytes in the memtable's commit log (BLOB_PTR_LOG, with
+ *     a checksum of key and value), provided the log is sealed (closed
+ *     with every record written, mem_seal_log). The flush fsyncs the log
+ *     before the table is finished, and the log becomes a blob file of the
+ *     version (manifest kind MANIFEST_BLOB_LOG): never replayed again
+ *     (the manifest's log number is past it), not deleted with the logs
+ *     the manifest no longer needs (install_edit, recovery), but like any
+ *     blob file when no version points into it; collected by the same GC.
+ *     A failed flush never marks the log obsolete (it is still needed for
+ *     replay).
  *
  * Lifecycle of a memtable:
  *
@@ -170,6 +183,7 @@ void lsm_options_default(lsm_options *o)
 	o->max_value_size = 64u << 20;
 	o->mmap_reads = 1;
 	o->blob_threshold = BLOB_THRESHOLD_DEFAULT;
+	o->log_values = 1;
 }
 
 /* ================= small helpers ================= */
@@ -388,8 +402,12 @@ static int install_edit(lsm_db *db, lsm_file *const *del, size_t nd, lsm_file *c
 	lsm_version *drop = db->prev_ver;
 	db->prev_ver = old;
 	db->log_number = log_number;
+	int popped_kept = 0;
 	if (pop_imm) {
 		popped = db->imm[0];
+		/* a log whose values the new tables point to stays (its
+		 * lsm_blob handle deletes it when no version needs it) */
+		popped_kept = ver_find_blob(nv, mem_log(popped)) != NULL;
 		for (int i = 1; i < db->nimm; i++)
 			db->imm[i - 1] = db->imm[i];
 		db->imm[--db->nimm] = NULL;
@@ -402,7 +420,8 @@ static int install_edit(lsm_db *db, lsm_file *const *del, size_t nd, lsm_file *c
 	delete_pending_logs(db, prev_log_number);
 	if (popped) {
 		/* MANIFEST.prev still needs it */
-		pend_log(db, mem_log(popped));
+		if (!popped_kept)
+			pend_log(db, mem_log(popped));
 		mem_unref(popped);
 	}
 	return 0;
@@ -446,6 +465,31 @@ static uint64_t new_file_number(lsm_db *db)
 	return n;
 }
 
+/* A handle on sealed log lognum for a flush that leaves values in it:
+ * opened and fsynced (under sync=none its records may not be durable yet;
+ * the fsync also makes the trim of its preallocated tail durable), *out
+ * with one reference, its size as the file's. */
+static int keep_log(lsm_db *db, uint64_t lognum, lsm_blob **out)
+{
+	char lp[512];
+	uint64_t size = 0;
+	*out = NULL;
+	ver_log_path(lp, sizeof(lp), db->dir, lognum);
+	Q_RET(q_env_file_size(db->env, lp, &size));
+	lsm_blob *lb = blob_new_log(db->env, db->dir, lognum, size, 0);
+	if (!lb)
+		return -ENOMEM;
+	int rc = blob_open(lb);
+	if (rc == 0)
+		rc = q_file_sync(atomic_load(&lb->f));
+	if (rc) {
+		blob_unref(lb); /* not obsolete: the log is still needed */
+		return rc;
+	}
+	*out = lb;
+	return 0;
+}
+
 /* Writes the entries of a memtable (newest version of each key only) to
  * a new table; *out = NULL if the memtable was empty. Values of at least
  * blob_threshold bytes go to a new blob file (fsynced before the table is
@@ -461,8 +505,11 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 	sst_builder *b = NULL;
 	blob_writer *bw = NULL;
 	lsm_blob *blob = NULL;
+	lsm_blob *klog = NULL;   /* the memtable's log, kept for values in it */
+	int klog_tried = 0;
+	uint64_t klog_live = 0;
 	uint64_t bnum = 0;
-	q_buf first = Q_BUF_INIT, last = Q_BUF_INIT, bk = Q_BUF_INIT;
+	q_buf first = Q_BUF_INIT, last = Q_BUF_INIT, bk = Q_BUF_INIT, sample = Q_BUF_INIT;
 	int rc = 0;
 	q_slice prev_uk = {NULL, 0};
 	int have_prev = 0;
@@ -475,6 +522,28 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 			continue; /* older version of a key: shadowed */
 		prev_uk = uk;
 		have_prev = 1;
+		uint64_t loff = 0;
+		if (db->o.blob_threshold && db->o.log_values && ikey_kind(k) == KIND_PUT &&
+		    v.n >= db->o.blob_threshold &&
+		    (!db->o.compression || !blob_worth_compressing(v, &sample)) &&
+		    mem_value_in_log(m, v, &loff)) {
+			/* incompressible and already in the sealed, synced log:
+			 * the table points there (invariant 10) */
+			if (!klog_tried) {
+				klog_tried = 1;
+				Q_ERR(keep_log(db, mem_log(m), &klog));
+			}
+			if (klog && loff <= klog->size &&
+			    blob_log_span(loff, v.n) <= klog->size - loff) {
+				blob_ptr ptr;
+				blob_ptr_log(&ptr, klog->number, loff, uk, v);
+				klog_live += blob_rec_size(uk.n, v.n);
+				Q_ERR(ikey_build(&bk, uk, ikey_seq(k), KIND_BLOB));
+				k = q_buf_slice(&bk);
+				v = q_slice_make(pb, blob_ptr_encode(pb, &ptr));
+				goto add;
+			}
+		}
 		if (db->o.blob_threshold && ikey_kind(k) == KIND_PUT &&
 		    v.n >= db->o.blob_threshold) {
 			if (!bw) {
@@ -489,6 +558,7 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 			k = q_buf_slice(&bk);
 			v = q_slice_make(pb, blob_ptr_encode(pb, &ptr));
 		}
+add:
 		if (!b) {
 			Q_ERR(sst_builder_new(db->env, path, &db->so, &b));
 			Q_ERR(q_buf_append(&first, k.p, k.n));
@@ -530,6 +600,12 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 			goto fail;
 		}
 		rc = blob ? ver_file_set_blobs(f, &blob, 1) : 0;
+		if (rc == 0 && klog && klog_live) {
+			/* what no pointer of this table names is garbage */
+			atomic_store(&klog->garbage,
+				     klog->size > klog_live ? klog->size - klog_live : 0);
+			rc = ver_file_set_blobs(f, &klog, 1);
+		}
 		if (rc == 0)
 			rc = file_open_table(db, f);
 		if (rc) {
@@ -547,10 +623,12 @@ fail:
 			atomic_store(&blob->obsolete, 1);
 		blob_unref(blob); /* the table holds its own reference */
 	}
+	blob_unref(klog); /* never obsolete here: the log stays for replay */
 	it_free(it);
 	q_buf_free(&first);
 	q_buf_free(&last);
 	q_buf_free(&bk);
+	q_buf_free(&sample);
 	return rc;
 }
 
@@ -563,7 +641,8 @@ static void discard_flushed(lsm_file *f)
 {
 	atomic_store(&f->obsolete, 1);
 	for (size_t i = 0; i < f->nblobs; i++)
-		atomic_store(&f->blobs[i]->obsolete, 1);
+		if (!f->blobs[i]->is_log) /* a log stays for replay */
+			atomic_store(&f->blobs[i]->obsolete, 1);
 }
 
 static int flush_one(lsm_db *db, mem_table *m)
@@ -1447,6 +1526,8 @@ static int switch_memtable(lsm_db *db)
 	int rc2 = wal_writer_close(old);
 	if (rc == 0)
 		rc = rc2;
+	if (rc == 0)
+		mem_seal_log(db->mem); /* every record of it is in the file */
 	if (rc) {
 		/* the old log may miss its tail: keep its memtable in memory and
 		 * fail writes; the log file stays for the next recovery */
@@ -1647,17 +1728,23 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 		 * if that fails nothing reached the log: the group just fails */
 		rc = batch_set_seq(grp, seq);
 		int logged = rc == 0;
+		uint64_t rec_start = 0, rec_log = 0;
 		if (rc == 0) {
 			pthread_mutex_lock(&db->log_mu);
-			rc = wal_add(db->log, grp->rep.p, grp->rep.len);
+			rec_log = db->log_num;
+			rc = wal_add_at(db->log, grp->rep.p, grp->rep.len, &rec_start);
 			if (rc == 0 && db->o.sync == LSM_SYNC_ALWAYS)
 				rc = wal_sync(db->log);
 			pthread_mutex_unlock(&db->log_mu);
 		}
 		if (rc == 0) {
 			/* large values: the memtable references the group's
-			 * encoding instead of copying it (batch.h, Sharing) */
+			 * encoding instead of copying it (batch.h, Sharing), and
+			 * learns where it lies in the log (a flush may leave such
+			 * values there: invariant 10) */
 			insert_ctx ic = {m, grp->max_value >= MEM_REF_MIN ? batch_share(grp) : NULL};
+			if (ic.hold)
+				batch_hold_set_log(ic.hold, rec_log, rec_start, grp->rep.len);
 			rc = batch_decode(q_buf_slice(&grp->rep), insert_op, &ic);
 			batch_hold_unref(ic.hold);
 		}
@@ -2256,6 +2343,15 @@ static int read_manifest(lsm_db *db, const char *path, uint8_t **buf, man_data *
 	return rc;
 }
 
+/* 1 if log num is a kept log among the manifest's blob files. */
+static int kept_log(lsm_blob *const *blobs, size_t n, uint64_t num)
+{
+	for (size_t i = 0; i < n; i++)
+		if (blobs[i]->is_log && blobs[i]->number == num)
+			return 1;
+	return 0;
+}
+
 static int recover(lsm_db *db)
 {
 	char mpath[512], ppath[530];
@@ -2357,7 +2453,9 @@ static int recover(lsm_db *db)
 	}
 	for (size_t i = 0; i < md.nblobs; i++) {
 		man_blob *mb = &md.blobs[i];
-		lsm_blob *b = blob_new(db->env, db->dir, mb->number, mb->size, mb->garbage);
+		lsm_blob *b = mb->is_log
+				      ? blob_new_log(db->env, db->dir, mb->number, mb->size, mb->garbage)
+				      : blob_new(db->env, db->dir, mb->number, mb->size, mb->garbage);
 		if (!b) {
 			rc = -ENOMEM;
 			goto fail;
@@ -2467,7 +2565,8 @@ static int recover(lsm_db *db)
 	}
 	for (size_t i = 0; i < nnames; i++) {
 		uint64_t num;
-		if (parse_number(names[i], ".log", &num) && num >= md.log_number)
+		if (parse_number(names[i], ".log", &num) && num >= md.log_number &&
+		    !kept_log(blobs, nblobs, num))
 			logs[nlogs++] = num;
 	}
 	qsort(logs, nlogs, sizeof(*logs), cmp_u64);
@@ -2543,8 +2642,11 @@ static int recover(lsm_db *db)
 		uint64_t num;
 		int del = 0;
 		if (parse_number(names[i], ".log", &num)) {
-			del = num < md.log_number;
-			if (!del && num < lognum)
+			/* a kept log is a blob file of the manifest (one that
+			 * only a quarantined table named is moved aside) */
+			int kept = kept_log(blobs, nblobs, num);
+			del = num < md.log_number && !kept;
+			if (!del && !kept && num < lognum)
 				pend_log(db, num);
 		} else if (parse_number(names[i], ".sst", &num)) {
 			del = 1;

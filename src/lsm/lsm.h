@@ -70,6 +70,11 @@ typedef struct lsm_options {
 	                            * in blob files, the tree holds a pointer
 	                            * (key-value separation); default 64 KiB,
 	                            * 0 = off (docs/lsm.md) */
+	int log_values;            /* 1 (default): a flush leaves such a value
+	                            * that does not compress in the commit log
+	                            * it was written to (the log is kept while
+	                            * tables point into it) instead of copying
+	                            * it into a blob file; 0 = always copy */
 } lsm_options;
 
 typedef struct lsm_db lsm_db;

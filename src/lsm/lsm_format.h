@@ -11,7 +11,9 @@
  *   MANIFEST.prev   the manifest before the current one; recovery falls back
  *                   to it when MANIFEST is corrupt or missing
  *   MANIFEST.bad    a corrupt manifest set aside by such a fallback
- *   NNNNNN.log      commit log of one memtable
+ *   NNNNNN.log      commit log of one memtable; after its flush kept (and
+ *                   listed in the manifest with the blob files) while
+ *                   tables point at values in it
  *   NNNNNN.sst      a sorted table
  *   NNNNNN.sst.bad  a quarantined table (checksum failure), kept for study
  *   NNNNNN.blob     a blob file: large values kept out of the tree
@@ -74,7 +76,10 @@ enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
 
 /* ---- manifest ---- */
 #define MANIFEST_MAGIC 0x716673666d616e31ULL /* "qfsfman1" */
-#define MANIFEST_VERSION 2u    /* 2: blob references and blob files */
+#define MANIFEST_VERSION 3u    /* 2: blob references and blob files;
+                                * 3: a kind byte per blob file (kept logs) */
+#define MANIFEST_BLOB_FILE 0u  /* manifest blob entry kinds */
+#define MANIFEST_BLOB_LOG 1u
 #define MANIFEST_VERSION_MIN 1u /* version 1 (no blobs) is still read */
 #define MANIFEST_NAME "MANIFEST"
 #define MANIFEST_PREV_SUFFIX ".prev"
@@ -93,8 +98,14 @@ enum sst_compression { SST_COMP_NONE = 0, SST_COMP_SNAPPY = 1 };
  * anything is allocated for it; independent of the store's options, so
  * values stored under a larger max_value_size keep reading */
 #define BLOB_SNAPPY_MAX_OUT(n) ((uint64_t)(n) * 22u + 64u)
-/* a pointer (table value of a KIND_BLOB entry): three varints */
-#define BLOB_PTR_MAX 30u
+/* a pointer (table value of a KIND_BLOB entry): three varints, then for a
+ * value kept in a commit log: kind u8 (BLOB_PTR_LOG) | checksum u32 */
+#define BLOB_PTR_MAX 35u
+#define BLOB_PTR_LOG_TAIL 5u
+/* a large value is compressed (at a flush, or when collection moves it)
+ * only if its first BLOB_SAMPLE bytes compress (save 1/SST_MIN_SAVING_DIV);
+ * an incompressible value of a sealed log stays in the log */
+#define BLOB_SAMPLE (8u << 10)
 /* default lsm_options.blob_threshold */
 #define BLOB_THRESHOLD_DEFAULT (64u << 10)
 /* a compaction that moves records starts a new blob file past this size

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "lsm/lsm_format.h"
+#include "lsm/wal.h"
 #include "util/hash.h"
 #include "util/qerr.h"
 
@@ -71,6 +72,7 @@ struct mem_table {
 	mem_node *head;
 	uint64_t rnd;
 	uint64_t lognum;
+	int log_sealed;     /* the log was closed with every record written */
 	batch_hold **holds; /* one reference per NODE_EXT node; writer only */
 	size_t nholds, capholds;
 };
@@ -229,6 +231,32 @@ void mem_set_log(mem_table *m, uint64_t lognum)
 uint64_t mem_log(const mem_table *m)
 {
 	return m->lognum;
+}
+
+void mem_seal_log(mem_table *m)
+{
+	m->log_sealed = 1;
+}
+
+int mem_value_in_log(const mem_table *m, q_slice v, uint64_t *offset)
+{
+	if (!m->log_sealed || v.n == 0)
+		return 0;
+	/* holds are appended in insertion order, one per node: the search
+	 * skips runs of the same hold */
+	for (size_t i = m->nholds; i > 0; i--) {
+		batch_hold *h = m->holds[i - 1];
+		if (i < m->nholds && m->holds[i] == h)
+			continue;
+		uint64_t num, start, logical;
+		if (!batch_hold_log_pos(h, v.p, v.n, &num, &start, &logical))
+			continue;
+		if (num != m->lognum)
+			return 0;
+		*offset = wal_payload_offset(start, logical);
+		return 1;
+	}
+	return 0;
 }
 
 static int random_height(mem_table *m)

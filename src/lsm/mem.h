@@ -53,5 +53,14 @@ lsm_it *mem_iter_new(mem_table *m);
 /* The log file number whose records this memtable holds (set by owner). */
 void mem_set_log(mem_table *m, uint64_t lognum);
 uint64_t mem_log(const mem_table *m);
+/* Marks the memtable's log as closed with all of its records written (by
+ * the leader that switched it out; before the flush thread sees it). */
+void mem_seal_log(mem_table *m);
+/* For a value v returned by an iterator of an immutable memtable: 1 and
+ * *offset = the file offset in the memtable's (sealed) log where the
+ * value's bytes begin (they run on per wal_payload_offset), if the value
+ * is held by reference in a logged batch encoding; else 0 (the value must
+ * be copied elsewhere to outlive the log). */
+int mem_value_in_log(const mem_table *m, q_slice v, uint64_t *offset);
 
 #endif

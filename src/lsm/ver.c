@@ -402,8 +402,14 @@ int ver_manifest_encode(q_buf *out, uint64_t next_file, uint64_t last_seq, uint6
 	uint64_t n = 0;
 	for (int l = 0; l < LSM_LEVELS; l++)
 		n += v ? v->nfiles[l] : 0;
+	/* version 2 while no kept log is listed, so a store that has none
+	 * still opens with a binary that predates them */
+	uint32_t version = 2;
+	for (size_t i = 0; v && i < v->nblobs; i++)
+		if (v->blobs[i]->is_log)
+			version = MANIFEST_VERSION;
 	Q_RET(q_put_fixed64(out, MANIFEST_MAGIC));
-	Q_RET(q_put_fixed32(out, MANIFEST_VERSION));
+	Q_RET(q_put_fixed32(out, version));
 	Q_RET(q_put_varint(out, next_file));
 	Q_RET(q_put_varint(out, last_seq));
 	Q_RET(q_put_varint(out, log_number));
@@ -426,6 +432,9 @@ int ver_manifest_encode(q_buf *out, uint64_t next_file, uint64_t last_seq, uint6
 		Q_RET(q_put_varint(out, b->number));
 		Q_RET(q_put_varint(out, b->size));
 		Q_RET(q_put_varint(out, atomic_load(&b->garbage)));
+		if (version >= 3)
+			Q_RET(q_buf_append_byte(out, b->is_log ? MANIFEST_BLOB_LOG
+							      : MANIFEST_BLOB_FILE));
 	}
 	return q_put_fixed32(out, q_csum32(out->p + start, out->len - start));
 }
@@ -520,7 +529,12 @@ int ver_manifest_decode(const uint8_t *buf, size_t n, man_data *md, size_t *bad_
 			if (q_get_varint64(&r, &b->number) || q_get_varint64(&r, &b->size) ||
 			    q_get_varint64(&r, &b->garbage))
 				goto bad;
-			if (b->number >= md->next_file || b->size < BLOB_FILE_HEADER ||
+			uint8_t kind = MANIFEST_BLOB_FILE;
+			if (version >= 3 && (q_get_u8(&r, &kind) || kind > MANIFEST_BLOB_LOG))
+				goto bad;
+			b->is_log = kind == MANIFEST_BLOB_LOG;
+			if (b->number >= md->next_file ||
+			    (!b->is_log && b->size < BLOB_FILE_HEADER) ||
 			    b->garbage > b->size || (i && b->number <= md->blobs[i - 1].number))
 				goto bad;
 			md->nblobs++;

@@ -110,6 +110,7 @@ typedef struct man_file {
 
 typedef struct man_blob {
 	uint64_t number, size, garbage;
+	int is_log;                /* a kept commit log (version 3) */
 } man_blob;
 
 typedef struct man_data {

@@ -52,6 +52,16 @@ int wal_writer_open_prealloc(q_env *env, const char *path, int buffered, size_t 
 			     wal_writer **out);
 /* Appends one logical record (n may be 0). */
 int wal_add(wal_writer *w, const void *p, size_t n);
+/* wal_add that also sets *start (if not NULL) to the file offset of the
+ * record's first physical header (after any block padding). */
+int wal_add_at(wal_writer *w, const void *p, size_t n, uint64_t *start);
+/* The file offset of byte `logical` of the payload of a logical record
+ * whose first header is at file offset start. A record's fragments fill
+ * every block to its end, so the payload bytes from there run to the end
+ * of the block and go on after the header at the start of the next one:
+ * wal_payload_offset(start, i + 1) == wal_payload_offset(start, i) + 1
+ * unless the latter is the last byte of a block. */
+uint64_t wal_payload_offset(uint64_t start, uint64_t logical);
 /* Hands buffered bytes to the OS. */
 int wal_flush(wal_writer *w);
 /* wal_flush, then fsync. */

@@ -1,7 +1,7 @@
 /* Fuzz target: the blob file decoders of src/lsm (blob.h). The input is
  * a blob file image: the header check, then every record decoded in turn
  * with blob_rec_decode (stopping at the first refused one), and the input
- * read as a blob pointer. Decoded slices must lie inside the input and a
+ * read as a blob pointer (either kind). Decoded slices must lie inside the input and a
  * record must re-encode to the same bytes through the writer's format. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,8 +22,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t n = blob_ptr_encode(pb, &p);
 		blob_ptr q;
 		if (n > BLOB_PTR_MAX || blob_ptr_decode((q_slice){pb, n}, &q) ||
-		    q.number != p.number || q.offset != p.offset || q.vlen != p.vlen)
+		    q.number != p.number || q.offset != p.offset || q.vlen != p.vlen ||
+		    q.kind != p.kind || q.csum != p.csum)
 			abort();
+		/* a log value's span: the value plus a header per block it
+		 * enters after its first */
+		if (p.kind == BLOB_PTR_LOG) {
+			uint64_t span = blob_log_span(p.offset, p.vlen);
+			if (span < p.vlen ||
+			    span > p.vlen + (p.vlen / (32768 - 7) + 2) * 7)
+				abort();
+		}
 	}
 	size_t off = 0;
 	if (blob_header_check(data, size) == 0)

@@ -9,7 +9,9 @@
  * a clean record of what was acknowledged. Two seeds in three run with
  * key-value separation for values of at least 150 bytes (values are 10..299
  * bytes), so blob files are written, collected and deleted under the kills;
- * the third runs without. Exits by itself after a bounded
+ * the third runs without. One of those two (seed % 3 == 2) also puts
+ * 16..20 KiB values of random letters (one put in six), which flushes
+ * leave in their commit logs (kept logs, lsm_options.log_values). Exits by itself after a bounded
  * number of operations or when its parent goes away.
  */
 #include <stdio.h>
@@ -45,6 +47,20 @@ static void make_value(char *v, unsigned seed, unsigned ctr, unsigned *rnd)
 	v[len] = 0;
 }
 
+/* 16..20 KiB of random letters: held by reference in the memtable and,
+ * as snappy cannot compress it, left in the commit log by flushes */
+#define LARGE_MAX 20480
+static char bigv[LARGE_MAX + 64], bigline[LARGE_MAX + 128];
+
+static void make_large(char *v, unsigned seed, unsigned ctr, unsigned *rnd)
+{
+	int len = snprintf(v, 64, "L%u-%u-", seed, ctr);
+	int target = 16384 + (int)(rand_r(rnd) % (LARGE_MAX - 16384));
+	while (len < target)
+		v[len++] = (char)('a' + rand_r(rnd) % 26);
+	v[len] = 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -75,7 +91,13 @@ int main(int argc, char **argv)
 		int kind = (int)(rand_r(&rnd) % 10);
 		int n = kind < 6 ? 1 : kind < 8 ? 1 : 2 + (int)(rand_r(&rnd) % 4);
 		int len;
-		if (kind < 6) { /* put */
+		if (kind < 6 && seed % 3 == 2 && rand_r(&rnd) % 6 == 0) { /* large put */
+			snprintf(k[0], sizeof(k[0]), "c%04u", rand_r(&rnd) % NKEYS);
+			make_large(bigv, seed, ctr, &rnd);
+			len = snprintf(bigline, sizeof(bigline), "I P %s %s\n", k[0], bigv);
+			out(bigline, (size_t)len);
+			rc = lsm_put(db, q_slice_str(k[0]), q_slice_str(bigv));
+		} else if (kind < 6) { /* put */
 			snprintf(k[0], sizeof(k[0]), "c%04u", rand_r(&rnd) % NKEYS);
 			make_value(v[0], seed, ctr, &rnd);
 			len = snprintf(line, sizeof(line), "I P %s %s\n", k[0], v[0]);

@@ -830,6 +830,7 @@ QTEST(gc_unreadable_region_keeps_compactions_going)
 	lsm_options o;
 	gc_opts(&o, fe);
 	o.compression = 0; /* key 19's record is the file's last 19 KiB */
+	o.log_values = 0;  /* ... of a blob file */
 	snprintf(dbdir, sizeof(dbdir), "%s/bad", qtest_tmpdir);
 	lsm_db *db;
 	ASSERT_OK(lsm_open(dbdir, &o, &db));
@@ -978,6 +979,234 @@ QTEST(quarantined_by_read_keeps_blob_as_bad)
 	quarantine_case(0);
 }
 
+/* ---- values left in their commit log (lsm_options.log_values) ---- */
+
+#define LV_N 40
+#define LV_LEN (20u << 10) /* held by reference (>= 16 KiB), above the threshold */
+
+/* Incompressible value of key i, generation gen (xorshift bytes). */
+static void lv_val(q_buf *v, int i, int gen)
+{
+	q_buf_reset(v);
+	if (q_buf_reserve(v, LV_LEN))
+		QTEST_FAIL_("ENOMEM");
+	uint64_t x = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1) + (uint64_t)gen * 7919 + 1;
+	for (size_t j = 0; j < LV_LEN; j++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		v->p[j] = (uint8_t)x;
+	}
+	v->len = LV_LEN;
+}
+
+static void lv_put(lsm_db *db, int i, int gen)
+{
+	char k[32];
+	q_buf v = Q_BUF_INIT;
+	key_of(k, i);
+	lv_val(&v, i, gen);
+	ASSERT_OK(lsm_put(db, q_slice_str(k), q_buf_slice(&v)));
+	q_buf_free(&v);
+}
+
+static void lv_expect(lsm_db *db, int i, int gen)
+{
+	char k[32];
+	q_buf out = Q_BUF_INIT, want = Q_BUF_INIT;
+	key_of(k, i);
+	int rc = lsm_get(db, q_slice_str(k), &out);
+	if (rc)
+		QTEST_FAIL_("%s: %s", k, q_strerror(rc));
+	lv_val(&want, i, gen);
+	if (out.len != want.len || memcmp(out.p, want.p, want.len))
+		QTEST_FAIL_("%s: wrong value", k);
+	q_buf_free(&out);
+	q_buf_free(&want);
+}
+
+static lsm_db *lv_open(q_env *env, int sync)
+{
+	lsm_options o;
+	lsm_options_default(&o);
+	o.env = env;
+	o.write_buffer_size = 64 << 20; /* one flush per lsm_flush */
+	o.sync = sync;
+	o.blob_threshold = 1024;
+	snprintf(dbdir, sizeof(dbdir), "%s/lv", qtest_tmpdir);
+	lsm_db *db = NULL;
+	int rc = lsm_open(dbdir, &o, &db);
+	if (rc)
+		QTEST_FAIL_("lsm_open: %s", q_strerror(rc));
+	return db;
+}
+
+static void lv_put_all(lsm_db *db, int gen)
+{
+	for (int i = 0; i < LV_N; i++)
+		lv_put(db, i, gen);
+}
+
+static void lv_expect_all(lsm_db *db, int gen)
+{
+	for (int i = 0; i < LV_N; i++)
+		lv_expect(db, i, gen);
+}
+
+/* Cuts the power of fe (the store is closed), reopens and finds every
+ * value of generation 0; frees fe. */
+static void lv_after_power_cut(q_env *fe, int sync)
+{
+	ASSERT_OK(q_fault_env_drop_unsynced(fe));
+	lsm_db *db = lv_open(fe, sync);
+	lv_expect_all(db, 0);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
+/* A flush writes no blob file for incompressible values of a sealed log:
+ * the log stays (listed in the manifest), is not replayed at the next
+ * open, and serves the values through reopen and compaction. */
+QTEST(incompressible_values_stay_in_their_log)
+{
+	lsm_db *db = lv_open(NULL, LSM_SYNC_ALWAYS);
+	lv_put_all(db, 0);
+	put_gen(db, LV_N + 1, 0); /* a compressible large value: a blob file */
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_EQ(count_files(".blob"), 1);
+	char kept[400];
+	ASSERT(lowest_with(".log", kept));
+	uint64_t sz = 0;
+	ASSERT_OK(q_env_file_size(q_env_posix(), kept, &sz));
+	ASSERT(sz >= (uint64_t)LV_N * LV_LEN); /* the values are in it, trimmed of its zeros */
+	ASSERT(sz < (uint64_t)LV_N * LV_LEN + (64u << 10));
+	lv_expect_all(db, 0);
+	ASSERT_OK(lsm_close(db));
+	db = lv_open(NULL, LSM_SYNC_ALWAYS);
+	ASSERT(file_exists(kept));
+	lsm_stats st;
+	lsm_get_stats(db, &st);
+	lv_expect_all(db, 0);
+	expect(db, LV_N + 1, 0);
+	ASSERT_OK(lsm_close(db));
+	ASSERT_EQ(count_files(".blob"), 1); /* reopening copied nothing */
+}
+
+/* A flipped byte inside a value kept in a log is reported as corruption
+ * (never returned); the other values are served and a scan passes over
+ * the damaged one. */
+QTEST(corrupt_byte_in_log_value)
+{
+	q_log_set_level(Q_LOG_OFF);
+	lsm_db *db = lv_open(NULL, LSM_SYNC_NONE);
+	lv_put_all(db, 0);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_OK(lsm_close(db));
+	ASSERT_EQ(count_files(".blob"), 0);
+	char kept[400];
+	ASSERT(lowest_with(".log", kept));
+	uint8_t *data = NULL;
+	size_t n = 0;
+	ASSERT_OK(q_env_read_all(q_env_posix(), kept, &data, &n));
+	q_buf v = Q_BUF_INIT;
+	lv_val(&v, 7, 0);
+	uint8_t *at = memmem(data, n, v.p, 64);
+	ASSERT(at != NULL);
+	long off = (long)(at - data) + 5000;
+	free(data);
+	flip_byte(kept, off);
+	db = lv_open(NULL, LSM_SYNC_NONE);
+	char k[32];
+	key_of(k, 7);
+	q_buf out = Q_BUF_INIT;
+	ASSERT_EQ(lsm_get(db, q_slice_str(k), &out), Q_ECORRUPT);
+	ASSERT_EQ(out.len, 0);
+	for (int i = 0; i < LV_N; i++)
+		if (i != 7)
+			lv_expect(db, i, 0);
+	lsm_iter *it;
+	ASSERT_OK(lsm_iter_new(db, &it));
+	int seen = 0;
+	for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it))
+		seen++;
+	ASSERT_OK(lsm_iter_status(it));
+	ASSERT_EQ(seen, LV_N - 1);
+	ASSERT_EQ(lsm_iter_skipped(it), 1);
+	lsm_iter_free(it);
+	ASSERT_OK(lsm_close(db));
+	q_buf_free(&v);
+	q_buf_free(&out);
+}
+
+/* A kept log whose values are all overwritten is garbage: compaction
+ * drops it like a dead blob file; with some values still live, a full
+ * compaction moves them out into a blob file and deletes the log. */
+QTEST(kept_log_collected)
+{
+	lsm_db *db = lv_open(NULL, LSM_SYNC_NONE);
+	lv_put_all(db, 0);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_EQ(count_files(".blob"), 0);
+	char first[400];
+	ASSERT(lowest_with(".log", first));
+	lv_put_all(db, 1);
+	ASSERT_OK(lsm_flush(db));
+	char second[400];
+	ASSERT(lowest_with(".log", second) && strcmp(first, second) == 0);
+	ASSERT_OK(lsm_compact_all(db));
+	ASSERT(!file_exists(first)); /* every value of it was dead */
+	lv_expect_all(db, 1);
+	ASSERT(lowest_with(".log", second));
+	ASSERT(strcmp(first, second) != 0);
+	/* the second generation's log: half its values overwritten, then a
+	 * full compaction moves the rest into a blob file */
+	for (int i = 0; i < LV_N / 2; i++)
+		lv_put(db, i, 2);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_OK(lsm_compact_all(db));
+	ASSERT(!file_exists(second));
+	ASSERT(count_files(".blob") >= 1);
+	for (int i = 0; i < LV_N; i++)
+		lv_expect(db, i, i < LV_N / 2 ? 2 : 1);
+	ASSERT_OK(lsm_close(db));
+	db = lv_open(NULL, LSM_SYNC_NONE);
+	for (int i = 0; i < LV_N; i++)
+		lv_expect(db, i, i < LV_N / 2 ? 2 : 1);
+	ASSERT_OK(lsm_close(db));
+}
+
+/* Under sync=none the log's records need not be durable when its memtable
+ * fills: the flush that leaves values in it fsyncs it before the manifest
+ * names it, so a power cut right after the flush loses none of them. */
+QTEST(log_values_survive_power_cut_after_flush)
+{
+	q_log_set_level(Q_LOG_OFF);
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_db *db = lv_open(fe, LSM_SYNC_NONE);
+	lv_put_all(db, 0);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_EQ(count_files(".blob"), 0);
+	ASSERT_OK(q_fault_env_drop_unsynced(fe));
+	lsm_close(db); /* the power cut came first; what close writes is moot */
+	lv_after_power_cut(fe, LSM_SYNC_NONE);
+}
+
+/* A crash between the flush's table and its manifest (here: the manifest
+ * cannot be renamed into place, then power is cut) must leave the log:
+ * the values are replayed from it at the next open. */
+QTEST(log_kept_when_flush_manifest_fails)
+{
+	q_log_set_level(Q_LOG_OFF);
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_db *db = lv_open(fe, LSM_SYNC_ALWAYS);
+	lv_put_all(db, 0);
+	q_fault_env_fail_at(fe, Q_FAULT_RENAME, 1, -EIO, 1);
+	(void)lsm_flush(db);
+	lsm_close(db);
+	q_fault_env_fail_at(fe, 0, 0, 0, 0);
+	lv_after_power_cut(fe, LSM_SYNC_ALWAYS);
+}
+
 QTEST_MAIN(QT(large_values_round_trip_reopen), QT(threshold_zero_writes_no_blob_files),
 	   QT(overwrite_delete_garbage_and_gc), QT(iterator_holds_old_blob_alive),
 	   QT(versions_across_blob_and_inline), QT(blob_record_codec),
@@ -985,4 +1214,7 @@ QTEST_MAIN(QT(large_values_round_trip_reopen), QT(threshold_zero_writes_no_blob_
 	   QT(decompressed_length_bounded), QT(values_read_after_max_value_size_lowered), QT(blob_open_failure_retried_at_read),
 	   QT(store_open_with_emfile_on_each_open), QT(gc_transient_read_error_retried),
 	   QT(gc_unreadable_region_keeps_compactions_going),
-	   QT(quarantined_at_open_keeps_blob_as_bad), QT(quarantined_by_read_keeps_blob_as_bad))
+	   QT(quarantined_at_open_keeps_blob_as_bad), QT(quarantined_by_read_keeps_blob_as_bad),
+	   QT(incompressible_values_stay_in_their_log), QT(corrupt_byte_in_log_value),
+	   QT(kept_log_collected), QT(log_values_survive_power_cut_after_flush),
+	   QT(log_kept_when_flush_manifest_fails))

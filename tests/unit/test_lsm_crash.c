@@ -9,8 +9,9 @@
  * not, and if it is a batch, entirely or not at all. The model then takes
  * the observed state and the next cycle continues on the same store.
  * Most writer runs keep values of 150 bytes and more in blob files (see
- * lsm_crash_writer.c); the check reopens with the same threshold, so
- * recovery's flushes write blob files too.
+ * lsm_crash_writer.c), a third of them with large incompressible values
+ * that stay in kept commit logs; the check reopens with the same
+ * threshold, so recovery's flushes write blob files too.
  *
  * make check: up to 150 cycles, at most ~60 s; QFS_LONG=1: up to 1000
  * cycles, at most ~15 min.
