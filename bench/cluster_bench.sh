@@ -21,7 +21,11 @@
 # write every key once first), SKIP_REDIS=1, SKIP_ETCD=1, RUNS (1: how
 # many times the whole sequence runs; with more, every figure is also
 # reported as the median over the runs, each run's ratios computed from
-# figures measured back to back in that run).
+# figures measured back to back in that run), TRACE=1 (the mixed phase
+# records every operation's latency with `quorumctl bench --trace` while
+# the nodes' flush and compaction counters are polled every 100 ms, then
+# prints the 100 ms windows holding the most operations at or above the
+# p99.9 and what the engines did around them).
 # The CPU time the 3 nodes and the bench client used is printed for each
 # quorumd phase (the load generator must not be the bottleneck), with the
 # load average before each phase, and the nodes' CPU time per operation of
@@ -68,6 +72,44 @@ jget() { python3 -c "import json,sys;print(json.load(open('$1'))['$2'])"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 # CPU seconds (user + system) a live process has used so far
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# TRACE=1: where the operations at or above the p99.9 fell (100 ms
+# windows, most first) and the engines' flush/compaction counter changes
+# within 200 ms of each window (times in seconds from the first operation)
+trace_report() {
+	python3 - "$1" "$2" <<'EOF2'
+import collections, sys
+ops = []
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) == 4:
+        ops.append((int(f[0]), int(f[1])))
+if not ops:
+    sys.exit(0)
+t0 = ops[0][0] - ops[0][1]
+lat = sorted(l for _, l in ops)
+thr = lat[min(len(lat) - 1, int(len(lat) * 0.999))]
+win = collections.Counter((t - t0) // 100000 for t, l in ops if l >= thr)
+events, last = [], {}
+for line in open(sys.argv[2]):
+    f = line.split()
+    if len(f) != 5:
+        continue
+    t, node, v = int(f[0]), f[1], tuple(f[2:])
+    if node in last and last[node] != v:
+        what = []
+        if v[0] != last[node][0]: what.append("flush")
+        if v[1] != last[node][1]: what.append("compaction")
+        if v[2] != last[node][2]: what.append("stall")
+        events.append(((t - t0) / 1e6, node, "+".join(what) or "?"))
+    last[node] = v
+print("trace: %d ops, p99.9 %.1f ms; %d ops at or above it" % (len(ops), thr / 1000, sum(win.values())))
+for w, n in win.most_common(8):
+    a, b = w / 10, (w + 1) / 10
+    near = ["%s@%.1fs(%s)" % (e[2], e[0], e[1]) for e in events if a - 0.2 <= e[0] <= b + 0.2]
+    print("  %.1f-%.1f s: %d slow ops; engine events finished nearby: %s" % (a, b, n, ", ".join(near) or "none"))
+EOF2
+}
+
 RUNS=${RUNS:-1}
 res="$work/results.txt" # one line per figure: run name value
 : >"$res"
@@ -93,10 +135,38 @@ run_quorumd() { # $1 = run number
 	echo "== run $1: quorumd: 3 nodes, N=3 R=2 W=2, sync=$SYNC io=$IO, $CLIENTS clients, $VALUE-byte values, 50% gets, $KEYS keys, $DURATION (load $(load))"
 	local n0 n1
 	n0=0; for p in "${pids[@]}"; do n0=$(python3 -c "print($n0 + $(cpu_s "$p"))"); done
+	local tr=() poller=""
+	if [ "${TRACE:-0}" = 1 ]; then
+		tr=(--trace "$work/trace.txt")
+		python3 - "$QC" "$work/poll.txt" "${ports[@]}" <<'EOF2' &
+import json, subprocess, sys, time
+qc, out, ports = sys.argv[1], open(sys.argv[2], "w"), sys.argv[3:]
+while True:  # stopped by its PID
+    for p in ports:
+        t = time.monotonic()
+        r = subprocess.run([qc, "--node", "127.0.0.1:" + p, "--json", "status"],
+                           capture_output=True, text=True)
+        try:
+            s = json.loads(r.stdout).get("storage", {})
+        except ValueError:
+            continue
+        out.write("%d %s %s %s %s\n" % (int(t * 1e6), p, s.get("flushes"),
+                                          s.get("compactions"), s.get("stall_ms")))
+    out.flush()
+    time.sleep(0.1)
+EOF2
+		poller=$!
+		pids+=("$poller")
+	fi
 	( TIMEFORMAT='%U %S'; time "$QC" --timeout 5s bench --nodes "$nodes" --clients "$CLIENTS" \
 		--keys "$KEYS" --value-size "$VALUE" --get-percent 50 --duration "$DURATION" --r 2 --w 2 \
-		"${pre[@]}" --json >"$work/q.json" ) 2>"$work/q.time" || true
+		"${pre[@]}" "${tr[@]}" --json >"$work/q.json" ) 2>"$work/q.time" || true
 	n1=0; for p in "${pids[@]}"; do n1=$(python3 -c "print($n1 + $(cpu_s "$p"))"); done
+	if [ -n "$poller" ]; then
+		kill "$poller" 2>/dev/null || true
+		wait "$poller" 2>/dev/null || true
+		trace_report "$work/trace.txt" "$work/poll.txt"
+	fi
 	cat "$work/q.json"
 	local q_ops q_p50 q_p99 q_p999 q_err
 	q_ops=$(jget "$work/q.json" ops_per_sec)

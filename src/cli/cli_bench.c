@@ -12,6 +12,13 @@
  * throughput and the p50/p99/p99.9/max latencies over all operations, with
  * --json one JSON document.
  *
+ * --trace FILE writes one line per finished operation of the timed run:
+ * "<completion time> <latency> get|put <status>", times in microseconds of
+ * CLOCK_MONOTONIC (comparable with other processes' readings of that
+ * clock), status 0 or the error code, in completion order: to find out when
+ * the slow operations happen (next to the nodes' flushes and compactions,
+ * say).
+ *
  * A get that finds nothing counts as a success (the key space starts empty
  * unless --preload writes every key once first). Failed operations are
  * counted by kind and excluded from latencies.
@@ -65,6 +72,8 @@ typedef struct bstats {
 	size_t nlat, cap;
 	uint64_t gets, puts, notfound, errors, quorum_errors;
 	int last_error;
+	FILE *trace;          /* --trace: one line per finished op (borrowed) */
+	int trace_err;        /* a trace write failed (errno) */
 } bstats;
 
 static uint64_t rnd(uint64_t *s)
@@ -196,6 +205,11 @@ static int read_resp(bconn *b, bstats *st)
 	} else {
 		st->puts++;
 	}
+	if (st->trace && !st->trace_err &&
+	    fprintf(st->trace, "%llu %llu %s %d\n",
+		    (unsigned long long)(q_mono_ns() / 1000), (unsigned long long)us,
+		    b->is_get ? "get" : "put", status) < 0)
+		st->trace_err = errno ? errno : EIO;
 	if (status < 0) {
 		fail_op(st, status);
 		return 1;
@@ -405,6 +419,8 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 		.timeout_ms = timeout_ms,
 	};
 	const char *nodes = node;
+	const char *trace = NULL;
+	FILE *tf = NULL;
 	uint64_t seed = q_mono_ns();
 	int code = CLI_EXIT_USAGE;
 	bstats st;
@@ -454,6 +470,8 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 		} else if (!strcmp(s, "--n")) {
 			if (cli_parse_int(v, 1, 16, &cfg.n) < 0)
 				goto bad;
+		} else if (!strcmp(s, "--trace")) {
+			trace = v;
 		} else if (!strcmp(s, "--seed")) {
 			if (cli_parse_int(v, 0, 2147483647, &iv) < 0)
 				goto bad;
@@ -492,11 +510,32 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 			       (unsigned long long)preload_err);
 	}
 	memset(&st, 0, sizeof(st));
+	if (trace) {
+		tf = fopen(trace, "w");
+		if (!tf) {
+			fprintf(stderr, "quorumctl: bench: cannot create %s: %s\n", trace,
+				strerror(errno));
+			code = CLI_EXIT_ERROR;
+			goto out;
+		}
+		st.trace = tf;
+	}
 	uint64_t t0 = q_mono_ns();
 	rc = run_loop(&cfg, &st, seed + 1, 0);
 	if (rc < 0) {
 		code = CLI_EXIT_ERROR;
 		goto out;
+	}
+	if (tf) {
+		int e = st.trace_err;
+		if (fclose(tf) != 0 && !e)
+			e = errno ? errno : EIO;
+		tf = NULL;
+		if (e) {
+			fprintf(stderr, "quorumctl: bench: cannot write %s: %s\n", trace, strerror(e));
+			code = CLI_EXIT_ERROR;
+			goto out;
+		}
 	}
 	double secs = (double)(q_mono_ns() - t0) / 1e9;
 	size_t total = st.nlat;
@@ -538,6 +577,8 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 			(unsigned long long)errs, q_strerror(last_err), cli_closed_hint(last_err));
 	code = total == 0 ? CLI_EXIT_ERROR : errs ? cli_exit_code(last_err) : 0;
 out:
+	if (tf)
+		fclose(tf);
 	free(st.lat);
 	for (size_t i = 0; i < cfg.nnodes; i++)
 		free(cfg.nodes[i]);

@@ -48,6 +48,7 @@ static void usage(FILE *f)
 		"        write a new random cluster secret (mode 0600) for secret_file\n"
 		"  bench [--nodes A,B,..] [--clients 50] [--keys 100000] [--duration 10s]\n"
 		"        [--value-size 100] [--get-percent 50] [--r N] [--w N] [--preload]\n"
+		"        [--trace FILE]\n"
 		"        mixed get/put load; prints throughput and latency percentiles\n"
 		"  siblings PATH [--json] [--r N] [--n N] [--no-digest]\n"
 		"        every version of a file of the filesystem (PATH as in the mount)\n"

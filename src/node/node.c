@@ -6,7 +6,8 @@
  *   1. typed config (node_conf_load), log level;
  *   2. data directory and persistent node id (node_conf_identity);
  *   3. the storage engine in DATA_DIR/db (its own lock: one process per
- *      data directory), the replica store over it;
+ *      data directory; its background threads at a lower CPU priority, see
+ *      open_engine_background), the replica store over it;
  *   4. the membership list (self + configured peers) and the coordinator;
  *   5. the event-loop thread; on it the coordinator opens its listener and
  *      peer pool (net_loop_call, so a bind error reaches the caller), then
@@ -21,7 +22,11 @@
 #include "node/node.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sodium.h>
@@ -194,6 +199,51 @@ static void node_free(q_node *n)
 	free(n);
 }
 
+/*
+ * The engine's flush and compaction threads run below the request path's
+ * CPU priority (nice NODE_BG_NICE, SCHED_BATCH): on a machine with fewer
+ * cores than busy threads, a flush or compaction burst competing as an
+ * equal delays every request queued behind it (docs/cluster.md, "Background
+ * work at a lower priority"). Linux keeps nice and the policy per thread and
+ * a new thread inherits its creator's, so the engine is opened from a short
+ * thread that lowers its own priority first; the caller's thread, the event
+ * loop and the disk workers keep theirs. A refused change (a sandbox) only
+ * loses the priority, never the start.
+ */
+#define NODE_BG_NICE 10
+
+typedef struct bg_open {
+	const char *dir;
+	const lsm_options *lo;
+	lsm_db *db;
+	int rc;
+} bg_open;
+
+static void *bg_open_main(void *arg)
+{
+	bg_open *b = arg;
+	struct sched_param sp = {.sched_priority = 0};
+	if (sched_setscheduler(0, SCHED_BATCH, &sp) < 0)
+		Q_DEBUG("node", "background threads: SCHED_BATCH refused: %s", strerror(errno));
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), NODE_BG_NICE) < 0)
+		Q_DEBUG("node", "background threads: nice %d refused: %s", NODE_BG_NICE,
+			strerror(errno));
+	b->rc = lsm_open(b->dir, b->lo, &b->db);
+	return NULL;
+}
+
+static int open_engine_background(const char *dir, const lsm_options *lo, lsm_db **out)
+{
+	bg_open b = {.dir = dir, .lo = lo, .db = NULL, .rc = 0};
+	pthread_t th;
+	int rc = pthread_create(&th, NULL, bg_open_main, &b);
+	if (rc != 0)
+		return lsm_open(dir, lo, out); /* same engine, default priority */
+	pthread_join(th, NULL);
+	*out = b.db;
+	return b.rc;
+}
+
 int q_node_start(q_conf *conf, q_node **out)
 {
 	char err[512];
@@ -250,7 +300,7 @@ int q_node_start(q_conf *conf, q_node **out)
 	}
 	if (n->fault)
 		lo.env = node_fault_env(n->fault);
-	rc = lsm_open(dbdir, &lo, &n->db);
+	rc = open_engine_background(dbdir, &lo, &n->db);
 	if (rc < 0) {
 		Q_ERROR("node", "cannot open the store in %s: %s", dbdir, q_strerror(rc));
 		n->db = NULL;

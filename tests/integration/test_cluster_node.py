@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -272,8 +273,11 @@ def test_peer_by_address_is_learned_by_hello(procs, tmp_path):
 def test_quorumctl_bench_and_status_text(procs, tmp_path):
     c = Cluster(procs, tmp_path).start_all()
     nodes = ",".join(c.addr(i) for i in range(3))
+    trace = tmp_path / "trace.txt"
+    t_start = time.monotonic()
     r = ctl(c.addr(0), "bench", "--nodes", nodes, "--clients", "4", "--keys", "50",
-            "--duration", "1s", "--preload", "--json")
+            "--duration", "1s", "--preload", "--json", "--trace", str(trace))
+    t_end = time.monotonic()
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["ops"] > 0 and doc["errors"] == 0 and doc["preload_errors"] == 0
@@ -281,6 +285,22 @@ def test_quorumctl_bench_and_status_text(procs, tmp_path):
     assert 0 < doc["p50_ms"] <= doc["p99_ms"] <= doc["p999_ms"] <= doc["max_ms"]
     # after the preload every key exists, so no get missed
     assert doc["not_found"] == 0
+    # --trace: one line per operation of the timed run (not the preload):
+    # CLOCK_MONOTONIC completion time and latency in microseconds, kind, status
+    lines = trace.read_text().splitlines()
+    assert len(lines) == doc["ops"]
+    prev = 0
+    for line in lines:
+        t, us, kind, status = line.split()
+        assert kind in ("get", "put") and status == "0"
+        assert t_start * 1e6 <= int(t) <= t_end * 1e6 and int(t) >= prev
+        assert 0 < int(us) <= doc["max_ms"] * 1000 + 1
+        prev = int(t)
+    assert sum(1 for x in lines if x.split()[2] == "get") == doc["gets"]
+    # an unwritable trace file is a clear error, not a silent loss
+    r = ctl(c.addr(0), "bench", "--nodes", nodes, "--clients", "1", "--keys", "5",
+            "--duration", "100ms", "--trace", str(tmp_path / "no" / "such" / "dir"))
+    assert r.returncode == 4 and b"cannot create" in r.stderr, r.stderr
     r = ctl(c.addr(1), "status")
     assert r.returncode == 0
     text = r.stdout.decode()

@@ -1,11 +1,15 @@
 /*
  * test_coord_cluster.c - whole nodes in one process (q_node_start): the
  * in-process client on one node, three nodes replicating over real loopback
- * TCP, quorum errors with a node stopped, the network client, restart.
+ * TCP, quorum errors with a node stopped, the network client, restart,
+ * the CPU priority of the engine's background threads.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -458,6 +462,79 @@ QTEST(four_nodes_read_from_fallbacks)
 	ASSERT_OK(q_node_stop(n[0]));
 }
 
-QTEST_MAIN(QT(corrupt_replica_is_repaired_by_a_read), QT(single_node_inproc), QT(restart_keeps_data_and_id),
+/* The nice value, scheduling policy and name of thread tid of this process
+ * (from /proc/self/task/TID/stat: the name in parentheses, then field 19 is
+ * the nice value and field 41 the policy). 0, or -1 if the thread is gone. */
+static int thread_sched(const char *tid, int *nice, int *policy, char *name, size_t cap)
+{
+	char path[128], buf[1024];
+	snprintf(path, sizeof(path), "/proc/self/task/%s/stat", tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+	if (!open || !close || close < open)
+		return -1;
+	snprintf(name, cap, "%.*s", (int)(close - open - 1), open + 1);
+	char *save = NULL, *tok = strtok_r(close + 1, " ", &save);
+	for (int field = 3; tok; field++, tok = strtok_r(NULL, " ", &save)) {
+		if (field == 19)
+			*nice = atoi(tok);
+		if (field == 41) {
+			*policy = atoi(tok);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* The engine's flush and compaction threads run at nice 10 with
+ * SCHED_BATCH; every other thread of the node (the event loop, the disk
+ * workers) and the thread that started it keep the default priority. */
+QTEST(background_threads_run_at_lower_priority)
+{
+	q_node *n = start_node("a", free_port(), NULL, NULL);
+	qc_client *c = q_node_client(n);
+	/* a write and a read (served on this thread: a node alone) */
+	ASSERT_OK(qc_put(c, q_slice_str("k"), q_slice_make(NULL, 0), q_slice_str("v"), NULL,
+			 NULL));
+	expect_value(c, "k", "v", NULL);
+	DIR *d = opendir("/proc/self/task");
+	ASSERT(d != NULL);
+	char self[32];
+	snprintf(self, sizeof(self), "%d", (int)gettid());
+	int background = 0, normal = 0, loop = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		int nice = -100, policy = -1;
+		char name[64];
+		if (thread_sched(e->d_name, &nice, &policy, name, sizeof(name)) < 0)
+			continue;
+		if (nice == 10 && policy == SCHED_BATCH) {
+			background++;
+			ASSERT(strcmp(e->d_name, self) != 0);
+			ASSERT(strcmp(name, "quorumd-loop") != 0);
+		} else {
+			ASSERT_EQ(nice, 0);
+			ASSERT_EQ(policy, SCHED_OTHER);
+			normal++;
+			if (!strcmp(name, "quorumd-loop"))
+				loop++;
+		}
+	}
+	closedir(d);
+	ASSERT(background >= 2); /* flush and compaction */
+	ASSERT(loop >= 1);       /* the event loop */
+	ASSERT(normal >= 3);
+	ASSERT_OK(q_node_stop(n));
+}
+
+QTEST_MAIN(QT(background_threads_run_at_lower_priority),
+	   QT(corrupt_replica_is_repaired_by_a_read), QT(single_node_inproc), QT(restart_keeps_data_and_id),
 	   QT(three_nodes_replicate_and_report_quorum), QT(three_nodes_mget),
 	   QT(mget_read_repair), QT(four_nodes_read_from_fallbacks))
