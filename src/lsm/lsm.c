@@ -1487,7 +1487,9 @@ static int new_log(lsm_db *db, uint64_t n, wal_writer **out)
 	char p[512];
 	ver_log_path(p, sizeof(p), db->dir, n);
 	/* under sync=always every write syncs the log: preallocate it so that
-	 * those syncs write data blocks only */
+	 * those syncs write data blocks only (with the POSIX env the log is
+	 * written through its descriptor under every policy: large records
+	 * go out with pwritev, uncopied) */
 	size_t chunk = 0;
 	if (db->o.sync == LSM_SYNC_ALWAYS) {
 		chunk = db->o.write_buffer_size / 4;

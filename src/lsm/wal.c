@@ -60,11 +60,12 @@ static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
 	return pwritev_all(fd, &v, 1, off);
 }
 
-/* Zeros from alloc_end up to at least end (whole chunks). */
+/* Zeros from alloc_end up to at least end (whole chunks); nothing when
+ * the file is not preallocated (chunk 0). */
 static int wal_extend(wal_writer *w, uint64_t end)
 {
 	static const uint8_t zeros[65536];
-	while (w->alloc_end < end) {
+	while (w->chunk && w->alloc_end < end) {
 		uint64_t stop = w->alloc_end + w->chunk;
 		while (w->alloc_end < stop) {
 			size_t k = stop - w->alloc_end < sizeof(zeros) ? (size_t)(stop - w->alloc_end)
@@ -96,7 +97,7 @@ int wal_writer_open(q_env *env, const char *path, int buffered, wal_writer **out
 int wal_writer_open_prealloc(q_env *env, const char *path, int buffered, size_t chunk,
 			     wal_writer **out)
 {
-	if (env != q_env_posix() || chunk == 0)
+	if (env != q_env_posix())
 		return wal_writer_open(env, path, buffered, out);
 	wal_writer *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -112,8 +113,8 @@ int wal_writer_open_prealloc(q_env *env, const char *path, int buffered, size_t 
 	q_buf_init(&w->buf);
 	/* the first chunk is durable before any record: the first sync of a
 	 * record already finds the blocks allocated */
-	int rc = wal_extend(w, 1);
-	if (rc == 0 && fdatasync(w->fd))
+	int rc = chunk ? wal_extend(w, 1) : 0;
+	if (rc == 0 && chunk && fdatasync(w->fd))
 		rc = -errno;
 	if (rc) {
 		close(w->fd);
@@ -171,7 +172,8 @@ int wal_add(wal_writer *w, const void *data, size_t n)
 	return wal_add_at(w, data, n, NULL);
 }
 
-/* wal_add of a large record on an unbuffered preallocated log: the same
+/* wal_add of a large record on a log written through its descriptor
+ * (buffered or not; any buffered bytes go first): the same
  * bytes as the buffered path, but written with pwritev from the caller's
  * memory (headers and padding from a small array), WAL_IOV fragments'
  * worth at a time, instead of being copied into the buffer first. */
@@ -235,7 +237,7 @@ int wal_add_at(wal_writer *w, const void *data, size_t n, uint64_t *start)
 {
 	if (w->failed)
 		return w->failed;
-	if (w->fd >= 0 && !w->buffered && n >= WAL_BUF_MAX)
+	if (w->fd >= 0 && n >= WAL_BUF_MAX)
 		return wal_add_direct(w, data, n, start);
 	const uint8_t *p = data;
 	int first = 1;

@@ -45,9 +45,12 @@ typedef struct wal_writer wal_writer;
 /* Creates path (must not exist) and returns a writer; close with
  * wal_writer_close. */
 int wal_writer_open(q_env *env, const char *path, int buffered, wal_writer **out);
-/* The same, but with env the POSIX env and chunk > 0 the file is
- * preallocated with zeros chunk bytes at a time (see above); otherwise
- * exactly wal_writer_open. */
+/* The same, but with env the POSIX env the writer uses the file's
+ * descriptor directly: with chunk > 0 the file is preallocated with zeros
+ * chunk bytes at a time (see above), and records of 64 KiB or more are
+ * written with pwritev from the caller's memory (any buffered bytes
+ * first) instead of through the buffer. With another env exactly
+ * wal_writer_open. */
 int wal_writer_open_prealloc(q_env *env, const char *path, int buffered, size_t chunk,
 			     wal_writer **out);
 /* Appends one logical record (n may be 0). */

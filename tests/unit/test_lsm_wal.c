@@ -476,9 +476,10 @@ QTEST(wal_preallocated_log)
 	ASSERT_EQ(sz, logical);
 }
 
-/* Large records on a preallocated, unbuffered log are written from the
- * caller's memory with pwritev (wal_add_direct): the file must be byte for
- * byte what the buffered path writes, the record starts the same, and
+/* Large records on a log written through its descriptor (preallocated
+ * and unbuffered, or buffered) are written from the caller's memory with
+ * pwritev (wal_add_direct): the file must be byte for byte what the
+ * env's append path writes, the record starts the same, and
  * wal_payload_offset must find every payload byte in the file (records
  * that start with fewer than 7 bytes left in a block, fill a block exactly,
  * span more fragments than one pwritev carries). */
@@ -487,12 +488,15 @@ QTEST(wal_direct_writes_and_payload_offsets)
 	static const size_t lens[] = {100, 32761 - 7 - 100 - 3, 70000, 5, 2u << 20, 65536,
 				      32761, 1, 3u << 20, 65535, 65537, 40, 200000};
 	const int nrec = (int)(sizeof(lens) / sizeof(lens[0]));
-	char pa[400], pb[400];
+	char pa[400], pb[400], pc[400];
 	snprintf(pa, sizeof(pa), "%s/000003.log", qtest_tmpdir);
 	snprintf(pb, sizeof(pb), "%s/000004.log", qtest_tmpdir);
-	wal_writer *wa, *wb;
+	snprintf(pc, sizeof(pc), "%s/000005.log", qtest_tmpdir);
+	wal_writer *wa, *wb, *wc;
 	ASSERT_OK(wal_writer_open(q_env_posix(), pa, 0, &wa));
 	ASSERT_OK(wal_writer_open_prealloc(q_env_posix(), pb, 0, 64 << 10, &wb));
+	/* buffered, not preallocated (sync=batch and none) */
+	ASSERT_OK(wal_writer_open_prealloc(q_env_posix(), pc, 1, 0, &wc));
 	uint8_t *buf = malloc(3u << 20);
 	ASSERT(buf != NULL);
 	uint64_t starts[sizeof(lens) / sizeof(lens[0])];
@@ -503,15 +507,22 @@ QTEST(wal_direct_writes_and_payload_offsets)
 		ASSERT_OK(wal_add_at(wb, buf, lens[i], &sb));
 		ASSERT_OK(wal_sync(wb));
 		ASSERT_EQ(sa, sb);
+		ASSERT_OK(wal_add_at(wc, buf, lens[i], &sb));
+		ASSERT_EQ(sa, sb);
 		ASSERT_EQ(wal_size(wa), wal_size(wb));
 		starts[i] = sa;
 	}
 	ASSERT_OK(wal_writer_close(wa));
 	ASSERT_OK(wal_writer_close(wb));
+	ASSERT_OK(wal_writer_close(wc));
 	uint8_t *da, *db;
 	size_t na, nb;
 	ASSERT_OK(q_env_read_all(q_env_posix(), pa, &da, &na));
 	ASSERT_OK(q_env_read_all(q_env_posix(), pb, &db, &nb));
+	ASSERT_EQ(na, nb);
+	ASSERT_MEMEQ(da, db, na);
+	free(db);
+	ASSERT_OK(q_env_read_all(q_env_posix(), pc, &db, &nb));
 	ASSERT_EQ(na, nb);
 	ASSERT_MEMEQ(da, db, na);
 	for (int i = 0; i < nrec; i++) {
