@@ -476,16 +476,13 @@ static void job_work(uv_work_t *w)
 	}
 	case JOB_UPDATE: {
 		op *o = j->r->o;
-		j->rc = replica_update(rp, op_key(o), o->cctx, &o->w, &j->out);
+		/* j->buf: the stored encoding, sent on to the other replicas */
+		j->rc = replica_update_enc(rp, op_key(o), o->cctx, &o->w, &j->out, &j->buf);
 		if (j->rc == 0 && j->r->hint_for[0] && j->c->hints) {
 			/* this node wrote as the fallback of a down owner: keep
 			 * the hint, as a HINT_PUT receiver would */
-			q_buf enc = Q_BUF_INIT;
-			j->rc = obj_set_encode(j->out, &enc);
-			if (j->rc == 0)
-				j->rc = hint_put(j->c->hints, j->r->hint_for, op_key(o),
-						 q_buf_slice(&enc), q_wall_ns() / 1000000u, NULL);
-			q_buf_free(&enc);
+			j->rc = hint_put(j->c->hints, j->r->hint_for, op_key(o),
+					 q_buf_slice(&j->buf), q_wall_ns() / 1000000u, NULL);
 			if (j->rc < 0) {
 				obj_set_free(j->out);
 				j->out = NULL;
@@ -514,11 +511,9 @@ static void job_work(uv_work_t *w)
 		obj_set *in = NULL;
 		q_slice ob = j->req->msg.u.repl_put.object;
 		j->rc = obj_set_decode(ob.p, ob.n, &in);
-		if (j->rc == 0) {
-			j->rc = replica_merge(rp, j->req->msg.u.repl_put.key, in, &j->out);
-			if (j->rc == 0)
-				j->digest = obj_set_digest(j->out);
-		}
+		if (j->rc == 0)
+			j->rc = replica_merge_digest(rp, j->req->msg.u.repl_put.key, in, NULL,
+						     &j->digest);
 		obj_set_free(in);
 		break;
 	}
@@ -530,12 +525,10 @@ static void job_work(uv_work_t *w)
 		obj_set *in = NULL;
 		j->rc = obj_set_decode(h->object.p, h->object.n, &in);
 		if (j->rc == 0)
-			j->rc = replica_merge(rp, h->key, in, &j->out);
-		if (j->rc == 0) {
-			j->digest = obj_set_digest(j->out);
+			j->rc = replica_merge_digest(rp, h->key, in, NULL, &j->digest);
+		if (j->rc == 0)
 			j->rc = hint_put(j->c->hints, owner, h->key, h->object,
 					 q_wall_ns() / 1000000u, NULL);
-		}
 		obj_set_free(in);
 		break;
 	}
@@ -1070,7 +1063,8 @@ static void put_peer_cb(void *arg, int status, const net_msg *resp)
 	op_unref(o);
 }
 
-static void put_local_done(op *o, rep *self, int rc, obj_set *set)
+/* enc: set's encoding as the replica stored it (moved into o->enc). */
+static void put_local_done(op *o, rep *self, int rc, obj_set *set, q_buf *enc)
 {
 	coord *c = o->c;
 	if (rc < 0) {
@@ -1089,6 +1083,11 @@ static void put_local_done(op *o, rep *self, int rc, obj_set *set)
 	self->state = REP_OK;
 	o->ok++;
 	o->merged = set;
+	if (enc->len && o->enc.len == 0) {
+		q_buf t = o->enc;
+		o->enc = *enc;
+		*enc = t;
+	}
 	int enc_rc = 0;
 	for (int i = 0; i < o->nrep; i++) {
 		rep *r = &o->reps[i];
@@ -1859,7 +1858,7 @@ static void job_done(uv_work_t *w, int status)
 		obj_set *s = j->out;
 		j->out = NULL;
 		if (!o->replied)
-			put_local_done(o, j->r, j->rc, s);
+			put_local_done(o, j->r, j->rc, s, &j->buf);
 		else { /* timed out before the disk answered */
 			obj_set_free(s);
 			j->r->state = j->rc == 0 ? REP_OK : REP_FAIL;

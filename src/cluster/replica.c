@@ -88,8 +88,11 @@ static void lkey_free(lkey *k)
 		free(k->p);
 }
 
-/* Reads and decodes; *out NULL and Q_ENOTFOUND if absent. */
-static int load(replica *r, const lkey *k, q_slice key, obj_set **out)
+/* Reads and decodes; *out NULL and Q_ENOTFOUND if absent. *digest (if not
+ * NULL) receives the set's obj_set_digest, hashed from the stored bytes: a
+ * decoder that accepts only canonical input makes them the set's encoding
+ * (encode(decode(x)) == x, obj.h), so the set is not encoded again for it. */
+static int load(replica *r, const lkey *k, q_slice key, obj_set **out, uint64_t *digest)
 {
 	q_buf raw = Q_BUF_INIT;
 	*out = NULL;
@@ -101,6 +104,8 @@ static int load(replica *r, const lkey *k, q_slice key, obj_set **out)
 			Q_WARN("replica", "stored object of a %zu-byte key does not decode: %s",
 			       key.n, q_strerror(rc));
 			rc = Q_ECORRUPT;
+		} else if (digest) {
+			*digest = obj_set_digest_encoded(*out, raw.p, raw.len);
 		}
 	}
 	q_buf_free(&raw);
@@ -116,20 +121,21 @@ void replica_set_hooks(replica *r, const replica_hooks *h)
 }
 
 /* Writes s (NULL: deletes the key) in one batch with the hook's entries,
- * then tells the after hook. cur is the set stored before (may be NULL).
- * Called with the key's stripe held. */
-static int store(replica *r, const lkey *k, q_slice key, const obj_set *cur, const obj_set *s)
+ * then tells the after hook. cur is the set stored before (may be NULL), od
+ * its digest (from load). On success *new_digest (if not NULL) receives s's
+ * digest and *enc_out (if not NULL) s's encoding (swapped in: the caller
+ * owns it). Called with the key's stripe held. */
+static int store(replica *r, const lkey *k, q_slice key, const obj_set *cur, uint64_t od,
+		 const obj_set *s, uint64_t *new_digest, q_buf *enc_out)
 {
 	q_buf enc = Q_BUF_INIT;
 	lsm_batch *b = NULL;
-	uint64_t od = 0, nd = 0;
+	uint64_t nd = 0;
 	int rc = 0;
 	if (s) {
 		Q_ERR(obj_set_encode(s, &enc));
 		nd = obj_set_digest_encoded(s, enc.p, enc.len);
 	}
-	if (cur)
-		od = obj_set_digest(cur);
 	b = lsm_batch_new();
 	rc = -ENOMEM;
 	if (!b)
@@ -145,6 +151,13 @@ static int store(replica *r, const lkey *k, q_slice key, const obj_set *cur, con
 	Q_ERR(lsm_write(r->db, b));
 	if (r->hooks.after)
 		r->hooks.after(r->hooks.arg, key, cur ? &od : NULL, s ? &nd : NULL, s);
+	if (new_digest)
+		*new_digest = nd;
+	if (enc_out) {
+		q_buf t = *enc_out;
+		*enc_out = enc;
+		enc = t;
+	}
 	rc = 0;
 fail:
 	lsm_batch_free(b);
@@ -157,7 +170,7 @@ int replica_get(replica *r, q_slice key, obj_set **out)
 	lkey k;
 	Q_RET(lkey_make(&k, key));
 	__atomic_add_fetch(&r->gets, 1, __ATOMIC_RELAXED);
-	int rc = load(r, &k, key, out);
+	int rc = load(r, &k, key, out, NULL);
 	lkey_free(&k);
 	return rc;
 }
@@ -175,12 +188,19 @@ int replica_get_raw(replica *r, q_slice key, q_buf *out)
 int replica_update(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
 		   obj_set **out)
 {
+	return replica_update_enc(r, key, client, w, out, NULL);
+}
+
+int replica_update_enc(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
+		       obj_set **out, q_buf *enc)
+{
 	lkey k;
 	obj_set *cur = NULL, *next = NULL;
+	uint64_t od = 0;
 	Q_RET(lkey_make(&k, key));
 	pthread_mutex_t *mu = stripe_of(r, key);
 	pthread_mutex_lock(mu);
-	int rc = load(r, &k, key, &cur);
+	int rc = load(r, &k, key, &cur, &od);
 	if (rc == Q_ENOTFOUND)
 		rc = 0;
 	if (rc < 0)
@@ -188,7 +208,9 @@ int replica_update(replica *r, q_slice key, const obj_ctx *client, const obj_wri
 	rc = obj_set_update(cur, client, r->node, w, &OBJ_PRUNE_DEFAULT, w->wall_ns, &next);
 	if (rc < 0)
 		goto out;
-	rc = store(r, &k, key, cur, next);
+	if (enc)
+		q_buf_reset(enc);
+	rc = store(r, &k, key, cur, od, next, NULL, enc);
 	if (rc < 0)
 		goto out;
 	__atomic_add_fetch(&r->updates, 1, __ATOMIC_RELAXED);
@@ -205,12 +227,19 @@ out:
 
 int replica_merge(replica *r, q_slice key, const obj_set *in, obj_set **out)
 {
+	return replica_merge_digest(r, key, in, out, NULL);
+}
+
+int replica_merge_digest(replica *r, q_slice key, const obj_set *in, obj_set **out,
+			 uint64_t *digest)
+{
 	lkey k;
 	obj_set *cur = NULL, *next = NULL;
+	uint64_t od = 0, nd = 0;
 	Q_RET(lkey_make(&k, key));
 	pthread_mutex_t *mu = stripe_of(r, key);
 	pthread_mutex_lock(mu);
-	int rc = load(r, &k, key, &cur);
+	int rc = load(r, &k, key, &cur, &od);
 	if (rc == Q_ENOTFOUND || rc == Q_ECORRUPT)
 		rc = 0; /* a corrupt local copy is replaced by the incoming one */
 	if (rc < 0)
@@ -220,11 +249,14 @@ int replica_merge(replica *r, q_slice key, const obj_set *in, obj_set **out)
 		goto out;
 	if (cur && obj_set_equal(cur, next)) {
 		__atomic_add_fetch(&r->unchanged, 1, __ATOMIC_RELAXED);
+		nd = od; /* equal sets encode to equal bytes */
 	} else {
-		rc = store(r, &k, key, cur, next);
+		rc = store(r, &k, key, cur, od, next, &nd, NULL);
 		if (rc < 0)
 			goto out;
 	}
+	if (digest)
+		*digest = nd;
 	__atomic_add_fetch(&r->merges, 1, __ATOMIC_RELAXED);
 out:
 	pthread_mutex_unlock(mu);
@@ -241,21 +273,22 @@ static int remove_when(replica *r, q_slice key, uint64_t digest, int tomb_only)
 {
 	lkey k;
 	obj_set *cur = NULL;
+	uint64_t od = 0;
 	Q_RET(lkey_make(&k, key));
 	pthread_mutex_t *mu = stripe_of(r, key);
 	pthread_mutex_lock(mu);
-	int rc = load(r, &k, key, &cur);
+	int rc = load(r, &k, key, &cur, &od);
 	if (rc == Q_ENOTFOUND) {
 		rc = 0;
 		goto out;
 	}
 	if (rc < 0)
 		goto out;
-	if ((tomb_only && !obj_set_tombstone_only(cur)) || obj_set_digest(cur) != digest) {
+	if ((tomb_only && !obj_set_tombstone_only(cur)) || od != digest) {
 		rc = 0;
 		goto out;
 	}
-	rc = store(r, &k, key, cur, NULL);
+	rc = store(r, &k, key, cur, od, NULL, NULL, NULL);
 	if (rc == 0)
 		rc = 1;
 out:

@@ -55,10 +55,20 @@ int replica_get_raw(replica *r, q_slice key, q_buf *out);
  * success *out (if not NULL) receives the new stored set. */
 int replica_update(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
 		   obj_set **out);
+/* replica_update, and on success enc (if not NULL; reset first) holds the
+ * canonical encoding of the new set, the bytes that were stored (so a
+ * caller sending the set on does not encode it again). */
+int replica_update_enc(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
+		       obj_set **out, q_buf *enc);
 
 /* Merges in (not modified) into the stored set. On success *out (if not
  * NULL) receives the stored result. */
 int replica_merge(replica *r, q_slice key, const obj_set *in, obj_set **out);
+/* replica_merge, and on success *digest (if not NULL) is the stored
+ * result's obj_set_digest (taken from the bytes read or written, without
+ * encoding the set again). */
+int replica_merge_digest(replica *r, q_slice key, const obj_set *in, obj_set **out,
+			 uint64_t *digest);
 
 /*
  * Write hooks (anti-entropy, src/node/node_aae.c): both run with the key's

@@ -1,9 +1,11 @@
 /*
  * test_coord_replica.c - the replica store: sibling sets in a real storage
- * engine, read-modify-write under concurrency, corruption handling.
+ * engine, read-modify-write under concurrency, corruption handling, the
+ * encodings and digests handed out with a write.
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cluster/replica.h"
@@ -193,6 +195,114 @@ QTEST(survives_reopen)
 	ASSERT_OK(lsm_close(db));
 }
 
+/* What the after hook saw last (old and new digests, 0 = none). */
+typedef struct hook_log {
+	int calls;
+	uint64_t old_d, new_d;
+} hook_log;
+
+static void log_after(void *arg, q_slice key, const uint64_t *old_digest,
+		      const uint64_t *new_digest, const obj_set *stored)
+{
+	(void)key;
+	hook_log *h = arg;
+	h->calls++;
+	h->old_d = old_digest ? *old_digest : 0;
+	h->new_d = new_digest ? *new_digest : 0;
+	if (new_digest && *new_digest != obj_set_digest(stored))
+		abort();
+}
+
+/* The digest of the stored bytes as read from the engine. */
+static uint64_t stored_digest(replica *r, const char *key)
+{
+	q_buf raw = Q_BUF_INIT;
+	obj_set *s = NULL;
+	ASSERT_OK(replica_get_raw(r, q_slice_str(key), &raw));
+	ASSERT_OK(obj_set_decode(raw.p, raw.len, &s));
+	uint64_t d = obj_set_digest(s);
+	ASSERT_U64_EQ(d, obj_set_digest_encoded(s, raw.p, raw.len));
+	obj_set_free(s);
+	q_buf_free(&raw);
+	return d;
+}
+
+/* replica_update_enc hands out exactly the bytes it stored;
+ * replica_merge_digest the digest of the stored result, changed or not;
+ * the after hook gets the previous set's digest (taken from the bytes read,
+ * not from encoding the set again), and replica_remove_if/drop_if match on
+ * it. */
+QTEST(encodings_and_digests_of_what_is_stored)
+{
+	lsm_db *db = open_db();
+	replica *a = NULL, *b = NULL;
+	ASSERT_OK(replica_new(db, "a", &a));
+	ASSERT_OK(replica_new(db, "b", &b));
+	hook_log hl = {0, 0, 0};
+	replica_hooks h = {.batch = NULL, .after = log_after, .arg = &hl};
+	replica_set_hooks(a, &h);
+	replica_set_hooks(b, &h);
+
+	q_buf enc = Q_BUF_INIT, raw = Q_BUF_INIT, again = Q_BUF_INIT;
+	ASSERT_OK(q_buf_append(&enc, "stale", 5)); /* reset by the call */
+	obj_write w = wr("one", 10);
+	obj_set *s1 = NULL;
+	ASSERT_OK(replica_update_enc(a, q_slice_str("k"), NULL, &w, &s1, &enc));
+	ASSERT_OK(replica_get_raw(a, q_slice_str("k"), &raw));
+	ASSERT_EQ(enc.len, raw.len);
+	ASSERT_MEMEQ(enc.p, raw.p, raw.len);
+	ASSERT_OK(obj_set_encode(s1, &again));
+	ASSERT_EQ(again.len, enc.len);
+	ASSERT_MEMEQ(again.p, enc.p, enc.len);
+	ASSERT_EQ(hl.calls, 1);
+	ASSERT_U64_EQ(hl.old_d, 0);
+	uint64_t d1 = stored_digest(a, "k");
+	ASSERT_U64_EQ(hl.new_d, d1);
+
+	/* a second write: the hook's old digest is the first set's */
+	w = wr("two", 20);
+	obj_set *s2 = NULL;
+	ASSERT_OK(replica_update_enc(a, q_slice_str("k"), NULL, &w, &s2, &enc));
+	ASSERT_EQ(hl.calls, 2);
+	ASSERT_U64_EQ(hl.old_d, d1);
+	uint64_t d2 = stored_digest(a, "k");
+	ASSERT_U64_EQ(hl.new_d, d2);
+	ASSERT(d1 != d2);
+
+	/* a merge that changes the stored set, then one that does not */
+	obj_set *m = NULL;
+	uint64_t md = 0;
+	ASSERT_OK(replica_merge_digest(b, q_slice_str("k2"), s1, &m, &md));
+	ASSERT_U64_EQ(md, obj_set_digest(m));
+	ASSERT_U64_EQ(md, stored_digest(b, "k2"));
+	obj_set_free(m);
+	ASSERT_OK(replica_merge_digest(b, q_slice_str("k2"), s2, NULL, &md));
+	ASSERT_U64_EQ(md, stored_digest(b, "k2"));
+	ASSERT_U64_EQ(hl.old_d, obj_set_digest(s1));
+	int calls = hl.calls;
+	uint64_t md2 = 0;
+	ASSERT_OK(replica_merge_digest(b, q_slice_str("k2"), s1, NULL, &md2));
+	ASSERT_EQ(hl.calls, calls); /* unchanged: nothing written */
+	ASSERT_U64_EQ(md2, md);
+
+	/* removal matches on the stored digest */
+	ASSERT_EQ(replica_drop_if(b, q_slice_str("k2"), md ^ 1), 0);
+	ASSERT_EQ(replica_drop_if(b, q_slice_str("k2"), md), 1);
+	ASSERT_U64_EQ(hl.old_d, md);
+	ASSERT_U64_EQ(hl.new_d, 0);
+	ASSERT_EQ(replica_get_raw(b, q_slice_str("k2"), &raw), Q_ENOTFOUND);
+
+	q_buf_free(&enc);
+	q_buf_free(&raw);
+	q_buf_free(&again);
+	obj_set_free(s1);
+	obj_set_free(s2);
+	replica_free(a);
+	replica_free(b);
+	ASSERT_OK(lsm_close(db));
+}
+
 QTEST_MAIN(QT(update_get_and_context), QT(merge_is_idempotent_and_skips_unchanged),
+	   QT(encodings_and_digests_of_what_is_stored),
 	   QT(concurrent_writers_lose_nothing), QT(corrupt_value_is_reported_and_healed_by_merge),
 	   QT(survives_reopen))
