@@ -229,8 +229,10 @@ static int blob_bad(const lsm_blob *b, uint64_t off, const char *why)
 	return Q_ECORRUPT;
 }
 
-/* Reads a value kept in a commit log: the payload pieces between the block
- * headers, straight into out, then the pointer's checksum. f is open. */
+/* Reads a value kept in a commit log: its whole span (value and the block
+ * headers inside it) with one pread into out, so a cold read is one large
+ * request and not one per block, then the pieces are moved together over
+ * the headers, then the pointer's checksum. f is open. */
 static int blob_read_log(lsm_blob *b, q_file *f, q_slice key, const blob_ptr *p, q_buf *out)
 {
 	if (p->kind != BLOB_PTR_LOG)
@@ -238,29 +240,26 @@ static int blob_read_log(lsm_blob *b, q_file *f, q_slice key, const blob_ptr *p,
 	uint64_t span = blob_log_span(p->offset, p->vlen);
 	if (p->offset > b->size || span > b->size - p->offset)
 		return blob_bad(b, p->offset, "pointer past the end of the log");
-	Q_RET(q_buf_reserve(out, (size_t)p->vlen + 1));
+	Q_RET(q_buf_reserve(out, (size_t)span + 1));
+	size_t got = 0;
+	int rc = span ? q_file_pread(f, out->p, (size_t)span, p->offset, &got) : 0;
+	if (rc)
+		return rc;
+	if (got != span)
+		return blob_bad(b, p->offset, "value cut short");
+	size_t done = 0, src = 0;
 	uint64_t off = p->offset;
-	size_t done = 0;
 	while (done < p->vlen) {
 		uint64_t room = WAL_BLOCK_SIZE - off % WAL_BLOCK_SIZE;
 		size_t k = p->vlen - done < room ? (size_t)(p->vlen - done) : (size_t)room;
-		size_t got = 0;
-		int rc = q_file_pread(f, out->p + done, k, off, &got);
-		if (rc) {
-			q_buf_reset(out);
-			return rc;
-		}
-		if (got != k) {
-			q_buf_reset(out);
-			return blob_bad(b, p->offset, "value cut short");
-		}
+		if (src != done)
+			memmove(out->p + done, out->p + src, k);
 		done += k;
-		off += k + WAL_HEADER_SIZE; /* past the next block's header */
+		src += k + WAL_HEADER_SIZE; /* past the next block's header */
+		off += k + WAL_HEADER_SIZE;
 	}
-	if (blob_log_csum(key, q_slice_make(out->p, (size_t)p->vlen)) != p->csum) {
-		q_buf_reset(out);
+	if (blob_log_csum(key, q_slice_make(out->p, (size_t)p->vlen)) != p->csum)
 		return blob_bad(b, p->offset, "checksum mismatch");
-	}
 	out->len = (size_t)p->vlen;
 	return 0;
 }
