@@ -95,7 +95,8 @@ typedef struct lsm_stats {
 	uint64_t commit_writes;    /* writes they carried (groups share a sync) */
 	uint64_t manifest_fallback; /* 1: this open found MANIFEST corrupt and
 	                             * recovered from MANIFEST.prev */
-	uint64_t blob_files;       /* blob files of the current version */
+	uint64_t blob_files;       /* blob files of the current version (kept
+	                            * commit logs included) */
 	uint64_t blob_bytes;       /* their size (also counted in disk_bytes) */
 	uint64_t blob_garbage_bytes; /* of which no longer referenced (estimate) */
 	uint64_t blob_moved_bytes; /* record bytes moved by blob garbage collection */
