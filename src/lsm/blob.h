@@ -9,6 +9,14 @@
  * small pointer, not the value. Format in docs/lsm.md, constants in
  * lsm_format.h.
  *
+ * A value that does not compress and is still in the memtable's sealed
+ * commit log stays there instead: the pointer (BLOB_PTR_LOG) names the log
+ * and the offset of the value's first byte, and carries a checksum of key
+ * and value; the log's lsm_blob (is_log) then lives like a blob file (the
+ * manifest lists it; it is unlinked when no version points into it). The
+ * log was written once and is fsynced by the flush before any table
+ * points into it, so the invariants below hold for it too.
+ *
  * Invariants:
  *  - A blob file is written once, fsynced, and never changed afterwards;
  *    it is fsynced before any manifest names a table that points into it.
