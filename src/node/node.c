@@ -201,7 +201,8 @@ static void node_free(q_node *n)
 
 /*
  * The engine's flush and compaction threads run below the request path's
- * CPU priority (nice NODE_BG_NICE, SCHED_BATCH): on a machine with fewer
+ * CPU priority (NODE_BG_NICE above the starting thread's nice value, at
+ * most 19, and SCHED_BATCH): on a machine with fewer
  * cores than busy threads, a flush or compaction burst competing as an
  * equal delays every request queued behind it (docs/cluster.md, "Background
  * work at a lower priority"). Linux keeps nice and the policy per thread and
@@ -225,9 +226,13 @@ static void *bg_open_main(void *arg)
 	struct sched_param sp = {.sched_priority = 0};
 	if (sched_setscheduler(0, SCHED_BATCH, &sp) < 0)
 		Q_DEBUG("node", "background threads: SCHED_BATCH refused: %s", strerror(errno));
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), NODE_BG_NICE) < 0)
-		Q_DEBUG("node", "background threads: nice %d refused: %s", NODE_BG_NICE,
-			strerror(errno));
+	errno = 0;
+	int cur = getpriority(PRIO_PROCESS, (id_t)gettid());
+	if (cur == -1 && errno)
+		cur = 0;
+	int want = cur + NODE_BG_NICE > 19 ? 19 : cur + NODE_BG_NICE;
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), want) < 0)
+		Q_DEBUG("node", "background threads: nice %d refused: %s", want, strerror(errno));
 	b->rc = lsm_open(b->dir, b->lo, &b->db);
 	return NULL;
 }
