@@ -1505,7 +1505,16 @@ static int new_log(lsm_db *db, uint64_t n, wal_writer **out)
 	return rc;
 }
 
-/* Switches to a fresh memtable and log. mu held (by the leader). */
+/*
+ * Switches to a fresh memtable and log. mu held (by the leader) on entry
+ * and on return, but released while the new log is created (open,
+ * preallocation, directory fsync) and while the old one is synced and
+ * closed: those take milliseconds, and readers and the background threads
+ * need mu meanwhile. Nothing the leader relies on changes in between: only
+ * the write leader replaces db->mem or db->log, and no other write can lead
+ * while this one is at the head of the queue (lsm_close must not run
+ * concurrently with writes, as everywhere).
+ */
 static int switch_memtable(lsm_db *db)
 {
 	uint64_t n = db->next_file++;
@@ -1513,7 +1522,9 @@ static int switch_memtable(lsm_db *db)
 	mem_table *m = mem_new();
 	if (!m)
 		return -ENOMEM;
+	pthread_mutex_unlock(&db->mu);
 	int rc = new_log(db, n, &w);
+	pthread_mutex_lock(&db->mu);
 	if (rc) {
 		mem_unref(m);
 		return rc;
@@ -1524,8 +1535,10 @@ static int switch_memtable(lsm_db *db)
 	db->log = w;
 	db->log_num = n;
 	pthread_mutex_unlock(&db->log_mu);
+	pthread_mutex_unlock(&db->mu);
 	rc = db->o.sync == LSM_SYNC_BATCH ? wal_sync(old) : 0;
 	int rc2 = wal_writer_close(old);
+	pthread_mutex_lock(&db->mu);
 	if (rc == 0)
 		rc = rc2;
 	if (rc == 0)

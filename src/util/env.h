@@ -171,6 +171,10 @@ void q_fault_env_fail_at(q_env *fe, int mask, uint64_t n, int err, int sticky);
 int q_fault_env_bad_region(q_env *fe, const char *path, uint64_t from, int err);
 /* The nth append from now writes only its first half, then fails with err. */
 void q_fault_env_short_write_at(q_env *fe, uint64_t n, int err);
+/* fn(arg) runs, outside the env's lock and in the calling thread, at the
+ * start of every directory sync from now on (fn NULL: none): lets a test
+ * hold a thread inside a sync to see what others can do meanwhile. */
+void q_fault_env_on_sync_dir(q_env *fe, void (*fn)(void *arg), void *arg);
 /* Calls of each kind seen so far (for choosing n). */
 uint64_t q_fault_env_count(q_env *fe, int kind);
 /* Simulates power loss: every file is cut back to its last synced size,

@@ -50,6 +50,8 @@ typedef struct fault_env {
 	char *bad_path; /* reads of it touching bad_from.. fail with bad_err */
 	uint64_t bad_from;
 	int bad_err;
+	void (*on_sync_dir)(void *arg); /* called before each directory sync */
+	void *on_sync_dir_arg;
 } fault_env;
 
 typedef struct fault_file {
@@ -360,6 +362,12 @@ static void free_rename(pending_rename *pr)
 static int fe_sync_dir(q_env *e, const char *path)
 {
 	fault_env *fe = (fault_env *)e;
+	pthread_mutex_lock(&fe->mu);
+	void (*hook)(void *) = fe->on_sync_dir;
+	void *hook_arg = fe->on_sync_dir_arg;
+	pthread_mutex_unlock(&fe->mu);
+	if (hook)
+		hook(hook_arg);
 	int rc = should_fail(fe, Q_FAULT_SYNC);
 	if (rc)
 		return rc;
@@ -483,6 +491,15 @@ void q_fault_env_short_write_at(q_env *e, uint64_t n, int err)
 	pthread_mutex_lock(&fe->mu);
 	fe->short_left = n;
 	fe->short_err = err;
+	pthread_mutex_unlock(&fe->mu);
+}
+
+void q_fault_env_on_sync_dir(q_env *e, void (*fn)(void *arg), void *arg)
+{
+	fault_env *fe = (fault_env *)e;
+	pthread_mutex_lock(&fe->mu);
+	fe->on_sync_dir = fn;
+	fe->on_sync_dir_arg = arg;
 	pthread_mutex_unlock(&fe->mu);
 }
 

@@ -6,6 +6,8 @@
  * a 512-byte blob threshold, so about half the values live in blob files;
  * the blob_* tests damage blob files.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -934,6 +936,105 @@ QTEST(failed_flush_leaves_no_blob_file)
 	q_fault_env_free(fe);
 }
 
+/* A gate the fault env's directory-sync hook closes on the first sync after
+ * it is armed: that thread waits inside the sync until the test opens it. */
+typedef struct sync_gate {
+	pthread_mutex_t mu;
+	int armed, entered, open; /* waits poll, bounded in time */
+} sync_gate;
+
+static void gate_hook(void *arg)
+{
+	sync_gate *g = arg;
+	pthread_mutex_lock(&g->mu);
+	if (g->armed) {
+		g->armed = 0;
+		g->entered = 1;
+		uint64_t until = q_mono_ns() + 20000000000ull;
+		while (!g->open && q_mono_ns() < until) {
+			pthread_mutex_unlock(&g->mu);
+			q_sleep_ms(1);
+			pthread_mutex_lock(&g->mu);
+		}
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+typedef struct bg_call {
+	lsm_db *db;
+	int rc;
+	atomic_int done;
+} bg_call;
+
+static void *flush_thread(void *arg)
+{
+	bg_call *c = arg;
+	c->rc = lsm_flush(c->db);
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+static void *get_thread(void *arg)
+{
+	bg_call *c = arg;
+	c->rc = probe(c->db, 7);
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+/* Waits (bounded) until *flag is set; 1 if it was. */
+static int wait_flag(atomic_int *flag, int ms)
+{
+	for (int i = 0; i < ms && !atomic_load(flag); i++)
+		q_sleep_ms(1);
+	return atomic_load(flag);
+}
+
+/* Creating the next commit log (open, preallocation, directory fsync) takes
+ * milliseconds; reads must not wait for it behind the engine's lock. */
+QTEST(reads_go_on_while_the_next_log_is_created)
+{
+	q_log_set_level(Q_LOG_OFF);
+	g_big = 0;
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_db *db = open_env(fe, LSM_SYNC_ALWAYS, 64 << 20);
+	for (int i = 0; i < 100; i++)
+		ASSERT_OK(put_i(db, i));
+	sync_gate g = {PTHREAD_MUTEX_INITIALIZER, 1, 0, 0};
+	q_fault_env_on_sync_dir(fe, gate_hook, &g);
+	bg_call fl = {db, 0, 0};
+	pthread_t ft;
+	ASSERT_EQ(pthread_create(&ft, NULL, flush_thread, &fl), 0);
+	/* the forced switch to a new memtable creates the next log first */
+	pthread_mutex_lock(&g.mu);
+	uint64_t until = q_mono_ns() + 10000000000ull;
+	while (!g.entered && q_mono_ns() < until) {
+		pthread_mutex_unlock(&g.mu);
+		q_sleep_ms(1);
+		pthread_mutex_lock(&g.mu);
+	}
+	int entered = g.entered;
+	pthread_mutex_unlock(&g.mu);
+	ASSERT(entered);
+	bg_call gc = {db, -1, 0};
+	pthread_t gt;
+	ASSERT_EQ(pthread_create(&gt, NULL, get_thread, &gc), 0);
+	int served = wait_flag(&gc.done, 10000);
+	pthread_mutex_lock(&g.mu);
+	g.open = 1;
+	pthread_mutex_unlock(&g.mu);
+	pthread_join(gt, NULL);
+	pthread_join(ft, NULL);
+	ASSERT(served); /* the read finished while the log's sync was held */
+	ASSERT_EQ(gc.rc, 0);
+	ASSERT_OK(fl.rc);
+	q_fault_env_on_sync_dir(fe, NULL, NULL);
+	for (int i = 0; i < 100; i++)
+		ASSERT_EQ(probe(db, i), 0);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
 QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_leaves_a_prefix),
 	   QT(eio_on_log_write), QT(eio_on_sync), QT(enospc_everywhere_later), QT(eio_on_rename),
 	   QT(enospc_then_space_back_always), QT(enospc_then_space_back_batch),
@@ -951,4 +1052,5 @@ QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_lea
 	   QT(blob_flip_reported_rest_served), QT(blob_truncated_before_open),
 	   QT(manifest_flip_falls_back_to_previous_blob),
 	   QT(sync_failure_in_flush_then_reopen), QT(sync_failure_in_compaction_then_reopen),
-	   QT(sync_failure_in_flush_then_reopen_blob), QT(failed_flush_leaves_no_blob_file))
+	   QT(sync_failure_in_flush_then_reopen_blob), QT(failed_flush_leaves_no_blob_file),
+	   QT(reads_go_on_while_the_next_log_is_created))
