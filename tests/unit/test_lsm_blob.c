@@ -1231,6 +1231,42 @@ QTEST(log_kept_when_flush_manifest_fails)
 	lv_after_power_cut(fe, LSM_SYNC_ALWAYS);
 }
 
+/* A copy of the store taken right after a flush that kept its log (what
+ * a kill -9 there leaves), with MANIFEST then found corrupt: recovery
+ * falls back to MANIFEST.prev from before the flush, which does not list
+ * the log as kept but still needs it as a log: it is replayed (not
+ * deleted as an old log, not skipped as a kept one), and every value is
+ * there. */
+QTEST(manifest_fallback_replays_kept_log)
+{
+	q_log_set_level(Q_LOG_OFF);
+	lsm_db *db = lv_open(NULL, LSM_SYNC_ALWAYS);
+	lv_put_all(db, 0);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_EQ(count_files(".blob"), 0);
+	char snap[290], cmd[1200];
+	snprintf(snap, sizeof(snap), "%s/snap", qtest_tmpdir);
+	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s' && rm -f '%s/LOCK'", dbdir, snap, snap);
+	ASSERT_EQ(system(cmd), 0);
+	ASSERT_OK(lsm_close(db));
+	snprintf(dbdir, sizeof(dbdir), "%s", snap);
+	char mp[300];
+	snprintf(mp, sizeof(mp), "%s/MANIFEST", snap);
+	flip_byte(mp, 20);
+	lsm_options o;
+	lsm_options_default(&o);
+	o.blob_threshold = 1024;
+	ASSERT_OK(lsm_open(snap, &o, &db));
+	lsm_stats st;
+	lsm_get_stats(db, &st);
+	ASSERT_EQ(st.manifest_fallback, 1);
+	lv_expect_all(db, 0);
+	ASSERT_OK(lsm_close(db));
+	ASSERT_OK(lsm_open(snap, &o, &db));
+	lv_expect_all(db, 0);
+	ASSERT_OK(lsm_close(db));
+}
+
 QTEST_MAIN(QT(large_values_round_trip_reopen), QT(threshold_zero_writes_no_blob_files),
 	   QT(overwrite_delete_garbage_and_gc), QT(iterator_holds_old_blob_alive),
 	   QT(versions_across_blob_and_inline), QT(blob_record_codec),
@@ -1241,4 +1277,4 @@ QTEST_MAIN(QT(large_values_round_trip_reopen), QT(threshold_zero_writes_no_blob_
 	   QT(quarantined_at_open_keeps_blob_as_bad), QT(quarantined_by_read_keeps_blob_as_bad),
 	   QT(incompressible_values_stay_in_their_log), QT(corrupt_byte_in_log_value),
 	   QT(kept_log_collected), QT(log_values_survive_power_cut_after_flush),
-	   QT(log_kept_when_flush_manifest_fails))
+	   QT(log_kept_when_flush_manifest_fails), QT(manifest_fallback_replays_kept_log))
