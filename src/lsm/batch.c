@@ -159,6 +159,11 @@ void batch_hold_set_log(batch_hold *h, uint64_t lognum, uint64_t start, size_t l
 	h->log_len = len;
 }
 
+const uint8_t *batch_hold_data(const batch_hold *h)
+{
+	return h->p;
+}
+
 int batch_hold_log_pos(const batch_hold *h, const uint8_t *p, size_t n, uint64_t *lognum,
 		       uint64_t *start, uint64_t *logical)
 {

@@ -63,6 +63,8 @@ int batch_append(lsm_batch *dst, const lsm_batch *src);
  * functions, not an encoding on the stack). */
 batch_hold *batch_share(lsm_batch *b);
 void batch_hold_ref(batch_hold *h);
+/* The first byte of the hold's encoding (the bytes batch_share aliased). */
+const uint8_t *batch_hold_data(const batch_hold *h);
 /* Bytes of memory the hold keeps alive (its buffer's capacity). */
 size_t batch_hold_size(const batch_hold *h);
 void batch_hold_unref(batch_hold *h);

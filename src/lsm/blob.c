@@ -222,10 +222,12 @@ uint64_t blob_rec_size(size_t klen, uint64_t vlen)
 
 /* ---- reading ---- */
 
+/* off: the pointer's offset (of a record in a blob file, of the value's
+ * first byte in a kept commit log) */
 static int blob_bad(const lsm_blob *b, uint64_t off, const char *why)
 {
-	Q_ERROR("lsm", "blob file %s: corrupt record at offset %llu: %s", b->path,
-		(unsigned long long)off, why);
+	Q_ERROR("lsm", "%s: corrupt stored value (%s at offset %llu): %s", b->path,
+		b->is_log ? "value" : "record", (unsigned long long)off, why);
 	return Q_ECORRUPT;
 }
 

@@ -75,6 +75,10 @@ struct mem_table {
 	int log_sealed;     /* the log was closed with every record written */
 	batch_hold **holds; /* one reference per NODE_EXT node; writer only */
 	size_t nholds, capholds;
+	/* the distinct holds sorted by address, built by the first
+	 * mem_value_in_log of the immutable memtable (flush thread only) */
+	batch_hold **by_addr;
+	size_t nby_addr;
 };
 
 static void *arena_alloc(mem_table *m, size_t n)
@@ -209,6 +213,7 @@ void mem_unref(mem_table *m)
 	for (size_t i = 0; i < m->nholds; i++)
 		batch_hold_unref(m->holds[i]);
 	free(m->holds);
+	free(m->by_addr);
 	free((void *)m->bloom);
 	free(m);
 }
@@ -238,25 +243,61 @@ void mem_seal_log(mem_table *m)
 	m->log_sealed = 1;
 }
 
-int mem_value_in_log(const mem_table *m, q_slice v, uint64_t *offset)
+static int hold_addr_cmp(const void *a, const void *b)
 {
-	if (!m->log_sealed || v.n == 0)
-		return 0;
-	/* holds are appended in insertion order, one per node: the search
-	 * skips runs of the same hold */
-	for (size_t i = m->nholds; i > 0; i--) {
-		batch_hold *h = m->holds[i - 1];
-		if (i < m->nholds && m->holds[i] == h)
-			continue;
-		uint64_t num, start, logical;
-		if (!batch_hold_log_pos(h, v.p, v.n, &num, &start, &logical))
-			continue;
-		if (num != m->lognum)
-			return 0;
-		*offset = wal_payload_offset(start, logical);
-		return 1;
-	}
+	uintptr_t x = (uintptr_t)batch_hold_data(*(batch_hold *const *)a);
+	uintptr_t y = (uintptr_t)batch_hold_data(*(batch_hold *const *)b);
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts the distinct holds by the address of their bytes (holds never
+ * overlap: each has its own buffer). -ENOMEM leaves no index. */
+static int build_addr_index(mem_table *m)
+{
+	batch_hold **idx = malloc((m->nholds ? m->nholds : 1) * sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < m->nholds; i++)
+		if (i == 0 || m->holds[i - 1] != m->holds[i]) /* a group's nodes are adjacent */
+			idx[n++] = m->holds[i];
+	qsort(idx, n, sizeof(*idx), hold_addr_cmp);
+	size_t u = 0; /* a hold met again after another one (rare) */
+	for (size_t i = 0; i < n; i++)
+		if (u == 0 || idx[u - 1] != idx[i])
+			idx[u++] = idx[i];
+	m->by_addr = idx;
+	m->nby_addr = u;
 	return 0;
+}
+
+/* The hold whose bytes may contain p: the last one starting at or before
+ * it (a binary search of the index), or NULL. */
+static batch_hold *hold_at(const mem_table *m, const uint8_t *p)
+{
+	size_t lo = 0, hi = m->nby_addr;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if ((uintptr_t)batch_hold_data(m->by_addr[mid]) <= (uintptr_t)p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? m->by_addr[lo - 1] : NULL;
+}
+
+int mem_value_in_log(mem_table *m, q_slice v, uint64_t *offset)
+{
+	if (!m->log_sealed || v.n == 0 || m->nholds == 0)
+		return 0;
+	if (!m->by_addr && build_addr_index(m))
+		return 0; /* out of memory: the value is copied to a blob file */
+	batch_hold *h = hold_at(m, v.p);
+	uint64_t num, start, logical;
+	if (!h || !batch_hold_log_pos(h, v.p, v.n, &num, &start, &logical) || num != m->lognum)
+		return 0;
+	*offset = wal_payload_offset(start, logical);
+	return 1;
 }
 
 static int random_height(mem_table *m)

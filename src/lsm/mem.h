@@ -60,7 +60,9 @@ void mem_seal_log(mem_table *m);
  * *offset = the file offset in the memtable's (sealed) log where the
  * value's bytes begin (they run on per wal_payload_offset), if the value
  * is held by reference in a logged batch encoding; else 0 (the value must
- * be copied elsewhere to outlive the log). */
-int mem_value_in_log(const mem_table *m, q_slice v, uint64_t *offset);
+ * be copied elsewhere to outlive the log). The first call indexes the
+ * memtable's holds by address (O(h log h), then O(log h) per value): one
+ * thread at a time (the flush), only once nothing is inserted any more. */
+int mem_value_in_log(mem_table *m, q_slice v, uint64_t *offset);
 
 #endif
