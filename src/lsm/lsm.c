@@ -1573,6 +1573,14 @@ static int try_resume(lsm_db *db)
 		return db->bg_error; /* a flush failed: the flush thread lifts it */
 	if (db->nimm >= LSM_MAX_IMM)
 		return db->bg_error;
+	/* an empty log can be created on a full disk (it needs no block), and
+	 * under `batch` and `none` a small record then waits in the writer's
+	 * buffer: writes would be acknowledged with no room for them. Resume
+	 * only once some space is free (an env that cannot tell: as before) */
+	uint64_t total = 0, avail = 0;
+	if (db->bg_error == -ENOSPC && q_env_statfs(db->env, db->dir, &total, &avail) == 0 &&
+	    avail < LSM_RESUME_MIN_FREE)
+		return db->bg_error;
 	uint64_t n = db->next_file++;
 	wal_writer *w;
 	mem_table *m = mem_new();

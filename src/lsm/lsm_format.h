@@ -27,6 +27,9 @@
  * clamped to these bounds) */
 #define WAL_PREALLOC_MIN (64u << 10)
 #define WAL_PREALLOC_MAX (1u << 20)
+/* Writes resume after a full disk only with at least this much free (lsm.c
+ * try_resume): room for a few log buffers' worth of records. */
+#define LSM_RESUME_MIN_FREE (1u << 20)
 /* record header: checksum (4) | length (2) | type (1) */
 #define WAL_HEADER_SIZE 7u
 enum wal_rec_type {
