@@ -490,6 +490,48 @@ static int keep_log(lsm_db *db, uint64_t lognum, lsm_blob **out)
 	return 0;
 }
 
+/*
+ * 1 if m's log is worth keeping for its values: the newest versions of the
+ * large values that lie in it would leave less garbage than blob GC
+ * collects at once (BLOB_GC_NUM/BLOB_GC_DEN of the file). A log made
+ * mostly of other bytes (small records, overwritten versions) would be
+ * collected by the first compaction that meets its pointers, every value
+ * read back and written again: those values go to a blob file at the
+ * flush instead. Values that compress are counted too (they go to a blob
+ * file after all), so this can only err towards keeping.
+ */
+static int log_worth_keeping(lsm_db *db, mem_table *m)
+{
+	char lp[512];
+	uint64_t size = 0;
+	if (!mem_may_have_log_values(m))
+		return 0;
+	ver_log_path(lp, sizeof(lp), db->dir, mem_log(m));
+	if (q_env_file_size(db->env, lp, &size) || size == 0)
+		return 0;
+	lsm_it *it = mem_iter_new(m);
+	if (!it)
+		return 0;
+	uint64_t live = 0, off = 0;
+	q_slice prev_uk = {NULL, 0};
+	int have_prev = 0;
+	for (it_seek_first(it); it_valid(it); it_next(it)) {
+		q_slice k = it_key(it);
+		q_slice uk = ikey_user(k);
+		if (have_prev && ukey_cmp(uk.p, uk.n, prev_uk.p, prev_uk.n) == 0)
+			continue;
+		prev_uk = uk;
+		have_prev = 1;
+		q_slice v = it_value(it);
+		if (ikey_kind(k) == KIND_PUT && v.n >= db->o.blob_threshold &&
+		    mem_value_in_log(m, v, &off))
+			live += blob_rec_size(uk.n, v.n);
+	}
+	it_free(it);
+	uint64_t garbage = size > live ? size - live : 0;
+	return garbage * BLOB_GC_DEN <= size * BLOB_GC_NUM;
+}
+
 /* Writes the entries of a memtable (newest version of each key only) to
  * a new table; *out = NULL if the memtable was empty. Values of at least
  * blob_threshold bytes go to a new blob file (fsynced before the table is
@@ -506,7 +548,8 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 	blob_writer *bw = NULL;
 	lsm_blob *blob = NULL;
 	lsm_blob *klog = NULL;   /* the memtable's log, kept for values in it */
-	int klog_tried = 0;
+	/* not worth keeping: tried already, no log kept */
+	int klog_tried = db->o.blob_threshold && db->o.log_values && !log_worth_keeping(db, m);
 	uint64_t klog_live = 0;
 	uint64_t bnum = 0;
 	q_buf first = Q_BUF_INIT, last = Q_BUF_INIT, bk = Q_BUF_INIT, sample = Q_BUF_INIT;
@@ -523,8 +566,8 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 		prev_uk = uk;
 		have_prev = 1;
 		uint64_t loff = 0;
-		if (db->o.blob_threshold && db->o.log_values && ikey_kind(k) == KIND_PUT &&
-		    v.n >= db->o.blob_threshold &&
+		if (db->o.blob_threshold && db->o.log_values && (!klog_tried || klog) &&
+		    ikey_kind(k) == KIND_PUT && v.n >= db->o.blob_threshold &&
 		    (!db->o.compression || !blob_worth_compressing(v, &sample)) &&
 		    mem_value_in_log(m, v, &loff)) {
 			/* incompressible and already in the sealed, synced log:

@@ -243,6 +243,11 @@ void mem_seal_log(mem_table *m)
 	m->log_sealed = 1;
 }
 
+int mem_may_have_log_values(const mem_table *m)
+{
+	return m->log_sealed && m->nholds > 0;
+}
+
 static int hold_addr_cmp(const void *a, const void *b)
 {
 	uintptr_t x = (uintptr_t)batch_hold_data(*(batch_hold *const *)a);

@@ -64,5 +64,8 @@ void mem_seal_log(mem_table *m);
  * memtable's holds by address (O(h log h), then O(log h) per value): one
  * thread at a time (the flush), only once nothing is inserted any more. */
 int mem_value_in_log(mem_table *m, q_slice v, uint64_t *offset);
+/* 1 if mem_value_in_log can find any value of m (its log is sealed and it
+ * holds values by reference); 0: it never will. */
+int mem_may_have_log_values(const mem_table *m);
 
 #endif

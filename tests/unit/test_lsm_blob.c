@@ -1304,6 +1304,39 @@ QTEST(values_in_log_found_in_any_order)
 	ASSERT_EQ(manifest_version(), 3);
 }
 
+/* A log made mostly of other bytes is not kept (blob GC would collect it
+ * at once, reading every value back): small records around two large
+ * values, then a large value overwritten twice, each memtable's large
+ * values go to a blob file and the manifest lists no kept log. */
+QTEST(log_mostly_other_bytes_not_kept)
+{
+	lsm_db *db = lv_open(NULL, LSM_SYNC_NONE);
+	lv_put(db, 0, 0);
+	for (int i = 0; i < 3000; i++) {
+		char k[32], v[100];
+		snprintf(k, sizeof(k), "small%05d", i);
+		memset(v, 'a' + i % 26, sizeof(v));
+		ASSERT_OK(lsm_put(db, q_slice_str(k), q_slice_make(v, sizeof(v))));
+	}
+	lv_put(db, 1, 0);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_EQ(count_files(".blob"), 1);
+	lv_put(db, 2, 0);
+	lv_put(db, 2, 1);
+	lv_put(db, 2, 2); /* two thirds of this log are overwritten versions */
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_EQ(count_files(".blob"), 2);
+	lv_expect(db, 0, 0);
+	lv_expect(db, 1, 0);
+	lv_expect(db, 2, 2);
+	ASSERT_OK(lsm_close(db));
+	ASSERT_EQ(manifest_version(), 2);
+	db = lv_open(NULL, LSM_SYNC_NONE);
+	lv_expect(db, 0, 0);
+	lv_expect(db, 2, 2);
+	ASSERT_OK(lsm_close(db));
+}
+
 QTEST_MAIN(QT(large_values_round_trip_reopen), QT(threshold_zero_writes_no_blob_files),
 	   QT(overwrite_delete_garbage_and_gc), QT(iterator_holds_old_blob_alive),
 	   QT(versions_across_blob_and_inline), QT(blob_record_codec),
@@ -1315,4 +1348,5 @@ QTEST_MAIN(QT(large_values_round_trip_reopen), QT(threshold_zero_writes_no_blob_
 	   QT(incompressible_values_stay_in_their_log), QT(corrupt_byte_in_log_value),
 	   QT(kept_log_collected), QT(log_values_survive_power_cut_after_flush),
 	   QT(log_kept_when_flush_manifest_fails), QT(manifest_fallback_replays_kept_log),
-	   QT(values_in_log_found_in_any_order))
+	   QT(values_in_log_found_in_any_order),
+	   QT(log_mostly_other_bytes_not_kept))
