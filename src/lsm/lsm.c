@@ -490,6 +490,24 @@ static int keep_log(lsm_db *db, uint64_t lognum, lsm_blob **out)
 	return 0;
 }
 
+/* A scan of a memtable (newest version of each user key first; its keys
+ * stay valid for the scan) skipping the older versions. */
+typedef struct newest_scan {
+	q_slice prev_uk;
+	int have_prev;
+} newest_scan;
+
+/* 1 if user key uk is an older version of the entry before it (shadowed);
+ * else remembers it. */
+static int shadowed(newest_scan *ns, q_slice uk)
+{
+	if (ns->have_prev && ukey_cmp(uk.p, uk.n, ns->prev_uk.p, ns->prev_uk.n) == 0)
+		return 1;
+	ns->prev_uk = uk;
+	ns->have_prev = 1;
+	return 0;
+}
+
 /*
  * 1 if m's log is worth keeping for its values: the newest versions of the
  * large values that lie in it would leave less garbage than blob GC
@@ -513,15 +531,12 @@ static int log_worth_keeping(lsm_db *db, mem_table *m)
 	if (!it)
 		return 0;
 	uint64_t live = 0, off = 0;
-	q_slice prev_uk = {NULL, 0};
-	int have_prev = 0;
+	newest_scan ns = {{NULL, 0}, 0};
 	for (it_seek_first(it); it_valid(it); it_next(it)) {
 		q_slice k = it_key(it);
 		q_slice uk = ikey_user(k);
-		if (have_prev && ukey_cmp(uk.p, uk.n, prev_uk.p, prev_uk.n) == 0)
+		if (shadowed(&ns, uk))
 			continue;
-		prev_uk = uk;
-		have_prev = 1;
 		q_slice v = it_value(it);
 		if (ikey_kind(k) == KIND_PUT && v.n >= db->o.blob_threshold &&
 		    mem_value_in_log(m, v, &off))
@@ -554,17 +569,14 @@ static int write_mem_table(lsm_db *db, mem_table *m, uint64_t number, lsm_file *
 	uint64_t bnum = 0;
 	q_buf first = Q_BUF_INIT, last = Q_BUF_INIT, bk = Q_BUF_INIT, sample = Q_BUF_INIT;
 	int rc = 0;
-	q_slice prev_uk = {NULL, 0};
-	int have_prev = 0;
+	newest_scan ns = {{NULL, 0}, 0};
 	for (it_seek_first(it); it_valid(it); it_next(it)) {
 		q_slice k = it_key(it);
 		q_slice uk = ikey_user(k);
 		q_slice v = it_value(it);
 		uint8_t pb[BLOB_PTR_MAX];
-		if (have_prev && ukey_cmp(uk.p, uk.n, prev_uk.p, prev_uk.n) == 0)
-			continue; /* older version of a key: shadowed */
-		prev_uk = uk;
-		have_prev = 1;
+		if (shadowed(&ns, uk))
+			continue; /* older version of a key */
 		uint64_t loff = 0;
 		if (db->o.blob_threshold && db->o.log_values && (!klog_tried || klog) &&
 		    ikey_kind(k) == KIND_PUT && v.n >= db->o.blob_threshold &&

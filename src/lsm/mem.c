@@ -293,7 +293,7 @@ static batch_hold *hold_at(const mem_table *m, const uint8_t *p)
 
 int mem_value_in_log(mem_table *m, q_slice v, uint64_t *offset)
 {
-	if (!m->log_sealed || v.n == 0 || m->nholds == 0)
+	if (!mem_may_have_log_values(m) || v.n == 0)
 		return 0;
 	if (!m->by_addr && build_addr_index(m))
 		return 0; /* out of memory: the value is copied to a blob file */

@@ -939,25 +939,24 @@ QTEST(failed_flush_leaves_no_blob_file)
 /* A gate the fault env's directory-sync hook closes on the first sync after
  * it is armed: that thread waits inside the sync until the test opens it. */
 typedef struct sync_gate {
-	pthread_mutex_t mu;
-	int armed, entered, open; /* waits poll, bounded in time */
+	atomic_int armed, entered, open;
 } sync_gate;
+
+/* Waits (bounded) until *flag is set; 1 if it was. */
+static int wait_flag(atomic_int *flag, int ms)
+{
+	for (int i = 0; i < ms && !atomic_load(flag); i++)
+		q_sleep_ms(1);
+	return atomic_load(flag);
+}
 
 static void gate_hook(void *arg)
 {
 	sync_gate *g = arg;
-	pthread_mutex_lock(&g->mu);
-	if (g->armed) {
-		g->armed = 0;
-		g->entered = 1;
-		uint64_t until = q_mono_ns() + 20000000000ull;
-		while (!g->open && q_mono_ns() < until) {
-			pthread_mutex_unlock(&g->mu);
-			q_sleep_ms(1);
-			pthread_mutex_lock(&g->mu);
-		}
+	if (atomic_exchange(&g->armed, 0)) {
+		atomic_store(&g->entered, 1);
+		wait_flag(&g->open, 20000);
 	}
-	pthread_mutex_unlock(&g->mu);
 }
 
 typedef struct bg_call {
@@ -982,14 +981,6 @@ static void *get_thread(void *arg)
 	return NULL;
 }
 
-/* Waits (bounded) until *flag is set; 1 if it was. */
-static int wait_flag(atomic_int *flag, int ms)
-{
-	for (int i = 0; i < ms && !atomic_load(flag); i++)
-		q_sleep_ms(1);
-	return atomic_load(flag);
-}
-
 /* Creating the next commit log (open, preallocation, directory fsync) takes
  * milliseconds; reads must not wait for it behind the engine's lock. */
 QTEST(reads_go_on_while_the_next_log_is_created)
@@ -1000,29 +991,18 @@ QTEST(reads_go_on_while_the_next_log_is_created)
 	lsm_db *db = open_env(fe, LSM_SYNC_ALWAYS, 64 << 20);
 	for (int i = 0; i < 100; i++)
 		ASSERT_OK(put_i(db, i));
-	sync_gate g = {PTHREAD_MUTEX_INITIALIZER, 1, 0, 0};
+	sync_gate g = {1, 0, 0};
 	q_fault_env_on_sync_dir(fe, gate_hook, &g);
 	bg_call fl = {db, 0, 0};
 	pthread_t ft;
 	ASSERT_EQ(pthread_create(&ft, NULL, flush_thread, &fl), 0);
 	/* the forced switch to a new memtable creates the next log first */
-	pthread_mutex_lock(&g.mu);
-	uint64_t until = q_mono_ns() + 10000000000ull;
-	while (!g.entered && q_mono_ns() < until) {
-		pthread_mutex_unlock(&g.mu);
-		q_sleep_ms(1);
-		pthread_mutex_lock(&g.mu);
-	}
-	int entered = g.entered;
-	pthread_mutex_unlock(&g.mu);
-	ASSERT(entered);
+	ASSERT(wait_flag(&g.entered, 10000));
 	bg_call gc = {db, -1, 0};
 	pthread_t gt;
 	ASSERT_EQ(pthread_create(&gt, NULL, get_thread, &gc), 0);
 	int served = wait_flag(&gc.done, 10000);
-	pthread_mutex_lock(&g.mu);
-	g.open = 1;
-	pthread_mutex_unlock(&g.mu);
+	atomic_store(&g.open, 1);
 	pthread_join(gt, NULL);
 	pthread_join(ft, NULL);
 	ASSERT(served); /* the read finished while the log's sync was held */
