@@ -22,7 +22,8 @@ LSM_TESTS = \
 	tests/unit/test_lsm_db \
 	tests/unit/test_lsm_fault \
 	tests/unit/test_lsm_blob \
-	tests/unit/test_lsm_crash
+	tests/unit/test_lsm_crash \
+	tests/unit/test_lsm_nowait
 check_PROGRAMS += $(LSM_TESTS)
 TESTS += $(LSM_TESTS)
 tests_unit_test_lsm_wal_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
@@ -31,6 +32,7 @@ tests_unit_test_lsm_db_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
 tests_unit_test_lsm_fault_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
 tests_unit_test_lsm_crash_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
 tests_unit_test_lsm_blob_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
+tests_unit_test_lsm_nowait_LDADD = $(QTEST_LDADD) $(LSM_LDADD)
 # the crash test's victim: built with the tests, run only by test_lsm_crash
 check_PROGRAMS += tests/unit/lsm_crash_writer
 tests_unit_lsm_crash_writer_LDADD = $(LSM_LDADD)

@@ -1730,6 +1730,92 @@ static int insert_op(void *arg, uint64_t seq, int kind, q_slice key, q_slice val
 	return mem_add(c->m, seq, kind, key, value);
 }
 
+/*
+ * The leader's commit of a group (one batch, or several merged into
+ * db->group): appends it to the commit log (and syncs it under
+ * LSM_SYNC_ALWAYS), inserts it into the active memtable and publishes its
+ * sequence numbers. mu held on entry and on return, released meanwhile.
+ * A failure after the record may have reached the log fails every later
+ * write (bg_error). With nowait (lsm_write_nowait; never under
+ * LSM_SYNC_ALWAYS) it returns -EAGAIN, having changed nothing, instead of
+ * waiting for log_mu (the sync thread holds it during an fsync) or making
+ * a system call: the record must fit in the log's user-space buffer.
+ */
+static int commit_group(lsm_db *db, lsm_batch *grp, int ngroup, int nowait)
+{
+	uint64_t seq = atomic_load(&db->last_seq) + 1;
+	mem_table *m = db->mem;
+	pthread_mutex_unlock(&db->mu);
+	/* a shared batch (resubmitted after a write) is copied here;
+	 * if that fails nothing reached the log: the group just fails */
+	int rc = batch_set_seq(grp, seq);
+	int logged = rc == 0;
+	uint64_t rec_start = 0, rec_log = 0;
+	if (rc == 0 && nowait) {
+		if (pthread_mutex_trylock(&db->log_mu)) {
+			rc = -EAGAIN;
+		} else if (!wal_fits_buffer(db->log, grp->rep.len)) {
+			pthread_mutex_unlock(&db->log_mu);
+			rc = -EAGAIN;
+		}
+		logged = rc == 0;
+	} else if (rc == 0) {
+		pthread_mutex_lock(&db->log_mu);
+	}
+	if (rc == 0) {
+		rec_log = db->log_num;
+		rc = wal_add_at(db->log, grp->rep.p, grp->rep.len, &rec_start);
+		if (rc == 0 && db->o.sync == LSM_SYNC_ALWAYS)
+			rc = wal_sync(db->log);
+		pthread_mutex_unlock(&db->log_mu);
+	}
+	if (rc == 0) {
+		/* large values: the memtable references the group's
+		 * encoding instead of copying it (batch.h, Sharing), and
+		 * learns where it lies in the log (a flush may leave such
+		 * values there: invariant 10) */
+		insert_ctx ic = {m, grp->max_value >= MEM_REF_MIN ? batch_share(grp) : NULL};
+		if (ic.hold)
+			batch_hold_set_log(ic.hold, rec_log, rec_start, grp->rep.len);
+		rc = batch_decode(q_buf_slice(&grp->rep), insert_op, &ic);
+		batch_hold_unref(ic.hold);
+	}
+	pthread_mutex_lock(&db->mu);
+	if (rc && logged) {
+		Q_ERROR("lsm", "commit log write failed: %s; writes fail until %s",
+			q_strerror(rc), rc == -ENOSPC ? "space is freed" : "reopened");
+		if (!db->bg_error)
+			db->bg_error = rc;
+	} else if (rc == 0) {
+		atomic_store(&db->last_seq, seq + grp->count - 1);
+		atomic_fetch_add(&db->st_groups, 1);
+		atomic_fetch_add(&db->st_group_writes, (uint64_t)ngroup);
+	}
+	return rc;
+}
+
+/* The leader w takes itself and the writers it committed (up to last) off
+ * the queue, tells them rc and wakes the next leader. mu held. */
+static void leave_queue(lsm_db *db, writer *w, writer *last, int rc)
+{
+	for (;;) {
+		writer *x = db->wq_head;
+		db->wq_head = x->next;
+		db->wq_len--;
+		if (!db->wq_head)
+			db->wq_tail = NULL;
+		if (x != w) {
+			x->rc = rc;
+			x->done = 1;
+			pthread_cond_signal(&x->cv);
+		}
+		if (x == last)
+			break;
+	}
+	if (db->wq_head)
+		pthread_cond_signal(&db->wq_head->cv);
+}
+
 static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 {
 	writer w;
@@ -1798,78 +1884,91 @@ static int lsm_write_internal(lsm_db *db, lsm_batch *b)
 		}
 		db->last_group = ngroup;
 	}
-	if (rc == 0 && grp && grp->count > 0) {
-		uint64_t seq = atomic_load(&db->last_seq) + 1;
-		mem_table *m = db->mem;
-		pthread_mutex_unlock(&db->mu);
-		/* a shared batch (resubmitted after a write) is copied here;
-		 * if that fails nothing reached the log: the group just fails */
-		rc = batch_set_seq(grp, seq);
-		int logged = rc == 0;
-		uint64_t rec_start = 0, rec_log = 0;
-		if (rc == 0) {
-			pthread_mutex_lock(&db->log_mu);
-			rec_log = db->log_num;
-			rc = wal_add_at(db->log, grp->rep.p, grp->rep.len, &rec_start);
-			if (rc == 0 && db->o.sync == LSM_SYNC_ALWAYS)
-				rc = wal_sync(db->log);
-			pthread_mutex_unlock(&db->log_mu);
-		}
-		if (rc == 0) {
-			/* large values: the memtable references the group's
-			 * encoding instead of copying it (batch.h, Sharing), and
-			 * learns where it lies in the log (a flush may leave such
-			 * values there: invariant 10) */
-			insert_ctx ic = {m, grp->max_value >= MEM_REF_MIN ? batch_share(grp) : NULL};
-			if (ic.hold)
-				batch_hold_set_log(ic.hold, rec_log, rec_start, grp->rep.len);
-			rc = batch_decode(q_buf_slice(&grp->rep), insert_op, &ic);
-			batch_hold_unref(ic.hold);
-		}
-		pthread_mutex_lock(&db->mu);
-		if (rc && logged) {
-			Q_ERROR("lsm", "commit log write failed: %s; writes fail until %s",
-				q_strerror(rc), rc == -ENOSPC ? "space is freed" : "reopened");
-			if (!db->bg_error)
-				db->bg_error = rc;
-		} else if (rc == 0) {
-			atomic_store(&db->last_seq, seq + grp->count - 1);
-			atomic_fetch_add(&db->st_groups, 1);
-			atomic_fetch_add(&db->st_group_writes, (uint64_t)ngroup);
-		}
-	}
-	for (;;) {
-		writer *x = db->wq_head;
-		db->wq_head = x->next;
-		db->wq_len--;
-		if (!db->wq_head)
-			db->wq_tail = NULL;
-		if (x != &w) {
-			x->rc = rc;
-			x->done = 1;
-			pthread_cond_signal(&x->cv);
-		}
-		if (x == last)
-			break;
-	}
-	if (db->wq_head)
-		pthread_cond_signal(&db->wq_head->cv);
+	if (rc == 0 && grp && grp->count > 0)
+		rc = commit_group(db, grp, ngroup, 0);
+	leave_queue(db, &w, last, rc);
 	pthread_mutex_unlock(&db->mu);
 	pthread_cond_destroy(&w.cv);
 	return rc;
 }
 
-int lsm_write(lsm_db *db, lsm_batch *b)
+/* What lsm_write answers without writing: an error, 1 for an empty batch
+ * (nothing to do), 0 to go on. */
+static int write_check(lsm_db *db, lsm_batch *b)
 {
 	if (!b)
 		return -EINVAL;
 	if (b->err)
 		return b->err;
 	if (b->count == 0)
-		return 0;
+		return 1;
 	if (b->max_key > db->o.max_key_size || b->max_value > db->o.max_value_size)
 		return Q_ETOOBIG;
+	return 0;
+}
+
+int lsm_write(lsm_db *db, lsm_batch *b)
+{
+	int rc = write_check(db, b);
+	if (rc)
+		return rc < 0 ? rc : 0;
 	return lsm_write_internal(db, b);
+}
+
+/*
+ * make_room's checks without its waits, for lsm_write_nowait: 0 if the
+ * active memtable takes the write now; -EAGAIN where make_room would sleep
+ * (level 0 past L0_SLOWDOWN), wait (a stall) or switch the memtable
+ * (creating a log), or would try to resume after a failed log write
+ * (try_resume creates a log); else the error make_room returns. mu held.
+ */
+static int room_nowait(lsm_db *db)
+{
+	if (db->bg_error) {
+		if (bg_retryable(db->bg_error) && q_mono_ns() - db->resume_ns >= 1000000000ull)
+			return -EAGAIN;
+		return db->bg_error;
+	}
+	if (db->closing)
+		return Q_ECLOSED;
+	if (db->cur->nfiles[0] >= L0_SLOWDOWN)
+		return -EAGAIN;
+	if (mem_usage(db->mem) >= db->o.write_buffer_size && mem_entries(db->mem) > 0)
+		return -EAGAIN;
+	return 0;
+}
+
+/*
+ * lsm_write that never waits (lsm.h): it leads only an empty writer queue,
+ * commits its batch alone (no group), and gives up with -EAGAIN before
+ * anything is changed wherever lsm_write would wait. While it commits it is
+ * the queue's leader like any other, so writers arriving meanwhile queue
+ * behind it and the single-leader invariant (2) holds.
+ */
+int lsm_write_nowait(lsm_db *db, lsm_batch *b)
+{
+	int rc = write_check(db, b);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	if (db->o.sync == LSM_SYNC_ALWAYS)
+		return -EAGAIN; /* every write waits for an fsync */
+	writer w;
+	memset(&w, 0, sizeof(w));
+	w.b = b;
+	pthread_mutex_lock(&db->mu);
+	rc = db->wq_head ? -EAGAIN : room_nowait(db);
+	if (rc) {
+		pthread_mutex_unlock(&db->mu);
+		return rc;
+	}
+	pthread_cond_init(&w.cv, NULL);
+	db->wq_head = db->wq_tail = &w;
+	db->wq_len = 1;
+	rc = commit_group(db, b, 1, 1);
+	leave_queue(db, &w, &w, rc);
+	pthread_mutex_unlock(&db->mu);
+	pthread_cond_destroy(&w.cv);
+	return rc;
 }
 
 static int write_one(lsm_db *db, q_slice key, const q_slice *value)
@@ -1984,7 +2083,25 @@ static int blob_resolve(const lsm_version *v, q_slice ukey, q_buf *io)
 	return blob_read(b, ukey, &p, io);
 }
 
-int lsm_get(lsm_db *db, q_slice key, q_buf *out)
+/* One table's answer for get_impl: 1 found, 0 not there, <0 error
+ * (-EAGAIN with nowait when it needs a read). */
+static int table_lookup(lsm_file *f, q_slice key, uint64_t h, q_slice ik, int *kind, q_buf *out,
+			int nowait)
+{
+	if (!nowait)
+		return sst_get(f->t, key, h, ik, kind, out);
+	if (!f->t)
+		return -EAGAIN;
+	return sst_get_cached(f->t, key, h, ik, kind, out);
+}
+
+/*
+ * The lookup of lsm_get and lsm_get_nowait. With nowait nothing is read
+ * from a file: the tables answer from their filters, indexes and the block
+ * cache only (sst_get_cached), and -EAGAIN comes back as soon as the answer
+ * needs more (a block not cached, a table not open, a separated value).
+ */
+static int get_impl(lsm_db *db, q_slice key, q_buf *out, int nowait)
 {
 	if (key.n > db->o.max_key_size)
 		return Q_ETOOBIG;
@@ -2011,17 +2128,21 @@ int lsm_get(lsm_db *db, q_slice key, q_buf *out)
 		lsm_version *v = rv.v;
 		for (size_t i = 0; rc == 0 && i < v->nfiles[0]; i++)
 			if (file_covers(v->files[0][i], key))
-				rc = sst_get(v->files[0][i]->t, key, h, ik, &kind, out);
+				rc = table_lookup(v->files[0][i], key, h, ik, &kind, out, nowait);
 		for (int l = 1; rc == 0 && l < LSM_LEVELS; l++) {
 			if (!v->nfiles[l])
 				continue;
 			size_t idx = ver_find_file(v, l, ik);
 			if (idx < v->nfiles[l] && file_covers(v->files[l][idx], key))
-				rc = sst_get(v->files[l][idx]->t, key, h, ik, &kind, out);
+				rc = table_lookup(v->files[l][idx], key, h, ik, &kind, out, nowait);
 		}
 		if (kb != sb)
 			free(kb);
-		if (rc == 1 && kind == KIND_BLOB) {
+		if (rc == 1 && kind == KIND_BLOB && nowait) {
+			/* the value is in a blob file or a kept log: a read */
+			q_buf_reset(out);
+			rc = -EAGAIN;
+		} else if (rc == 1 && kind == KIND_BLOB) {
 			int brc = blob_resolve(rv.v, key, out);
 			if (brc)
 				rc = brc;
@@ -2034,6 +2155,16 @@ out:
 	if (rc == 0 || kind == KIND_DEL)
 		return Q_ENOTFOUND;
 	return 0;
+}
+
+int lsm_get(lsm_db *db, q_slice key, q_buf *out)
+{
+	return get_impl(db, key, out, 0);
+}
+
+int lsm_get_nowait(lsm_db *db, q_slice key, q_buf *out)
+{
+	return get_impl(db, key, out, 1);
 }
 
 /* ================= user iterators ================= */

@@ -125,6 +125,38 @@ void lsm_batch_clear(lsm_batch *b);
 void lsm_batch_free(lsm_batch *b);
 int lsm_write(lsm_db *db, lsm_batch *b);
 
+/*
+ * Calls that never block, for an event-loop thread (docs/lsm.md, "Calls
+ * that never block"). Each either does what its blocking twin does, with
+ * the same result, or returns -EAGAIN (== -EWOULDBLOCK) having changed
+ * nothing and read nothing from a file; the caller then makes the
+ * blocking call from a thread that may wait. Both take the engine's mutex
+ * briefly (it is never held across I/O).
+ *
+ * lsm_get_nowait answers from the memtables, the tables' in-memory
+ * filters and indexes and the block cache only: -EAGAIN when the answer
+ * needs a data block that is not cached (the cache is not filled by it) or
+ * a value kept in a blob file or commit log. Q_ENOTFOUND when every table
+ * that could hold the key is excluded by its key range or bloom filter or
+ * by a cached block. (Rarely, the lookup holds the last reference to a
+ * version a flush or compaction just replaced; releasing it closes that
+ * version's obsolete files.)
+ *
+ * lsm_write_nowait gives -EAGAIN, before anything is written, whenever
+ * lsm_write would wait or do I/O on the way: under LSM_SYNC_ALWAYS (every
+ * write waits for an fsync), when another writer is in the queue, when
+ * the memtable is full (a switch creates a log) or level 0 asks writers to
+ * slow down or stall, when the commit log's lock is held (the periodic
+ * sync of LSM_SYNC_BATCH), when the record would not fit in the log's
+ * user-space buffer (no write() on the caller's thread), and when a write
+ * would try to resume after a failed log write. Otherwise it appends to
+ * that buffer and the memtable exactly as lsm_write does, with the same
+ * durability (under LSM_SYNC_BATCH the periodic sync covers it) and
+ * errors (a background error is returned as lsm_write returns it).
+ */
+int lsm_get_nowait(lsm_db *db, q_slice key, q_buf *out);
+int lsm_write_nowait(lsm_db *db, lsm_batch *b);
+
 /* Ordered iteration over a consistent snapshot taken at lsm_iter_new.
  * Key and value slices are valid until the next move or lsm_iter_free. */
 int lsm_iter_new(lsm_db *db, lsm_iter **out);

@@ -1124,7 +1124,22 @@ void sst_close(sst_table *t)
 	free(t);
 }
 
-int sst_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *kind, q_buf *out)
+/* A data block for a lookup: with cached_only, from the block cache or
+ * -EAGAIN (nothing read, nothing inserted). */
+static int lookup_block(sst_table *t, uint64_t off, uint64_t size, int cached_only,
+			sst_block **out)
+{
+	if (!cached_only)
+		return get_block(t, off, size, 1, out);
+	sst_block *b = t->cache ? cache_lookup(t->cache, t->number, off) : NULL;
+	if (!b)
+		return -EAGAIN;
+	*out = b;
+	return 0;
+}
+
+static int table_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *kind,
+		     q_buf *out, int cached_only)
 {
 	if (t->filter && !bloom_may_match(t->filter, t->filter_len, hash))
 		return 0;
@@ -1147,7 +1162,7 @@ int sst_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *k
 		report_corrupt(t, 0, "index block handle");
 		return Q_ECORRUPT;
 	}
-	Q_RET(get_block(t, off, size, 1, &b));
+	Q_RET(lookup_block(t, off, size, cached_only, &b));
 	bi_init(&bi, b, 1);
 	sst_block_unref(b); /* the iterator holds its own reference */
 	bi_seek(&bi.base, seek_ikey);
@@ -1176,6 +1191,17 @@ int sst_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *k
 out:
 	bi_destroy(&bi);
 	return rc;
+}
+
+int sst_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *kind, q_buf *out)
+{
+	return table_get(t, ukey, hash, seek_ikey, kind, out, 0);
+}
+
+int sst_get_cached(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *kind,
+		   q_buf *out)
+{
+	return table_get(t, ukey, hash, seek_ikey, kind, out, 1);
 }
 
 /* ---- two-level table iterator ---- */

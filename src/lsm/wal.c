@@ -318,6 +318,18 @@ int wal_sync(wal_writer *w)
 	return rc;
 }
 
+int wal_fits_buffer(const wal_writer *w, size_t n)
+{
+	if (w->failed || !w->buffered || n >= WAL_BUF_MAX)
+		return 0;
+	/* at most: padding of the current block (< one header), then one
+	 * header per block the record touches */
+	size_t frags = n / (WAL_BLOCK_SIZE - WAL_HEADER_SIZE) + 2;
+	size_t need = WAL_HEADER_SIZE + frags * WAL_HEADER_SIZE + n;
+	/* wal_add_at writes the buffer out once it reaches WAL_BUF_MAX */
+	return w->buf.len + need < WAL_BUF_MAX;
+}
+
 int wal_failed(const wal_writer *w)
 {
 	return w->failed;

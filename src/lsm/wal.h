@@ -69,6 +69,11 @@ uint64_t wal_payload_offset(uint64_t start, uint64_t logical);
 int wal_flush(wal_writer *w);
 /* wal_flush, then fsync. */
 int wal_sync(wal_writer *w);
+/* 1 if wal_add of a record of n bytes would only append to the writer's
+ * user-space buffer (no system call): the writer is buffered, has not
+ * failed, and the record with its headers and padding leaves the buffer
+ * below the size at which it is written out. 0 otherwise. Pure. */
+int wal_fits_buffer(const wal_writer *w, size_t n);
 /* Bytes in the log so far (written or buffered). */
 uint64_t wal_size(const wal_writer *w);
 /* The first write or sync error of w (sticky: a torn record may follow the

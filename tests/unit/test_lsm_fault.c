@@ -1015,6 +1015,52 @@ QTEST(reads_go_on_while_the_next_log_is_created)
 	q_fault_env_free(fe);
 }
 
+/* lsm_write_nowait must not wait behind a writer that leads the queue:
+ * the flush request held while it creates the next log. Reads from memory
+ * go on meanwhile; the refused write changed nothing. */
+QTEST(write_nowait_again_while_another_writer_leads)
+{
+	q_log_set_level(Q_LOG_OFF);
+	g_big = 0;
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_db *db = open_env(fe, LSM_SYNC_NONE, 64 << 20);
+	for (int i = 0; i < 100; i++)
+		ASSERT_OK(put_i(db, i));
+	char k[32], v[VAL_MAX];
+	key_of(k, 100);
+	val_of(v, 100);
+	lsm_batch *b = lsm_batch_new();
+	ASSERT_OK(lsm_batch_put(b, q_slice_str(k), q_slice_str(v)));
+	sync_gate g = {1, 0, 0};
+	q_fault_env_on_sync_dir(fe, gate_hook, &g);
+	bg_call fl = {db, 0, 0};
+	pthread_t ft;
+	ASSERT_EQ(pthread_create(&ft, NULL, flush_thread, &fl), 0);
+	int entered = wait_flag(&g.entered, 10000);
+	lsm_stats s0, s1;
+	lsm_get_stats(db, &s0);
+	int wrc = entered ? lsm_write_nowait(db, b) : 0;
+	q_buf out = Q_BUF_INIT;
+	key_of(k, 7);
+	int grc = entered ? lsm_get_nowait(db, q_slice_str(k), &out) : -1;
+	lsm_get_stats(db, &s1);
+	atomic_store(&g.open, 1);
+	pthread_join(ft, NULL);
+	q_fault_env_on_sync_dir(fe, NULL, NULL);
+	ASSERT(entered);
+	ASSERT_EQ(wrc, -EAGAIN);
+	ASSERT_OK(grc);
+	ASSERT_EQ(s1.commit_groups, s0.commit_groups);
+	ASSERT_OK(fl.rc);
+	ASSERT_EQ(probe(db, 100), 1); /* not written */
+	ASSERT_OK(lsm_write_nowait(db, b)); /* the queue is empty again */
+	ASSERT_EQ(probe(db, 100), 0);
+	q_buf_free(&out);
+	lsm_batch_free(b);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
 QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_leaves_a_prefix),
 	   QT(eio_on_log_write), QT(eio_on_sync), QT(enospc_everywhere_later), QT(eio_on_rename),
 	   QT(enospc_then_space_back_always), QT(enospc_then_space_back_batch),
@@ -1033,4 +1079,5 @@ QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_lea
 	   QT(manifest_flip_falls_back_to_previous_blob),
 	   QT(sync_failure_in_flush_then_reopen), QT(sync_failure_in_compaction_then_reopen),
 	   QT(sync_failure_in_flush_then_reopen_blob), QT(failed_flush_leaves_no_blob_file),
-	   QT(reads_go_on_while_the_next_log_is_created))
+	   QT(reads_go_on_while_the_next_log_is_created),
+	   QT(write_nowait_again_while_another_writer_leads))
