@@ -77,6 +77,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lsm/batch.h"
 #include "lsm/blob.h"
@@ -86,6 +87,7 @@
 #include "lsm/sst.h"
 #include "lsm/ver.h"
 #include "lsm/wal.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/qerr.h"
 #include "util/qtime.h"
@@ -133,6 +135,7 @@ struct lsm_db {
 	lsm_batch *group;
 	int bg_error;
 	uint64_t resume_ns;       /* last attempt to resume after -ENOSPC */
+	uint64_t jitter_seed;     /* per open: the memtables' flush points */
 	int manifest_unsure;      /* man_mu: the last write_manifest failed after
 				   * its MANIFEST was renamed into place */
 	int compact_error;        /* last compaction failure, 0 after a success */
@@ -1662,6 +1665,20 @@ static int try_resume(lsm_db *db)
 }
 
 /* Makes room for a write (or forces a switch); mu held by the leader. */
+/* The size at which the current memtable is full: write_buffer_size less
+ * a share of up to write_buffer_jitter percent, drawn from the memtable's
+ * log number and the open's seed (the same for the memtable's whole life,
+ * different from one memtable to the next and from one store to another). */
+static size_t mem_limit(const lsm_db *db)
+{
+	size_t w = db->o.write_buffer_size;
+	if (!db->o.write_buffer_jitter)
+		return w;
+	uint64_t ln = mem_log(db->mem);
+	size_t span = w / 100 * db->o.write_buffer_jitter;
+	return w - (size_t)(q_hash64(&ln, sizeof(ln), db->jitter_seed) % (span + 1));
+}
+
 static int make_room(lsm_db *db, int force)
 {
 	int delayed = 0;
@@ -1686,7 +1703,7 @@ static int make_room(lsm_db *db, int force)
 			delayed = 1;
 			continue;
 		}
-		if (!force && mem_usage(db->mem) < db->o.write_buffer_size)
+		if (!force && mem_usage(db->mem) < mem_limit(db))
 			break;
 		if (mem_entries(db->mem) == 0)
 			break;
@@ -1933,7 +1950,7 @@ static int room_nowait(lsm_db *db)
 		return Q_ECLOSED;
 	if (db->cur->nfiles[0] >= L0_SLOWDOWN)
 		return -EAGAIN;
-	if (mem_usage(db->mem) >= db->o.write_buffer_size && mem_entries(db->mem) > 0)
+	if (mem_usage(db->mem) >= mem_limit(db) && mem_entries(db->mem) > 0)
 		return -EAGAIN;
 	return 0;
 }
@@ -2950,6 +2967,9 @@ int lsm_open(const char *dir, const lsm_options *o, lsm_db **out)
 		db->o.write_buffer_size = 4u << 20;
 	if (!db->o.block_size)
 		db->o.block_size = 4096;
+	if (db->o.write_buffer_jitter > 50)
+		db->o.write_buffer_jitter = 50;
+	db->jitter_seed = q_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)db;
 	if (!db->o.max_key_size)
 		db->o.max_key_size = 64u << 10;
 	if (!db->o.max_value_size)

@@ -58,6 +58,12 @@ typedef struct lsm_options {
 	lsm_sync sync;             /* default LSM_SYNC_ALWAYS */
 	uint64_t sync_batch_ms;    /* for LSM_SYNC_BATCH, default 10 */
 	size_t write_buffer_size;  /* memtable bytes before a flush, default 4 MiB */
+	unsigned write_buffer_jitter; /* percent, 0 (default) to 50: each memtable
+	                            * is flushed at a size drawn per memtable
+	                            * from [100 - jitter, 100]% of
+	                            * write_buffer_size, so that stores taking
+	                            * the same writes (replicas) do not flush at
+	                            * the same moment; larger values are capped */
 	size_t block_size;         /* uncompressed data block target, default 4 KiB */
 	int bloom_bits_per_key;    /* default 10; 0 disables bloom filters */
 	size_t block_cache_size;   /* bytes, default 8 MiB; 0 disables */

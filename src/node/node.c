@@ -213,6 +213,10 @@ static void node_free(q_node *n)
  */
 #define NODE_BG_NICE 10
 
+/* percent of memtable_size by which each memtable's flush point is drawn
+ * lower (lsm_options.write_buffer_jitter) */
+#define NODE_MEMTABLE_JITTER 25
+
 typedef struct bg_open {
 	const char *dir;
 	const lsm_options *lo;
@@ -296,6 +300,11 @@ int q_node_start(q_conf *conf, q_node **out)
 	lo.sync = (lsm_sync)n->cfg.sync;
 	lo.sync_batch_ms = n->cfg.sync_batch_ms;
 	lo.write_buffer_size = (size_t)n->cfg.memtable_size;
+	/* the replicas of a key take the same writes, so their memtables fill
+	 * in step: without a per-memtable spread they flush at the same moment
+	 * and every request of the cluster waits behind three flushes at once
+	 * (docs/cluster.md, "Flushes out of step") */
+	lo.write_buffer_jitter = NODE_MEMTABLE_JITTER;
 	lo.block_cache_size = (size_t)n->cfg.cache_size;
 	rc = node_fault_open(&n->fault);
 	if (rc < 0) {

@@ -3,6 +3,7 @@
  * iterators, recovery, flush and compaction, concurrency, limits.
  * (Fault-env and corruption tests: test_lsm_fault.c.)
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -603,6 +604,85 @@ QTEST(reads_see_acknowledged_writes_during_fill)
 	ASSERT_OK(lsm_close(c.db));
 }
 
+/* The highest commit log number in dir (a new one starts at each memtable
+ * switch). */
+static uint64_t newest_log(const char *dir)
+{
+	DIR *d = opendir(dir);
+	uint64_t best = 0;
+	if (!d)
+		return 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		unsigned long long n;
+		char tail[8];
+		if (sscanf(e->d_name, "%llu.%7s", &n, tail) == 2 && !strcmp(tail, "log") && n > best)
+			best = n;
+	}
+	closedir(d);
+	return best;
+}
+
+/* Writes 1 KiB values into a fresh store under sub and records how many
+ * writes each memtable took before the switch (up to cap memtables). */
+static size_t writes_per_memtable(const char *sub, unsigned jitter, int *per, size_t cap)
+{
+	lsm_options o;
+	small_opts(&o);
+	o.write_buffer_jitter = jitter;
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s/%s", qtest_tmpdir, sub);
+	lsm_db *db = NULL;
+	ASSERT_OK(lsm_open(dir, &o, &db));
+	char k[32], v[1024];
+	memset(v, 'v', sizeof(v));
+	uint64_t log = newest_log(dir);
+	size_t n = 0;
+	int count = 0;
+	for (int i = 0; i < 4000 && n < cap; i++) {
+		snprintf(k, sizeof(k), "j%08d", i);
+		ASSERT_OK(lsm_put(db, S(k), q_slice_make(v, sizeof(v))));
+		uint64_t now = newest_log(dir);
+		if (now != log) {
+			per[n++] = count; /* the previous memtable, full before this write */
+			count = 0;
+			log = now;
+		}
+		count++;
+	}
+	ASSERT_OK(lsm_close(db));
+	return n;
+}
+
+QTEST(memtable_flush_points_jitter)
+{
+	/* 64 KiB memtables of 1 KiB values: without jitter every memtable
+	 * takes the same number of writes; with 50% each is full somewhere in
+	 * [1/2, 1] of the size, different from one memtable to the next and
+	 * from one store to another taking the same writes */
+	int a[16], b[16], z[16];
+	size_t nz = writes_per_memtable("exact", 0, z, 16);
+	size_t na = writes_per_memtable("j1", 50, a, 16);
+	size_t nb = writes_per_memtable("j2", 50, b, 16);
+	ASSERT_EQ(nz, 16);
+	ASSERT_EQ(na, 16);
+	ASSERT_EQ(nb, 16);
+	for (size_t i = 1; i < nz; i++)
+		ASSERT_EQ(z[i], z[0]);
+	int full = z[0]; /* writes in a memtable of the full size */
+	ASSERT(full > 40);
+	int distinct = 0, differ = 0;
+	for (size_t i = 0; i < 16; i++) {
+		/* never more than the full size, never less than half of it
+		 * (one write of slack for rounding) */
+		ASSERT(a[i] <= full && b[i] <= full);
+		ASSERT(a[i] >= full / 2 - 1 && b[i] >= full / 2 - 1);
+		distinct += i > 0 && a[i] != a[0];
+		differ += a[i] != b[i];
+	}
+	ASSERT(distinct > 0);
+	ASSERT(differ > 0);
+}
+
 int main(int argc, char **argv)
 {
 	q_log_set_level(Q_LOG_WARN);
@@ -613,6 +693,7 @@ int main(int argc, char **argv)
 		QT(big_values), QT(concurrent_writers_group_commit), QT(sync_batch_mode),
 		QT(no_bloom_no_cache_no_compression), QT(keyspace_range_scan),
 		QT(memtable_filter_no_false_negative), QT(reads_see_acknowledged_writes_during_fill),
+		QT(memtable_flush_points_jitter),
 	};
 	return qtest_run(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }
