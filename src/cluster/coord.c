@@ -8,7 +8,12 @@
  * Threads. Everything below runs on the net_loop thread except the bodies
  * of disk jobs (job_work, on libuv's worker pool: they only call replica_*)
  * and the *_sync entry points (caller threads: they post to the loop and
- * wait on a condition variable, or take the single-node fast path).
+ * wait on a condition variable, or take the single-node fast path). With
+ * io = auto (the default) a job is first tried on the loop thread with the
+ * replica's _nowait calls (job_try_loop), which do it from memory or give
+ * up having changed nothing; only what they give up on goes to a worker.
+ * A job may therefore complete inside job_submit: callers take their
+ * references before submitting.
  *
  * Invariants:
  *   1. An op (one client get or put) is answered exactly once: op_reply
@@ -25,6 +30,11 @@
  *      older than what the replica reported.
  *   5. Membership is read through a view (ring + member addresses) rebuilt
  *      on the loop thread whenever the members' version moves.
+ *   6. Jobs on one key keep their order: while a single-key job is with the
+ *      workers (stripe_pend of its replica stripe > 0), a later job of that
+ *      stripe goes to the workers too instead of overtaking it on the loop.
+ *      Per-key atomicity of read-modify-writes is the replica's stripe
+ *      mutex, which the loop only ever try-locks.
  *
  * Get (coord_get):
  *
@@ -206,6 +216,8 @@ struct coord {
 	struct job *jb_head, *jb_tail;
 	size_t jb_n;
 	int jb_inflight;         /* batches handed to workers, not yet done */
+	/* single-key jobs with the workers, per replica stripe (invariant 6) */
+	uint32_t stripe_pend[REPLICA_STRIPES];
 };
 
 #define STAT_INC(c, f) __atomic_add_fetch(&(c)->st.f, 1, __ATOMIC_RELAXED)
@@ -459,9 +471,14 @@ typedef struct job {
 	int *rcs;
 	struct mpeer *mp;    /* JOB_MGET_LOCAL */
 	obj_set **sets;      /* JOB_MGET_LOCAL: one per key of mp */
+	int stripe;          /* replica stripe of a single-key job, else -1 */
+	int pend;            /* counted in c->stripe_pend (with the workers) */
+	int partial;         /* multi-key: the loop answered the keys whose rc
+			      * is not -EAGAIN; the worker does the rest */
 } job;
 
 static void mget_local_work(job *j);
+static int mget_local_try(job *j);
 static void mget_local_done(job *j);
 
 static void job_work(uv_work_t *w)
@@ -508,13 +525,12 @@ static void job_work(uv_work_t *w)
 		j->rc = replica_get_raw(rp, j->req->msg.u.repl_get.key, &j->buf);
 		break;
 	case JOB_SERVE_PUT: {
-		obj_set *in = NULL;
+		/* decoded already if the loop tried it first */
 		q_slice ob = j->req->msg.u.repl_put.object;
-		j->rc = obj_set_decode(ob.p, ob.n, &in);
+		j->rc = j->in ? 0 : obj_set_decode(ob.p, ob.n, &j->in);
 		if (j->rc == 0)
-			j->rc = replica_merge_digest(rp, j->req->msg.u.repl_put.key, in, NULL,
+			j->rc = replica_merge_digest(rp, j->req->msg.u.repl_put.key, j->in, NULL,
 						     &j->digest);
-		obj_set_free(in);
 		break;
 	}
 	case JOB_SERVE_HINT: {
@@ -535,7 +551,8 @@ static void job_work(uv_work_t *w)
 	case JOB_SERVE_MGET: {
 		const net_mget *m = &j->req->msg.u.mget;
 		for (size_t i = 0; i < m->nkeys; i++)
-			j->rcs[i] = replica_get_raw(rp, m->keys[i], &j->bufs[i]);
+			if (!j->partial || j->rcs[i] == -EAGAIN)
+				j->rcs[i] = replica_get_raw(rp, m->keys[i], &j->bufs[i]);
 		j->rc = 0;
 		break;
 	}
@@ -607,16 +624,129 @@ static void jb_prepare_cb(uv_prepare_t *h)
 		uv_prepare_stop(&c->jb_prep);
 }
 
+/* The key a single-key job reads or writes (its stripe orders it). */
+static int job_key(const job *j, q_slice *key)
+{
+	switch (j->kind) {
+	case JOB_GET:
+	case JOB_UPDATE:
+		*key = op_key(j->r->o);
+		return 1;
+	case JOB_MERGE:
+		*key = q_slice_make(j->key, j->klen);
+		return 1;
+	case JOB_SERVE_GET:
+		*key = j->req->msg.u.repl_get.key;
+		return 1;
+	case JOB_SERVE_PUT:
+		*key = j->req->msg.u.repl_put.key;
+		return 1;
+	case JOB_SERVE_HINT:
+		*key = j->req->msg.u.hint_put.key;
+		return 1;
+	}
+	return 0; /* multi-key reads */
+}
+
+/* The keys of a multi-key job on the loop: 0 if every key was answered,
+ * -EAGAIN if some were not (rcs[i] == -EAGAIN marks them; the worker reads
+ * those, job->partial). */
+static int mget_try_loop(job *j)
+{
+	replica *rp = j->c->rep;
+	int again = 0;
+	if (j->kind == JOB_SERVE_MGET) {
+		const net_mget *m = &j->req->msg.u.mget;
+		for (size_t i = 0; i < m->nkeys; i++)
+			again |= (j->rcs[i] = replica_get_raw_nowait(rp, m->keys[i],
+								     &j->bufs[i])) == -EAGAIN;
+	} else {
+		again = mget_local_try(j);
+	}
+	j->partial = 1;
+	return again ? -EAGAIN : 0;
+}
+
+/*
+ * io = auto: does j on the loop thread with the replica's calls that never
+ * block. 1 if it is done (results set as job_work sets them), 0 if it goes
+ * to a worker: the engine would wait or read a file, the key's stripe is
+ * held (by a worker or another thread), a job of the same stripe is with
+ * the workers (invariant 6), or it keeps a hint (the hint store has no
+ * call that never blocks).
+ */
+static int job_try_loop(coord *c, job *j)
+{
+	replica *rp = c->rep;
+	q_slice key;
+	int rc;
+	if (j->stripe >= 0 && c->stripe_pend[j->stripe])
+		return 0;
+	job_key(j, &key);
+	switch (j->kind) {
+	case JOB_GET:
+		rc = replica_get_nowait(rp, key, &j->out);
+		break;
+	case JOB_UPDATE: {
+		op *o = j->r->o;
+		if (j->r->hint_for[0])
+			return 0;
+		rc = replica_update_enc_nowait(rp, key, o->cctx, &o->w, &j->out, &j->buf);
+		break;
+	}
+	case JOB_MERGE:
+		if (j->hint_for[0])
+			return 0;
+		rc = replica_merge_digest_nowait(rp, key, j->in, NULL, NULL);
+		break;
+	case JOB_SERVE_GET:
+		rc = replica_get_raw_nowait(rp, key, &j->buf);
+		break;
+	case JOB_SERVE_PUT: {
+		q_slice ob = j->req->msg.u.repl_put.object;
+		rc = obj_set_decode(ob.p, ob.n, &j->in);
+		if (rc == 0)
+			rc = replica_merge_digest_nowait(rp, key, j->in, NULL, &j->digest);
+		break;
+	}
+	case JOB_SERVE_MGET:
+	case JOB_MGET_LOCAL:
+		rc = mget_try_loop(j);
+		break;
+	default:
+		return 0;
+	}
+	if (rc == -EAGAIN)
+		return 0;
+	j->rc = rc;
+	return 1;
+}
+
 static int job_submit(coord *c, job *j)
 {
 	j->w.data = j;
 	j->c = c;
 	j->bnext = NULL;
-	if (c->cfg.inline_io) {
+	q_slice key;
+	j->stripe = job_key(j, &key) ? (int)replica_stripe(key) : -1;
+	if (c->cfg.io == COORD_IO_INLINE) {
 		/* disk work on the loop thread (io = inline): no worker hop */
+		STAT_INC(c, jobs_loop);
 		job_work(&j->w);
 		job_done(&j->w, 0);
 		return 0;
+	}
+	if (c->cfg.io == COORD_IO_AUTO && !c->closing && job_try_loop(c, j)) {
+		STAT_INC(c, jobs_loop);
+		job_done(&j->w, 0);
+		return 0;
+	}
+	STAT_INC(c, jobs_worker);
+	if (j->stripe >= 0) {
+		/* counted before it can complete (a failed hand-off below
+		 * completes it at once); job_done uncounts it */
+		c->stripe_pend[j->stripe]++;
+		j->pend = 1;
 	}
 	if (c->cfg.job_batch > 1 && !c->closing) {
 		if (!c->jb_init) {
@@ -638,6 +768,10 @@ static int job_submit(coord *c, job *j)
 		return 0;
 	}
 	int rc = uv_queue_work(net_loop_uv(c->loop), &j->w, job_work, job_done);
+	if (rc < 0 && j->pend) {
+		c->stripe_pend[j->stripe]--; /* not queued: the caller frees j */
+		j->pend = 0;
+	}
 	return rc < 0 ? rc : 0;
 }
 
@@ -1620,7 +1754,19 @@ static void mget_local_work(job *j)
 	mpeer *p = j->mp;
 	mop *m = p->m;
 	for (size_t i = 0; i < p->nk; i++)
-		j->rcs[i] = replica_get(j->c->rep, m->keys[p->kidx[i]], &j->sets[i]);
+		if (!j->partial || j->rcs[i] == -EAGAIN)
+			j->rcs[i] = replica_get(j->c->rep, m->keys[p->kidx[i]], &j->sets[i]);
+}
+
+/* mget_local_work on the loop: 1 if some key needs the worker. */
+static int mget_local_try(job *j)
+{
+	mpeer *p = j->mp;
+	int again = 0;
+	for (size_t i = 0; i < p->nk; i++)
+		again |= (j->rcs[i] = replica_get_nowait(j->c->rep, p->m->keys[p->kidx[i]],
+							 &j->sets[i])) == -EAGAIN;
+	return again;
 }
 
 static void mget_local_done(job *j)
@@ -1765,7 +1911,11 @@ void coord_mget(coord *c, const q_slice *keys, size_t n, const coord_req *q,
 			p->nk++;
 		}
 	}
-	/* one request per member (keys beyond the frame limit fail that replica) */
+	/* one request per member (keys beyond the frame limit fail that
+	 * replica). The local job may complete inside job_submit: a reference
+	 * held over the loop keeps mop_peer_done from finishing the op before
+	 * every member was asked */
+	m->refs++;
 	for (size_t x = 0; x < m->np; x++) {
 		mpeer *p = &m->p[x];
 		if (!p->nk)
@@ -1806,6 +1956,7 @@ void coord_mget(coord *c, const q_slice *keys, size_t n, const coord_req *q,
 			for (size_t i = 0; i < p->nk; i++)
 				mkey_answer(m, &m->k[p->kidx[i]], p->slot[i], Q_EQUORUM, NULL);
 	}
+	m->refs--; /* the timer keeps m */
 	if (m->undecided == 0)
 		mop_reply(m);
 	if (m->refs == 1)
@@ -1842,6 +1993,8 @@ static void job_done(uv_work_t *w, int status)
 {
 	job *j = w->data;
 	coord *c = j->c;
+	if (j->pend)
+		c->stripe_pend[j->stripe]--;
 	if (status < 0 && j->rc == 0)
 		j->rc = Q_ECLOSED; /* cancelled */
 	switch (j->kind) {
@@ -2929,13 +3082,16 @@ int coord_status_json(coord *c, q_buf *b)
 				  "],\"ops\":{\"gets\":%llu,\"puts\":%llu,\"forwards\":%llu,"
 				  "\"read_repairs\":%llu,\"quorum_failures\":%llu,"
 				  "\"timeouts\":%llu,\"repl_gets_served\":%llu,"
-				  "\"repl_puts_served\":%llu}",
+				  "\"repl_puts_served\":%llu,\"jobs_loop\":%llu,"
+				  "\"jobs_worker\":%llu}",
 				  (unsigned long long)st.gets, (unsigned long long)st.puts,
 				  (unsigned long long)st.forwards, (unsigned long long)st.read_repairs,
 				  (unsigned long long)st.quorum_failures,
 				  (unsigned long long)st.timeouts,
 				  (unsigned long long)st.repl_gets_served,
-				  (unsigned long long)st.repl_puts_served);
+				  (unsigned long long)st.repl_puts_served,
+				  (unsigned long long)st.jobs_loop,
+				  (unsigned long long)st.jobs_worker);
 	if (rc == 0 && c->hook) {
 		rc = q_buf_append_byte(b, ',');
 		if (rc == 0)
@@ -2961,6 +3117,8 @@ void coord_get_stats(coord *c, coord_stats *out)
 	out->timeouts = __atomic_load_n(&c->st.timeouts, __ATOMIC_RELAXED);
 	out->repl_gets_served = __atomic_load_n(&c->st.repl_gets_served, __ATOMIC_RELAXED);
 	out->repl_puts_served = __atomic_load_n(&c->st.repl_puts_served, __ATOMIC_RELAXED);
+	out->jobs_loop = __atomic_load_n(&c->st.jobs_loop, __ATOMIC_RELAXED);
+	out->jobs_worker = __atomic_load_n(&c->st.jobs_worker, __ATOMIC_RELAXED);
 }
 
 void coord_get_sibling_hist(coord *c, uint64_t out[COORD_SIB_BUCKETS])

@@ -53,6 +53,17 @@
 
 #define COORD_MAX_N 16 /* largest replication factor */
 
+/* Where the replica work of requests (reads, read-modify-writes) runs
+ * (docs/cluster.md, "Threads of a node"). */
+enum {
+	COORD_IO_AUTO = 0,   /* on the loop thread when the engine can do it
+			      * from memory without waiting (the replica's
+			      * _nowait calls), else on a worker (default) */
+	COORD_IO_WORKER = 1, /* always on libuv worker threads */
+	COORD_IO_INLINE = 2  /* always on the loop thread (a slow disk or an
+			      * engine stall stalls the loop) */
+};
+
 typedef struct coord coord;
 
 typedef struct coord_config {
@@ -70,9 +81,7 @@ typedef struct coord_config {
 	int sloppy_quorum;       /* 1: a down primary's write goes to the next
 				  * healthy fallback as a hint, which counts
 				  * toward W; 0: strict (it just fails) */
-	int inline_io;           /* 1: replica disk work on the loop thread
-				  * (no worker hop; a slow disk stalls the
-				  * loop); 0: libuv worker threads (default) */
+	int io;                  /* where replica disk work runs: COORD_IO_* */
 	size_t job_batch;        /* worker mode: at most this many disk jobs
 				  * gathered in one loop iteration go to one
 				  * worker together (one thread hop for all);
@@ -97,6 +106,8 @@ typedef void (*coord_done_fn)(void *arg, int rc, obj_set *set);
 typedef struct coord_stats {
 	uint64_t gets, puts, forwards, read_repairs, quorum_failures, timeouts;
 	uint64_t repl_gets_served, repl_puts_served;
+	uint64_t jobs_loop;      /* replica jobs done on the loop thread */
+	uint64_t jobs_worker;    /* replica jobs handed to a worker */
 } coord_stats;
 
 /* Creates the coordinator (any thread). */

@@ -21,4 +21,4 @@ tests_unit_test_coord_cluster_LDADD = $(QTEST_LDADD) $(QNODE_LDADD)
 tests_unit_test_client_token_LDADD = $(QTEST_LDADD) src/client/libqclient.a \
 	src/object/libqobject.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 tests_unit_test_node_conf_LDADD = $(QTEST_LDADD) $(QNODE_LDADD)
-EXTRA_DIST += tests/integration/test_cluster_fallback.py
+EXTRA_DIST += tests/integration/test_cluster_fallback.py tests/integration/test_cluster_io.py

@@ -11,6 +11,10 @@
  *   4. Every stored change is one lsm_batch: the data entry plus whatever
  *      the batch hook adds (the AAE bucket index), so they agree after a
  *      crash; the after hook runs only once that batch is accepted.
+ *   5. The _nowait forms run the same code with the engine's nowait calls
+ *      and a trylock of the stripe; an -EAGAIN from either returns before
+ *      anything is stored or counted (the after hook has not run), so the
+ *      caller's retry through the blocking form does the whole operation.
  * Threading: stripes are plain pthread mutexes; counters are atomics.
  */
 #include "cluster/replica.h"
@@ -57,10 +61,24 @@ void replica_free(replica *r)
 	free(r);
 }
 
+unsigned replica_stripe(q_slice key)
+{
+	return (unsigned)(q_hash64(key.p, key.n, 0x7265706cULL) % REPLICA_STRIPES);
+}
+
 static pthread_mutex_t *stripe_of(replica *r, q_slice key)
 {
-	uint64_t h = q_hash64(key.p, key.n, 0x7265706cULL);
-	return &r->stripe[h % REPLICA_STRIPES];
+	return &r->stripe[replica_stripe(key)];
+}
+
+/* Takes the stripe: waiting, or with nowait -EAGAIN if another holds it. */
+static int stripe_lock(pthread_mutex_t *mu, int nowait)
+{
+	if (!nowait) {
+		pthread_mutex_lock(mu);
+		return 0;
+	}
+	return pthread_mutex_trylock(mu) ? -EAGAIN : 0;
 }
 
 /* LSM key = LSM_KS_DATA || key, in a small stack buffer when it fits. */
@@ -92,11 +110,13 @@ static void lkey_free(lkey *k)
  * NULL) receives the set's obj_set_digest, hashed from the stored bytes: a
  * decoder that accepts only canonical input makes them the set's encoding
  * (encode(decode(x)) == x, obj.h), so the set is not encoded again for it. */
-static int load(replica *r, const lkey *k, q_slice key, obj_set **out, uint64_t *digest)
+static int load(replica *r, const lkey *k, q_slice key, obj_set **out, uint64_t *digest,
+		int nowait)
 {
 	q_buf raw = Q_BUF_INIT;
 	*out = NULL;
-	int rc = lsm_get(r->db, q_slice_make(k->p, k->n), &raw);
+	q_slice lk = q_slice_make(k->p, k->n);
+	int rc = nowait ? lsm_get_nowait(r->db, lk, &raw) : lsm_get(r->db, lk, &raw);
 	if (rc == 0) {
 		rc = obj_set_decode(raw.p, raw.len, out);
 		if (rc < 0) {
@@ -126,7 +146,7 @@ void replica_set_hooks(replica *r, const replica_hooks *h)
  * digest and *enc_out (if not NULL) s's encoding (swapped in: the caller
  * owns it). Called with the key's stripe held. */
 static int store(replica *r, const lkey *k, q_slice key, const obj_set *cur, uint64_t od,
-		 const obj_set *s, uint64_t *new_digest, q_buf *enc_out)
+		 const obj_set *s, uint64_t *new_digest, q_buf *enc_out, int nowait)
 {
 	q_buf enc = Q_BUF_INIT;
 	lsm_batch *b = NULL;
@@ -148,7 +168,7 @@ static int store(replica *r, const lkey *k, q_slice key, const obj_set *cur, uin
 		goto fail;
 	if (r->hooks.batch)
 		Q_ERR(r->hooks.batch(r->hooks.arg, b, key, s ? &nd : NULL));
-	Q_ERR(lsm_write(r->db, b));
+	Q_ERR(nowait ? lsm_write_nowait(r->db, b) : lsm_write(r->db, b));
 	if (r->hooks.after)
 		r->hooks.after(r->hooks.arg, key, cur ? &od : NULL, s ? &nd : NULL, s);
 	if (new_digest)
@@ -165,24 +185,48 @@ fail:
 	return rc;
 }
 
+static int get_impl(replica *r, q_slice key, obj_set **out, int nowait)
+{
+	lkey k;
+	*out = NULL;
+	Q_RET(lkey_make(&k, key));
+	int rc = load(r, &k, key, out, NULL, nowait);
+	if (rc != -EAGAIN)
+		__atomic_add_fetch(&r->gets, 1, __ATOMIC_RELAXED);
+	lkey_free(&k);
+	return rc;
+}
+
 int replica_get(replica *r, q_slice key, obj_set **out)
+{
+	return get_impl(r, key, out, 0);
+}
+
+int replica_get_nowait(replica *r, q_slice key, obj_set **out)
+{
+	return get_impl(r, key, out, 1);
+}
+
+static int get_raw_impl(replica *r, q_slice key, q_buf *out, int nowait)
 {
 	lkey k;
 	Q_RET(lkey_make(&k, key));
-	__atomic_add_fetch(&r->gets, 1, __ATOMIC_RELAXED);
-	int rc = load(r, &k, key, out, NULL);
+	q_slice lk = q_slice_make(k.p, k.n);
+	int rc = nowait ? lsm_get_nowait(r->db, lk, out) : lsm_get(r->db, lk, out);
+	if (rc != -EAGAIN)
+		__atomic_add_fetch(&r->gets, 1, __ATOMIC_RELAXED);
 	lkey_free(&k);
 	return rc;
 }
 
 int replica_get_raw(replica *r, q_slice key, q_buf *out)
 {
-	lkey k;
-	Q_RET(lkey_make(&k, key));
-	__atomic_add_fetch(&r->gets, 1, __ATOMIC_RELAXED);
-	int rc = lsm_get(r->db, q_slice_make(k.p, k.n), out);
-	lkey_free(&k);
-	return rc;
+	return get_raw_impl(r, key, out, 0);
+}
+
+int replica_get_raw_nowait(replica *r, q_slice key, q_buf *out)
+{
+	return get_raw_impl(r, key, out, 1);
 }
 
 int replica_update(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
@@ -191,16 +235,19 @@ int replica_update(replica *r, q_slice key, const obj_ctx *client, const obj_wri
 	return replica_update_enc(r, key, client, w, out, NULL);
 }
 
-int replica_update_enc(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
-		       obj_set **out, q_buf *enc)
+static int update_impl(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
+		       obj_set **out, q_buf *enc, int nowait)
 {
 	lkey k;
 	obj_set *cur = NULL, *next = NULL;
 	uint64_t od = 0;
 	Q_RET(lkey_make(&k, key));
 	pthread_mutex_t *mu = stripe_of(r, key);
-	pthread_mutex_lock(mu);
-	int rc = load(r, &k, key, &cur, &od);
+	if (stripe_lock(mu, nowait)) {
+		lkey_free(&k);
+		return -EAGAIN;
+	}
+	int rc = load(r, &k, key, &cur, &od, nowait);
 	if (rc == Q_ENOTFOUND)
 		rc = 0;
 	if (rc < 0)
@@ -210,7 +257,7 @@ int replica_update_enc(replica *r, q_slice key, const obj_ctx *client, const obj
 		goto out;
 	if (enc)
 		q_buf_reset(enc);
-	rc = store(r, &k, key, cur, od, next, NULL, enc);
+	rc = store(r, &k, key, cur, od, next, NULL, enc, nowait);
 	if (rc < 0)
 		goto out;
 	__atomic_add_fetch(&r->updates, 1, __ATOMIC_RELAXED);
@@ -225,21 +272,36 @@ out:
 	return rc;
 }
 
+int replica_update_enc(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
+		       obj_set **out, q_buf *enc)
+{
+	return update_impl(r, key, client, w, out, enc, 0);
+}
+
+int replica_update_enc_nowait(replica *r, q_slice key, const obj_ctx *client,
+			      const obj_write *w, obj_set **out, q_buf *enc)
+{
+	return update_impl(r, key, client, w, out, enc, 1);
+}
+
 int replica_merge(replica *r, q_slice key, const obj_set *in, obj_set **out)
 {
 	return replica_merge_digest(r, key, in, out, NULL);
 }
 
-int replica_merge_digest(replica *r, q_slice key, const obj_set *in, obj_set **out,
-			 uint64_t *digest)
+static int merge_impl(replica *r, q_slice key, const obj_set *in, obj_set **out,
+		      uint64_t *digest, int nowait)
 {
 	lkey k;
 	obj_set *cur = NULL, *next = NULL;
 	uint64_t od = 0, nd = 0;
 	Q_RET(lkey_make(&k, key));
 	pthread_mutex_t *mu = stripe_of(r, key);
-	pthread_mutex_lock(mu);
-	int rc = load(r, &k, key, &cur, &od);
+	if (stripe_lock(mu, nowait)) {
+		lkey_free(&k);
+		return -EAGAIN;
+	}
+	int rc = load(r, &k, key, &cur, &od, nowait);
 	if (rc == Q_ENOTFOUND || rc == Q_ECORRUPT)
 		rc = 0; /* a corrupt local copy is replaced by the incoming one */
 	if (rc < 0)
@@ -251,7 +313,7 @@ int replica_merge_digest(replica *r, q_slice key, const obj_set *in, obj_set **o
 		__atomic_add_fetch(&r->unchanged, 1, __ATOMIC_RELAXED);
 		nd = od; /* equal sets encode to equal bytes */
 	} else {
-		rc = store(r, &k, key, cur, od, next, &nd, NULL);
+		rc = store(r, &k, key, cur, od, next, &nd, NULL, nowait);
 		if (rc < 0)
 			goto out;
 	}
@@ -269,6 +331,18 @@ out:
 	return rc;
 }
 
+int replica_merge_digest(replica *r, q_slice key, const obj_set *in, obj_set **out,
+			 uint64_t *digest)
+{
+	return merge_impl(r, key, in, out, digest, 0);
+}
+
+int replica_merge_digest_nowait(replica *r, q_slice key, const obj_set *in, obj_set **out,
+				uint64_t *digest)
+{
+	return merge_impl(r, key, in, out, digest, 1);
+}
+
 static int remove_when(replica *r, q_slice key, uint64_t digest, int tomb_only)
 {
 	lkey k;
@@ -277,7 +351,7 @@ static int remove_when(replica *r, q_slice key, uint64_t digest, int tomb_only)
 	Q_RET(lkey_make(&k, key));
 	pthread_mutex_t *mu = stripe_of(r, key);
 	pthread_mutex_lock(mu);
-	int rc = load(r, &k, key, &cur, &od);
+	int rc = load(r, &k, key, &cur, &od, 0);
 	if (rc == Q_ENOTFOUND) {
 		rc = 0;
 		goto out;
@@ -288,7 +362,7 @@ static int remove_when(replica *r, q_slice key, uint64_t digest, int tomb_only)
 		rc = 0;
 		goto out;
 	}
-	rc = store(r, &k, key, cur, od, NULL, NULL, NULL);
+	rc = store(r, &k, key, cur, od, NULL, NULL, NULL, 0);
 	if (rc == 0)
 		rc = 1;
 out:

@@ -19,7 +19,8 @@
  * replica_get and replica_update); replica_merge replaces it with the
  * incoming set, which is how read repair heals it.
  *
- * Blocking: every call does disk I/O; never call from the event-loop thread.
+ * Blocking: every call does disk I/O; never call from the event-loop thread,
+ * except the _nowait forms below.
  * Thread safety: any number of threads at once.
  * Ownership: sets returned through out parameters belong to the caller
  * (obj_set_free). The lsm_db is borrowed and must outlive the replica.
@@ -71,6 +72,24 @@ int replica_merge_digest(replica *r, q_slice key, const obj_set *in, obj_set **o
 			 uint64_t *digest);
 
 /*
+ * Forms that never block, for the event-loop thread: the same operation
+ * with the engine's nowait calls (lsm.h) and a trylock of the key's stripe.
+ * -EAGAIN when the stripe is held by another thread or the engine would
+ * have to wait or read a file: nothing was stored, counted or told to the
+ * hooks, and the caller does the blocking form from a worker instead. Any
+ * other result is what the blocking form would have returned.
+ */
+int replica_get_nowait(replica *r, q_slice key, obj_set **out);
+int replica_get_raw_nowait(replica *r, q_slice key, q_buf *out);
+int replica_update_enc_nowait(replica *r, q_slice key, const obj_ctx *client,
+			      const obj_write *w, obj_set **out, q_buf *enc);
+int replica_merge_digest_nowait(replica *r, q_slice key, const obj_set *in, obj_set **out,
+				uint64_t *digest);
+/* The stripe (0..REPLICA_STRIPES-1) of key: two keys with the same stripe
+ * share one mutex. Pure. */
+unsigned replica_stripe(q_slice key);
+
+/*
  * Write hooks (anti-entropy, src/node/node_aae.c): both run with the key's
  * stripe mutex held, so hook calls for one key are serialised in the order
  * of the writes.
@@ -82,8 +101,10 @@ int replica_merge_digest(replica *r, q_slice key, const obj_set *in, obj_set **o
  *          the set that was stored before (NULL if none, or it did not
  *          decode), new_digest as above, stored the new set (NULL on
  *          removal; borrowed for the call).
- * A merge that changes nothing calls neither. Set before the replica is
- * used; hooks NULL clears them.
+ * A merge that changes nothing calls neither. Through the _nowait forms
+ * they run on the event-loop thread, so they must not wait long (no I/O,
+ * only short critical sections). Set before the replica is used; hooks
+ * NULL clears them.
  */
 typedef struct replica_hooks {
 	int (*batch)(void *arg, lsm_batch *b, q_slice key, const uint64_t *new_digest);

@@ -341,7 +341,7 @@ int q_node_start(q_conf *conf, q_node **out)
 		.max_key = (size_t)n->cfg.max_key_size,
 		.max_value = (size_t)n->cfg.max_value_size,
 		.ring_tokens = n->cfg.ring_tokens,
-		.inline_io = n->cfg.inline_io,
+		.io = n->cfg.io,
 		.job_batch = n->cfg.sync == LSM_SYNC_ALWAYS ? 1 : 64,
 		.sloppy_quorum = n->cfg.sloppy_quorum,
 	};

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/coord.h"
 #include "lsm/lsm.h"
 #include "net/net_addr.h"
 #include "node/node.h"
@@ -337,13 +338,15 @@ int node_conf_load(q_conf *conf, node_conf *c, char *err, size_t cap)
 	Q_RET(get_int(conf, "workers", 4, 1, 64, &v, err, cap));
 	c->workers = (int)v;
 	Q_RET(load_security(conf, c, err, cap));
-	const char *io = q_conf_get_str(conf, "io", "worker");
-	if (!strcmp(io, "worker"))
-		c->inline_io = 0;
+	const char *io = q_conf_get_str(conf, "io", "auto");
+	if (!strcmp(io, "auto"))
+		c->io = COORD_IO_AUTO;
+	else if (!strcmp(io, "worker"))
+		c->io = COORD_IO_WORKER;
 	else if (!strcmp(io, "inline"))
-		c->inline_io = 1;
+		c->io = COORD_IO_INLINE;
 	else
-		return bad(err, cap, "io", io, "expected worker or inline");
+		return bad(err, cap, "io", io, "expected auto, worker or inline");
 	return 0;
 }
 

@@ -59,7 +59,7 @@ typedef struct node_conf {
 	int log_level;                   /* q_log_level */
 	int ring_tokens;                 /* virtual nodes per node */
 	int workers;                     /* disk worker threads */
-	int inline_io;                   /* io = inline: disk work on the loop thread */
+	int io;                          /* io = auto|worker|inline: COORD_IO_* */
 	char *secret_file;               /* cluster secret key file; NULL = none */
 	char metrics_listen[NODE_ADDR_MAX + 1]; /* "" = no metrics endpoint */
 	int encrypt;                     /* 1 = ask for sealed connections */

@@ -36,13 +36,14 @@ static int free_port(void)
 	return ntohs(a.sin_port);
 }
 
-static q_node *start_node(const char *id, int port, const char *peers, const char *extra)
+static q_node *start_node_sync(const char *id, int port, const char *peers, const char *extra,
+			       const char *sync)
 {
 	char text[1024];
 	snprintf(text, sizeof(text),
 		 "data_dir = %s/%s\nlisten = 127.0.0.1:%d\nnode_id = %s\nlog_level = warn\n"
-		 "request_timeout = 1s\nsync = none\n%s%s%s\n",
-		 qtest_tmpdir, id, port, id, peers ? "peers = " : "", peers ? peers : "",
+		 "request_timeout = 1s\nsync = %s\n%s%s%s\n",
+		 qtest_tmpdir, id, port, id, sync, peers ? "peers = " : "", peers ? peers : "",
 		 extra ? extra : "");
 	q_conf *c = q_conf_new();
 	ASSERT_OK(q_conf_parse(c, text, strlen(text)));
@@ -50,6 +51,11 @@ static q_node *start_node(const char *id, int port, const char *peers, const cha
 	ASSERT_OK(q_node_start(c, &n));
 	q_conf_free(c);
 	return n;
+}
+
+static q_node *start_node(const char *id, int port, const char *peers, const char *extra)
+{
+	return start_node_sync(id, port, peers, extra, "none");
 }
 
 static void expect_value(qc_client *c, const char *key, const char *val, const qc_opts *o)
@@ -544,7 +550,165 @@ QTEST(background_threads_run_at_lower_priority)
 	ASSERT_OK(q_node_stop(n));
 }
 
+/* Sorts siblings by (node, counter) for a run-independent summary. */
+static int sib_cmp(const void *a, const void *b)
+{
+	const qc_sibling *x = a, *y = b;
+	int c = strcmp(x->node, y->node);
+	if (c)
+		return c;
+	return x->counter < y->counter ? -1 : x->counter > y->counter;
+}
+
+/* Every key's siblings (node, counter, value, tombstone; not the wall
+ * clock) as read with R=3 through c, appended to out. */
+static void summarize(qc_client *c, int nkeys, q_buf *out)
+{
+	qc_opts all = {.r = 3};
+	for (int i = 0; i < nkeys; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "w%d", i);
+		qc_object o;
+		qc_object_init(&o);
+		int rc = qc_get(c, q_slice_str(k), &all, &o);
+		ASSERT(rc == 0 || rc == Q_ENOTFOUND);
+		qsort(o.sib, o.nsib, sizeof(qc_sibling), sib_cmp);
+		ASSERT_OK(q_buf_printf(out, "%s rc=%d:", k, rc));
+		for (size_t j = 0; j < o.nsib; j++)
+			ASSERT_OK(q_buf_printf(out, " %s/%llu/%.*s/%d", o.sib[j].node,
+					       (unsigned long long)o.sib[j].counter,
+					       (int)o.sib[j].value.n, (const char *)o.sib[j].value.p,
+					       o.sib[j].deleted));
+		ASSERT_OK(q_buf_append_byte(out, '\n'));
+		qc_object_free(&o);
+	}
+}
+
+static void node_jobs(q_node *const *n, uint64_t *loop, uint64_t *worker)
+{
+	*loop = *worker = 0;
+	for (int i = 0; i < 3; i++) {
+		coord_stats st;
+		coord_get_stats(q_node_coord(n[i]), &st);
+		*loop += st.jobs_loop;
+		*worker += st.jobs_worker;
+	}
+}
+
+/*
+ * One deterministic workload on three nodes with the given io mode and
+ * sync policy: puts through every node (W=3, so every replica holds every
+ * acknowledged write before the next one), every third with the context
+ * of a read (a replace), the others blind (siblings), some deletes, then
+ * the summary; then all nodes restart (the keys are now in tables whose
+ * blocks are not cached) and the summary is taken again, and must match.
+ * jobs[0..1] = loop / worker jobs before the restart, jobs[2..3] after.
+ */
+static void run_workload(const char *io, const char *sync, q_buf *summary, uint64_t jobs[4])
+{
+	int p[3] = {free_port(), free_port(), free_port()};
+	char peers[256], extra[64];
+	const char *ids[3] = {"a", "b", "c"};
+	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],
+		 p[2]);
+	snprintf(extra, sizeof(extra), "\nio = %s", io);
+	q_node *n[3];
+	for (int i = 0; i < 3; i++)
+		n[i] = start_node_sync(ids[i], p[i], peers, extra, sync);
+	qc_opts w3 = {.w = 3}, r2 = {.r = 2};
+	for (int i = 0; i < 90; i++) {
+		char k[16], v[16];
+		snprintf(k, sizeof(k), "w%d", i % 20);
+		snprintf(v, sizeof(v), "v%d", i);
+		qc_client *c = q_node_client(n[i % 3]);
+		qc_object o;
+		qc_object_init(&o);
+		q_slice ctx = q_slice_make(NULL, 0);
+		if (i % 3 == 0) {
+			int rc = qc_get(c, q_slice_str(k), &r2, &o);
+			ASSERT(rc == 0 || rc == Q_ENOTFOUND);
+			ctx = q_slice_make(o.context.p, o.context.len);
+		}
+		if (i % 17 == 5)
+			ASSERT_OK(qc_del(c, q_slice_str(k), ctx, &w3));
+		else
+			ASSERT_OK(qc_put(c, q_slice_str(k), ctx, q_slice_str(v), &w3, NULL));
+		qc_object_free(&o);
+	}
+	/* a value kept apart from the tables (a blob file) once flushed */
+	static char big[70000];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i % 23);
+	ASSERT_OK(qc_put(q_node_client(n[0]), q_slice_str("big"), q_slice_make(NULL, 0),
+			 q_slice_make(big, sizeof(big)), &w3, NULL));
+	q_buf first = Q_BUF_INIT;
+	summarize(q_node_client(n[1]), 20, &first);
+	node_jobs(n, &jobs[0], &jobs[1]);
+	for (int i = 2; i >= 0; i--)
+		ASSERT_OK(q_node_stop(n[i]));
+	for (int i = 0; i < 3; i++)
+		n[i] = start_node_sync(ids[i], p[i], peers, extra, sync);
+	q_buf_reset(summary);
+	summarize(q_node_client(n[2]), 20, summary);
+	qc_object o;
+	qc_object_init(&o);
+	ASSERT_OK(qc_get(q_node_client(n[2]), q_slice_str("big"), &r2, &o));
+	ASSERT_EQ(o.nsib, 1);
+	ASSERT_EQ(o.sib[0].value.n, sizeof(big));
+	ASSERT_MEMEQ(o.sib[0].value.p, big, sizeof(big));
+	qc_object_free(&o);
+	ASSERT_EQ(summary->len, first.len);
+	ASSERT_MEMEQ(summary->p, first.p, first.len);
+	node_jobs(n, &jobs[2], &jobs[3]);
+	for (int i = 2; i >= 0; i--)
+		ASSERT_OK(q_node_stop(n[i]));
+	q_buf_free(&first);
+	/* the next run starts from empty stores with the same node ids */
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/a' '%s/b' '%s/c'", qtest_tmpdir, qtest_tmpdir,
+		 qtest_tmpdir);
+	ASSERT_EQ(system(cmd), 0);
+}
+
+/*
+ * io = auto does the replica work the engine can do from memory on the
+ * loop thread and hands the rest to the workers; the stored objects are
+ * the same as with io = worker (every job on a worker). Reads of a value
+ * kept in a blob file (after a restart), and every write under sync =
+ * always (each waits for an fsync), take the worker path and complete
+ * there.
+ */
+QTEST(io_auto_serves_from_memory_and_stores_what_workers_store)
+{
+	q_buf sw = Q_BUF_INIT, sa = Q_BUF_INIT, ss = Q_BUF_INIT;
+	uint64_t jw[4], ja[4], js[4];
+	run_workload("worker", "none", &sw, jw);
+	run_workload("auto", "none", &sa, ja);
+	run_workload("auto", "always", &ss, js);
+	ASSERT(strstr((const char *)sw.p, "w3 rc=0: ") != NULL);
+	ASSERT_EQ(sa.len, sw.len);
+	ASSERT_MEMEQ(sa.p, sw.p, sw.len);
+	ASSERT_EQ(ss.len, sw.len);
+	ASSERT_MEMEQ(ss.p, sw.p, sw.len);
+	/* io = worker: nothing on the loop */
+	ASSERT_U64_EQ(jw[0], 0);
+	ASSERT(jw[1] > 0);
+	/* io = auto, sync = none: from memory while the memtables hold
+	 * everything (but the large value's write: its log record is written
+	 * out at once); the reads of the large value, kept in a blob file
+	 * after the restart, fall back */
+	ASSERT(ja[0] > 0);
+	ASSERT(ja[3] > 0);
+	/* sync = always: reads on the loop, every write on a worker */
+	ASSERT(js[0] > 0);
+	ASSERT(js[1] >= 90);
+	q_buf_free(&sw);
+	q_buf_free(&sa);
+	q_buf_free(&ss);
+}
+
 QTEST_MAIN(QT(background_threads_run_at_lower_priority),
 	   QT(corrupt_replica_is_repaired_by_a_read), QT(single_node_inproc), QT(restart_keeps_data_and_id),
 	   QT(three_nodes_replicate_and_report_quorum), QT(three_nodes_mget),
-	   QT(mget_read_repair), QT(four_nodes_read_from_fallbacks))
+	   QT(mget_read_repair), QT(four_nodes_read_from_fallbacks),
+	   QT(io_auto_serves_from_memory_and_stores_what_workers_store))

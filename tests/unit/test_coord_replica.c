@@ -1,9 +1,12 @@
 /*
  * test_coord_replica.c - the replica store: sibling sets in a real storage
  * engine, read-modify-write under concurrency, corruption handling, the
- * encodings and digests handed out with a write.
+ * encodings and digests handed out with a write, the forms that never
+ * block (same bytes as the blocking ones; -EAGAIN on a held stripe or an
+ * engine that would wait, with nothing changed).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,18 +14,25 @@
 #include "cluster/replica.h"
 #include "lsm/lsm.h"
 #include "qtest.h"
+#include "util/coding.h"
 #include "util/qerr.h"
+#include "util/qtime.h"
 
-static lsm_db *open_db(void)
+static lsm_db *open_db_at(const char *name, lsm_sync sync)
 {
 	lsm_options o;
 	lsm_options_default(&o);
-	o.sync = LSM_SYNC_NONE;
+	o.sync = sync;
 	lsm_db *db = NULL;
 	char dir[512];
-	snprintf(dir, sizeof(dir), "%s/db", qtest_tmpdir);
+	snprintf(dir, sizeof(dir), "%s/%s", qtest_tmpdir, name);
 	ASSERT_OK(lsm_open(dir, &o, &db));
 	return db;
+}
+
+static lsm_db *open_db(void)
+{
+	return open_db_at("db", LSM_SYNC_NONE);
 }
 
 static obj_write wr(const char *v, int64_t t)
@@ -302,7 +312,283 @@ QTEST(encodings_and_digests_of_what_is_stored)
 	ASSERT_OK(lsm_close(db));
 }
 
+/* The digests the after hook saw, in order. */
+typedef struct digest_log {
+	uint64_t d[2048];
+	int n;
+} digest_log;
+
+static void log_digests(void *arg, q_slice key, const uint64_t *old_digest,
+			const uint64_t *new_digest, const obj_set *stored)
+{
+	(void)key;
+	(void)stored;
+	digest_log *l = arg;
+	if (l->n + 2 <= (int)(sizeof(l->d) / sizeof(l->d[0]))) {
+		l->d[l->n++] = old_digest ? *old_digest : 0;
+		l->d[l->n++] = new_digest ? *new_digest : 0;
+	}
+}
+
+/* One step of the workload below on replica r: a nowait form first when
+ * nowait is set (the blocking form after an -EAGAIN, as the coordinator
+ * does). Returns the encoding or digest handed out in out. */
+static void step(replica *r, int nowait, int i, const obj_set *peer_set, q_buf *out,
+		 int *loop_done)
+{
+	char k[16];
+	snprintf(k, sizeof(k), "k%d", i % 37);
+	q_slice key = q_slice_str(k);
+	char v[32];
+	snprintf(v, sizeof(v), "v%d", i);
+	obj_write w = wr(v, 1000 + i);
+	int rc = -EAGAIN;
+	q_buf_reset(out);
+	if (i % 3 == 2) {
+		uint64_t d = 0;
+		if (nowait)
+			rc = replica_merge_digest_nowait(r, key, peer_set, NULL, &d);
+		*loop_done += rc != -EAGAIN;
+		if (rc == -EAGAIN)
+			rc = replica_merge_digest(r, key, peer_set, NULL, &d);
+		ASSERT_OK(rc);
+		ASSERT_OK(q_put_fixed64(out, d));
+	} else {
+		/* every other update with the context of what is stored */
+		obj_set *cur = NULL;
+		if (i % 2) {
+			int grc = nowait ? replica_get_nowait(r, key, &cur) : -EAGAIN;
+			if (grc == -EAGAIN)
+				grc = replica_get(r, key, &cur);
+			ASSERT(grc == 0 || grc == Q_ENOTFOUND);
+		}
+		if (nowait)
+			rc = replica_update_enc_nowait(r, key, cur ? obj_set_ctx(cur) : NULL, &w, NULL,
+						       out);
+		*loop_done += rc != -EAGAIN;
+		if (rc == -EAGAIN)
+			rc = replica_update_enc(r, key, cur ? obj_set_ctx(cur) : NULL, &w, NULL, out);
+		ASSERT_OK(rc);
+		obj_set_free(cur);
+	}
+}
+
+/* The same workload through the nowait forms (falling back on -EAGAIN)
+ * and through the blocking forms stores the same bytes, hands out the same
+ * encodings and digests and tells the hooks the same digests. A flush in
+ * the middle leaves the keys in a table whose blocks are not cached, so
+ * the nowait reads give -EAGAIN until a blocking read caches them. */
+QTEST(nowait_forms_store_what_blocking_forms_store)
+{
+	lsm_db *da = open_db_at("a", LSM_SYNC_NONE), *db = open_db_at("b", LSM_SYNC_NONE);
+	lsm_db *dp = open_db_at("p", LSM_SYNC_NONE);
+	replica *ra = NULL, *rb = NULL, *rp = NULL;
+	ASSERT_OK(replica_new(da, "n1", &ra));
+	ASSERT_OK(replica_new(db, "n1", &rb));
+	ASSERT_OK(replica_new(dp, "n2", &rp)); /* a peer whose sets are merged in */
+	static digest_log la, lb;
+	replica_hooks ha = {.after = log_digests, .arg = &la};
+	replica_hooks hb = {.after = log_digests, .arg = &lb};
+	replica_set_hooks(ra, &ha);
+	replica_set_hooks(rb, &hb);
+	q_buf oa = Q_BUF_INIT, ob = Q_BUF_INIT;
+	int loop_done = 0, unused = 0, fell_back = 0;
+	for (int i = 0; i < 300; i++) {
+		obj_set *ps = NULL;
+		if (i % 3 == 2) {
+			char v[32];
+			snprintf(v, sizeof(v), "p%d", i);
+			obj_write w = wr(v, 5000 + i);
+			char k[16];
+			snprintf(k, sizeof(k), "k%d", i % 37);
+			ASSERT_OK(replica_update(rp, q_slice_str(k), NULL, &w, &ps));
+		}
+		if (i == 150) {
+			ASSERT_OK(lsm_flush(da));
+			ASSERT_OK(lsm_flush(db));
+			/* cold: a nowait read of a flushed key needs the disk */
+			obj_set *t = NULL;
+			ASSERT_EQ(replica_get_nowait(rb, q_slice_str("k0"), &t), -EAGAIN);
+			q_buf raw = Q_BUF_INIT;
+			ASSERT_EQ(replica_get_raw_nowait(rb, q_slice_str("k0"), &raw), -EAGAIN);
+			q_buf_free(&raw);
+			fell_back = 1;
+		}
+		step(ra, 0, i, ps, &oa, &unused);
+		step(rb, 1, i, ps, &ob, &loop_done);
+		ASSERT_EQ(oa.len, ob.len);
+		ASSERT_MEMEQ(oa.p, ob.p, oa.len);
+		obj_set_free(ps);
+	}
+	ASSERT(fell_back);
+	ASSERT(unused == 0);
+	ASSERT(loop_done > 100); /* most steps were done by the nowait forms */
+	ASSERT(loop_done < 300); /* and some fell back */
+	for (int i = 0; i < 37; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%d", i);
+		q_buf a = Q_BUF_INIT, b = Q_BUF_INIT;
+		ASSERT_OK(replica_get_raw(ra, q_slice_str(k), &a));
+		ASSERT_OK(replica_get_raw(rb, q_slice_str(k), &b));
+		ASSERT_EQ(a.len, b.len);
+		ASSERT_MEMEQ(a.p, b.p, a.len);
+		q_buf_free(&a);
+		q_buf_free(&b);
+	}
+	ASSERT_EQ(la.n, lb.n);
+	ASSERT_MEMEQ(la.d, lb.d, (size_t)la.n * sizeof(uint64_t));
+	replica_stats sa, sb;
+	replica_get_stats(ra, &sa);
+	replica_get_stats(rb, &sb);
+	ASSERT_U64_EQ(sa.updates, sb.updates);
+	ASSERT_U64_EQ(sa.merges, sb.merges);
+	ASSERT_U64_EQ(sa.merges_unchanged, sb.merges_unchanged);
+	q_buf_free(&oa);
+	q_buf_free(&ob);
+	replica_free(ra);
+	replica_free(rb);
+	replica_free(rp);
+	ASSERT_OK(lsm_close(da));
+	ASSERT_OK(lsm_close(db));
+	ASSERT_OK(lsm_close(dp));
+}
+
+/* A batch hook that holds the write of key "held" (with its stripe
+ * locked) until the test opens the gate. */
+typedef struct hold_gate {
+	atomic_int entered, open;
+} hold_gate;
+
+static int hold_batch(void *arg, lsm_batch *b, q_slice key, const uint64_t *nd)
+{
+	(void)b;
+	(void)nd;
+	hold_gate *g = arg;
+	if (key.n == 4 && !memcmp(key.p, "held", 4)) {
+		atomic_store(&g->entered, 1);
+		for (int i = 0; i < 20000 && !atomic_load(&g->open); i++)
+			q_sleep_ms(1);
+	}
+	return 0;
+}
+
+typedef struct bg_update {
+	replica *r;
+	int rc;
+} bg_update;
+
+static void *update_thread(void *arg)
+{
+	bg_update *u = arg;
+	obj_write w = wr("blocking", 1);
+	u->rc = replica_update(u->r, q_slice_str("held"), NULL, &w, NULL);
+	return NULL;
+}
+
+/* While another thread's read-modify-write holds a key's stripe, the
+ * nowait writes of that key (and of any key of the stripe) give -EAGAIN
+ * and change nothing; reads and keys of other stripes go on. */
+QTEST(nowait_write_again_while_the_stripe_is_held)
+{
+	lsm_db *db = open_db();
+	replica *r = NULL;
+	ASSERT_OK(replica_new(db, "n1", &r));
+	hold_gate g = {0, 0};
+	replica_hooks h = {.batch = hold_batch, .arg = &g};
+	replica_set_hooks(r, &h);
+	replica *r2 = NULL; /* another node's set, merged in below */
+	ASSERT_OK(replica_new(db, "n2", &r2));
+	obj_write w0 = wr("before", 0);
+	ASSERT_OK(replica_update(r2, q_slice_str("other"), NULL, &w0, NULL));
+	/* a key of another stripe */
+	char free_key[16] = "";
+	for (int i = 0; i < 1000 && !free_key[0]; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "f%d", i);
+		if (replica_stripe(q_slice_str(k)) != replica_stripe(q_slice_str("held")))
+			snprintf(free_key, sizeof(free_key), "%s", k);
+	}
+	ASSERT(free_key[0]);
+	bg_update u = {r, -1};
+	pthread_t t;
+	ASSERT_EQ(pthread_create(&t, NULL, update_thread, &u), 0);
+	int held = 0;
+	for (int i = 0; i < 10000 && !(held = atomic_load(&g.entered)); i++)
+		q_sleep_ms(1);
+	replica_stats s0, s1;
+	replica_get_stats(r, &s0);
+	obj_write w = wr("nowait", 2);
+	int urc = held ? replica_update_enc_nowait(r, q_slice_str("held"), NULL, &w, NULL, NULL) : 0;
+	obj_set *in = NULL;
+	ASSERT_OK(replica_get(r, q_slice_str("other"), &in));
+	int mrc = held ? replica_merge_digest_nowait(r, q_slice_str("held"), in, NULL, NULL) : 0;
+	obj_set *got = NULL;
+	int grc = held ? replica_get_nowait(r, q_slice_str("held"), &got) : 0;
+	int frc = held ? replica_update_enc_nowait(r, q_slice_str(free_key), NULL, &w, NULL, NULL)
+		       : -1;
+	replica_get_stats(r, &s1);
+	atomic_store(&g.open, 1);
+	pthread_join(t, NULL);
+	ASSERT(held);
+	ASSERT_EQ(urc, -EAGAIN);
+	ASSERT_EQ(mrc, -EAGAIN);
+	ASSERT_EQ(grc, Q_ENOTFOUND); /* the held write is not done yet */
+	ASSERT_OK(frc);
+	ASSERT_U64_EQ(s1.updates, s0.updates + 1); /* the free key's only */
+	ASSERT_U64_EQ(s1.merges, s0.merges);
+	ASSERT_OK(u.rc);
+	/* only the blocking write is stored; the stripe is free again */
+	ASSERT_OK(replica_get(r, q_slice_str("held"), &got));
+	ASSERT_EQ(obj_set_count(got), 1);
+	obj_set_free(got);
+	ASSERT_OK(replica_merge_digest_nowait(r, q_slice_str("held"), in, &got, NULL));
+	ASSERT_EQ(obj_set_count(got), 2);
+	obj_set_free(got);
+	obj_set_free(in);
+	replica_free(r);
+	replica_free(r2);
+	ASSERT_OK(lsm_close(db));
+}
+
+/* Under sync=always every engine write waits for an fsync: the nowait
+ * writes give -EAGAIN without storing, counting or calling the hooks;
+ * reads from memory still answer. */
+QTEST(nowait_write_again_under_sync_always)
+{
+	lsm_db *db = open_db_at("db", LSM_SYNC_ALWAYS);
+	replica *r = NULL;
+	ASSERT_OK(replica_new(db, "n1", &r));
+	hook_log hl = {0, 0, 0};
+	replica_hooks h = {.after = log_after, .arg = &hl};
+	replica_set_hooks(r, &h);
+	obj_write w = wr("v", 1);
+	q_buf enc = Q_BUF_INIT, raw = Q_BUF_INIT;
+	ASSERT_EQ(replica_update_enc_nowait(r, q_slice_str("k"), NULL, &w, NULL, &enc), -EAGAIN);
+	obj_set *s = NULL;
+	ASSERT_OK(replica_update(r, q_slice_str("src"), NULL, &w, &s));
+	ASSERT_EQ(hl.calls, 1);
+	ASSERT_EQ(replica_merge_digest_nowait(r, q_slice_str("k"), s, NULL, NULL), -EAGAIN);
+	ASSERT_EQ(hl.calls, 1);
+	ASSERT_EQ(replica_get_raw(r, q_slice_str("k"), &raw), Q_ENOTFOUND);
+	replica_stats st;
+	replica_get_stats(r, &st);
+	ASSERT_U64_EQ(st.updates, 1);
+	ASSERT_U64_EQ(st.merges, 0);
+	ASSERT_OK(replica_get_raw_nowait(r, q_slice_str("src"), &raw));
+	/* a merge that changes nothing writes nothing: answered without waiting */
+	uint64_t d = 0;
+	ASSERT_OK(replica_merge_digest_nowait(r, q_slice_str("src"), s, NULL, &d));
+	ASSERT_U64_EQ(d, obj_set_digest(s));
+	obj_set_free(s);
+	q_buf_free(&enc);
+	q_buf_free(&raw);
+	replica_free(r);
+	ASSERT_OK(lsm_close(db));
+}
+
 QTEST_MAIN(QT(update_get_and_context), QT(merge_is_idempotent_and_skips_unchanged),
 	   QT(encodings_and_digests_of_what_is_stored),
 	   QT(concurrent_writers_lose_nothing), QT(corrupt_value_is_reported_and_healed_by_merge),
-	   QT(survives_reopen))
+	   QT(survives_reopen), QT(nowait_forms_store_what_blocking_forms_store),
+	   QT(nowait_write_again_while_the_stripe_is_held),
+	   QT(nowait_write_again_under_sync_always))

@@ -6,6 +6,7 @@
 
 #include "lsm/lsm.h"
 #include "node/node.h"
+#include "cluster/coord.h"
 #include "node/node_conf.h"
 #include "qtest.h"
 #include "util/qerr.h"
@@ -36,6 +37,7 @@ QTEST(defaults)
 	ASSERT_EQ(c.sync, LSM_SYNC_ALWAYS);
 	ASSERT_U64_EQ(c.request_timeout_ms, 2000);
 	ASSERT_EQ(c.read_repair, 1);
+	ASSERT_EQ(c.io, COORD_IO_AUTO);
 	ASSERT_EQ(c.npeers, 0);
 	node_conf_free(&c);
 }
@@ -48,7 +50,7 @@ QTEST(full_file)
 			    "peers = n2@127.0.0.1:7072/rack-1, 127.0.0.1:7073\n"
 			    "n = 5\nr = 3\nw = 1\nsync = batch\nsync_batch = 5ms\n"
 			    "request_timeout = 1s\nread_repair = false\nlog_level = warn\n"
-			    "max_value_size = 1M\n",
+			    "max_value_size = 1M\nio = worker\n",
 			    &c, err, sizeof(err)));
 	ASSERT_STREQ(c.data_dir, "/tmp/x");
 	ASSERT_STREQ(c.listen, "127.0.0.1:7071");
@@ -68,6 +70,7 @@ QTEST(full_file)
 	ASSERT_U64_EQ(c.request_timeout_ms, 1000);
 	ASSERT_EQ(c.read_repair, 0);
 	ASSERT_U64_EQ(c.max_value_size, 1 << 20);
+	ASSERT_EQ(c.io, COORD_IO_WORKER);
 	node_conf_free(&c);
 }
 
