@@ -31,10 +31,10 @@
  *   5. Membership is read through a view (ring + member addresses) rebuilt
  *      on the loop thread whenever the members' version moves.
  *   6. Jobs on one key keep their order: while a single-key job is with the
- *      workers (stripe_pend of its replica stripe > 0), a later job of that
- *      stripe goes to the workers too instead of overtaking it on the loop.
- *      Per-key atomicity of read-modify-writes is the replica's stripe
- *      mutex, which the loop only ever try-locks.
+ *      workers (key_pend of the key's slot > 0; COORD_PEND_SLOTS slots by
+ *      key hash), a later job of that slot goes to the workers too instead
+ *      of overtaking it on the loop. Per-key atomicity of read-modify-writes
+ *      is the replica's stripe mutex, which the loop only ever try-locks.
  *
  * Get (coord_get):
  *
@@ -103,9 +103,14 @@
 #include "net/net_pool.h"
 #include "net/net_server.h"
 #include "ring/ring.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/qerr.h"
 #include "util/qtime.h"
+
+/* Key slots of invariant 6: finer than the replica's stripes, so that
+ * unrelated keys seldom follow each other to the workers. */
+#define COORD_PEND_SLOTS 4096
 
 #define HELLO_RETRY_MS 1000
 
@@ -216,8 +221,8 @@ struct coord {
 	struct job *jb_head, *jb_tail;
 	size_t jb_n;
 	int jb_inflight;         /* batches handed to workers, not yet done */
-	/* single-key jobs with the workers, per replica stripe (invariant 6) */
-	uint32_t stripe_pend[REPLICA_STRIPES];
+	/* single-key jobs with the workers, per key slot (invariant 6) */
+	uint32_t key_pend[COORD_PEND_SLOTS];
 };
 
 #define STAT_INC(c, f) __atomic_add_fetch(&(c)->st.f, 1, __ATOMIC_RELAXED)
@@ -471,8 +476,8 @@ typedef struct job {
 	int *rcs;
 	struct mpeer *mp;    /* JOB_MGET_LOCAL */
 	obj_set **sets;      /* JOB_MGET_LOCAL: one per key of mp */
-	int stripe;          /* replica stripe of a single-key job, else -1 */
-	int pend;            /* counted in c->stripe_pend (with the workers) */
+	int slot;            /* key slot of a single-key job, else -1 */
+	int pend;            /* counted in c->key_pend (with the workers) */
 	int partial;         /* multi-key: the loop answered the keys whose rc
 			      * is not -EAGAIN; the worker does the rest */
 } job;
@@ -624,7 +629,7 @@ static void jb_prepare_cb(uv_prepare_t *h)
 		uv_prepare_stop(&c->jb_prep);
 }
 
-/* The key a single-key job reads or writes (its stripe orders it). */
+/* The key a single-key job reads or writes (its slot orders it). */
 static int job_key(const job *j, q_slice *key)
 {
 	switch (j->kind) {
@@ -671,7 +676,7 @@ static int mget_try_loop(job *j)
  * io = auto: does j on the loop thread with the replica's calls that never
  * block. 1 if it is done (results set as job_work sets them), 0 if it goes
  * to a worker: the engine would wait or read a file, the key's stripe is
- * held (by a worker or another thread), a job of the same stripe is with
+ * held (by a worker or another thread), a job of the same key slot is with
  * the workers (invariant 6), or it keeps a hint (the hint store has no
  * call that never blocks).
  */
@@ -680,7 +685,7 @@ static int job_try_loop(coord *c, job *j)
 	replica *rp = c->rep;
 	q_slice key;
 	int rc;
-	if (j->stripe >= 0 && c->stripe_pend[j->stripe])
+	if (j->slot >= 0 && c->key_pend[j->slot])
 		return 0;
 	job_key(j, &key);
 	switch (j->kind) {
@@ -728,7 +733,8 @@ static int job_submit(coord *c, job *j)
 	j->c = c;
 	j->bnext = NULL;
 	q_slice key;
-	j->stripe = job_key(j, &key) ? (int)replica_stripe(key) : -1;
+	j->slot = job_key(j, &key)
+		? (int)(q_hash64(key.p, key.n, 0x70656e64ULL) % COORD_PEND_SLOTS) : -1;
 	if (c->cfg.io == COORD_IO_INLINE) {
 		/* disk work on the loop thread (io = inline): no worker hop */
 		STAT_INC(c, jobs_loop);
@@ -742,10 +748,10 @@ static int job_submit(coord *c, job *j)
 		return 0;
 	}
 	STAT_INC(c, jobs_worker);
-	if (j->stripe >= 0) {
+	if (j->slot >= 0) {
 		/* counted before it can complete (a failed hand-off below
 		 * completes it at once); job_done uncounts it */
-		c->stripe_pend[j->stripe]++;
+		c->key_pend[j->slot]++;
 		j->pend = 1;
 	}
 	if (c->cfg.job_batch > 1 && !c->closing) {
@@ -769,7 +775,7 @@ static int job_submit(coord *c, job *j)
 	}
 	int rc = uv_queue_work(net_loop_uv(c->loop), &j->w, job_work, job_done);
 	if (rc < 0 && j->pend) {
-		c->stripe_pend[j->stripe]--; /* not queued: the caller frees j */
+		c->key_pend[j->slot]--; /* not queued: the caller frees j */
 		j->pend = 0;
 	}
 	return rc < 0 ? rc : 0;
@@ -1994,7 +2000,7 @@ static void job_done(uv_work_t *w, int status)
 	job *j = w->data;
 	coord *c = j->c;
 	if (j->pend)
-		c->stripe_pend[j->stripe]--;
+		c->key_pend[j->slot]--;
 	if (status < 0 && j->rc == 0)
 		j->rc = Q_ECLOSED; /* cancelled */
 	switch (j->kind) {

@@ -1664,7 +1664,6 @@ static int try_resume(lsm_db *db)
 	return 0;
 }
 
-/* Makes room for a write (or forces a switch); mu held by the leader. */
 /* The size at which the current memtable is full: write_buffer_size less
  * a share of up to write_buffer_jitter percent, drawn from the memtable's
  * log number and the open's seed (the same for the memtable's whole life,
@@ -1679,6 +1678,7 @@ static size_t mem_limit(const lsm_db *db)
 	return w - (size_t)(q_hash64(&ln, sizeof(ln), db->jitter_seed) % (span + 1));
 }
 
+/* Makes room for a write (or forces a switch); mu held by the leader. */
 static int make_room(lsm_db *db, int force)
 {
 	int delayed = 0;
