@@ -1588,12 +1588,16 @@ static int switch_memtable(lsm_db *db)
 		return rc;
 	}
 	mem_set_log(m, n);
+	/* not under mu: the batch sync thread holds log_mu for a whole
+	 * fsync, and the readers that never block (lsm_get_nowait) take mu.
+	 * Only the queue's leader (this thread) switches the log, and the
+	 * log and its number are read under log_mu alone */
+	pthread_mutex_unlock(&db->mu);
 	pthread_mutex_lock(&db->log_mu);
 	wal_writer *old = db->log;
 	db->log = w;
 	db->log_num = n;
 	pthread_mutex_unlock(&db->log_mu);
-	pthread_mutex_unlock(&db->mu);
 	rc = db->o.sync == LSM_SYNC_BATCH ? wal_sync(old) : 0;
 	int rc2 = wal_writer_close(old);
 	pthread_mutex_lock(&db->mu);

@@ -175,6 +175,8 @@ void q_fault_env_short_write_at(q_env *fe, uint64_t n, int err);
  * start of every directory sync from now on (fn NULL: none): lets a test
  * hold a thread inside a sync to see what others can do meanwhile. */
 void q_fault_env_on_sync_dir(q_env *fe, void (*fn)(void *arg), void *arg);
+/* The same at the start of every file sync (q_file_sync) from now on. */
+void q_fault_env_on_sync(q_env *fe, void (*fn)(void *arg), void *arg);
 /* Calls of each kind seen so far (for choosing n). */
 uint64_t q_fault_env_count(q_env *fe, int kind);
 /* Simulates power loss: every file is cut back to its last synced size,

@@ -52,6 +52,8 @@ typedef struct fault_env {
 	int bad_err;
 	void (*on_sync_dir)(void *arg); /* called before each directory sync */
 	void *on_sync_dir_arg;
+	void (*on_sync)(void *arg);     /* called before each file sync */
+	void *on_sync_arg;
 } fault_env;
 
 typedef struct fault_file {
@@ -176,6 +178,12 @@ static int ff_append(q_file *f, const void *p, size_t n)
 static int ff_sync(q_file *f)
 {
 	fault_file *ff = (fault_file *)f;
+	pthread_mutex_lock(&ff->fe->mu);
+	void (*hook)(void *) = ff->fe->on_sync;
+	void *hook_arg = ff->fe->on_sync_arg;
+	pthread_mutex_unlock(&ff->fe->mu);
+	if (hook)
+		hook(hook_arg);
 	int rc = should_fail(ff->fe, Q_FAULT_SYNC);
 	if (rc)
 		return rc;
@@ -545,4 +553,13 @@ int q_fault_env_drop_unsynced(q_env *e)
 	fe->nfiles = 0;
 	pthread_mutex_unlock(&fe->mu);
 	return rc;
+}
+
+void q_fault_env_on_sync(q_env *e, void (*fn)(void *arg), void *arg)
+{
+	fault_env *fe = (fault_env *)e;
+	pthread_mutex_lock(&fe->mu);
+	fe->on_sync = fn;
+	fe->on_sync_arg = arg;
+	pthread_mutex_unlock(&fe->mu);
 }

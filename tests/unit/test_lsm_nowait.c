@@ -6,6 +6,8 @@
  * lsm_write. (A nowait write while another writer leads the queue:
  * test_lsm_fault.c, which has the sync gate.)
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,17 @@ static int put_nowait(lsm_db *db, int i, int gen, size_t len)
 	int rc = lsm_write_nowait(db, b);
 	lsm_batch_free(b);
 	q_buf_free(&v);
+	return rc;
+}
+
+/* put_nowait, tried again (a bounded number of times) while it gives
+ * -EAGAIN because the sync thread holds the log for its fsync. */
+static int put_nowait_retry(lsm_db *db, int i, int gen, size_t len)
+{
+	int rc = -EAGAIN;
+	for (int t = 0; t < 5000 && rc == -EAGAIN; t++)
+		if ((rc = put_nowait(db, i, gen, len)) == -EAGAIN)
+			q_sleep_ms(1);
 	return rc;
 }
 
@@ -204,7 +217,7 @@ QTEST(write_nowait_is_read_back_and_recovered)
 	lsm_db *db = open_db(fe, LSM_SYNC_BATCH, 1 << 20, 0);
 	uint64_t g0 = commit_groups(db);
 	for (int i = 0; i < 100; i++)
-		ASSERT_OK(put_nowait(db, i, 1, 100));
+		ASSERT_OK(put_nowait_retry(db, i, 1, 100));
 	ASSERT_EQ(commit_groups(db), g0 + 100);
 	for (int i = 0; i < 100; i++) {
 		expect(db, i, 1, 100);
@@ -221,9 +234,13 @@ QTEST(write_nowait_is_read_back_and_recovered)
 	ASSERT_OK(lsm_write_nowait(db, b));
 	lsm_batch_free(b);
 	expect(db, 5, -1, 0);
-	/* sync = batch: the periodic sync (every 5 ms) makes them durable;
-	 * give it time, close, and lose whatever was not synced */
-	q_sleep_ms(100);
+	/* sync = batch: the periodic sync (every 5 ms) runs without writes
+	 * to start it; then close (which syncs the log too), lose whatever was
+	 * not synced, and find every write in the log */
+	uint64_t s0 = q_fault_env_count(fe, Q_FAULT_SYNC);
+	for (int t = 0; t < 10000 && q_fault_env_count(fe, Q_FAULT_SYNC) < s0 + 2; t++)
+		q_sleep_ms(1);
+	ASSERT(q_fault_env_count(fe, Q_FAULT_SYNC) >= s0 + 2);
 	ASSERT_OK(lsm_close(db));
 	ASSERT_OK(q_fault_env_drop_unsynced(fe));
 	db = open_db(fe, LSM_SYNC_BATCH, 1 << 20, 0);
@@ -260,7 +277,9 @@ QTEST(write_nowait_again_when_the_memtable_is_full)
 	while (n < 1000 && (rc = put_nowait(db, n, 1, 100)) == 0)
 		n++;
 	ASSERT_EQ(rc, -EAGAIN); /* never switched the memtable itself */
-	ASSERT(n > 10);
+	/* the memtable was full, not the 64 KiB log buffer (about 500 such
+	 * records): about 8 KiB of them */
+	ASSERT(n > 10 && n < 200);
 	lsm_stats st;
 	lsm_get_stats(db, &st);
 	ASSERT(st.memtable_bytes >= 8 << 10);
@@ -324,9 +343,150 @@ QTEST(write_nowait_returns_the_background_error)
 	q_fault_env_free(fe);
 }
 
+/* A gate the fault env's file-sync hook closes: the batch sync thread,
+ * once armed, waits inside its fsync (holding the log) until opened. */
+typedef struct log_gate {
+	atomic_int armed, entered, open;
+	pthread_t writer; /* never held at the gate */
+	atomic_int have_writer;
+} log_gate;
+
+static int wait_flag(atomic_int *f, int ms)
+{
+	for (int t = 0; t < ms && !atomic_load(f); t++)
+		q_sleep_ms(1);
+	return atomic_load(f);
+}
+
+static void log_gate_hook(void *arg)
+{
+	log_gate *g = arg;
+	if (!atomic_load(&g->armed) ||
+	    (atomic_load(&g->have_writer) && pthread_equal(pthread_self(), g->writer)))
+		return;
+	atomic_store(&g->entered, 1);
+	wait_flag(&g->open, 30000);
+}
+
+/* A fault env whose file syncs pass through g (closed: not armed yet). */
+static q_env *gated_env(log_gate *g)
+{
+	memset(g, 0, sizeof(*g));
+	q_env *fe = q_fault_env_new(q_env_posix());
+	ASSERT(fe != NULL);
+	q_fault_env_on_sync(fe, log_gate_hook, g);
+	return fe;
+}
+
+QTEST(write_nowait_again_while_the_log_is_being_synced)
+{
+	log_gate g;
+	q_env *fe = gated_env(&g);
+	lsm_db *db = open_db(fe, LSM_SYNC_BATCH, 1 << 20, 0);
+	put_wait(db, 1, 1, 100);
+	uint64_t g0 = commit_groups(db); /* (the stats take the log's lock) */
+	atomic_store(&g.armed, 1);
+	ASSERT(wait_flag(&g.entered, 10000)); /* the sync thread holds the log */
+	int rc = put_nowait(db, 2, 1, 100); /* does not wait for it */
+	int grc = get_nowait(db, 1, 1, 100);
+	atomic_store(&g.open, 1);
+	atomic_store(&g.armed, 0);
+	ASSERT_EQ(rc, -EAGAIN);
+	ASSERT_OK(grc);
+	ASSERT_EQ(commit_groups(db), g0); /* nothing written */
+	expect(db, 2, -1, 0);
+	ASSERT_OK(put_nowait_retry(db, 2, 1, 100));
+	expect(db, 2, 1, 100);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
+typedef struct switcher {
+	lsm_db *db;
+	log_gate *g;
+	int from;
+	atomic_int done;
+	int rc;
+} switcher;
+
+static void *switch_main(void *arg)
+{
+	switcher *sw = arg;
+	sw->g->writer = pthread_self(); /* its own syncs pass the gate */
+	atomic_store(&sw->g->have_writer, 1);
+	char k[32];
+	key_of(k, sw->from);
+	sw->rc = lsm_put(sw->db, q_slice_str(k), q_slice_str("x"));
+	atomic_store(&sw->done, 1);
+	return NULL;
+}
+
+static atomic_int dsync;
+
+static void dir_synced(void *arg)
+{
+	(void)arg;
+	atomic_store(&dsync, 1);
+}
+
+typedef struct nowait_reader {
+	lsm_db *db;
+	atomic_int done;
+	int rc;
+} nowait_reader;
+
+static void *reader_main(void *arg)
+{
+	nowait_reader *r = arg;
+	r->rc = get_nowait(r->db, 0, 1, 100);
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+QTEST(get_nowait_goes_on_while_a_switch_waits_for_the_log)
+{
+	/* a memtable switch while the batch sync thread is in its fsync:
+	 * the switching writer waits for the log, but not holding the lock
+	 * that lsm_get_nowait takes, so reads that never block go on */
+	log_gate g;
+	q_env *fe = gated_env(&g);
+	lsm_db *db = open_db(fe, LSM_SYNC_BATCH, 8 << 10, 0);
+	int n = 0;
+	lsm_stats st;
+	do {
+		put_wait(db, n++, 1, 100);
+		lsm_get_stats(db, &st);
+	} while (st.memtable_bytes < (8 << 10) && n < 1000);
+	ASSERT(n < 1000); /* full: the next write switches */
+	switcher sw = {db, &g, n, 0, 0};
+	q_fault_env_on_sync_dir(fe, dir_synced, NULL);
+	atomic_store(&g.armed, 1);
+	ASSERT(wait_flag(&g.entered, 10000));
+	pthread_t wt, rt;
+	ASSERT_OK(pthread_create(&wt, NULL, switch_main, &sw));
+	/* the writer creates the next log and syncs the directory (seen by
+	 * the hook), then waits for the log the sync thread holds */
+	ASSERT(wait_flag(&dsync, 10000));
+	q_sleep_ms(100);
+	ASSERT(!atomic_load(&sw.done)); /* still waiting for the log */
+	nowait_reader r = {db, 0, 0};
+	ASSERT_OK(pthread_create(&rt, NULL, reader_main, &r));
+	int answered = wait_flag(&r.done, 10000);
+	atomic_store(&g.open, 1);
+	pthread_join(rt, NULL);
+	pthread_join(wt, NULL);
+	ASSERT(answered);
+	ASSERT_OK(r.rc);
+	ASSERT_OK(sw.rc);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
 QTEST_MAIN(QT(get_answers_from_the_memtable), QT(get_not_found_through_filters_and_key_ranges),
 	   QT(get_again_for_an_uncached_block_until_a_read_caches_it),
 	   QT(get_again_for_a_separated_value), QT(write_nowait_is_read_back_and_recovered),
 	   QT(write_nowait_again_under_sync_always), QT(write_nowait_again_when_the_memtable_is_full),
 	   QT(write_nowait_again_when_the_log_buffer_is_full),
-	   QT(write_nowait_returns_the_background_error))
+	   QT(write_nowait_returns_the_background_error),
+	   QT(write_nowait_again_while_the_log_is_being_synced),
+	   QT(get_nowait_goes_on_while_a_switch_waits_for_the_log))
