@@ -17,7 +17,8 @@
 #
 # Environment: DURATION (10s), CLIENTS (50), KEYS (100000), VALUE (100),
 # SYNC (none|batch|always: the nodes' sync policy, default none, like
-# redis' default of no fsync per write), IO (worker|inline), PRELOAD (1:
+# redis' default of no fsync per write), IO (auto|worker|inline: the
+# nodes' io setting; unset: their default, auto), PRELOAD (1:
 # write every key once first), SKIP_REDIS=1, SKIP_ETCD=1, RUNS (1: how
 # many times the whole sequence runs; with more, every figure is also
 # reported as the median over the runs, each run's ratios computed from
@@ -40,7 +41,7 @@ CLIENTS=${CLIENTS:-50}
 KEYS=${KEYS:-100000}
 VALUE=${VALUE:-100}
 SYNC=${SYNC:-none}
-IO=${IO:-worker}
+IO=${IO:-}
 QD=$B/src/node/quorumd
 QC=$B/src/cli/quorumctl
 [ -x "$QD" ] && [ -x "$QC" ] || { echo "cluster_bench: build quorumd and quorumctl in $B first" >&2; exit 2; }
@@ -124,7 +125,7 @@ run_quorumd() { # $1 = run number
 	rm -rf "$work"/n1 "$work"/n2 "$work"/n3
 	for i in 0 1 2; do
 		"$QD" --data "$work/n$((i + 1))" --listen "127.0.0.1:${ports[$i]}" --node-id "n$((i + 1))" \
-			--peers "$peers" --n 3 --r 2 --w 2 --sync "$SYNC" -o io="$IO" --log-level warn \
+			--peers "$peers" --n 3 --r 2 --w 2 --sync "$SYNC" ${IO:+-o io="$IO"} --log-level warn \
 			>"$work/n$((i + 1)).log" 2>&1 &
 		pids+=($!)
 	done
@@ -132,7 +133,7 @@ run_quorumd() { # $1 = run number
 	nodes="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
 	pre=()
 	[ "${PRELOAD:-0}" = 1 ] && pre=(--preload)
-	echo "== run $1: quorumd: 3 nodes, N=3 R=2 W=2, sync=$SYNC io=$IO, $CLIENTS clients, $VALUE-byte values, 50% gets, $KEYS keys, $DURATION (load $(load))"
+	echo "== run $1: quorumd: 3 nodes, N=3 R=2 W=2, sync=$SYNC io=${IO:-default}, $CLIENTS clients, $VALUE-byte values, 50% gets, $KEYS keys, $DURATION (load $(load))"
 	local n0 n1
 	n0=0; for p in "${pids[@]}"; do n0=$(python3 -c "print($n0 + $(cpu_s "$p"))"); done
 	local tr=() poller=""
