@@ -30,11 +30,15 @@
  *      older than what the replica reported.
  *   5. Membership is read through a view (ring + member addresses) rebuilt
  *      on the loop thread whenever the members' version moves.
- *   6. Jobs on one key keep their order: while a single-key job is with the
- *      workers (key_pend of the key's slot > 0; COORD_PEND_SLOTS slots by
- *      key hash), a later job of that slot goes to the workers too instead
- *      of overtaking it on the loop. Per-key atomicity of read-modify-writes
- *      is the replica's stripe mutex, which the loop only ever try-locks.
+ *   6. A loop job never overtakes a single-key job of its key that is
+ *      with the workers: while key_pend of the key's slot > 0
+ *      (COORD_PEND_SLOTS slots by key hash), a later single-key job of that
+ *      slot goes to the workers too. Among themselves worker jobs keep no
+ *      order (two batches, or with job_batch = 1 several jobs, may run at
+ *      once), as with io = worker; multi-key reads are not counted. Per-key
+ *      atomicity of read-modify-writes is the replica's stripe mutex, which
+ *      the loop only ever try-locks; merges commute and a write is answered
+ *      only once stored, so no acknowledged write depends on the order.
  *
  * Get (coord_get):
  *
@@ -680,6 +684,25 @@ static int mget_try_loop(job *j)
  * the workers (invariant 6), or it keeps a hint (the hint store has no
  * call that never blocks).
  */
+/* io = auto leaves a write of this many value bytes or more to the
+ * workers without trying it on the loop: its log record would seldom stay
+ * in the storage engine's log buffer (lsm_write_nowait refuses it), and
+ * the decode, merge, encode and digest done on the loop first would be
+ * thrown away, at the cost of a loop stall for a large value. */
+#define COORD_LOOP_MAX_VALUE (16u << 10)
+
+/* Value bytes of every sibling of s. */
+static size_t set_value_bytes(const obj_set *s)
+{
+	size_t n = 0, k = obj_set_count(s);
+	for (size_t i = 0; i < k; i++) {
+		obj_sibling sb;
+		obj_set_sibling(s, i, &sb);
+		n += sb.value.n;
+	}
+	return n;
+}
+
 static int job_try_loop(coord *c, job *j)
 {
 	replica *rp = c->rep;
@@ -694,13 +717,13 @@ static int job_try_loop(coord *c, job *j)
 		break;
 	case JOB_UPDATE: {
 		op *o = j->r->o;
-		if (j->r->hint_for[0])
+		if (j->r->hint_for[0] || o->w.value.n >= COORD_LOOP_MAX_VALUE)
 			return 0;
 		rc = replica_update_enc_nowait(rp, key, o->cctx, &o->w, &j->out, &j->buf);
 		break;
 	}
 	case JOB_MERGE:
-		if (j->hint_for[0])
+		if (j->hint_for[0] || set_value_bytes(j->in) >= COORD_LOOP_MAX_VALUE)
 			return 0;
 		rc = replica_merge_digest_nowait(rp, key, j->in, NULL, NULL);
 		break;
@@ -709,6 +732,8 @@ static int job_try_loop(coord *c, job *j)
 		break;
 	case JOB_SERVE_PUT: {
 		q_slice ob = j->req->msg.u.repl_put.object;
+		if (ob.n >= COORD_LOOP_MAX_VALUE)
+			return 0;
 		rc = obj_set_decode(ob.p, ob.n, &j->in);
 		if (rc == 0)
 			rc = replica_merge_digest_nowait(rp, key, j->in, NULL, &j->digest);
@@ -725,6 +750,16 @@ static int job_try_loop(coord *c, job *j)
 		return 0;
 	j->rc = rc;
 	return 1;
+}
+
+/* A job counted in key_pend that was not queued after all (the caller
+ * frees it): uncounted. */
+static void job_unpend(coord *c, job *j)
+{
+	if (j->pend) {
+		c->key_pend[j->slot]--;
+		j->pend = 0;
+	}
 }
 
 static int job_submit(coord *c, job *j)
@@ -757,8 +792,10 @@ static int job_submit(coord *c, job *j)
 	if (c->cfg.job_batch > 1 && !c->closing) {
 		if (!c->jb_init) {
 			int rc = uv_prepare_init(net_loop_uv(c->loop), &c->jb_prep);
-			if (rc < 0)
+			if (rc < 0) {
+				job_unpend(c, j);
 				return rc;
+			}
 			c->jb_prep.data = c;
 			c->jb_init = 1;
 		}
@@ -774,10 +811,8 @@ static int job_submit(coord *c, job *j)
 		return 0;
 	}
 	int rc = uv_queue_work(net_loop_uv(c->loop), &j->w, job_work, job_done);
-	if (rc < 0 && j->pend) {
-		c->key_pend[j->slot]--; /* not queued: the caller frees j */
-		j->pend = 0;
-	}
+	if (rc < 0)
+		job_unpend(c, j);
 	return rc < 0 ? rc : 0;
 }
 

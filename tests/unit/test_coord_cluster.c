@@ -707,8 +707,50 @@ QTEST(io_auto_serves_from_memory_and_stores_what_workers_store)
 	q_buf_free(&ss);
 }
 
+/*
+ * io = auto leaves large writes to the workers without trying them on the
+ * loop (the engine's log buffer would refuse their record after the loop
+ * had decoded, merged and encoded them): a put of 20 KiB through one node
+ * with W=3 is a worker job on each of the three nodes, while small puts
+ * are done on the loops.
+ */
+QTEST(io_auto_leaves_large_writes_to_the_workers)
+{
+	int p[3] = {free_port(), free_port(), free_port()};
+	char peers[256];
+	const char *ids[3] = {"a", "b", "c"};
+	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],
+		 p[2]);
+	q_node *n[3];
+	for (int i = 0; i < 3; i++)
+		n[i] = start_node_sync(ids[i], p[i], peers, "\nio = auto", "none");
+	qc_opts w3 = {.w = 3};
+	uint64_t l0, w0, l1, w1, l2, w2;
+	node_jobs(n, &l0, &w0);
+	ASSERT_OK(qc_put(q_node_client(n[0]), q_slice_str("small"), q_slice_make(NULL, 0),
+			 q_slice_str("v"), &w3, NULL));
+	node_jobs(n, &l1, &w1);
+	ASSERT(l1 - l0 >= 3); /* the coordinator's write and two replicas' */
+	static char big[20 << 10];
+	memset(big, 'b', sizeof(big));
+	ASSERT_OK(qc_put(q_node_client(n[0]), q_slice_str("large"), q_slice_make(NULL, 0),
+			 q_slice_make(big, sizeof(big)), &w3, NULL));
+	node_jobs(n, &l2, &w2);
+	ASSERT(w2 - w1 >= 3);
+	qc_object o;
+	qc_object_init(&o);
+	qc_opts r3 = {.r = 3};
+	ASSERT_OK(qc_get(q_node_client(n[1]), q_slice_str("large"), &r3, &o));
+	ASSERT_EQ(o.nsib, 1);
+	ASSERT_EQ(o.sib[0].value.n, sizeof(big));
+	qc_object_free(&o);
+	for (int i = 2; i >= 0; i--)
+		ASSERT_OK(q_node_stop(n[i]));
+}
+
 QTEST_MAIN(QT(background_threads_run_at_lower_priority),
 	   QT(corrupt_replica_is_repaired_by_a_read), QT(single_node_inproc), QT(restart_keeps_data_and_id),
 	   QT(three_nodes_replicate_and_report_quorum), QT(three_nodes_mget),
 	   QT(mget_read_repair), QT(four_nodes_read_from_fallbacks),
-	   QT(io_auto_serves_from_memory_and_stores_what_workers_store))
+	   QT(io_auto_serves_from_memory_and_stores_what_workers_store),
+	   QT(io_auto_leaves_large_writes_to_the_workers))
