@@ -9,6 +9,7 @@ real mounts, always cleaned up.
 - ``bin_path(name)``: a program from the build tree (QFS_BUILDDIR).
 """
 import os
+import random
 import re
 import signal
 import socket
@@ -33,7 +34,31 @@ def bin_path(name):
     raise FileNotFoundError(f"{name} not built in {BUILDDIR}")
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host="127.0.0.1"):
+    """A port nothing listens on, chosen below the kernel's ephemeral range:
+    a port the kernel handed out (bind to 0) can be taken again as the local
+    port of an outgoing connection (the nodes' own connections to each
+    other) before the daemon that was to listen on it binds it."""
+    lo, _ = _ephemeral_range()
+    top = lo if lo > 11000 else 65536
+    for _ in range(200):
+        port = random.randrange(10000, top)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((host, 0))
