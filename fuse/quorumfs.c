@@ -103,6 +103,20 @@ fail:
 	return rc ? rc : -EINVAL;
 }
 
+/* Replaces data_dir (existing by now) in conf and in the buffer by its
+ * absolute, symlink-free path. Returns 0 or a negative error code. */
+static int absolute_data_dir(q_conf *conf, char *data_dir, size_t cap)
+{
+	char *abs = realpath(data_dir, NULL);
+	if (!abs)
+		return -errno;
+	int rc = strlen(abs) < cap ? q_conf_set(conf, "data_dir", abs) : -ENAMETOOLONG;
+	if (rc == 0)
+		memcpy(data_dir, abs, strlen(abs) + 1);
+	free(abs);
+	return rc;
+}
+
 /* Tells the waiting parent how start-up went (one byte: 0 = mounted). */
 static void notify(int fd, int ok)
 {
@@ -213,9 +227,23 @@ int main(int argc, char **argv)
 		qfs_opts_free(&o);
 		return 1;
 	}
+	/* the daemon leaves its working directory for / once mounted: every
+	 * path it keeps (the mount point it unmounts at exit, the data
+	 * directory the store creates files in for as long as it runs) is
+	 * made absolute first */
+	char *absmp = realpath(o.mountpoint, NULL);
+	if (!absmp) {
+		fprintf(stderr, "quorumfs: mount point %s: %s\n", o.mountpoint, strerror(errno));
+		qfs_opts_free(&o);
+		return 1;
+	}
+	free(o.mountpoint);
+	o.mountpoint = absmp;
 	if (build_conf(&o, &conf, data_dir, sizeof(data_dir)))
 		goto out_opts;
 	rc = q_env_mkdirs(q_env_posix(), data_dir);
+	if (!rc)
+		rc = absolute_data_dir(conf, data_dir, sizeof(data_dir));
 	if (rc) {
 		fprintf(stderr, "quorumfs: data directory %s: %s\n", data_dir, q_strerror(rc));
 		goto out_conf;

@@ -309,6 +309,20 @@ def _pids_with_arg(arg):
     return pids
 
 
+def _end_background_daemon(mnt, pids):
+    """Cleanup of a daemon started in the background (not by procs):
+    unmount if still mounted, wait (bounded) for the PIDs this test started
+    to exit, kill the ones that did not."""
+    if os.path.ismount(mnt):
+        subprocess.run(["fusermount3", "-u", mnt], check=False)
+    deadline = time.monotonic() + 60
+    while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for p in pids:
+        if os.path.exists(f"/proc/{p}"):
+            os.kill(p, signal.SIGKILL)
+
+
 def test_fstab_helper_mounts_in_background(tmp_path):
     helper = os.path.join(os.environ.get("QFS_SRCDIR", "../.."), "contrib", "mount.quorumfs")
     mnt = os.path.join(str(tmp_path), "fstab-mnt")
@@ -326,15 +340,56 @@ def test_fstab_helper_mounts_in_background(tmp_path):
             f.write("via fstab")
         assert open(os.path.join(mnt, "f")).read() == "via fstab"
     finally:
-        subprocess.run(["fusermount3", "-u", mnt], check=False)
-        deadline = time.monotonic() + 60
-        while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for p in pids:  # only the daemon this test started
-            if os.path.exists(f"/proc/{p}"):
-                os.kill(p, signal.SIGKILL)
+        _end_background_daemon(mnt, pids)
     log = open(os.path.join(data, "quorumfs.log"), errors="replace").read()
     assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log
     # a bad SPEC is refused before anything starts
     r = subprocess.run(["sh", helper, "bogus", mnt], env=env, capture_output=True, text=True)
     assert r.returncode != 0 and "SPEC" in r.stderr
+
+
+def test_background_mount_with_relative_paths(procs, tmp_path):
+    """A daemon started in the background from a directory with relative
+    paths (`quorumfs --data d m`) leaves that directory for /: the store must
+    go on creating its files in the data directory it was given (memtable
+    flushes, new commit logs, the manifest at stop), and SIGTERM must unmount
+    the mount point it was given, not a path relative to /."""
+    cwd = str(tmp_path)
+    os.makedirs(os.path.join(cwd, "rel-mnt"))
+    listen = f"127.0.0.1:{free_port()}"
+    mnt = os.path.join(cwd, "rel-mnt")
+    data = os.path.join(cwd, "rel-data")
+    pids = []
+    try:
+        # output to a file: a daemon that kept a pipe open would hang run()
+        with open(os.path.join(cwd, "start.out"), "w+") as out:
+            r = subprocess.run([bin_path("quorumfs"), "--data", "rel-data", "--listen", listen,
+                                "-o", "memtable_size=256k,attr_timeout=0.5", "rel-mnt"],
+                               cwd=cwd, stdout=out, stderr=out, timeout=120)
+            pids = _pids_with_arg(listen)
+            out.seek(0)
+            assert r.returncode == 0, out.read()
+        assert os.path.ismount(mnt) and len(pids) == 1, pids
+        want = {}
+        for i in range(24):  # 1.5 MiB: several memtable flushes after the chdir
+            want[f"f{i:02d}"] = os.urandom(64 << 10)
+            with open(os.path.join(mnt, f"f{i:02d}"), "wb") as f:
+                f.write(want[f"f{i:02d}"])
+        os.kill(pids[0], signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while os.path.exists(f"/proc/{pids[0]}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pids[0]}"), "the daemon did not exit on SIGTERM"
+        assert not os.path.ismount(mnt), "SIGTERM left the mount in place"
+    finally:
+        _end_background_daemon(mnt, pids)
+    log = open(os.path.join(data, "quorumfs.log"), errors="replace").read()
+    assert " ERROR " not in log and " WARN " not in log, log
+    assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log
+    assert any(n.endswith(".sst") for n in os.listdir(os.path.join(data, "db"))), log
+    # everything written is there after a remount of the same data
+    p, m = mount(procs, tmp_path, name="again", data=data)
+    for name, b in want.items():
+        with open(os.path.join(m, name), "rb") as f:
+            assert f.read() == b, name
+    unmount(p, m)

@@ -115,9 +115,10 @@ def test_siblings_of_a_file(procs, tmp_path):
     b = xxh3_hex_of(listen, "big-copy.bin")["siblings"][0]
     assert a["layout"] == "chunked" and a["size"] == len(big)
     assert a["digest"] == b["digest"]
+    at = 2 * 1024 * 1024 + 5
     with open(os.path.join(m, "big-copy.bin"), "r+b") as f:
-        f.seek(2 * 1024 * 1024 + 5)
-        f.write(b"X")
+        f.seek(at)
+        f.write(bytes([big[at] ^ 0xFF]))  # a byte that differs from the one there
     wait_for(lambda: xxh3_hex_of(listen, "big-copy.bin")["siblings"][0]["digest"] != a["digest"],
              timeout=30, interval=0.2, what="digest follows the content")
 
