@@ -64,6 +64,18 @@
  *                                                   |
  *                                   log deleted <---+ (manifest durable)
  *
+ * 11. Early log write-out (lsm_options.log_early_write; the log is
+ *     buffered under LSM_SYNC_NONE and LSM_SYNC_BATCH): a leader of
+ *     lsm_write (a thread that may block) whose commit leaves the log
+ *     writer's buffer at the mark or above writes the buffer out, under
+ *     log_mu, as it would once the buffer is full. lsm_write_nowait never
+ *     does; so with blocking writers among the nowait ones the buffer is
+ *     seldom full when a nowait write comes. Only the moment of that
+ *     write() changes: a write is acknowledged exactly as before (in the
+ *     buffer under none and batch; the batch sync thread's fsync covers
+ *     it), and a failed write-out fails the write and the log as a full
+ *     buffer's would (bg_error).
+ *
  * Threads: callers (any number), one flush thread, one compaction thread,
  * and for LSM_SYNC_BATCH one sync thread. Lock order: man_mu, then mu, then
  * log_mu.
@@ -100,6 +112,10 @@
  * cohort that alternates with the first (adaptive commit delay). */
 #define GATHER_MAX_NS 200000
 #define GATHER_GAP_NS 50000 /* ... or until no writer arrived for this long */
+/* lsm_options.log_early_write by default: a quarter of the log writer's
+ * 64 KiB buffer, so the other three quarters take the nowait writes that
+ * come before the next blocking one (invariant 11) */
+#define LSM_LOG_EARLY_WRITE_DEFAULT (16u << 10)
 
 typedef struct writer {
 	lsm_batch *b;     /* NULL: a request to switch the memtable (lsm_flush) */
@@ -168,6 +184,9 @@ struct lsm_db {
 	_Atomic uint64_t st_groups, st_group_writes;
 	_Atomic uint64_t st_blob_moved;
 	_Atomic uint64_t st_blob_skipped; /* iterator entries passed over (corrupt blob) */
+	/* -EAGAIN of the nowait calls by cause (lsm_stats), early write-outs */
+	_Atomic uint64_t st_nw_get, st_nw_queue, st_nw_room, st_nw_log_busy, st_nw_log_full;
+	_Atomic uint64_t st_log_early;
 };
 
 void lsm_options_default(lsm_options *o)
@@ -187,6 +206,7 @@ void lsm_options_default(lsm_options *o)
 	o->mmap_reads = 1;
 	o->blob_threshold = BLOB_THRESHOLD_DEFAULT;
 	o->log_values = 1;
+	o->log_early_write = LSM_LOG_EARLY_WRITE_DEFAULT;
 }
 
 /* ================= small helpers ================= */
@@ -1774,9 +1794,11 @@ static int commit_group(lsm_db *db, lsm_batch *grp, int ngroup, int nowait)
 	uint64_t rec_start = 0, rec_log = 0;
 	if (rc == 0 && nowait) {
 		if (pthread_mutex_trylock(&db->log_mu)) {
+			atomic_fetch_add(&db->st_nw_log_busy, 1);
 			rc = -EAGAIN;
 		} else if (!wal_fits_buffer(db->log, grp->rep.len)) {
 			pthread_mutex_unlock(&db->log_mu);
+			atomic_fetch_add(&db->st_nw_log_full, 1);
 			rc = -EAGAIN;
 		}
 		logged = rc == 0;
@@ -1788,6 +1810,12 @@ static int commit_group(lsm_db *db, lsm_batch *grp, int ngroup, int nowait)
 		rc = wal_add_at(db->log, grp->rep.p, grp->rep.len, &rec_start);
 		if (rc == 0 && db->o.sync == LSM_SYNC_ALWAYS)
 			rc = wal_sync(db->log);
+		if (rc == 0 && !nowait && db->o.log_early_write &&
+		    wal_buffered(db->log) >= db->o.log_early_write) {
+			rc = wal_flush(db->log); /* invariant 11 */
+			if (rc == 0)
+				atomic_fetch_add(&db->st_log_early, 1);
+		}
 		pthread_mutex_unlock(&db->log_mu);
 	}
 	if (rc == 0) {
@@ -1977,7 +2005,12 @@ int lsm_write_nowait(lsm_db *db, lsm_batch *b)
 	memset(&w, 0, sizeof(w));
 	w.b = b;
 	pthread_mutex_lock(&db->mu);
-	rc = db->wq_head ? -EAGAIN : room_nowait(db);
+	if (db->wq_head) {
+		rc = -EAGAIN;
+		atomic_fetch_add(&db->st_nw_queue, 1);
+	} else if ((rc = room_nowait(db)) == -EAGAIN) {
+		atomic_fetch_add(&db->st_nw_room, 1);
+	}
 	if (rc) {
 		pthread_mutex_unlock(&db->mu);
 		return rc;
@@ -2185,7 +2218,10 @@ int lsm_get(lsm_db *db, q_slice key, q_buf *out)
 
 int lsm_get_nowait(lsm_db *db, q_slice key, q_buf *out)
 {
-	return get_impl(db, key, out, 1);
+	int rc = get_impl(db, key, out, 1);
+	if (rc == -EAGAIN)
+		atomic_fetch_add(&db->st_nw_get, 1);
+	return rc;
 }
 
 /* ================= user iterators ================= */
@@ -2444,6 +2480,12 @@ void lsm_get_stats(lsm_db *db, lsm_stats *s)
 	s->manifest_fallback = (uint64_t)db->manifest_fallback;
 	s->blob_moved_bytes = atomic_load(&db->st_blob_moved);
 	s->blob_corrupt_skipped = atomic_load(&db->st_blob_skipped);
+	s->nowait_get_read = atomic_load(&db->st_nw_get);
+	s->nowait_write_queue = atomic_load(&db->st_nw_queue);
+	s->nowait_write_room = atomic_load(&db->st_nw_room);
+	s->nowait_write_log_busy = atomic_load(&db->st_nw_log_busy);
+	s->nowait_write_log_full = atomic_load(&db->st_nw_log_full);
+	s->log_early_writes = atomic_load(&db->st_log_early);
 	size_t usage;
 	cache_stats(db->cache, &s->cache_hits, &s->cache_misses, &usage);
 }

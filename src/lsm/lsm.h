@@ -81,6 +81,14 @@ typedef struct lsm_options {
 	                            * it was written to (the log is kept while
 	                            * tables point into it) instead of copying
 	                            * it into a blob file; 0 = always copy */
+	size_t log_early_write;    /* a buffered commit log (LSM_SYNC_NONE,
+	                            * LSM_SYNC_BATCH) keeps up to 64 KiB in a
+	                            * user-space buffer; lsm_write hands it to
+	                            * the OS once it holds this many bytes
+	                            * (lsm_write_nowait never does), so nowait
+	                            * writes seldom find it full; default 16 KiB,
+	                            * 0 = only when full. Durability is the same
+	                            * either way */
 } lsm_options;
 
 typedef struct lsm_db lsm_db;
@@ -108,6 +116,17 @@ typedef struct lsm_stats {
 	uint64_t blob_moved_bytes; /* record bytes moved by blob garbage collection */
 	uint64_t blob_corrupt_skipped; /* iterator entries passed over: their
 	                                * blob record failed its checks */
+	/* -EAGAIN answers of the calls that never block, by cause */
+	uint64_t nowait_get_read;   /* lsm_get_nowait: a block not cached, a
+	                             * table not open or a separated value */
+	uint64_t nowait_write_queue; /* another writer in the queue */
+	uint64_t nowait_write_room; /* memtable full, level-0 slowdown or
+	                             * stall, pending resume */
+	uint64_t nowait_write_log_busy; /* the log's lock was held */
+	uint64_t nowait_write_log_full; /* the record would not stay in the
+	                                 * log's buffer */
+	uint64_t log_early_writes;  /* buffer write-outs by lsm_write before
+	                             * the buffer was full (log_early_write) */
 } lsm_stats;
 
 void lsm_options_default(lsm_options *o);

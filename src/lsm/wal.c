@@ -318,6 +318,11 @@ int wal_sync(wal_writer *w)
 	return rc;
 }
 
+size_t wal_buffered(const wal_writer *w)
+{
+	return w->buf.len;
+}
+
 int wal_fits_buffer(const wal_writer *w, size_t n)
 {
 	if (w->failed || !w->buffered || n >= WAL_BUF_MAX)

@@ -74,6 +74,9 @@ int wal_sync(wal_writer *w);
  * failed, and the record with its headers and padding leaves the buffer
  * below the size at which it is written out. 0 otherwise. Pure. */
 int wal_fits_buffer(const wal_writer *w, size_t n);
+/* Bytes waiting in the writer's user-space buffer (not yet handed to the
+ * OS). Pure. */
+size_t wal_buffered(const wal_writer *w);
 /* Bytes in the log so far (written or buffered). */
 uint64_t wal_size(const wal_writer *w);
 /* The first write or sync error of w (sticky: a torn record may follow the

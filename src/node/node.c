@@ -149,7 +149,10 @@ static int status_hook(void *arg, q_buf *out)
 	int rc = q_buf_printf(out,
 			    "\"zone\":\"%s\",\"sync\":\"%s\",\"storage\":{\"disk_bytes\":%llu,"
 			    "\"memtable_bytes\":%llu,\"tables\":%llu,\"quarantined_tables\":%llu,"
-			    "\"flushes\":%llu,\"compactions\":%llu,\"stall_ms\":%llu},"
+			    "\"flushes\":%llu,\"compactions\":%llu,\"stall_ms\":%llu,"
+			    "\"nowait_again\":{\"get_read\":%llu,\"write_queue\":%llu,"
+			    "\"write_room\":%llu,\"write_log_busy\":%llu,\"write_log_full\":%llu},"
+			    "\"log_early_writes\":%llu},"
 			    "\"replica\":{\"gets\":%llu,\"updates\":%llu,\"merges\":%llu,"
 			    "\"merges_unchanged\":%llu,\"corrupt\":%llu}",
 			    n->cfg.zone,
@@ -161,6 +164,12 @@ static int status_hook(void *arg, q_buf *out)
 			    (unsigned long long)st.quarantined_tables,
 			    (unsigned long long)st.flushes, (unsigned long long)st.compactions,
 			    (unsigned long long)st.stall_ms,
+			    (unsigned long long)st.nowait_get_read,
+			    (unsigned long long)st.nowait_write_queue,
+			    (unsigned long long)st.nowait_write_room,
+			    (unsigned long long)st.nowait_write_log_busy,
+			    (unsigned long long)st.nowait_write_log_full,
+			    (unsigned long long)st.log_early_writes,
 			    (unsigned long long)rs.gets, (unsigned long long)rs.updates,
 			    (unsigned long long)rs.merges, (unsigned long long)rs.merges_unchanged,
 			    (unsigned long long)rs.corrupt);

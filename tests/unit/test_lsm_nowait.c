@@ -6,11 +6,13 @@
  * lsm_write. (A nowait write while another writer leads the queue:
  * test_lsm_fault.c, which has the sync gate.)
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lsm/lsm.h"
 #include "qtest.h"
@@ -20,16 +22,23 @@
 
 static char dbdir[300];
 
+/* log_early_write for the next open_db: (size_t)-1 = the default */
+static size_t early_write = (size_t)-1;
+/* sync_batch_ms for the next open_db */
+static unsigned batch_ms = 5;
+
 static lsm_db *open_db(q_env *env, lsm_sync sync, size_t wbuf, size_t blob_threshold)
 {
 	lsm_options o;
 	lsm_options_default(&o);
+	if (early_write != (size_t)-1)
+		o.log_early_write = early_write;
 	o.env = env;
 	o.sync = sync;
 	o.write_buffer_size = wbuf;
 	o.block_size = 1024;
 	o.blob_threshold = blob_threshold;
-	o.sync_batch_ms = 5;
+	o.sync_batch_ms = batch_ms;
 	snprintf(dbdir, sizeof(dbdir), "%s/db", qtest_tmpdir);
 	lsm_db *db = NULL;
 	int rc = lsm_open(dbdir, &o, &db);
@@ -128,6 +137,35 @@ static uint64_t commit_groups(lsm_db *db)
 	return st.commit_groups;
 }
 
+static lsm_stats stats(lsm_db *db)
+{
+	lsm_stats st;
+	lsm_get_stats(db, &st);
+	return st;
+}
+
+/* Bytes of the store's commit logs in their files (not what waits in the
+ * log writer's buffer). */
+static uint64_t log_file_bytes(void)
+{
+	DIR *d = opendir(dbdir);
+	ASSERT(d != NULL);
+	uint64_t sum = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		if (n < 5 || strcmp(e->d_name + n - 4, ".log") != 0)
+			continue;
+		char p[700];
+		snprintf(p, sizeof(p), "%s/%s", dbdir, e->d_name);
+		struct stat stt;
+		ASSERT_OK(stat(p, &stt) ? -errno : 0);
+		sum += (uint64_t)stt.st_size;
+	}
+	closedir(d);
+	return sum;
+}
+
 QTEST(get_answers_from_the_memtable)
 {
 	lsm_db *db = open_db(NULL, LSM_SYNC_NONE, 1 << 20, 0);
@@ -183,8 +221,10 @@ QTEST(get_again_for_an_uncached_block_until_a_read_caches_it)
 	ASSERT_OK(lsm_close(db));
 	db = open_db(NULL, LSM_SYNC_NONE, 1 << 20, 0);
 	lsm_stats st0, st1;
+	ASSERT_EQ(stats(db).nowait_get_read, 0);
 	ASSERT_EQ(get_nowait(db, 123, 1, 100), -EAGAIN);
 	lsm_get_stats(db, &st0);
+	ASSERT_EQ(st0.nowait_get_read, 1); /* counted by cause */
 	/* it did not fill the cache: asking again is still -EAGAIN */
 	ASSERT_EQ(get_nowait(db, 123, 1, 100), -EAGAIN);
 	lsm_get_stats(db, &st1);
@@ -283,6 +323,8 @@ QTEST(write_nowait_again_when_the_memtable_is_full)
 	lsm_stats st;
 	lsm_get_stats(db, &st);
 	ASSERT(st.memtable_bytes >= 8 << 10);
+	ASSERT_EQ(st.nowait_write_room, 1);
+	ASSERT_EQ(st.nowait_write_log_full + st.nowait_write_queue + st.nowait_write_log_busy, 0);
 	uint64_t g0 = commit_groups(db);
 	ASSERT_EQ(put_nowait(db, n, 1, 100), -EAGAIN);
 	ASSERT_EQ(commit_groups(db), g0);
@@ -312,6 +354,8 @@ QTEST(write_nowait_again_when_the_log_buffer_is_full)
 	ASSERT_EQ(rc, -EAGAIN);
 	ASSERT(n >= 50 && n <= 66);
 	expect(db, n, -1, 0);
+	ASSERT_EQ(stats(db).nowait_write_log_full, 2);
+	ASSERT_EQ(stats(db).nowait_write_room, 0);
 	put_wait(db, n, 1, 1000); /* writes the buffer out */
 	ASSERT_OK(put_nowait(db, n + 1, 1, 1000));
 	ASSERT_OK(lsm_close(db));
@@ -319,6 +363,92 @@ QTEST(write_nowait_again_when_the_log_buffer_is_full)
 	for (int i = 0; i <= n + 1; i++)
 		expect(db, i, 1, 1000);
 	ASSERT_OK(lsm_close(db));
+}
+
+/* A blocking write that leaves the log's buffer at log_early_write bytes
+ * or more writes it out then, not only once it is full: the bytes are in
+ * the file (handed to the OS) while the buffer still had room. */
+QTEST(blocking_write_writes_the_log_buffer_out_early)
+{
+	lsm_db *db = open_db(NULL, LSM_SYNC_NONE, 4 << 20, 0);
+	int i = 0;
+	while (i < 100 && log_file_bytes() == 0)
+		put_wait(db, i++, 1, 1000);
+	/* about 16 KiB (the default mark) of 1000-byte records, far from
+	 * the 64 KiB at which the buffer is full */
+	ASSERT(i >= 15 && i <= 18);
+	ASSERT(log_file_bytes() >= 16 << 10 && log_file_bytes() < 20 << 10);
+	ASSERT_EQ(stats(db).log_early_writes, 1);
+	/* nowait writes never write it out */
+	uint64_t f = log_file_bytes();
+	for (int j = 0; j < 30; j++)
+		ASSERT_OK(put_nowait(db, i++, 1, 1000));
+	ASSERT_EQ(log_file_bytes(), f);
+	ASSERT_OK(lsm_close(db));
+	/* with log_early_write = 0 the buffer is written out only when full */
+	early_write = 0;
+	db = open_db(NULL, LSM_SYNC_NONE, 4 << 20, 0);
+	uint64_t f0 = log_file_bytes();
+	for (int j = 0; j < 40; j++)
+		put_wait(db, 1000 + j, 1, 1000);
+	ASSERT_EQ(log_file_bytes(), f0);
+	ASSERT_EQ(stats(db).log_early_writes, 0);
+	ASSERT_OK(lsm_close(db));
+	early_write = (size_t)-1;
+	db = open_db(NULL, LSM_SYNC_NONE, 4 << 20, 0);
+	for (int j = 0; j < i; j++)
+		expect(db, j, 1, 1000);
+	for (int j = 0; j < 40; j++)
+		expect(db, 1000 + j, 1, 1000);
+	ASSERT_OK(lsm_close(db));
+}
+
+/* Nowait writes with an occasional blocking one among them (as on a node
+ * whose event loop hands a few writes to its workers) keep being taken
+ * across many buffers' worth of log: the blocking writes write the buffer
+ * out before it is full. Every write is there after a reopen. */
+static void nowait_writes_go_on(lsm_sync sync)
+{
+	lsm_db *db = open_db(NULL, sync, 4 << 20, 0);
+	int again = 0;
+	for (int i = 0; i < 1000; i++) { /* about 1 MiB: 15 full buffers */
+		if (i % 12 == 0) {
+			put_wait(db, i, 1, 1000);
+			continue;
+		}
+		int rc = put_nowait(db, i, 1, 1000);
+		if (rc == -EAGAIN) {
+			/* sync = batch: the sync thread may hold the log for
+			 * its fsync (never because the buffer was full) */
+			ASSERT_EQ(sync, LSM_SYNC_BATCH);
+			again++;
+			put_wait(db, i, 1, 1000);
+		} else {
+			ASSERT_OK(rc);
+		}
+	}
+	lsm_stats st = stats(db);
+	ASSERT_EQ(st.nowait_write_log_full, 0);
+	ASSERT(again < 100);
+	ASSERT(st.log_early_writes >= 30); /* about every second blocking write */
+	ASSERT_OK(lsm_close(db));
+	db = open_db(NULL, sync, 4 << 20, 0);
+	for (int i = 0; i < 1000; i++)
+		expect(db, i, 1, 1000);
+	ASSERT_OK(lsm_close(db));
+}
+
+QTEST(write_nowait_goes_on_across_many_log_buffers)
+{
+	nowait_writes_go_on(LSM_SYNC_NONE);
+}
+
+QTEST(write_nowait_goes_on_across_many_log_buffers_batch)
+{
+	/* the periodic sync (which writes the buffer out too) rare enough
+	 * not to stand in for the early write-out */
+	batch_ms = 10000;
+	nowait_writes_go_on(LSM_SYNC_BATCH);
 }
 
 QTEST(write_nowait_returns_the_background_error)
@@ -487,6 +617,9 @@ QTEST_MAIN(QT(get_answers_from_the_memtable), QT(get_not_found_through_filters_a
 	   QT(get_again_for_a_separated_value), QT(write_nowait_is_read_back_and_recovered),
 	   QT(write_nowait_again_under_sync_always), QT(write_nowait_again_when_the_memtable_is_full),
 	   QT(write_nowait_again_when_the_log_buffer_is_full),
+	   QT(blocking_write_writes_the_log_buffer_out_early),
+	   QT(write_nowait_goes_on_across_many_log_buffers),
+	   QT(write_nowait_goes_on_across_many_log_buffers_batch),
 	   QT(write_nowait_returns_the_background_error),
 	   QT(write_nowait_again_while_the_log_is_being_synced),
 	   QT(get_nowait_goes_on_while_a_switch_waits_for_the_log))
