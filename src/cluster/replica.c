@@ -15,7 +15,15 @@
  *      and a trylock of the stripe; an -EAGAIN from either returns before
  *      anything is stored or counted (the after hook has not run), so the
  *      caller's retry through the blocking form does the whole operation.
- * Threading: stripes are plain pthread mutexes; counters are atomics.
+ *   6. A store that refuses writes says so in the node's log whatever path
+ *      of the engine refused them (some, such as a new commit log that
+ *      cannot be created on a full disk, log nothing themselves): the first
+ *      failed engine write of a run, and each change of its error, is
+ *      logged as an error; the first success after a run logs how many
+ *      failed. At most one line per change of state, however many writes
+ *      fail; a success costs one atomic load when nothing failed.
+ * Threading: stripes are plain pthread mutexes; counters and the write
+ * error state (werr, werr_run) are atomics.
  */
 #include "cluster/replica.h"
 
@@ -34,6 +42,10 @@ struct replica {
 	char node[OBJ_NODE_MAX + 1];
 	pthread_mutex_t stripe[REPLICA_STRIPES];
 	uint64_t gets, updates, merges, unchanged, corrupt;
+	uint64_t write_errors;   /* engine writes that failed */
+	int werr;                /* error of the last engine write, 0 after a
+				  * success (invariant 6) */
+	uint64_t werr_run;       /* failed engine writes since the last success */
 	replica_hooks hooks;
 };
 
@@ -140,6 +152,31 @@ void replica_set_hooks(replica *r, const replica_hooks *h)
 		memset(&r->hooks, 0, sizeof(r->hooks));
 }
 
+/* Counts and logs the outcome rc of an engine write (invariant 6). -EAGAIN
+ * of a nowait call (nothing tried) and Q_ECLOSED (the node is stopping) say
+ * nothing about the store and are left out. */
+static void note_write(replica *r, int rc)
+{
+	if (rc == -EAGAIN || rc == Q_ECLOSED)
+		return;
+	if (rc < 0) {
+		__atomic_add_fetch(&r->write_errors, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&r->werr_run, 1, __ATOMIC_RELAXED);
+		if (__atomic_exchange_n(&r->werr, rc, __ATOMIC_RELAXED) != rc)
+			Q_ERROR("replica", "the store refuses writes: %s (logged again when the "
+				"error changes or a write succeeds)", q_strerror(rc));
+		return;
+	}
+	if (__atomic_load_n(&r->werr, __ATOMIC_RELAXED) == 0)
+		return;
+	int prev = __atomic_exchange_n(&r->werr, 0, __ATOMIC_RELAXED);
+	if (prev) {
+		uint64_t n = __atomic_exchange_n(&r->werr_run, 0, __ATOMIC_RELAXED);
+		Q_WARN("replica", "the store takes writes again after %llu failed (%s)",
+		       (unsigned long long)n, q_strerror(prev));
+	}
+}
+
 /* Writes s (NULL: deletes the key) in one batch with the hook's entries,
  * then tells the after hook. cur is the set stored before (may be NULL), od
  * its digest (from load). On success *new_digest (if not NULL) receives s's
@@ -168,7 +205,10 @@ static int store(replica *r, const lkey *k, q_slice key, const obj_set *cur, uin
 		goto fail;
 	if (r->hooks.batch)
 		Q_ERR(r->hooks.batch(r->hooks.arg, b, key, s ? &nd : NULL));
-	Q_ERR(nowait ? lsm_write_nowait(r->db, b) : lsm_write(r->db, b));
+	rc = nowait ? lsm_write_nowait(r->db, b) : lsm_write(r->db, b);
+	note_write(r, rc);
+	if (rc < 0)
+		goto fail;
 	if (r->hooks.after)
 		r->hooks.after(r->hooks.arg, key, cur ? &od : NULL, s ? &nd : NULL, s);
 	if (new_digest)
@@ -389,4 +429,5 @@ void replica_get_stats(replica *r, replica_stats *out)
 	out->merges = __atomic_load_n(&r->merges, __ATOMIC_RELAXED);
 	out->merges_unchanged = __atomic_load_n(&r->unchanged, __ATOMIC_RELAXED);
 	out->corrupt = __atomic_load_n(&r->corrupt, __ATOMIC_RELAXED);
+	out->write_errors = __atomic_load_n(&r->write_errors, __ATOMIC_RELAXED);
 }

@@ -19,6 +19,11 @@
  * replica_get and replica_update); replica_merge replaces it with the
  * incoming set, which is how read repair heals it.
  *
+ * A store that refuses writes (disk full, I/O errors) is reported in the
+ * log once when its writes start failing, again when the error changes,
+ * and once when they succeed again, whichever engine path refused them;
+ * replica_stats.write_errors counts the failed writes.
+ *
  * Blocking: every call does disk I/O; never call from the event-loop thread,
  * except the _nowait forms below.
  * Thread safety: any number of threads at once.
@@ -40,6 +45,9 @@ typedef struct replica replica;
 
 typedef struct replica_stats {
 	uint64_t gets, updates, merges, merges_unchanged, corrupt;
+	uint64_t write_errors; /* engine writes that failed (full disk, I/O
+				* error, ...); -EAGAIN of the nowait forms and
+				* writes refused while closing not counted */
 } replica_stats;
 
 /* node_id: this node's id (copied); dots of local updates carry it. */

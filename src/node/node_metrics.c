@@ -349,6 +349,8 @@ int node_metrics_render(node_metrics *m, q_buf *out)
 	replica_get_stats(m->src.rep, &rs);
 	C("quorum_replica_merges_total", "Incoming sets merged into the local replica.", rs.merges);
 	C("quorum_replica_corrupt_total", "Stored sets that failed to decode.", rs.corrupt);
+	C("quorum_replica_write_errors_total",
+	  "Writes the local store refused (full disk, I/O error).", rs.write_errors);
 
 	hint_stats hs = {0, 0, 0, 0};
 	if (m->src.hints)

@@ -3,7 +3,8 @@
  * engine, read-modify-write under concurrency, corruption handling, the
  * encodings and digests handed out with a write, the forms that never
  * block (same bytes as the blocking ones; -EAGAIN on a held stripe or an
- * engine that would wait, with nothing changed).
+ * engine that would wait, with nothing changed), a store that refuses
+ * writes reported in the log once per change of state.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,6 +16,8 @@
 #include "lsm/lsm.h"
 #include "qtest.h"
 #include "util/coding.h"
+#include "util/env.h"
+#include "util/log.h"
 #include "util/qerr.h"
 #include "util/qtime.h"
 
@@ -586,9 +589,102 @@ QTEST(nowait_write_again_under_sync_always)
 	ASSERT_OK(lsm_close(db));
 }
 
+/* Times needle occurs in the file at path. */
+static int count_in_file(const char *path, const char *needle)
+{
+	uint8_t *d = NULL;
+	size_t n = 0;
+	ASSERT_OK(q_env_read_all(q_env_posix(), path, &d, &n));
+	int count = 0;
+	size_t nl = strlen(needle);
+	for (size_t i = 0; i + nl <= n; i++)
+		if (memcmp(d + i, needle, nl) == 0)
+			count++;
+	free(d);
+	return count;
+}
+
+/*
+ * A full disk met when the engine opens the next commit log at a memtable
+ * switch: the engine fails the write with ENOSPC and logs nothing of it (a
+ * replica of a cluster then failed every write for a minute without a line
+ * in its log). The replica logs the first refused write, not the later
+ * ones, counts all of them, and logs once when writes succeed again; the
+ * refused writes stored nothing, the acknowledged ones are all there.
+ */
+QTEST(refused_writes_are_logged_once_and_counted)
+{
+	char logpath[512];
+	snprintf(logpath, sizeof(logpath), "%s/node.log", qtest_tmpdir);
+	FILE *lf = fopen(logpath, "w");
+	ASSERT(lf != NULL);
+	q_log_set_stream(lf);
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_options o;
+	lsm_options_default(&o);
+	o.env = fe;
+	o.sync = LSM_SYNC_ALWAYS;
+	o.write_buffer_size = 256u << 10;
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s/db", qtest_tmpdir);
+	lsm_db *db = NULL;
+	ASSERT_OK(lsm_open(dir, &o, &db));
+	replica *r = NULL;
+	ASSERT_OK(replica_new(db, "n1", &r));
+	static char big[16u << 10];
+	memset(big, 'v', sizeof(big) - 1);
+	obj_write w = wr(big, 1);
+	/* every file the engine opens from now on: no space */
+	q_fault_env_fail_at(fe, Q_FAULT_OPEN, 1, -ENOSPC, 1);
+	int acked = 0, refused = 0;
+	char k[32];
+	for (int i = 0; i < 200 && refused < 5; i++) {
+		snprintf(k, sizeof(k), "k%03d", i);
+		int rc = replica_update(r, q_slice_str(k), NULL, &w, NULL);
+		if (rc == 0) {
+			ASSERT_EQ(refused, 0);
+			acked++;
+		} else {
+			ASSERT_EQ(rc, -ENOSPC);
+			refused++;
+		}
+	}
+	ASSERT(acked > 0);
+	ASSERT_EQ(refused, 5);
+	replica_stats st;
+	replica_get_stats(r, &st);
+	ASSERT_U64_EQ(st.write_errors, 5);
+	ASSERT_U64_EQ(st.updates, (uint64_t)acked);
+	fflush(lf);
+	ASSERT_EQ(count_in_file(logpath, "the store refuses writes: No space left on device"), 1);
+	ASSERT_EQ(count_in_file(logpath, "takes writes again"), 0);
+	/* space again: the next write succeeds and says so, once */
+	q_fault_env_fail_at(fe, Q_FAULT_OPEN, 0, 0, 0);
+	ASSERT_OK(replica_update(r, q_slice_str("after"), NULL, &w, NULL));
+	ASSERT_OK(replica_update(r, q_slice_str("after2"), NULL, &w, NULL));
+	fflush(lf);
+	ASSERT_EQ(count_in_file(logpath,
+				"the store takes writes again after 5 failed (No space left on device)"), 1);
+	ASSERT_EQ(count_in_file(logpath, "refuses writes"), 1);
+	replica_get_stats(r, &st);
+	ASSERT_U64_EQ(st.write_errors, 5);
+	for (int i = 0; i < acked + 5; i++) {
+		snprintf(k, sizeof(k), "k%03d", i);
+		obj_set *s = NULL;
+		ASSERT_EQ(replica_get(r, q_slice_str(k), &s), i < acked ? 0 : Q_ENOTFOUND);
+		obj_set_free(s);
+	}
+	replica_free(r);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+	q_log_set_stream(stderr);
+	fclose(lf);
+}
+
 QTEST_MAIN(QT(update_get_and_context), QT(merge_is_idempotent_and_skips_unchanged),
 	   QT(encodings_and_digests_of_what_is_stored),
 	   QT(concurrent_writers_lose_nothing), QT(corrupt_value_is_reported_and_healed_by_merge),
 	   QT(survives_reopen), QT(nowait_forms_store_what_blocking_forms_store),
 	   QT(nowait_write_again_while_the_stripe_is_held),
-	   QT(nowait_write_again_under_sync_always))
+	   QT(nowait_write_again_under_sync_always),
+	   QT(refused_writes_are_logged_once_and_counted))
