@@ -69,8 +69,11 @@
  *     lsm_write (a thread that may block) whose commit leaves the log
  *     writer's buffer at the mark or above writes the buffer out, under
  *     log_mu, as it would once the buffer is full. lsm_write_nowait never
- *     does; so with blocking writers among the nowait ones the buffer is
- *     seldom full when a nowait write comes. Only the moment of that
+ *     does; the first nowait write that finds the buffer past the mark
+ *     gets -EAGAIN (log_nudged, reset once a nowait write finds the
+ *     buffer below the mark again), so that its caller's lsm_write writes
+ *     the buffer out, while the writes after it still fill the rest of
+ *     the buffer. So the buffer is seldom full when a nowait write comes. Only the moment of that
  *     write() changes: a write is acknowledged exactly as before (in the
  *     buffer under none and batch; the batch sync thread's fsync covers
  *     it), and a failed write-out fails the write and the log as a full
@@ -164,6 +167,8 @@ struct lsm_db {
 	pthread_mutex_t log_mu;
 	wal_writer *log;
 	uint64_t log_num;
+	int log_nudged;           /* log_mu: a nowait write was refused since the
+				   * buffer passed log_early_write (invariant 11) */
 
 	pthread_mutex_t man_mu;
 	_Atomic uint64_t manifest_size;
@@ -186,6 +191,7 @@ struct lsm_db {
 	_Atomic uint64_t st_blob_skipped; /* iterator entries passed over (corrupt blob) */
 	/* -EAGAIN of the nowait calls by cause (lsm_stats), early write-outs */
 	_Atomic uint64_t st_nw_get, st_nw_queue, st_nw_room, st_nw_log_busy, st_nw_log_full;
+	_Atomic uint64_t st_nw_log_mark;
 	_Atomic uint64_t st_log_early;
 };
 
@@ -207,6 +213,7 @@ void lsm_options_default(lsm_options *o)
 	o->blob_threshold = BLOB_THRESHOLD_DEFAULT;
 	o->log_values = 1;
 	o->log_early_write = LSM_LOG_EARLY_WRITE_DEFAULT;
+	o->nowait_page_cache = 1;
 }
 
 /* ================= small helpers ================= */
@@ -1800,6 +1807,19 @@ static int commit_group(lsm_db *db, lsm_batch *grp, int ngroup, int nowait)
 			pthread_mutex_unlock(&db->log_mu);
 			atomic_fetch_add(&db->st_nw_log_full, 1);
 			rc = -EAGAIN;
+		} else if (db->o.log_early_write &&
+			   wal_buffered(db->log) >= db->o.log_early_write) {
+			/* past the mark: the first nowait write refused sends
+			 * its caller to lsm_write, which writes the buffer out
+			 * (invariant 11); the others still fit */
+			if (!db->log_nudged) {
+				db->log_nudged = 1;
+				pthread_mutex_unlock(&db->log_mu);
+				atomic_fetch_add(&db->st_nw_log_mark, 1);
+				rc = -EAGAIN;
+			}
+		} else {
+			db->log_nudged = 0;
 		}
 		logged = rc == 0;
 	} else if (rc == 0) {
@@ -2138,7 +2158,8 @@ static int blob_resolve(const lsm_version *v, q_slice ukey, q_buf *io)
 }
 
 /* One table's answer for get_impl: 1 found, 0 not there, <0 error
- * (-EAGAIN with nowait when it needs a read). */
+ * (-EAGAIN with nowait when it needs a read; nowait 2: a block whose
+ * pages are in the page cache is no read, sst_get_cached). */
 static int table_lookup(lsm_file *f, q_slice key, uint64_t h, q_slice ik, int *kind, q_buf *out,
 			int nowait)
 {
@@ -2146,7 +2167,7 @@ static int table_lookup(lsm_file *f, q_slice key, uint64_t h, q_slice ik, int *k
 		return sst_get(f->t, key, h, ik, kind, out);
 	if (!f->t)
 		return -EAGAIN;
-	return sst_get_cached(f->t, key, h, ik, kind, out);
+	return sst_get_cached(f->t, key, h, ik, kind, out, nowait == 2);
 }
 
 /*
@@ -2162,6 +2183,8 @@ static int get_impl(lsm_db *db, q_slice key, q_buf *out, int nowait)
 	read_view rv;
 	view_take(db, &rv);
 	int kind = 0, rc;
+	if (nowait && db->o.nowait_page_cache)
+		nowait = 2;
 	/* one hash per lookup: the memtables' filters and the tables' bloom
 	 * filters use the same one */
 	uint64_t h = bloom_hash(key);
@@ -2485,6 +2508,7 @@ void lsm_get_stats(lsm_db *db, lsm_stats *s)
 	s->nowait_write_room = atomic_load(&db->st_nw_room);
 	s->nowait_write_log_busy = atomic_load(&db->st_nw_log_busy);
 	s->nowait_write_log_full = atomic_load(&db->st_nw_log_full);
+	s->nowait_write_log_mark = atomic_load(&db->st_nw_log_mark);
 	s->log_early_writes = atomic_load(&db->st_log_early);
 	size_t usage;
 	cache_stats(db->cache, &s->cache_hits, &s->cache_misses, &usage);

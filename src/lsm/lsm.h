@@ -89,6 +89,11 @@ typedef struct lsm_options {
 	                            * writes seldom find it full; default 16 KiB,
 	                            * 0 = only when full. Durability is the same
 	                            * either way */
+	int nowait_page_cache;     /* 1 (default): lsm_get_nowait also reads a
+	                            * data block of a mapped table (mmap_reads)
+	                            * whose pages are all in the OS page cache
+	                            * (mincore), and caches it; 0: block cache
+	                            * only */
 } lsm_options;
 
 typedef struct lsm_db lsm_db;
@@ -125,6 +130,9 @@ typedef struct lsm_stats {
 	uint64_t nowait_write_log_busy; /* the log's lock was held */
 	uint64_t nowait_write_log_full; /* the record would not stay in the
 	                                 * log's buffer */
+	uint64_t nowait_write_log_mark; /* the first after the buffer passed
+	                                 * log_early_write (lsm_write writes
+	                                 * it out) */
 	uint64_t log_early_writes;  /* buffer write-outs by lsm_write before
 	                             * the buffer was full (log_early_write) */
 } lsm_stats;
@@ -161,9 +169,12 @@ int lsm_write(lsm_db *db, lsm_batch *b);
  * the mutex, at most once a second while writes fail with -ENOSPC).
  *
  * lsm_get_nowait answers from the memtables, the tables' in-memory
- * filters and indexes and the block cache only: -EAGAIN when the answer
- * needs a data block that is not cached (the cache is not filled by it) or
- * a value kept in a blob file or commit log. Q_ENOTFOUND when every table
+ * filters and indexes and the block cache, and (nowait_page_cache, mapped
+ * tables) from a data block whose pages are all in the OS page cache
+ * (then cached): -EAGAIN when the answer needs a data block that is
+ * neither (the cache is not filled by it) or a value kept in a blob file or
+ * commit log. (A page evicted between the residency check and the copy
+ * would be read from the disk by the copy: only under memory pressure.) Q_ENOTFOUND when every table
  * that could hold the key is excluded by its key range or bloom filter or
  * by a cached block. (Rarely, the lookup holds the last reference to a
  * version a flush or compaction just replaced; releasing it closes that
@@ -175,8 +186,10 @@ int lsm_write(lsm_db *db, lsm_batch *b);
  * the memtable is full (a switch creates a log) or level 0 asks writers to
  * slow down or stall, when the commit log's lock is held (the periodic
  * sync of LSM_SYNC_BATCH), when the record would not fit in the log's
- * user-space buffer (no write() on the caller's thread), and when a write
- * would try to resume after a failed log write. Otherwise it appends to
+ * user-space buffer (no write() on the caller's thread), once when the
+ * buffer has passed log_early_write (lsm_write would write it out: the
+ * caller's blocking retry then does), and when a write would try to
+ * resume after a failed log write. Otherwise it appends to
  * that buffer and the memtable exactly as lsm_write does, with the same
  * durability (under LSM_SYNC_BATCH the periodic sync covers it) and
  * errors (a background error is returned as lsm_write returns it).

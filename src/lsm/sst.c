@@ -1124,22 +1124,54 @@ void sst_close(sst_table *t)
 	free(t);
 }
 
-/* A data block for a lookup: with cached_only, from the block cache or
- * -EAGAIN (nothing read, nothing inserted). */
+/* Pages of a block that map_resident checks at most (a larger block is
+ * taken as not resident). */
+#define RESIDENT_MAX_PAGES 64
+
+/* 1 if t is mapped and every page under its bytes [off, off + n) is in the
+ * page cache (mincore: copying them out takes no disk read), else 0 (also
+ * for a range outside the file, left to read_block to report). */
+static int map_resident(const sst_table *t, uint64_t off, uint64_t n)
+{
+	static long page;
+	if (!t->map || n == 0 || off > t->size || n > t->size - off)
+		return 0;
+	if (!page)
+		page = sysconf(_SC_PAGESIZE);
+	if (page <= 0)
+		return 0;
+	uintptr_t a = (uintptr_t)(t->map + off) & ~(uintptr_t)(page - 1);
+	uintptr_t e = (uintptr_t)(t->map + off + n);
+	size_t pages = (size_t)((e - a + (uintptr_t)page - 1) / (uintptr_t)page);
+	unsigned char vec[RESIDENT_MAX_PAGES];
+	if (pages > RESIDENT_MAX_PAGES || mincore((void *)a, (size_t)(e - a), vec))
+		return 0;
+	for (size_t i = 0; i < pages; i++)
+		if (!(vec[i] & 1))
+			return 0;
+	return 1;
+}
+
+/* A data block for a lookup: with cached_only, from the block cache, or
+ * with page_cache from the mapping when its pages are resident (and then
+ * cached), or -EAGAIN (nothing read, nothing inserted). */
 static int lookup_block(sst_table *t, uint64_t off, uint64_t size, int cached_only,
-			sst_block **out)
+			int page_cache, sst_block **out)
 {
 	if (!cached_only)
 		return get_block(t, off, size, 1, out);
 	sst_block *b = t->cache ? cache_lookup(t->cache, t->number, off) : NULL;
-	if (!b)
-		return -EAGAIN;
-	*out = b;
-	return 0;
+	if (b) {
+		*out = b;
+		return 0;
+	}
+	if (page_cache && size <= SST_MAX_BLOCK && map_resident(t, off, size + SST_BLOCK_TRAILER))
+		return get_block(t, off, size, 1, out);
+	return -EAGAIN;
 }
 
 static int table_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *kind,
-		     q_buf *out, int cached_only)
+		     q_buf *out, int cached_only, int page_cache)
 {
 	if (t->filter && !bloom_may_match(t->filter, t->filter_len, hash))
 		return 0;
@@ -1162,7 +1194,7 @@ static int table_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ike
 		report_corrupt(t, 0, "index block handle");
 		return Q_ECORRUPT;
 	}
-	Q_RET(lookup_block(t, off, size, cached_only, &b));
+	Q_RET(lookup_block(t, off, size, cached_only, page_cache, &b));
 	bi_init(&bi, b, 1);
 	sst_block_unref(b); /* the iterator holds its own reference */
 	bi_seek(&bi.base, seek_ikey);
@@ -1195,13 +1227,13 @@ out:
 
 int sst_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *kind, q_buf *out)
 {
-	return table_get(t, ukey, hash, seek_ikey, kind, out, 0);
+	return table_get(t, ukey, hash, seek_ikey, kind, out, 0, 0);
 }
 
 int sst_get_cached(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *kind,
-		   q_buf *out)
+		   q_buf *out, int page_cache)
 {
-	return table_get(t, ukey, hash, seek_ikey, kind, out, 1);
+	return table_get(t, ukey, hash, seek_ikey, kind, out, 1, page_cache);
 }
 
 /* ---- two-level table iterator ---- */

@@ -142,12 +142,16 @@ void sst_drop_pages(sst_table *t);
  * (hash = bloom_hash(ukey), computed once per lookup by the caller):
  * 1 and *kind (+ value into out) if found, 0 if not, <0 on error. */
 int sst_get(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *kind, q_buf *out);
-/* sst_get that reads nothing from the file: it consults the filter and the
- * index (both in memory since sst_open) and the block cache only, and
- * returns -EAGAIN when the answer needs a data block that is not cached
- * (the cache is not filled: only a reading sst_get does that). */
+/* sst_get that takes no disk read: it consults the filter and the index
+ * (both in memory since sst_open) and the block cache, and returns -EAGAIN
+ * when the answer needs a data block that is not cached (the cache is not
+ * filled then), except, with page_cache set and a mapped table, a block
+ * whose pages are all in the OS page cache (mincore): that one is copied
+ * out of the mapping and cached as sst_get does. (A page evicted between
+ * the check and the copy, which takes microseconds, would be read back
+ * from the disk by that copy: possible only under memory pressure.) */
 int sst_get_cached(sst_table *t, q_slice ukey, uint64_t hash, q_slice seek_ikey, int *kind,
-		   q_buf *out);
+		   q_buf *out, int page_cache);
 /* Iterator over the table (NULL only on allocation failure). The table must
  * outlive the iterator. */
 lsm_it *sst_iter_new(sst_table *t, int fill_cache);

@@ -11,8 +11,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lsm/lsm.h"
 #include "qtest.h"
@@ -26,6 +29,8 @@ static char dbdir[300];
 static size_t early_write = (size_t)-1;
 /* sync_batch_ms for the next open_db */
 static unsigned batch_ms = 5;
+/* nowait_page_cache and compression for the next open_db */
+static int page_cache = 1, compress = 1;
 
 static lsm_db *open_db(q_env *env, lsm_sync sync, size_t wbuf, size_t blob_threshold)
 {
@@ -39,6 +44,8 @@ static lsm_db *open_db(q_env *env, lsm_sync sync, size_t wbuf, size_t blob_thres
 	o.block_size = 1024;
 	o.blob_threshold = blob_threshold;
 	o.sync_batch_ms = batch_ms;
+	o.nowait_page_cache = page_cache;
+	o.compression = compress;
 	snprintf(dbdir, sizeof(dbdir), "%s/db", qtest_tmpdir);
 	lsm_db *db = NULL;
 	int rc = lsm_open(dbdir, &o, &db);
@@ -144,6 +151,22 @@ static lsm_stats stats(lsm_db *db)
 	return st;
 }
 
+/* 1 and the path (in p, of size 700) of the next file of the store's
+ * directory d whose name ends in ext, or 0 after the last. */
+static int next_file(DIR *d, const char *ext, char *p)
+{
+	struct dirent *e;
+	size_t x = strlen(ext);
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		if (n <= x || strcmp(e->d_name + n - x, ext) != 0)
+			continue;
+		snprintf(p, 700, "%s/%s", dbdir, e->d_name);
+		return 1;
+	}
+	return 0;
+}
+
 /* Bytes of the store's commit logs in their files (not what waits in the
  * log writer's buffer). */
 static uint64_t log_file_bytes(void)
@@ -151,13 +174,8 @@ static uint64_t log_file_bytes(void)
 	DIR *d = opendir(dbdir);
 	ASSERT(d != NULL);
 	uint64_t sum = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		size_t n = strlen(e->d_name);
-		if (n < 5 || strcmp(e->d_name + n - 4, ".log") != 0)
-			continue;
-		char p[700];
-		snprintf(p, sizeof(p), "%s/%s", dbdir, e->d_name);
+	char p[700];
+	while (next_file(d, ".log", p)) {
 		struct stat stt;
 		ASSERT_OK(stat(p, &stt) ? -errno : 0);
 		sum += (uint64_t)stt.st_size;
@@ -214,6 +232,7 @@ QTEST(get_not_found_through_filters_and_key_ranges)
 
 QTEST(get_again_for_an_uncached_block_until_a_read_caches_it)
 {
+	page_cache = 0; /* the block cache only */
 	lsm_db *db = open_db(NULL, LSM_SYNC_NONE, 1 << 20, 0);
 	for (int i = 0; i < 500; i++)
 		put_wait(db, i, 1, 100);
@@ -234,6 +253,90 @@ QTEST(get_again_for_an_uncached_block_until_a_read_caches_it)
 	/* a newer version in the memtable wins over the table */
 	put_wait(db, 123, 2, 100);
 	ASSERT_OK(get_nowait(db, 123, 2, 100));
+	ASSERT_OK(lsm_close(db));
+}
+
+/* For each table of the store: with evict, its pages are dropped from the
+ * page cache first (fsync, POSIX_FADV_DONTNEED: clean pages that no
+ * process maps go). Returns the number of its pages not in the page cache
+ * (mincore through a mapping of our own). */
+static size_t table_pages_out(int evict)
+{
+	DIR *d = opendir(dbdir);
+	ASSERT(d != NULL);
+	size_t out = 0;
+	long page = sysconf(_SC_PAGESIZE);
+	char p[700];
+	while (next_file(d, ".sst", p)) {
+		int fd = open(p, O_RDONLY);
+		ASSERT(fd >= 0);
+		struct stat st;
+		ASSERT_OK(fstat(fd, &st) ? -errno : 0);
+		if (evict) {
+			ASSERT_OK(fsync(fd) ? -errno : 0);
+			ASSERT_OK(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+		}
+		size_t len = (size_t)st.st_size;
+		void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+		ASSERT(m != MAP_FAILED);
+		size_t pages = (len + (size_t)page - 1) / (size_t)page;
+		unsigned char *vec = malloc(pages);
+		ASSERT(vec != NULL);
+		ASSERT_OK(mincore(m, len, vec) ? -errno : 0);
+		for (size_t i = 0; i < pages; i++)
+			out += !(vec[i] & 1);
+		free(vec);
+		munmap(m, len);
+		close(fd);
+	}
+	closedir(d);
+	return out;
+}
+
+/* nowait_page_cache: a block not in the block cache but whose pages are in
+ * the page cache is read from the mapping (and cached); once the pages are
+ * dropped from the page cache the answer is -EAGAIN, until a blocking read
+ * brings them back. */
+QTEST(get_reads_a_block_in_the_page_cache)
+{
+	/* tables of about 1 MiB (uncompressed): a page fault in a mapping
+	 * reads ahead around it (128 KiB or so), so opening a table (its
+	 * index and filter at the end) brings back only part of it */
+	enum { NPC = 10000 };
+	compress = 0;
+	lsm_db *db = open_db(NULL, LSM_SYNC_NONE, 1 << 20, 0);
+	for (int i = 0; i < NPC; i++)
+		put_wait(db, i, 1, 100);
+	ASSERT_OK(lsm_flush(db));
+	ASSERT_OK(lsm_close(db));
+	/* just written: every page of the table is in the page cache */
+	ASSERT_EQ(table_pages_out(0), 0);
+	db = open_db(NULL, LSM_SYNC_NONE, 1 << 20, 0); /* cold block cache */
+	lsm_stats st0 = stats(db);
+	for (int i = 0; i < NPC; i++)
+		ASSERT_OK(get_nowait(db, i, 1, 100));
+	lsm_stats st1 = stats(db);
+	ASSERT_EQ(st1.nowait_get_read, 0);
+	ASSERT(st1.cache_misses > st0.cache_misses); /* blocks read, then cached */
+	ASSERT(st1.cache_hits > st0.cache_hits);
+	ASSERT_OK(lsm_close(db));
+	/* out of the page cache (dropped after the open, which reads every
+	 * table's index and filter, and the pages around them): nowait
+	 * reads of those blocks need the disk */
+	db = open_db(NULL, LSM_SYNC_NONE, 1 << 20, 0);
+	ASSERT(table_pages_out(1) > 0);
+	int again = 0;
+	for (int i = 0; i < NPC; i++) {
+		int rc = get_nowait(db, i, 1, 100);
+		ASSERT(rc == 0 || rc == -EAGAIN);
+		again += rc == -EAGAIN;
+	}
+	ASSERT(again > 0);
+	ASSERT_EQ(stats(db).nowait_get_read, (uint64_t)again);
+	for (int i = 0; i < NPC; i++)
+		expect(db, i, 1, 100); /* reads (and caches) */
+	for (int i = 0; i < NPC; i++)
+		ASSERT_OK(get_nowait(db, i, 1, 100));
 	ASSERT_OK(lsm_close(db));
 }
 
@@ -343,6 +446,7 @@ QTEST(write_nowait_again_when_the_memtable_is_full)
 
 QTEST(write_nowait_again_when_the_log_buffer_is_full)
 {
+	early_write = 0; /* no mark: the buffer fills */
 	lsm_db *db = open_db(NULL, LSM_SYNC_NONE, 4 << 20, 0);
 	/* a record of the buffer's size or more is always written out */
 	ASSERT_EQ(put_nowait(db, 0, 1, 70000), -EAGAIN);
@@ -379,9 +483,9 @@ QTEST(blocking_write_writes_the_log_buffer_out_early)
 	ASSERT(i >= 15 && i <= 18);
 	ASSERT(log_file_bytes() >= 16 << 10 && log_file_bytes() < 20 << 10);
 	ASSERT_EQ(stats(db).log_early_writes, 1);
-	/* nowait writes never write it out */
+	/* nowait writes never write it out (14 of them stay below the mark) */
 	uint64_t f = log_file_bytes();
-	for (int j = 0; j < 30; j++)
+	for (int j = 0; j < 14; j++)
 		ASSERT_OK(put_nowait(db, i++, 1, 1000));
 	ASSERT_EQ(log_file_bytes(), f);
 	ASSERT_OK(lsm_close(db));
@@ -403,24 +507,19 @@ QTEST(blocking_write_writes_the_log_buffer_out_early)
 	ASSERT_OK(lsm_close(db));
 }
 
-/* Nowait writes with an occasional blocking one among them (as on a node
- * whose event loop hands a few writes to its workers) keep being taken
- * across many buffers' worth of log: the blocking writes write the buffer
- * out before it is full. Every write is there after a reopen. */
+/* Every write tried with lsm_write_nowait first and, on -EAGAIN, with
+ * lsm_write (as a node's event loop hands it to a worker): across many
+ * buffers' worth of log no nowait write is refused for a full buffer;
+ * each refusal is the one at the mark (or, under batch, the sync thread
+ * holding the log), and the blocking write it leads to writes the buffer
+ * out. Every write is there after a reopen. */
 static void nowait_writes_go_on(lsm_sync sync)
 {
 	lsm_db *db = open_db(NULL, sync, 4 << 20, 0);
 	int again = 0;
 	for (int i = 0; i < 1000; i++) { /* about 1 MiB: 15 full buffers */
-		if (i % 12 == 0) {
-			put_wait(db, i, 1, 1000);
-			continue;
-		}
 		int rc = put_nowait(db, i, 1, 1000);
 		if (rc == -EAGAIN) {
-			/* sync = batch: the sync thread may hold the log for
-			 * its fsync (never because the buffer was full) */
-			ASSERT_EQ(sync, LSM_SYNC_BATCH);
 			again++;
 			put_wait(db, i, 1, 1000);
 		} else {
@@ -429,12 +528,54 @@ static void nowait_writes_go_on(lsm_sync sync)
 	}
 	lsm_stats st = stats(db);
 	ASSERT_EQ(st.nowait_write_log_full, 0);
-	ASSERT(again < 100);
-	ASSERT(st.log_early_writes >= 30); /* about every second blocking write */
+	ASSERT_EQ(st.nowait_write_queue + st.nowait_write_room, 0);
+	ASSERT_EQ((uint64_t)again, st.nowait_write_log_mark + st.nowait_write_log_busy);
+	if (sync == LSM_SYNC_NONE)
+		ASSERT_EQ(st.nowait_write_log_busy, 0);
+	/* about one refusal per 16 KiB of log, each followed by a write-out */
+	ASSERT(st.nowait_write_log_mark >= 30 && st.nowait_write_log_mark <= 70);
+	ASSERT_EQ(st.log_early_writes, st.nowait_write_log_mark);
 	ASSERT_OK(lsm_close(db));
 	db = open_db(NULL, sync, 4 << 20, 0);
 	for (int i = 0; i < 1000; i++)
 		expect(db, i, 1, 1000);
+	ASSERT_OK(lsm_close(db));
+}
+
+/* The first nowait write that finds the buffer past the mark is refused;
+ * the next ones are taken until the buffer is full (then refused for
+ * that); a blocking write then writes it out, and after that the nowait
+ * writes are taken again up to the mark. Nothing refused was written. */
+QTEST(write_nowait_refused_once_past_the_mark)
+{
+	lsm_db *db = open_db(NULL, LSM_SYNC_NONE, 4 << 20, 0);
+	int n = 0, rc = 0;
+	while (n < 100 && (rc = put_nowait(db, n, 1, 1000)) == 0)
+		n++;
+	ASSERT_EQ(rc, -EAGAIN);
+	ASSERT(n >= 15 && n <= 18); /* 16 KiB of about 1030-byte records */
+	ASSERT_EQ(stats(db).nowait_write_log_mark, 1);
+	expect(db, n, -1, 0);
+	int m = n;
+	while (m < 200 && (rc = put_nowait(db, m, 1, 1000)) == 0)
+		m++;
+	ASSERT_EQ(rc, -EAGAIN);
+	ASSERT(m >= 50 && m <= 66); /* full: the rest of the 64 KiB */
+	ASSERT_EQ(stats(db).nowait_write_log_mark, 1);
+	ASSERT_EQ(stats(db).nowait_write_log_full, 1);
+	expect(db, m, -1, 0);
+	put_wait(db, m, 1, 1000); /* writes the buffer out */
+	int k = m + 1;
+	while (k < 300 && (rc = put_nowait(db, k, 1, 1000)) == 0)
+		k++;
+	ASSERT_EQ(rc, -EAGAIN);
+	ASSERT(k - (m + 1) >= 14 && k - (m + 1) <= 18);
+	ASSERT_EQ(stats(db).nowait_write_log_mark, 2);
+	ASSERT_OK(lsm_close(db));
+	db = open_db(NULL, LSM_SYNC_NONE, 4 << 20, 0);
+	for (int i = 0; i < k; i++)
+		expect(db, i, 1, 1000);
+	expect(db, k, -1, 0);
 	ASSERT_OK(lsm_close(db));
 }
 
@@ -614,10 +755,11 @@ QTEST(get_nowait_goes_on_while_a_switch_waits_for_the_log)
 
 QTEST_MAIN(QT(get_answers_from_the_memtable), QT(get_not_found_through_filters_and_key_ranges),
 	   QT(get_again_for_an_uncached_block_until_a_read_caches_it),
-	   QT(get_again_for_a_separated_value), QT(write_nowait_is_read_back_and_recovered),
+	   QT(get_reads_a_block_in_the_page_cache), QT(get_again_for_a_separated_value), QT(write_nowait_is_read_back_and_recovered),
 	   QT(write_nowait_again_under_sync_always), QT(write_nowait_again_when_the_memtable_is_full),
 	   QT(write_nowait_again_when_the_log_buffer_is_full),
 	   QT(blocking_write_writes_the_log_buffer_out_early),
+	   QT(write_nowait_refused_once_past_the_mark),
 	   QT(write_nowait_goes_on_across_many_log_buffers),
 	   QT(write_nowait_goes_on_across_many_log_buffers_batch),
 	   QT(write_nowait_returns_the_background_error),
