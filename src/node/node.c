@@ -155,7 +155,7 @@ static int status_hook(void *arg, q_buf *out)
 			    "\"write_log_mark\":%llu},"
 			    "\"log_early_writes\":%llu},"
 			    "\"replica\":{\"gets\":%llu,\"updates\":%llu,\"merges\":%llu,"
-			    "\"merges_unchanged\":%llu,\"corrupt\":%llu}",
+			    "\"merges_unchanged\":%llu,\"corrupt\":%llu,\"write_errors\":%llu}",
 			    n->cfg.zone,
 			    n->cfg.sync == LSM_SYNC_ALWAYS  ? "always"
 			    : n->cfg.sync == LSM_SYNC_BATCH ? "batch"
@@ -174,7 +174,7 @@ static int status_hook(void *arg, q_buf *out)
 			    (unsigned long long)st.log_early_writes,
 			    (unsigned long long)rs.gets, (unsigned long long)rs.updates,
 			    (unsigned long long)rs.merges, (unsigned long long)rs.merges_unchanged,
-			    (unsigned long long)rs.corrupt);
+			    (unsigned long long)rs.corrupt, (unsigned long long)rs.write_errors);
 	if (rc == 0)
 		rc = status_gossip(n, out);
 	if (rc == 0)

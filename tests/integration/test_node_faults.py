@@ -17,6 +17,7 @@
 """
 import base64
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -281,6 +282,9 @@ def test_disk_full_one_replica_of_three(procs, tmp_path, tmpfs_factory):
     assert nodes[2].proc.alive()
     refused = scrape(mport)["quorum_replica_write_errors_total"]
     assert refused > 0
+    r = ctl(nodes[2].addr, "status", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["replica"]["write_errors"] >= refused
     # the full replica still serves reads of what it has, and coordinates
     rc, doc = get_json(nodes[2].addr, acked[0], "--replica-only")
     assert rc == 0
