@@ -1,10 +1,14 @@
 /*
- * qtest.c - the runner behind qtest.h: one forked child per test.
+ * qtest.c - the runner behind qtest.h: one forked child per test, and the
+ * helpers tests share (qtest_free_port).
  */
 #include "qtest.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -71,4 +75,52 @@ int qtest_run(const struct qtest_case *cases, size_t n, int argc, char **argv)
 		return 1;
 	}
 	return failed ? 1 : 0;
+}
+
+/* The low end of the kernel's ephemeral port range (32768 if unreadable). */
+static int ephemeral_low(void)
+{
+	int lo = 32768, hi = 60999;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%d %d", &lo, &hi) != 2)
+			lo = 32768;
+		fclose(f);
+	}
+	return lo;
+}
+
+static int bindable(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 0;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in a;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+int qtest_free_port(void)
+{
+	int lo = ephemeral_low();
+	int top = lo > 11000 ? lo : 65536;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t x = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec;
+	for (int i = 0; i < 200; i++) {
+		x ^= x << 13; /* xorshift64 */
+		x ^= x >> 7;
+		x ^= x << 17;
+		int port = 10000 + (int)(x % (uint64_t)(top - 10000));
+		if (bindable(port))
+			return port;
+	}
+	QTEST_FAIL_("no bindable port below %d in 200 tries", top);
 }

@@ -66,6 +66,12 @@ extern char qtest_tmpdir[256];
 
 int qtest_run(const struct qtest_case *cases, size_t n, int argc, char **argv);
 
+/* A TCP port on 127.0.0.1 that nothing is bound to, drawn from below the
+ * kernel's ephemeral range: a port from bind(0) lies in that range, where
+ * a node's own outgoing connection can take it as its local port before the
+ * node meant to listen on it binds it. Fails the test if none is found. */
+int qtest_free_port(void);
+
 /* Explicit list: QTEST_MAIN(QT(a), QT(b)). */
 #define QT(fn) {#fn, fn}
 #define QTEST_MAIN(...) \

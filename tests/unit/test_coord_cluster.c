@@ -4,14 +4,11 @@
  * TCP, quorum errors with a node stopped, the network client, restart,
  * the CPU priority of the engine's background threads.
  */
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "client/client.h"
@@ -21,20 +18,6 @@
 #include "qtest.h"
 #include "ring/ring.h"
 #include "util/qerr.h"
-
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)));
-	socklen_t len = sizeof(a);
-	ASSERT_OK(getsockname(fd, (struct sockaddr *)&a, &len));
-	close(fd);
-	return ntohs(a.sin_port);
-}
 
 static q_node *start_node_sync(const char *id, int port, const char *peers, const char *extra,
 			       const char *sync)
@@ -71,7 +54,7 @@ static void expect_value(qc_client *c, const char *key, const char *val, const q
 
 QTEST(single_node_inproc)
 {
-	q_node *n = start_node("solo", free_port(), NULL, NULL);
+	q_node *n = start_node("solo", qtest_free_port(), NULL, NULL);
 	ASSERT_STREQ(q_node_id(n), "solo");
 	qc_client *c = q_node_client(n);
 	qc_object obj;
@@ -133,7 +116,7 @@ QTEST(single_node_inproc)
 
 QTEST(restart_keeps_data_and_id)
 {
-	int port = free_port();
+	int port = qtest_free_port();
 	q_node *n = start_node("keep", port, NULL, NULL);
 	qc_client *c = q_node_client(n);
 	for (int i = 0; i < 20; i++) {
@@ -155,7 +138,7 @@ QTEST(restart_keeps_data_and_id)
 
 QTEST(three_nodes_replicate_and_report_quorum)
 {
-	int p[3] = {free_port(), free_port(), free_port()};
+	int p[3] = {qtest_free_port(), qtest_free_port(), qtest_free_port()};
 	char peers[256];
 	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],
 		 p[2]);
@@ -244,7 +227,7 @@ static void check_mget(qc_client *c, int nkeys, const qc_opts *o, int expect_rc_
 
 QTEST(three_nodes_mget)
 {
-	int p[3] = {free_port(), free_port(), free_port()};
+	int p[3] = {qtest_free_port(), qtest_free_port(), qtest_free_port()};
 	char peers[256];
 	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],
 		 p[2]);
@@ -299,7 +282,7 @@ QTEST(three_nodes_mget)
 
 QTEST(mget_read_repair)
 {
-	int p[3] = {free_port(), free_port(), free_port()};
+	int p[3] = {qtest_free_port(), qtest_free_port(), qtest_free_port()};
 	char peers[256];
 	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],
 		 p[2]);
@@ -352,7 +335,7 @@ QTEST(mget_read_repair)
 
 QTEST(corrupt_replica_is_repaired_by_a_read)
 {
-	int p[3] = {free_port(), free_port(), free_port()};
+	int p[3] = {qtest_free_port(), qtest_free_port(), qtest_free_port()};
 	char peers[256];
 	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],
 		 p[2]);
@@ -408,7 +391,7 @@ QTEST(corrupt_replica_is_repaired_by_a_read)
 QTEST(four_nodes_read_from_fallbacks)
 {
 	enum { NK = 40 };
-	int p[4] = {free_port(), free_port(), free_port(), free_port()};
+	int p[4] = {qtest_free_port(), qtest_free_port(), qtest_free_port(), qtest_free_port()};
 	char peers[256];
 	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d,d@127.0.0.1:%d",
 		 p[0], p[1], p[2], p[3]);
@@ -513,7 +496,7 @@ QTEST(background_threads_run_at_lower_priority)
 		return;
 	}
 	int bg_nice = own_nice + 10 > 19 ? 19 : own_nice + 10;
-	q_node *n = start_node("a", free_port(), NULL, NULL);
+	q_node *n = start_node("a", qtest_free_port(), NULL, NULL);
 	qc_client *c = q_node_client(n);
 	/* a write and a read (served on this thread: a node alone) */
 	ASSERT_OK(qc_put(c, q_slice_str("k"), q_slice_make(NULL, 0), q_slice_str("v"), NULL,
@@ -606,7 +589,7 @@ static void node_jobs(q_node *const *n, uint64_t *loop, uint64_t *worker)
  */
 static void run_workload(const char *io, const char *sync, q_buf *summary, uint64_t jobs[4])
 {
-	int p[3] = {free_port(), free_port(), free_port()};
+	int p[3] = {qtest_free_port(), qtest_free_port(), qtest_free_port()};
 	char peers[256], extra[64];
 	const char *ids[3] = {"a", "b", "c"};
 	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],
@@ -716,7 +699,7 @@ QTEST(io_auto_serves_from_memory_and_stores_what_workers_store)
  */
 QTEST(io_auto_leaves_large_writes_to_the_workers)
 {
-	int p[3] = {free_port(), free_port(), free_port()};
+	int p[3] = {qtest_free_port(), qtest_free_port(), qtest_free_port()};
 	char peers[256];
 	const char *ids[3] = {"a", "b", "c"};
 	snprintf(peers, sizeof(peers), "a@127.0.0.1:%d,b@127.0.0.1:%d,c@127.0.0.1:%d", p[0], p[1],

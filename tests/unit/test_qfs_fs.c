@@ -1,13 +1,10 @@
 /* Unit tests for fuse/qfs_fs.c over a real embedded single-node store (no
  * FUSE): file operations, and the sibling rules made deterministic by
  * writing siblings straight through the client (blind puts). */
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "fuse/qfs_conflict.h"
@@ -25,20 +22,6 @@ typedef struct env {
 	qfs_fs *fs;
 } env;
 
-static int free_port(void)
-{
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a;
-	socklen_t l = sizeof(a);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(s, (struct sockaddr *)&a, sizeof(a)) || getsockname(s, (struct sockaddr *)&a, &l))
-		abort();
-	close(s);
-	return ntohs(a.sin_port);
-}
-
 static uint64_t setup_unref_ms; /* qfs_fs_conf.unref_max_ms of the next setup */
 
 static void setup(env *e, uint32_t chunk, uint32_t inl)
@@ -48,7 +31,7 @@ static void setup(env *e, uint32_t chunk, uint32_t inl)
 	q_conf *conf = q_conf_new();
 	snprintf(buf, sizeof(buf), "%s/data", qtest_tmpdir);
 	ASSERT_OK(q_conf_set(conf, "data_dir", buf));
-	snprintf(buf, sizeof(buf), "127.0.0.1:%d", free_port());
+	snprintf(buf, sizeof(buf), "127.0.0.1:%d", qtest_free_port());
 	ASSERT_OK(q_conf_set(conf, "listen", buf));
 	ASSERT_OK(q_conf_set(conf, "node_id", "n1"));
 	ASSERT_OK(q_conf_set(conf, "sync", "none"));
