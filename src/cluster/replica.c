@@ -19,11 +19,17 @@
  *      of the engine refused them (some, such as a new commit log that
  *      cannot be created on a full disk, log nothing themselves): the first
  *      failed engine write of a run, and each change of its error, is
- *      logged as an error; the first success after a run logs how many
- *      failed. At most one line per change of state, however many writes
- *      fail; a success costs one atomic load when nothing failed.
- * Threading: stripes are plain pthread mutexes; counters and the write
- * error state (werr, werr_run) are atomics.
+ *      logged as an error; a success after a run logs how many failed.
+ *      Errors of one request (too large, invalid) are not the store's and
+ *      are neither counted nor logged. At most one line per change of
+ *      state, and at most one a second except the first failure after a
+ *      logged success (so at most two a second for a store that flaps); a
+ *      change not logged within the second is logged by the first write
+ *      after it. A success costs one atomic load when the log shows the
+ *      store taking writes.
+ * Threading: stripes are plain pthread mutexes; write_errors is an atomic;
+ * the log state (werr_shown, werr_run, werr_line_ns) is under werr_mu,
+ * werr_shown also read atomically on the success path.
  */
 #include "cluster/replica.h"
 
@@ -43,9 +49,13 @@ struct replica {
 	pthread_mutex_t stripe[REPLICA_STRIPES];
 	uint64_t gets, updates, merges, unchanged, corrupt;
 	uint64_t write_errors;   /* engine writes that failed */
-	int werr;                /* error of the last engine write, 0 after a
-				  * success (invariant 6) */
-	uint64_t werr_run;       /* failed engine writes since the last success */
+	pthread_mutex_t werr_mu; /* invariant 6 */
+	int werr_shown;          /* the state the log shows: the error of the
+				  * last line logged, 0 if none or it said
+				  * writes work again */
+	uint64_t werr_run;       /* failed engine writes since the last line
+				  * saying writes work again */
+	uint64_t werr_line_ns;   /* when the last line was logged */
 	replica_hooks hooks;
 };
 
@@ -60,6 +70,7 @@ int replica_new(lsm_db *db, const char *node_id, replica **out)
 	strcpy(r->node, node_id);
 	for (int i = 0; i < REPLICA_STRIPES; i++)
 		pthread_mutex_init(&r->stripe[i], NULL);
+	pthread_mutex_init(&r->werr_mu, NULL);
 	*out = r;
 	return 0;
 }
@@ -70,6 +81,7 @@ void replica_free(replica *r)
 		return;
 	for (int i = 0; i < REPLICA_STRIPES; i++)
 		pthread_mutex_destroy(&r->stripe[i]);
+	pthread_mutex_destroy(&r->werr_mu);
 	free(r);
 }
 
@@ -153,28 +165,36 @@ void replica_set_hooks(replica *r, const replica_hooks *h)
 }
 
 /* Counts and logs the outcome rc of an engine write (invariant 6). -EAGAIN
- * of a nowait call (nothing tried) and Q_ECLOSED (the node is stopping) say
- * nothing about the store and are left out. */
+ * of a nowait call (nothing tried), Q_ECLOSED (the node is stopping) and
+ * the errors of one request (Q_ETOOBIG, -EINVAL) say nothing about the
+ * store and are left out. */
 static void note_write(replica *r, int rc)
 {
-	if (rc == -EAGAIN || rc == Q_ECLOSED)
+	if (rc == -EAGAIN || rc == Q_ECLOSED || rc == Q_ETOOBIG || rc == -EINVAL)
 		return;
+	if (rc >= 0 && __atomic_load_n(&r->werr_shown, __ATOMIC_RELAXED) == 0)
+		return;
+	int state = rc < 0 ? rc : 0;
+	pthread_mutex_lock(&r->werr_mu);
 	if (rc < 0) {
 		__atomic_add_fetch(&r->write_errors, 1, __ATOMIC_RELAXED);
-		__atomic_add_fetch(&r->werr_run, 1, __ATOMIC_RELAXED);
-		if (__atomic_exchange_n(&r->werr, rc, __ATOMIC_RELAXED) != rc)
+		r->werr_run++;
+	}
+	uint64_t now = q_mono_ns();
+	if (state != r->werr_shown &&
+	    (r->werr_shown == 0 || now - r->werr_line_ns >= 1000000000ull)) {
+		if (state) {
 			Q_ERROR("replica", "the store refuses writes: %s (logged again when the "
-				"error changes or a write succeeds)", q_strerror(rc));
-		return;
+				"error changes or writes succeed)", q_strerror(state));
+		} else {
+			Q_WARN("replica", "the store takes writes again after %llu failed (%s)",
+			       (unsigned long long)r->werr_run, q_strerror(r->werr_shown));
+			r->werr_run = 0;
+		}
+		__atomic_store_n(&r->werr_shown, state, __ATOMIC_RELAXED);
+		r->werr_line_ns = now;
 	}
-	if (__atomic_load_n(&r->werr, __ATOMIC_RELAXED) == 0)
-		return;
-	int prev = __atomic_exchange_n(&r->werr, 0, __ATOMIC_RELAXED);
-	if (prev) {
-		uint64_t n = __atomic_exchange_n(&r->werr_run, 0, __ATOMIC_RELAXED);
-		Q_WARN("replica", "the store takes writes again after %llu failed (%s)",
-		       (unsigned long long)n, q_strerror(prev));
-	}
+	pthread_mutex_unlock(&r->werr_mu);
 }
 
 /* Writes s (NULL: deletes the key) in one batch with the hook's entries,

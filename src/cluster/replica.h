@@ -46,8 +46,9 @@ typedef struct replica replica;
 typedef struct replica_stats {
 	uint64_t gets, updates, merges, merges_unchanged, corrupt;
 	uint64_t write_errors; /* engine writes that failed (full disk, I/O
-				* error, ...); -EAGAIN of the nowait forms and
-				* writes refused while closing not counted */
+				* error, ...); -EAGAIN of the nowait forms,
+				* writes refused while closing and errors of
+				* one request (too large, invalid) not counted */
 } replica_stats;
 
 /* node_id: this node's id (copied); dots of local updates carry it. */

@@ -611,6 +611,29 @@ static int count_in_file(const char *path, const char *needle)
 	return count;
 }
 
+/* The node log goes to qtest_tmpdir/node.log (its path in path) from now
+ * on; q_log_set_stream(stderr) and fclose undo it. */
+static FILE *capture_log(char *path, size_t cap)
+{
+	snprintf(path, cap, "%s/node.log", qtest_tmpdir);
+	FILE *lf = fopen(path, "w");
+	ASSERT(lf != NULL);
+	q_log_set_stream(lf);
+	return lf;
+}
+
+/* The store at qtest_tmpdir/db opened with o and a replica "n1" over it. */
+static replica *open_replica_in_tmp(const lsm_options *o, lsm_db **db)
+{
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s/db", qtest_tmpdir);
+	*db = NULL;
+	ASSERT_OK(lsm_open(dir, o, db));
+	replica *r = NULL;
+	ASSERT_OK(replica_new(*db, "n1", &r));
+	return r;
+}
+
 /*
  * A full disk met when the engine opens the next commit log at a memtable
  * switch: the engine fails the write with ENOSPC and logs nothing of it (a
@@ -622,22 +645,15 @@ static int count_in_file(const char *path, const char *needle)
 QTEST(refused_writes_are_logged_once_and_counted)
 {
 	char logpath[512];
-	snprintf(logpath, sizeof(logpath), "%s/node.log", qtest_tmpdir);
-	FILE *lf = fopen(logpath, "w");
-	ASSERT(lf != NULL);
-	q_log_set_stream(lf);
+	FILE *lf = capture_log(logpath, sizeof(logpath));
 	q_env *fe = q_fault_env_new(q_env_posix());
 	lsm_options o;
 	lsm_options_default(&o);
 	o.env = fe;
 	o.sync = LSM_SYNC_ALWAYS;
 	o.write_buffer_size = 256u << 10;
-	char dir[512];
-	snprintf(dir, sizeof(dir), "%s/db", qtest_tmpdir);
-	lsm_db *db = NULL;
-	ASSERT_OK(lsm_open(dir, &o, &db));
-	replica *r = NULL;
-	ASSERT_OK(replica_new(db, "n1", &r));
+	lsm_db *db;
+	replica *r = open_replica_in_tmp(&o, &db);
 	static char big[16u << 10];
 	memset(big, 'v', sizeof(big) - 1);
 	obj_write w = wr(big, 1);
@@ -665,10 +681,13 @@ QTEST(refused_writes_are_logged_once_and_counted)
 	fflush(lf);
 	ASSERT_EQ(count_in_file(logpath, "the store refuses writes: No space left on device"), 1);
 	ASSERT_EQ(count_in_file(logpath, "takes writes again"), 0);
-	/* space again: the next write succeeds and says so, once */
+	/* space again: writes succeed and, once a second has passed since the
+	 * last line (at most one a second), the next one says so, once */
 	q_fault_env_fail_at(fe, Q_FAULT_OPEN, 0, 0, 0);
 	ASSERT_OK(replica_update(r, q_slice_str("after"), NULL, &w, NULL));
+	q_sleep_ms(1100);
 	ASSERT_OK(replica_update(r, q_slice_str("after2"), NULL, &w, NULL));
+	ASSERT_OK(replica_update(r, q_slice_str("after3"), NULL, &w, NULL));
 	fflush(lf);
 	ASSERT_EQ(count_in_file(logpath,
 				"the store takes writes again after 5 failed (No space left on device)"), 1);
@@ -688,10 +707,45 @@ QTEST(refused_writes_are_logged_once_and_counted)
 	fclose(lf);
 }
 
+/*
+ * A write the engine refuses for its own size (a sibling set over the
+ * engine's value limit) is that request's error, not the store's: it is
+ * neither counted in write_errors nor logged as the store refusing writes,
+ * however many such requests come.
+ */
+QTEST(oversized_writes_are_not_store_errors)
+{
+	char logpath[512];
+	FILE *lf = capture_log(logpath, sizeof(logpath));
+	lsm_options o;
+	lsm_options_default(&o);
+	o.max_value_size = 4u << 10;
+	lsm_db *db;
+	replica *r = open_replica_in_tmp(&o, &db);
+	static char big[8u << 10];
+	memset(big, 'v', sizeof(big) - 1);
+	obj_write wb = wr(big, 1), ws = wr("small", 1);
+	for (int i = 0; i < 10; i++) {
+		ASSERT_EQ(replica_update(r, q_slice_str("big"), NULL, &wb, NULL), Q_ETOOBIG);
+		ASSERT_OK(replica_update(r, q_slice_str("small"), NULL, &ws, NULL));
+	}
+	replica_stats st;
+	replica_get_stats(r, &st);
+	ASSERT_U64_EQ(st.write_errors, 0);
+	fflush(lf);
+	ASSERT_EQ(count_in_file(logpath, "refuses writes"), 0);
+	ASSERT_EQ(count_in_file(logpath, "takes writes again"), 0);
+	replica_free(r);
+	ASSERT_OK(lsm_close(db));
+	q_log_set_stream(stderr);
+	fclose(lf);
+}
+
 QTEST_MAIN(QT(update_get_and_context), QT(merge_is_idempotent_and_skips_unchanged),
 	   QT(encodings_and_digests_of_what_is_stored),
 	   QT(concurrent_writers_lose_nothing), QT(corrupt_value_is_reported_and_healed_by_merge),
 	   QT(survives_reopen), QT(nowait_forms_store_what_blocking_forms_store),
 	   QT(nowait_write_again_while_the_stripe_is_held),
 	   QT(nowait_write_again_under_sync_always),
-	   QT(refused_writes_are_logged_once_and_counted))
+	   QT(refused_writes_are_logged_once_and_counted),
+	   QT(oversized_writes_are_not_store_errors))
