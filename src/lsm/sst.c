@@ -1133,11 +1133,9 @@ void sst_close(sst_table *t)
  * for a range outside the file, left to read_block to report). */
 static int map_resident(const sst_table *t, uint64_t off, uint64_t n)
 {
-	static long page;
 	if (!t->map || n == 0 || off > t->size || n > t->size - off)
 		return 0;
-	if (!page)
-		page = sysconf(_SC_PAGESIZE);
+	long page = sysconf(_SC_PAGESIZE); /* glibc: no system call */
 	if (page <= 0)
 		return 0;
 	uintptr_t a = (uintptr_t)(t->map + off) & ~(uintptr_t)(page - 1);
