@@ -154,6 +154,10 @@ struct lsm_db {
 	lsm_batch *group;
 	int bg_error;
 	uint64_t resume_ns;       /* last attempt to resume after -ENOSPC */
+	int switch_err;           /* error of the last failed memtable switch
+	                           * (a new log that could not be created), 0
+	                           * after a switch that worked; under mu */
+	uint64_t switch_err_ns;   /* when switch_err was last logged */
 	uint64_t jitter_seed;     /* per open: the memtables' flush points */
 	int manifest_unsure;      /* man_mu: the last write_manifest failed after
 				   * its MANIFEST was renamed into place */
@@ -1611,8 +1615,23 @@ static int switch_memtable(lsm_db *db)
 	int rc = new_log(db, n, &w);
 	pthread_mutex_lock(&db->mu);
 	if (rc) {
+		/* the write fails and the next one tries again: said once per
+		 * run of failures (and every 10 s while it lasts) */
+		uint64_t now = q_mono_ns();
+		if (rc != db->switch_err || now - db->switch_err_ns >= 10000000000ull) {
+			Q_ERROR("lsm", "%s: cannot create commit log %06llu for the next memtable: "
+				"%s; writes fail until one can be created",
+				db->dir, (unsigned long long)n, q_strerror(rc));
+			db->switch_err_ns = now;
+		}
+		db->switch_err = rc;
 		mem_unref(m);
 		return rc;
+	}
+	if (db->switch_err) {
+		Q_WARN("lsm", "%s: commit log %06llu created: writes resume", db->dir,
+		       (unsigned long long)n);
+		db->switch_err = 0;
 	}
 	mem_set_log(m, n);
 	/* not under mu: the batch sync thread holds log_mu for a whole

@@ -1163,8 +1163,14 @@ static int lookup_block(sst_table *t, uint64_t off, uint64_t size, int cached_on
 		*out = b;
 		return 0;
 	}
-	if (page_cache && size <= SST_MAX_BLOCK && map_resident(t, off, size + SST_BLOCK_TRAILER))
-		return get_block(t, off, size, 1, out);
+	if (page_cache && size <= SST_MAX_BLOCK && map_resident(t, off, size + SST_BLOCK_TRAILER)) {
+		/* read and cached here, not through get_block: the cache was
+		 * just searched (a second search would count a second miss) */
+		Q_RET(read_block(t, off, size, out));
+		if (t->cache)
+			cache_insert(t->cache, t->number, off, *out);
+		return 0;
+	}
 	return -EAGAIN;
 }
 

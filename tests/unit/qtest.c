@@ -1,6 +1,7 @@
 /*
  * qtest.c - the runner behind qtest.h: one forked child per test, and the
- * helpers tests share (qtest_free_port).
+ * helpers tests share (qtest_free_port, qtest_count_in_file,
+ * qtest_wait_flag).
  */
 #include "qtest.h"
 
@@ -123,4 +124,42 @@ int qtest_free_port(void)
 			return port;
 	}
 	QTEST_FAIL_("no bindable port below %d in 200 tries", top);
+}
+
+int qtest_count_in_file(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		QTEST_FAIL_("%s: %s", path, strerror(errno));
+	size_t cap = 1 << 16, n = 0;
+	char *d = malloc(cap);
+	if (!d)
+		QTEST_FAIL_("out of memory");
+	size_t got;
+	while ((got = fread(d + n, 1, cap - n, f)) > 0) {
+		n += got;
+		if (n == cap) {
+			char *nd = realloc(d, cap * 2);
+			if (!nd)
+				QTEST_FAIL_("out of memory");
+			d = nd;
+			cap *= 2;
+		}
+	}
+	fclose(f);
+	int count = 0;
+	size_t nl = strlen(needle);
+	for (size_t i = 0; nl && i + nl <= n; i++)
+		if (memcmp(d + i, needle, nl) == 0)
+			count++;
+	free(d);
+	return count;
+}
+
+int qtest_wait_flag(atomic_int *flag, int ms)
+{
+	struct timespec ts = {0, 1000000};
+	for (int i = 0; i < ms && !atomic_load(flag); i++)
+		nanosleep(&ts, NULL);
+	return atomic_load(flag);
 }

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,14 @@ int qtest_run(const struct qtest_case *cases, size_t n, int argc, char **argv);
  * a node's own outgoing connection can take it as its local port before the
  * node meant to listen on it binds it. Fails the test if none is found. */
 int qtest_free_port(void);
+
+/* Times needle occurs in the file at path (a log a test captured); fails
+ * the test if the file cannot be read. */
+int qtest_count_in_file(const char *path, const char *needle);
+
+/* Waits up to ms milliseconds (polling each millisecond) for *flag to be
+ * set; returns its value. */
+int qtest_wait_flag(atomic_int *flag, int ms);
 
 /* Explicit list: QTEST_MAIN(QT(a), QT(b)). */
 #define QT(fn) {#fn, fn}

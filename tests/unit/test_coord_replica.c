@@ -596,21 +596,6 @@ QTEST(nowait_write_again_under_sync_always)
 	ASSERT_OK(lsm_close(db));
 }
 
-/* Times needle occurs in the file at path. */
-static int count_in_file(const char *path, const char *needle)
-{
-	uint8_t *d = NULL;
-	size_t n = 0;
-	ASSERT_OK(q_env_read_all(q_env_posix(), path, &d, &n));
-	int count = 0;
-	size_t nl = strlen(needle);
-	for (size_t i = 0; i + nl <= n; i++)
-		if (memcmp(d + i, needle, nl) == 0)
-			count++;
-	free(d);
-	return count;
-}
-
 /* The node log goes to qtest_tmpdir/node.log (its path in path) from now
  * on; q_log_set_stream(stderr) and fclose undo it. */
 static FILE *capture_log(char *path, size_t cap)
@@ -679,8 +664,8 @@ QTEST(refused_writes_are_logged_once_and_counted)
 	ASSERT_U64_EQ(st.write_errors, 5);
 	ASSERT_U64_EQ(st.updates, (uint64_t)acked);
 	fflush(lf);
-	ASSERT_EQ(count_in_file(logpath, "the store refuses writes: No space left on device"), 1);
-	ASSERT_EQ(count_in_file(logpath, "takes writes again"), 0);
+	ASSERT_EQ(qtest_count_in_file(logpath, "the store refuses writes: No space left on device"), 1);
+	ASSERT_EQ(qtest_count_in_file(logpath, "takes writes again"), 0);
 	/* space again: writes succeed and, once a second has passed since the
 	 * last line (at most one a second), the next one says so, once */
 	q_fault_env_fail_at(fe, Q_FAULT_OPEN, 0, 0, 0);
@@ -689,9 +674,9 @@ QTEST(refused_writes_are_logged_once_and_counted)
 	ASSERT_OK(replica_update(r, q_slice_str("after2"), NULL, &w, NULL));
 	ASSERT_OK(replica_update(r, q_slice_str("after3"), NULL, &w, NULL));
 	fflush(lf);
-	ASSERT_EQ(count_in_file(logpath,
+	ASSERT_EQ(qtest_count_in_file(logpath,
 				"the store takes writes again after 5 failed (No space left on device)"), 1);
-	ASSERT_EQ(count_in_file(logpath, "refuses writes"), 1);
+	ASSERT_EQ(qtest_count_in_file(logpath, "refuses writes"), 1);
 	replica_get_stats(r, &st);
 	ASSERT_U64_EQ(st.write_errors, 5);
 	for (int i = 0; i < acked + 5; i++) {
@@ -733,8 +718,8 @@ QTEST(oversized_writes_are_not_store_errors)
 	replica_get_stats(r, &st);
 	ASSERT_U64_EQ(st.write_errors, 0);
 	fflush(lf);
-	ASSERT_EQ(count_in_file(logpath, "refuses writes"), 0);
-	ASSERT_EQ(count_in_file(logpath, "takes writes again"), 0);
+	ASSERT_EQ(qtest_count_in_file(logpath, "refuses writes"), 0);
+	ASSERT_EQ(qtest_count_in_file(logpath, "takes writes again"), 0);
 	replica_free(r);
 	ASSERT_OK(lsm_close(db));
 	q_log_set_stream(stderr);

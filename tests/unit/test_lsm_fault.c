@@ -247,6 +247,43 @@ QTEST(emfile_then_descriptors_back)
 		fail_then_resume(LSM_SYNC_ALWAYS, Q_FAULT_OPEN, n, -EMFILE);
 }
 
+/* A new commit log that cannot be created at a memtable switch (a full
+ * disk at its open) fails that write and the next ones, which try again;
+ * the store says so in its log once for the run of failures (a replica of
+ * a cluster once refused writes for a minute with nothing logged), and once
+ * when a switch works again. */
+QTEST(failed_log_switch_is_logged_once)
+{
+	char logpath[512];
+	snprintf(logpath, sizeof(logpath), "%s/store.log", qtest_tmpdir);
+	FILE *lf = fopen(logpath, "w");
+	ASSERT(lf != NULL);
+	q_log_set_stream(lf);
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_db *db = open_env(fe, LSM_SYNC_ALWAYS, 16 << 10);
+	q_fault_env_fail_at(fe, Q_FAULT_OPEN, 1, -ENOSPC, 1); /* the next log first */
+	int acked = 0;
+	ASSERT_EQ(put_until_error(db, &acked), -ENOSPC);
+	for (int i = 0; i < 5; i++)
+		ASSERT_EQ(put_i(db, acked), -ENOSPC);
+	fflush(lf);
+	ASSERT_EQ(qtest_count_in_file(logpath, "cannot create commit log"), 1);
+	ASSERT_EQ(qtest_count_in_file(logpath, "No space left on device; writes fail"), 1);
+	ASSERT_EQ(qtest_count_in_file(logpath, "writes resume"), 0);
+	q_fault_env_fail_at(fe, 0, 0, 0, 0);
+	ASSERT_OK(put_i(db, acked));
+	ASSERT_OK(put_i(db, acked + 1));
+	fflush(lf);
+	ASSERT_EQ(qtest_count_in_file(logpath, "created: writes resume"), 1);
+	ASSERT_EQ(qtest_count_in_file(logpath, "cannot create commit log"), 1);
+	for (int i = 0; i < acked + 2; i++)
+		ASSERT_EQ(probe(db, i), 0);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+	q_log_set_stream(stderr);
+	fclose(lf);
+}
+
 QTEST(power_loss_keeps_acked_writes_always_blob)
 {
 	g_big = 1;
@@ -943,19 +980,12 @@ typedef struct sync_gate {
 } sync_gate;
 
 /* Waits (bounded) until *flag is set; 1 if it was. */
-static int wait_flag(atomic_int *flag, int ms)
-{
-	for (int i = 0; i < ms && !atomic_load(flag); i++)
-		q_sleep_ms(1);
-	return atomic_load(flag);
-}
-
 static void gate_hook(void *arg)
 {
 	sync_gate *g = arg;
 	if (atomic_exchange(&g->armed, 0)) {
 		atomic_store(&g->entered, 1);
-		wait_flag(&g->open, 20000);
+		qtest_wait_flag(&g->open, 20000);
 	}
 }
 
@@ -997,11 +1027,11 @@ QTEST(reads_go_on_while_the_next_log_is_created)
 	pthread_t ft;
 	ASSERT_EQ(pthread_create(&ft, NULL, flush_thread, &fl), 0);
 	/* the forced switch to a new memtable creates the next log first */
-	ASSERT(wait_flag(&g.entered, 10000));
+	ASSERT(qtest_wait_flag(&g.entered, 10000));
 	bg_call gc = {db, -1, 0};
 	pthread_t gt;
 	ASSERT_EQ(pthread_create(&gt, NULL, get_thread, &gc), 0);
-	int served = wait_flag(&gc.done, 10000);
+	int served = qtest_wait_flag(&gc.done, 10000);
 	atomic_store(&g.open, 1);
 	pthread_join(gt, NULL);
 	pthread_join(ft, NULL);
@@ -1036,7 +1066,7 @@ QTEST(write_nowait_again_while_another_writer_leads)
 	bg_call fl = {db, 0, 0};
 	pthread_t ft;
 	ASSERT_EQ(pthread_create(&ft, NULL, flush_thread, &fl), 0);
-	int entered = wait_flag(&g.entered, 10000);
+	int entered = qtest_wait_flag(&g.entered, 10000);
 	lsm_stats s0, s1;
 	lsm_get_stats(db, &s0);
 	int wrc = entered ? lsm_write_nowait(db, b) : 0;
@@ -1064,7 +1094,7 @@ QTEST(write_nowait_again_while_another_writer_leads)
 QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_leaves_a_prefix),
 	   QT(eio_on_log_write), QT(eio_on_sync), QT(enospc_everywhere_later), QT(eio_on_rename),
 	   QT(enospc_then_space_back_always), QT(enospc_then_space_back_batch),
-	   QT(emfile_then_descriptors_back),
+	   QT(emfile_then_descriptors_back), QT(failed_log_switch_is_logged_once),
 	   QT(torn_log_append), QT(table_flip_quarantines_and_serves_rest),
 	   QT(iterator_reports_table_corruption), QT(table_footer_flip_quarantined_at_open),
 	   QT(log_flip_reported_rest_replayed), QT(manifest_flip_falls_back_to_previous),

@@ -309,22 +309,37 @@ QTEST(get_reads_a_block_in_the_page_cache)
 		put_wait(db, i, 1, 100);
 	ASSERT_OK(lsm_flush(db));
 	ASSERT_OK(lsm_close(db));
-	/* just written: every page of the table is in the page cache */
-	ASSERT_EQ(table_pages_out(0), 0);
+	/* just written: the table's pages are in the page cache (unless the
+	 * kernel evicted some meanwhile: then those few reads need the disk) */
 	db = open_db(NULL, LSM_SYNC_NONE, 1 << 20, 0); /* cold block cache */
 	lsm_stats st0 = stats(db);
-	for (int i = 0; i < NPC; i++)
-		ASSERT_OK(get_nowait(db, i, 1, 100));
+	int again0 = 0;
+	for (int i = 0; i < NPC; i++) {
+		int rc = get_nowait(db, i, 1, 100);
+		ASSERT(rc == 0 || rc == -EAGAIN);
+		again0 += rc == -EAGAIN;
+	}
 	lsm_stats st1 = stats(db);
-	ASSERT_EQ(st1.nowait_get_read, 0);
+	ASSERT(again0 < NPC / 10);
+	ASSERT_EQ(st1.nowait_get_read, (uint64_t)again0);
 	ASSERT(st1.cache_misses > st0.cache_misses); /* blocks read, then cached */
+	/* one block cache lookup per read (one table), a miss counted once
+	 * even when the block then comes from the page cache */
+	ASSERT_EQ(st1.cache_misses - st0.cache_misses + st1.cache_hits - st0.cache_hits, NPC);
 	ASSERT(st1.cache_hits > st0.cache_hits);
 	ASSERT_OK(lsm_close(db));
 	/* out of the page cache (dropped after the open, which reads every
 	 * table's index and filter, and the pages around them): nowait
 	 * reads of those blocks need the disk */
 	db = open_db(NULL, LSM_SYNC_NONE, 1 << 20, 0);
-	ASSERT(table_pages_out(1) > 0);
+	if (table_pages_out(1) == 0) {
+		/* a filesystem whose pages cannot be dropped (tmpfs as TMPDIR):
+		 * nothing ever needs the disk here */
+		fprintf(stderr, "note: the page cache of %s cannot be dropped; eviction part "
+			"not run\n", qtest_tmpdir);
+		ASSERT_OK(lsm_close(db));
+		return;
+	}
 	int again = 0;
 	for (int i = 0; i < NPC; i++) {
 		int rc = get_nowait(db, i, 1, 100);
@@ -534,7 +549,14 @@ static void nowait_writes_go_on(lsm_sync sync)
 		ASSERT_EQ(st.nowait_write_log_busy, 0);
 	/* about one refusal per 16 KiB of log, each followed by a write-out */
 	ASSERT(st.nowait_write_log_mark >= 30 && st.nowait_write_log_mark <= 70);
-	ASSERT_EQ(st.log_early_writes, st.nowait_write_log_mark);
+	if (sync == LSM_SYNC_NONE) {
+		ASSERT_EQ(st.log_early_writes, st.nowait_write_log_mark);
+	} else {
+		/* a periodic sync between a refusal and its blocking retry
+		 * (a stalled run) leaves that retry nothing to write out */
+		ASSERT(st.log_early_writes <= st.nowait_write_log_mark);
+		ASSERT(st.nowait_write_log_mark - st.log_early_writes <= 2);
+	}
 	ASSERT_OK(lsm_close(db));
 	db = open_db(NULL, sync, 4 << 20, 0);
 	for (int i = 0; i < 1000; i++)
@@ -622,13 +644,6 @@ typedef struct log_gate {
 	atomic_int have_writer;
 } log_gate;
 
-static int wait_flag(atomic_int *f, int ms)
-{
-	for (int t = 0; t < ms && !atomic_load(f); t++)
-		q_sleep_ms(1);
-	return atomic_load(f);
-}
-
 static void log_gate_hook(void *arg)
 {
 	log_gate *g = arg;
@@ -636,7 +651,7 @@ static void log_gate_hook(void *arg)
 	    (atomic_load(&g->have_writer) && pthread_equal(pthread_self(), g->writer)))
 		return;
 	atomic_store(&g->entered, 1);
-	wait_flag(&g->open, 30000);
+	qtest_wait_flag(&g->open, 30000);
 }
 
 /* A fault env whose file syncs pass through g (closed: not armed yet). */
@@ -657,7 +672,7 @@ QTEST(write_nowait_again_while_the_log_is_being_synced)
 	put_wait(db, 1, 1, 100);
 	uint64_t g0 = commit_groups(db); /* (the stats take the log's lock) */
 	atomic_store(&g.armed, 1);
-	ASSERT(wait_flag(&g.entered, 10000)); /* the sync thread holds the log */
+	ASSERT(qtest_wait_flag(&g.entered, 10000)); /* the sync thread holds the log */
 	int rc = put_nowait(db, 2, 1, 100); /* does not wait for it */
 	int grc = get_nowait(db, 1, 1, 100);
 	atomic_store(&g.open, 1);
@@ -732,17 +747,17 @@ QTEST(get_nowait_goes_on_while_a_switch_waits_for_the_log)
 	switcher sw = {db, &g, n, 0, 0};
 	q_fault_env_on_sync_dir(fe, dir_synced, NULL);
 	atomic_store(&g.armed, 1);
-	ASSERT(wait_flag(&g.entered, 10000));
+	ASSERT(qtest_wait_flag(&g.entered, 10000));
 	pthread_t wt, rt;
 	ASSERT_OK(pthread_create(&wt, NULL, switch_main, &sw));
 	/* the writer creates the next log and syncs the directory (seen by
 	 * the hook), then waits for the log the sync thread holds */
-	ASSERT(wait_flag(&dsync, 10000));
+	ASSERT(qtest_wait_flag(&dsync, 10000));
 	q_sleep_ms(100);
 	ASSERT(!atomic_load(&sw.done)); /* still waiting for the log */
 	nowait_reader r = {db, 0, 0};
 	ASSERT_OK(pthread_create(&rt, NULL, reader_main, &r));
-	int answered = wait_flag(&r.done, 10000);
+	int answered = qtest_wait_flag(&r.done, 10000);
 	atomic_store(&g.open, 1);
 	pthread_join(rt, NULL);
 	pthread_join(wt, NULL);
