@@ -73,11 +73,11 @@
  *     gets -EAGAIN (log_nudged, reset once a nowait write finds the
  *     buffer below the mark again), so that its caller's lsm_write writes
  *     the buffer out, while the writes after it still fill the rest of
- *     the buffer. So the buffer is seldom full when a nowait write comes. Only the moment of that
- *     write() changes: a write is acknowledged exactly as before (in the
- *     buffer under none and batch; the batch sync thread's fsync covers
- *     it), and a failed write-out fails the write and the log as a full
- *     buffer's would (bg_error).
+ *     the buffer. So the buffer is seldom full when a nowait write
+ *     comes. Only the moment of that write() changes: a write is
+ *     acknowledged exactly as before (in the buffer under none and batch;
+ *     the batch sync thread's fsync covers it), and a failed write-out
+ *     fails the write and the log as a full buffer's would (bg_error).
  *
  * Threads: callers (any number), one flush thread, one compaction thread,
  * and for LSM_SYNC_BATCH one sync thread. Lock order: man_mu, then mu, then
