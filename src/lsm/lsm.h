@@ -174,9 +174,9 @@ int lsm_write(lsm_db *db, lsm_batch *b);
  * (then cached): -EAGAIN when the answer needs a data block that is
  * neither (the cache is not filled by it) or a value kept in a blob file or
  * commit log. (A page evicted between the residency check and the copy
- * would be read from the disk by the copy: only under memory pressure.) Q_ENOTFOUND when every table
- * that could hold the key is excluded by its key range or bloom filter or
- * by a cached block. (Rarely, the lookup holds the last reference to a
+ * would be read from the disk by the copy: only under memory pressure.)
+ * Q_ENOTFOUND when every table that could hold the key is excluded by its
+ * key range or bloom filter or by a cached block. (Rarely, the lookup holds the last reference to a
  * version a flush or compaction just replaced; releasing it closes that
  * version's obsolete files.)
  *
