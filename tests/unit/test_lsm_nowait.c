@@ -93,6 +93,18 @@ static int put_nowait_retry(lsm_db *db, int i, int gen, size_t len)
 	return rc;
 }
 
+/* Nowait writes of keys from, from + 1, ... (generation 1, len-byte
+ * values) until one is refused, which must be with -EAGAIN before limit;
+ * returns the refused key. */
+static int put_nowait_until_refused(lsm_db *db, int from, int limit, size_t len)
+{
+	int n = from, rc = 0;
+	while (n < limit && (rc = put_nowait(db, n, 1, len)) == 0)
+		n++;
+	ASSERT_EQ(rc, -EAGAIN);
+	return n;
+}
+
 static void put_wait(lsm_db *db, int i, int gen, size_t len)
 {
 	char k[32];
@@ -431,10 +443,8 @@ QTEST(write_nowait_again_under_sync_always)
 QTEST(write_nowait_again_when_the_memtable_is_full)
 {
 	lsm_db *db = open_db(NULL, LSM_SYNC_NONE, 8 << 10, 0);
-	int n = 0, rc = 0;
-	while (n < 1000 && (rc = put_nowait(db, n, 1, 100)) == 0)
-		n++;
-	ASSERT_EQ(rc, -EAGAIN); /* never switched the memtable itself */
+	/* refused: it never switched the memtable itself */
+	int n = put_nowait_until_refused(db, 0, 1000, 100);
 	/* the memtable was full, not the 64 KiB log buffer (about 500 such
 	 * records): about 8 KiB of them */
 	ASSERT(n > 10 && n < 200);
@@ -467,10 +477,7 @@ QTEST(write_nowait_again_when_the_log_buffer_is_full)
 	ASSERT_EQ(put_nowait(db, 0, 1, 70000), -EAGAIN);
 	expect(db, 0, -1, 0);
 	/* 1000-byte records fill the 64 KiB buffer in about 64 writes */
-	int n = 0, rc = 0;
-	while (n < 1000 && (rc = put_nowait(db, n, 1, 1000)) == 0)
-		n++;
-	ASSERT_EQ(rc, -EAGAIN);
+	int n = put_nowait_until_refused(db, 0, 1000, 1000);
 	ASSERT(n >= 50 && n <= 66);
 	expect(db, n, -1, 0);
 	ASSERT_EQ(stats(db).nowait_write_log_full, 2);
@@ -571,26 +578,17 @@ static void nowait_writes_go_on(lsm_sync sync)
 QTEST(write_nowait_refused_once_past_the_mark)
 {
 	lsm_db *db = open_db(NULL, LSM_SYNC_NONE, 4 << 20, 0);
-	int n = 0, rc = 0;
-	while (n < 100 && (rc = put_nowait(db, n, 1, 1000)) == 0)
-		n++;
-	ASSERT_EQ(rc, -EAGAIN);
+	int n = put_nowait_until_refused(db, 0, 100, 1000);
 	ASSERT(n >= 15 && n <= 18); /* 16 KiB of about 1030-byte records */
 	ASSERT_EQ(stats(db).nowait_write_log_mark, 1);
 	expect(db, n, -1, 0);
-	int m = n;
-	while (m < 200 && (rc = put_nowait(db, m, 1, 1000)) == 0)
-		m++;
-	ASSERT_EQ(rc, -EAGAIN);
+	int m = put_nowait_until_refused(db, n, 200, 1000);
 	ASSERT(m >= 50 && m <= 66); /* full: the rest of the 64 KiB */
 	ASSERT_EQ(stats(db).nowait_write_log_mark, 1);
 	ASSERT_EQ(stats(db).nowait_write_log_full, 1);
 	expect(db, m, -1, 0);
 	put_wait(db, m, 1, 1000); /* writes the buffer out */
-	int k = m + 1;
-	while (k < 300 && (rc = put_nowait(db, k, 1, 1000)) == 0)
-		k++;
-	ASSERT_EQ(rc, -EAGAIN);
+	int k = put_nowait_until_refused(db, m + 1, 300, 1000);
 	ASSERT(k - (m + 1) >= 14 && k - (m + 1) <= 18);
 	ASSERT_EQ(stats(db).nowait_write_log_mark, 2);
 	ASSERT_OK(lsm_close(db));
