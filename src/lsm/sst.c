@@ -940,6 +940,16 @@ static int read_block(sst_table *t, uint64_t off, uint64_t size, sst_block **out
 	return rc;
 }
 
+/* read_block, then into the block cache if fill_cache (the cache already
+ * searched by the caller). */
+static int load_block(sst_table *t, uint64_t off, uint64_t size, int fill_cache, sst_block **out)
+{
+	Q_RET(read_block(t, off, size, out));
+	if (t->cache && fill_cache)
+		cache_insert(t->cache, t->number, off, *out);
+	return 0;
+}
+
 static int get_block(sst_table *t, uint64_t off, uint64_t size, int fill_cache, sst_block **out)
 {
 	if (t->cache) {
@@ -949,10 +959,7 @@ static int get_block(sst_table *t, uint64_t off, uint64_t size, int fill_cache, 
 			return 0;
 		}
 	}
-	Q_RET(read_block(t, off, size, out));
-	if (t->cache && fill_cache)
-		cache_insert(t->cache, t->number, off, *out);
-	return 0;
+	return load_block(t, off, size, fill_cache, out);
 }
 
 static int decode_handle(q_slice v, uint64_t *off, uint64_t *size)
@@ -1163,14 +1170,10 @@ static int lookup_block(sst_table *t, uint64_t off, uint64_t size, int cached_on
 		*out = b;
 		return 0;
 	}
-	if (page_cache && size <= SST_MAX_BLOCK && map_resident(t, off, size + SST_BLOCK_TRAILER)) {
-		/* read and cached here, not through get_block: the cache was
-		 * just searched (a second search would count a second miss) */
-		Q_RET(read_block(t, off, size, out));
-		if (t->cache)
-			cache_insert(t->cache, t->number, off, *out);
-		return 0;
-	}
+	/* load_block, not get_block: the cache was just searched (a second
+	 * search would count a second miss) */
+	if (page_cache && size <= SST_MAX_BLOCK && map_resident(t, off, size + SST_BLOCK_TRAILER))
+		return load_block(t, off, size, 1, out);
 	return -EAGAIN;
 }
 
