@@ -227,6 +227,7 @@ struct coord {
 	int jb_inflight;         /* batches handed to workers, not yet done */
 	/* single-key jobs with the workers, per key slot (invariant 6) */
 	uint32_t key_pend[COORD_PEND_SLOTS];
+	coord_test_hooks th;     /* tests only (coord.h) */
 };
 
 #define STAT_INC(c, f) __atomic_add_fetch(&(c)->st.f, 1, __ATOMIC_RELAXED)
@@ -590,10 +591,35 @@ static void job_done(uv_work_t *w, int status);
 
 static void jb_flush(coord *c, int force);
 
+static int job_key(const job *j, q_slice *key);
+
+/* job_work on a worker thread (the test hook first). */
+static void job_work_pool(uv_work_t *w)
+{
+	job *j = w->data;
+	if (j->c->th.work) {
+		q_slice key = q_slice_make(NULL, 0);
+		job_key(j, &key);
+		j->c->th.work(j->c->th.arg, key);
+	}
+	job_work(w);
+}
+
 static void batch_work(uv_work_t *w)
 {
 	for (job *j = w->data; j; j = j->bnext)
-		job_work(&j->w);
+		job_work_pool(&j->w);
+}
+
+/* uv_queue_work, unless the test hook fails the hand-off. */
+static int job_queue(coord *c, uv_work_t *w, uv_work_cb work, uv_after_work_cb done)
+{
+	if (c->th.handoff) {
+		int rc = c->th.handoff(c->th.arg);
+		if (rc < 0)
+			return rc;
+	}
+	return uv_queue_work(net_loop_uv(c->loop), w, work, done);
 }
 
 static void batch_done(uv_work_t *w, int status)
@@ -620,7 +646,7 @@ static void jb_flush(coord *c, int force)
 	c->jb_head = c->jb_tail = NULL;
 	c->jb_n = 0;
 	c->jb_inflight++;
-	int rc = uv_queue_work(net_loop_uv(c->loop), &first->w, batch_work, batch_done);
+	int rc = job_queue(c, &first->w, batch_work, batch_done);
 	if (rc < 0)
 		batch_done(&first->w, rc); /* every job fails with Q_ECLOSED */
 }
@@ -810,7 +836,7 @@ static int job_submit(coord *c, job *j)
 			jb_flush(c, 0);
 		return 0;
 	}
-	int rc = uv_queue_work(net_loop_uv(c->loop), &j->w, job_work, job_done);
+	int rc = job_queue(c, &j->w, job_work_pool, job_done);
 	if (rc < 0)
 		job_unpend(c, j);
 	return rc < 0 ? rc : 0;
@@ -3166,6 +3192,14 @@ void coord_get_sibling_hist(coord *c, uint64_t out[COORD_SIB_BUCKETS])
 {
 	for (int i = 0; i < COORD_SIB_BUCKETS; i++)
 		out[i] = __atomic_load_n(&c->sib_hist[i], __ATOMIC_RELAXED);
+}
+
+void coord_set_test_hooks(coord *c, const coord_test_hooks *h)
+{
+	if (h)
+		c->th = *h;
+	else
+		memset(&c->th, 0, sizeof(c->th));
 }
 
 void coord_set_status_hook(coord *c, coord_status_fn fn, void *arg)

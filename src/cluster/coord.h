@@ -201,4 +201,21 @@ int coord_ring_snapshot(coord *c, ring **out);
  * subsystems that send their own messages. NULL outside that window. */
 net_pool *coord_pool(coord *c);
 
+/*
+ * Fault hooks for tests of the disk jobs (tests/unit/test_coord_jobs.c);
+ * a node never sets them. Before coord_start; NULL clears.
+ *   work     on the worker thread, before the replica work of each job
+ *            handed to the workers; key is the job's key, empty for a
+ *            multi-key read. It may wait (to hold a job at the workers).
+ *   handoff  on the loop thread, before each hand-off to the workers (one
+ *            job, or a batch); a negative result fails that hand-off as a
+ *            failing uv_queue_work would.
+ */
+typedef struct coord_test_hooks {
+	void (*work)(void *arg, q_slice key);
+	int (*handoff)(void *arg);
+	void *arg;
+} coord_test_hooks;
+void coord_set_test_hooks(coord *c, const coord_test_hooks *h);
+
 #endif

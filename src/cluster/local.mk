@@ -10,6 +10,7 @@ src_cluster_libqcluster_a_SOURCES = \
 COORD_TESTS = \
 	tests/unit/test_coord_replica \
 	tests/unit/test_coord_cluster \
+	tests/unit/test_coord_jobs \
 	tests/unit/test_client_token \
 	tests/unit/test_node_conf
 check_PROGRAMS += $(COORD_TESTS)
@@ -18,6 +19,7 @@ tests_unit_test_coord_replica_LDADD = $(QTEST_LDADD) src/cluster/libqcluster.a \
 	src/handoff/libqhandoff.a \
 	src/object/libqobject.a src/lsm/libqlsm.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 tests_unit_test_coord_cluster_LDADD = $(QTEST_LDADD) $(QNODE_LDADD)
+tests_unit_test_coord_jobs_LDADD = $(QTEST_LDADD) $(QNODE_LDADD)
 tests_unit_test_client_token_LDADD = $(QTEST_LDADD) src/client/libqclient.a \
 	src/object/libqobject.a src/util/libqutil.a $(QUORUM_LIBS_EXT)
 tests_unit_test_node_conf_LDADD = $(QTEST_LDADD) $(QNODE_LDADD)

@@ -1,0 +1,296 @@
+/*
+ * test_coord_jobs.c - the coordinator's disk jobs with io = auto and
+ * io = worker on one real node (storage engine, replica, event loop,
+ * coordinator; no network peers): a job of a key that is with the workers
+ * keeps later loop-eligible jobs of that key off the loop until it is done
+ * (invariant 6 of coord.c: key_pend), and the key runs on the loop again
+ * afterwards; a failed hand-off to the workers gives the keys of a
+ * multi-key read an explicit error.
+ *
+ * The coordinator's test hooks (coord.h) hold jobs at the workers and fail
+ * hand-offs. The worker pool has one thread (UV_THREADPOOL_SIZE, set before
+ * the first job of the test's process), so jobs at the workers run in the
+ * order they were handed over and a held job holds every later one.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/coord.h"
+#include "cluster/members.h"
+#include "cluster/replica.h"
+#include "lsm/lsm.h"
+#include "net/net_loop.h"
+#include "qtest.h"
+#include "util/qerr.h"
+#include "util/qtime.h"
+
+#define WAIT_MS 20000
+
+typedef struct rig {
+	lsm_db *db;
+	replica *rep;
+	members *mem;
+	net_loop *loop;
+	coord *c;
+} rig;
+
+/* The engine without a block cache and without page-cache reads: a key
+ * whose value is in a table is never read on the loop (-EAGAIN), one in
+ * the memtable always is. */
+static void rig_open(rig *g)
+{
+	memset(g, 0, sizeof(*g));
+	setenv("UV_THREADPOOL_SIZE", "1", 1);
+	lsm_options o;
+	lsm_options_default(&o);
+	o.sync = LSM_SYNC_NONE;
+	o.block_cache_size = 0;
+	o.nowait_page_cache = 0;
+	static int opened; /* a fresh store per rig */
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s/db%d", qtest_tmpdir, opened++);
+	ASSERT_OK(lsm_open(dir, &o, &g->db));
+	ASSERT_OK(replica_new(g->db, "solo", &g->rep));
+}
+
+static void start_on_loop(void *arg)
+{
+	rig *g = arg;
+	ASSERT_OK(coord_start(g->c));
+}
+
+static void close_on_loop(void *arg)
+{
+	rig *g = arg;
+	coord_close(g->c);
+}
+
+static void rig_start(rig *g, int io, size_t job_batch, const coord_test_hooks *h)
+{
+	char listen[64];
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", qtest_free_port());
+	ASSERT_OK(members_new("solo", listen, "default", &g->mem));
+	coord_config cc = {
+		.node_id = "solo",
+		.listen = listen,
+		.n = 1,
+		.r = 1,
+		.w = 1,
+		.timeout_ms = WAIT_MS,
+		.read_repair = 1,
+		.max_key = 1024,
+		.max_value = 1 << 20,
+		.ring_tokens = 16,
+		.io = io,
+		.job_batch = job_batch,
+	};
+	ASSERT_OK(net_loop_start(0, "test-loop", &g->loop));
+	ASSERT_OK(coord_new(&cc, g->rep, g->mem, g->loop, &g->c));
+	coord_set_test_hooks(g->c, h);
+	ASSERT_OK(net_loop_call(g->loop, start_on_loop, g));
+}
+
+static void rig_stop(rig *g)
+{
+	ASSERT_OK(net_loop_call(g->loop, close_on_loop, g));
+	net_loop_stop(g->loop);
+	coord_free(g->c);
+	members_free(g->mem);
+	replica_free(g->rep);
+	ASSERT_OK(lsm_close(g->db));
+}
+
+static void noop(void *arg)
+{
+	(void)arg;
+}
+
+/* Returns once everything posted to the loop before it has run. */
+static void loop_barrier(rig *g)
+{
+	ASSERT_OK(net_loop_call(g->loop, noop, NULL));
+}
+
+/* ---- requests posted to the loop ------------------------------------- */
+
+static atomic_int finished; /* completions so far: the order of calls */
+
+typedef struct call {
+	rig *g;
+	const char *key;
+	q_slice value;          /* put */
+	int put;
+	atomic_int done;
+	int rc;
+	int order;              /* value of finished when it completed */
+	obj_set *set;
+} call;
+
+static void call_done(void *arg, int rc, obj_set *set)
+{
+	call *k = arg;
+	k->rc = rc;
+	k->set = set;
+	k->order = atomic_fetch_add(&finished, 1);
+	atomic_store(&k->done, 1);
+}
+
+static void call_start(void *arg)
+{
+	call *k = arg;
+	if (k->put) {
+		obj_write w = {0, k->value, NULL, (int64_t)q_wall_ns()};
+		coord_put(k->g->c, q_slice_str(k->key), q_slice_make(NULL, 0), &w, NULL, call_done,
+			  k);
+	} else {
+		coord_get(k->g->c, q_slice_str(k->key), NULL, call_done, k);
+	}
+}
+
+static void post(rig *g, call *k, const char *key, int put, q_slice value)
+{
+	memset(k, 0, sizeof(*k));
+	k->g = g;
+	k->key = key;
+	k->put = put;
+	k->value = value;
+	ASSERT_OK(net_loop_post(g->loop, call_start, k));
+}
+
+static void wait_done(call *k)
+{
+	ASSERT_EQ(qtest_wait_flag(&k->done, WAIT_MS), 1);
+}
+
+/* ---- holding jobs at the workers ------------------------------------- */
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int held;               /* jobs of key wait while set */
+	const char *key;
+	int seen;               /* jobs of key that reached a worker */
+	atomic_int arrived;     /* a job of key is waiting */
+} hold = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, 0, 0};
+
+static void hold_work(void *arg, q_slice key)
+{
+	(void)arg;
+	pthread_mutex_lock(&hold.mu);
+	if (hold.key && key.n == strlen(hold.key) && !memcmp(key.p, hold.key, key.n)) {
+		hold.seen++;
+		atomic_store(&hold.arrived, 1);
+		uint64_t limit = q_mono_ms() + WAIT_MS;
+		while (hold.held && q_mono_ms() < limit) {
+			pthread_mutex_unlock(&hold.mu);
+			q_sleep_ms(1);
+			pthread_mutex_lock(&hold.mu);
+		}
+	}
+	pthread_mutex_unlock(&hold.mu);
+}
+
+static void hold_set(const char *key, int held)
+{
+	pthread_mutex_lock(&hold.mu);
+	hold.key = key;
+	hold.held = held;
+	pthread_mutex_unlock(&hold.mu);
+}
+
+static int hold_seen(void)
+{
+	pthread_mutex_lock(&hold.mu);
+	int n = hold.seen;
+	pthread_mutex_unlock(&hold.mu);
+	return n;
+}
+
+static coord_stats stats(rig *g)
+{
+	coord_stats st;
+	coord_get_stats(g->c, &st);
+	return st;
+}
+
+static size_t live_values(const obj_set *s, const char *v1, size_t n1, const char *v2, size_t n2)
+{
+	size_t hits = 0, k = obj_set_count(s);
+	for (size_t i = 0; i < k; i++) {
+		obj_sibling sb;
+		obj_set_sibling(s, i, &sb);
+		if ((sb.value.n == n1 && !memcmp(sb.value.p, v1, n1)) ||
+		    (sb.value.n == n2 && !memcmp(sb.value.p, v2, n2)))
+			hits++;
+	}
+	return hits;
+}
+
+/*
+ * A put of "k" large enough to skip the loop goes to the (one) worker and
+ * is held there. A small put and a get of "k" would each be done on the
+ * loop from memory, but must follow it to the worker: neither is done
+ * when the loop has run everything posted, and once the held put is let
+ * go they complete in order, the get seeing both puts. An unrelated key is
+ * still served on the loop meanwhile. After the worker is done with "k",
+ * a get of "k" runs on the loop again (its key slot was uncounted).
+ */
+QTEST(loop_jobs_of_a_key_follow_its_worker_job)
+{
+	rig g;
+	rig_open(&g);
+	coord_test_hooks h = {hold_work, NULL, NULL};
+	rig_start(&g, COORD_IO_AUTO, 64, &h);
+	static char big[20 << 10];
+	memset(big, 'b', sizeof(big));
+	hold_set("k", 1);
+	call p1, p2, get, other;
+	post(&g, &p1, "k", 1, q_slice_make(big, sizeof(big)));
+	ASSERT_EQ(qtest_wait_flag(&hold.arrived, WAIT_MS), 1);
+	post(&g, &p2, "k", 1, q_slice_str("small"));
+	post(&g, &get, "k", 0, q_slice_make(NULL, 0));
+	post(&g, &other, "other", 1, q_slice_str("x"));
+	loop_barrier(&g);
+	wait_done(&other); /* an unrelated key is done on the loop */
+	ASSERT_OK(other.rc);
+	ASSERT_EQ(atomic_load(&p1.done), 0);
+	ASSERT_EQ(atomic_load(&p2.done), 0); /* not done on the loop */
+	ASSERT_EQ(atomic_load(&get.done), 0);
+	coord_stats st = stats(&g);
+	ASSERT_U64_EQ(st.jobs_worker, 3);
+	ASSERT_U64_EQ(st.jobs_loop, 1);
+	hold_set("k", 0);
+	wait_done(&p1);
+	wait_done(&p2);
+	wait_done(&get);
+	ASSERT_OK(p1.rc);
+	ASSERT_OK(p2.rc);
+	ASSERT_OK(get.rc);
+	ASSERT(p1.order < p2.order);
+	ASSERT(p2.order < get.order);
+	/* two blind puts: two siblings, both seen by the get */
+	ASSERT_EQ(obj_set_count(get.set), 2);
+	ASSERT_EQ(live_values(get.set, big, sizeof(big), "small", 5), 2);
+	ASSERT_EQ(hold_seen(), 3);
+	/* the worker is done with "k": its jobs run on the loop again */
+	call again;
+	post(&g, &again, "k", 0, q_slice_make(NULL, 0));
+	wait_done(&again);
+	ASSERT_OK(again.rc);
+	ASSERT_EQ(obj_set_count(again.set), 2);
+	st = stats(&g);
+	ASSERT_U64_EQ(st.jobs_worker, 3);
+	ASSERT_U64_EQ(st.jobs_loop, 2);
+	ASSERT_EQ(hold_seen(), 3);
+	obj_set_free(p1.set);
+	obj_set_free(p2.set);
+	obj_set_free(get.set);
+	obj_set_free(again.set);
+	obj_set_free(other.set);
+	rig_stop(&g);
+}
+
+QTEST_MAIN(QT(loop_jobs_of_a_key_follow_its_worker_job))
