@@ -158,6 +158,10 @@ struct lsm_db {
 	                           * (a new log that could not be created), 0
 	                           * after a switch that worked; under mu */
 	uint64_t switch_err_ns;   /* when switch_err was last logged */
+	uint64_t log_bad;         /* number of the commit log whose write or
+	                           * sync failed, recorded here (under mu) by
+	                           * the thread that saw it, so that log_failed
+	                           * need not take log_mu; 0 = none */
 	uint64_t jitter_seed;     /* per open: the memtables' flush points */
 	int manifest_unsure;      /* man_mu: the last write_manifest failed after
 				   * its MANIFEST was renamed into place */
@@ -758,13 +762,26 @@ static int flush_one(lsm_db *db, mem_table *m)
 
 static void timed_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms);
 
-/* 1 if the current commit log has failed (a write or sync error); mu held. */
+/* 1 if the current commit log has failed (a write or sync error); mu held.
+ * It reads what the log's users recorded under mu (log_bad) and never
+ * takes log_mu, which the batch sync thread holds across an fsync: with mu
+ * held that would make every caller of mu, the calls that never block
+ * included, wait for the disk. The active memtable's log is the current
+ * log (during a memtable switch, until the new memtable is installed, the
+ * old one: a failure recorded for it still counts, which only delays the
+ * lifting of an error). A failure is recorded just after it happened (the
+ * recording thread takes mu after log_mu): the error it sets then in
+ * bg_error, if none is set, is the one writes get. */
 static int log_failed(lsm_db *db)
 {
-	pthread_mutex_lock(&db->log_mu);
-	int failed = db->log && wal_failed(db->log);
-	pthread_mutex_unlock(&db->log_mu);
-	return failed;
+	return db->log_bad && db->log_bad == mem_log(db->mem);
+}
+
+/* Records that commit log num failed (0: nothing to record); mu held. */
+static void log_mark_failed(lsm_db *db, uint64_t num)
+{
+	if (num)
+		db->log_bad = num;
 }
 
 /* Background errors that clear by themselves: a full disk, and the
@@ -1557,8 +1574,10 @@ static void *sync_main(void *arg)
 		pthread_mutex_unlock(&db->mu);
 		pthread_mutex_lock(&db->log_mu);
 		int rc = db->log ? wal_sync(db->log) : 0;
+		uint64_t bad = rc && wal_failed(db->log) ? db->log_num : 0;
 		pthread_mutex_unlock(&db->log_mu);
 		pthread_mutex_lock(&db->mu);
+		log_mark_failed(db, bad);
 		if (rc && !db->bg_error) {
 			Q_ERROR("lsm", "commit log sync failed: %s", q_strerror(rc));
 			db->bg_error = rc;
@@ -1817,7 +1836,7 @@ static int commit_group(lsm_db *db, lsm_batch *grp, int ngroup, int nowait)
 	 * if that fails nothing reached the log: the group just fails */
 	int rc = batch_set_seq(grp, seq);
 	int logged = rc == 0;
-	uint64_t rec_start = 0, rec_log = 0;
+	uint64_t rec_start = 0, rec_log = 0, bad = 0;
 	if (rc == 0 && nowait) {
 		if (pthread_mutex_trylock(&db->log_mu)) {
 			atomic_fetch_add(&db->st_nw_log_busy, 1);
@@ -1855,6 +1874,8 @@ static int commit_group(lsm_db *db, lsm_batch *grp, int ngroup, int nowait)
 			if (rc == 0)
 				atomic_fetch_add(&db->st_log_early, 1);
 		}
+		if (rc && wal_failed(db->log))
+			bad = rec_log;
 		pthread_mutex_unlock(&db->log_mu);
 	}
 	if (rc == 0) {
@@ -1869,6 +1890,7 @@ static int commit_group(lsm_db *db, lsm_batch *grp, int ngroup, int nowait)
 		batch_hold_unref(ic.hold);
 	}
 	pthread_mutex_lock(&db->mu);
+	log_mark_failed(db, bad);
 	if (rc && logged) {
 		Q_ERROR("lsm", "commit log write failed: %s; writes fail until %s",
 			q_strerror(rc), rc == -ENOSPC ? "space is freed" : "reopened");

@@ -766,6 +766,99 @@ QTEST(get_nowait_goes_on_while_a_switch_waits_for_the_log)
 	q_fault_env_free(fe);
 }
 
+/* A gate on file syncs that holds the first thread to sync a file once
+ * armed (the batch sync thread, holding the log's lock) and lets every
+ * later sync pass. */
+typedef struct first_gate {
+	atomic_int armed, entered, open;
+} first_gate;
+
+static void first_gate_hook(void *arg)
+{
+	first_gate *g = arg;
+	if (atomic_load(&g->armed) && !atomic_exchange(&g->entered, 1))
+		qtest_wait_flag(&g->open, 30000);
+}
+
+static int count_files(const char *ext)
+{
+	DIR *d = opendir(dbdir);
+	ASSERT(d != NULL);
+	int n = 0;
+	char p[700];
+	while (next_file(d, ext, p))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Fifty nowait reads of key 0 over about a second (answered, or -EAGAIN
+ * once it is in a table: the fault env's tables are not mapped); the first
+ * other answer. */
+static void *reader_loop_main(void *arg)
+{
+	nowait_reader *r = arg;
+	for (int i = 0; i < 50 && r->rc == 0; i++) {
+		r->rc = get_nowait(r->db, 0, 1, 100);
+		if (r->rc == -EAGAIN)
+			r->rc = 0;
+		q_sleep_ms(20);
+	}
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+QTEST(get_nowait_goes_on_while_a_flush_lifts_a_disk_full_error)
+{
+	/* a flush that failed with ENOSPC succeeds again while the batch
+	 * sync thread is in its fsync (holding the log's lock): lifting the
+	 * error must not wait for the log while holding the engine's mutex,
+	 * which lsm_get_nowait takes */
+	q_log_set_level(Q_LOG_OFF);
+	first_gate g;
+	memset(&g, 0, sizeof(g));
+	q_env *fe = q_fault_env_new(q_env_posix());
+	ASSERT(fe != NULL);
+	q_fault_env_on_sync(fe, first_gate_hook, &g);
+	lsm_db *db = open_db(fe, LSM_SYNC_BATCH, 8 << 10, 0);
+	put_wait(db, 0, 1, 100);
+	/* the next memtable's log is created, the flush's table is not (a
+	 * full disk once): the flush is retried a second later, and writes
+	 * fail with ENOSPC until then */
+	q_fault_env_fail_at(fe, Q_FAULT_OPEN, 2, -ENOSPC, 0);
+	int n = 1, rc = 0;
+	char k[32];
+	while (n < 2000) {
+		key_of(k, n++);
+		if ((rc = lsm_put(db, q_slice_str(k), q_slice_str("v"))) != 0)
+			break;
+	}
+	ASSERT_EQ(rc, -ENOSPC);
+	ASSERT_EQ(count_files(".sst"), 0);
+	atomic_store(&g.armed, 1);
+	ASSERT(qtest_wait_flag(&g.entered, 10000)); /* the sync thread holds the log */
+	int flushed = 0;
+	for (int t = 0; t < 1000 && !flushed; t++) { /* the retry, within seconds */
+		flushed = count_files(".sst") > 0;
+		if (!flushed)
+			q_sleep_ms(10);
+	}
+	nowait_reader r = {db, 0, 0};
+	pthread_t rt;
+	ASSERT_OK(pthread_create(&rt, NULL, reader_loop_main, &r));
+	int answered = qtest_wait_flag(&r.done, 10000);
+	atomic_store(&g.open, 1);
+	pthread_join(rt, NULL);
+	ASSERT(flushed);
+	ASSERT(answered); /* no read waited for the fsync */
+	ASSERT_OK(r.rc);
+	put_wait(db, n, 1, 100); /* the error was lifted: writes go on */
+	expect(db, n, 1, 100);
+	expect(db, 0, 1, 100);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
 QTEST_MAIN(QT(get_answers_from_the_memtable), QT(get_not_found_through_filters_and_key_ranges),
 	   QT(get_again_for_an_uncached_block_until_a_read_caches_it),
 	   QT(get_reads_a_block_in_the_page_cache), QT(get_again_for_a_separated_value), QT(write_nowait_is_read_back_and_recovered),
@@ -777,4 +870,5 @@ QTEST_MAIN(QT(get_answers_from_the_memtable), QT(get_not_found_through_filters_a
 	   QT(write_nowait_goes_on_across_many_log_buffers_batch),
 	   QT(write_nowait_returns_the_background_error),
 	   QT(write_nowait_again_while_the_log_is_being_synced),
-	   QT(get_nowait_goes_on_while_a_switch_waits_for_the_log))
+	   QT(get_nowait_goes_on_while_a_switch_waits_for_the_log),
+	   QT(get_nowait_goes_on_while_a_flush_lifts_a_disk_full_error))
