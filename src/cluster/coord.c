@@ -478,9 +478,10 @@ typedef struct job {
 	q_buf buf;
 	q_buf *bufs;         /* JOB_SERVE_MGET */
 	size_t nbufs;
-	int *rcs;
+	int *rcs;            /* multi-key: one per key */
+	size_t nrcs;
 	struct mpeer *mp;    /* JOB_MGET_LOCAL */
-	obj_set **sets;      /* JOB_MGET_LOCAL: one per key of mp */
+	obj_set **sets;      /* JOB_MGET_LOCAL: one per key of mp (nrcs) */
 	int slot;            /* key slot of a single-key job, else -1 */
 	int pend;            /* counted in c->key_pend (with the workers) */
 	int partial;         /* multi-key: the loop answered the keys whose rc
@@ -788,6 +789,19 @@ static void job_unpend(coord *c, job *j)
 	}
 }
 
+/* A hand-off to the workers failed with rc: a single-key job is uncounted
+ * and the error returned (the caller frees it); a multi-key job completes
+ * at once, its keys not answered on the loop getting the error (job_done),
+ * and 0 is returned. */
+static int job_handoff_failed(coord *c, job *j, int rc)
+{
+	job_unpend(c, j);
+	if (j->slot >= 0)
+		return rc;
+	job_done(&j->w, rc);
+	return 0;
+}
+
 static int job_submit(coord *c, job *j)
 {
 	j->w.data = j;
@@ -818,10 +832,8 @@ static int job_submit(coord *c, job *j)
 	if (c->cfg.job_batch > 1 && !c->closing) {
 		if (!c->jb_init) {
 			int rc = uv_prepare_init(net_loop_uv(c->loop), &c->jb_prep);
-			if (rc < 0) {
-				job_unpend(c, j);
-				return rc;
-			}
+			if (rc < 0)
+				return job_handoff_failed(c, j, rc);
 			c->jb_prep.data = c;
 			c->jb_init = 1;
 		}
@@ -837,9 +849,7 @@ static int job_submit(coord *c, job *j)
 		return 0;
 	}
 	int rc = job_queue(c, &j->w, job_work_pool, job_done);
-	if (rc < 0)
-		job_unpend(c, j);
-	return rc < 0 ? rc : 0;
+	return rc < 0 ? job_handoff_failed(c, j, rc) : 0;
 }
 
 static job *job_new(int kind)
@@ -1994,6 +2004,7 @@ void coord_mget(coord *c, const q_slice *keys, size_t n, const coord_req *q,
 				j->mp = p;
 				j->rcs = calloc(p->nk, sizeof(int));
 				j->sets = calloc(p->nk, sizeof(obj_set *));
+				j->nrcs = j->rcs && j->sets ? p->nk : 0;
 				m->refs++;
 				if (j->rcs && j->sets && job_submit(c, j) == 0)
 					sent = 1;
@@ -2064,6 +2075,13 @@ static void job_done(uv_work_t *w, int status)
 		c->key_pend[j->slot]--;
 	if (status < 0 && j->rc == 0)
 		j->rc = Q_ECLOSED; /* cancelled */
+	if (status < 0 && (j->kind == JOB_MGET_LOCAL || j->kind == JOB_SERVE_MGET)) {
+		/* the keys the worker was to read get the error (those the
+		 * loop answered keep their answers) */
+		for (size_t i = 0; i < j->nrcs; i++)
+			if (!j->partial || j->rcs[i] == -EAGAIN)
+				j->rcs[i] = j->rc;
+	}
 	switch (j->kind) {
 	case JOB_GET: {
 		op *o = j->r->o;
@@ -2336,6 +2354,7 @@ static void coord_handle(void *ctx, net_request *req)
 			j->bufs = calloc(n, sizeof(q_buf));
 			j->nbufs = j->bufs ? n : 0;
 			j->rcs = calloc(n, sizeof(int));
+			j->nrcs = j->rcs ? n : 0;
 			if (!j->bufs || !j->rcs) {
 				j->req = NULL;
 				job_free(j);

@@ -293,4 +293,116 @@ QTEST(loop_jobs_of_a_key_follow_its_worker_job)
 	rig_stop(&g);
 }
 
-QTEST_MAIN(QT(loop_jobs_of_a_key_follow_its_worker_job))
+/* ---- multi-key reads whose hand-off fails --------------------------- */
+
+static atomic_int handoff_fails;
+
+static int fail_handoff(void *arg)
+{
+	(void)arg;
+	return atomic_load(&handoff_fails) ? -EIO : 0;
+}
+
+typedef struct mcall {
+	rig *g;
+	q_slice keys[3];
+	atomic_int done;
+	int rc;
+	int rcs[3];
+	obj_set *sets[3];
+} mcall;
+
+static void mcall_done(void *arg, int rc, obj_set **sets, int *rcs, size_t n)
+{
+	mcall *m = arg;
+	m->rc = rc;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		m->rcs[i] = rcs[i];
+		m->sets[i] = sets[i];
+	}
+	atomic_store(&m->done, 1);
+}
+
+static void mcall_start(void *arg)
+{
+	mcall *m = arg;
+	coord_mget(m->g->c, m->keys, 3, NULL, mcall_done, m);
+}
+
+/* mget of "disk" (in a table: never read on the loop), "mem" (in the
+ * memtable) and "none" (absent), waited for. */
+static void mget3(rig *g, mcall *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->g = g;
+	m->keys[0] = q_slice_str("disk");
+	m->keys[1] = q_slice_str("mem");
+	m->keys[2] = q_slice_str("none");
+	ASSERT_OK(net_loop_post(g->loop, mcall_start, m));
+	ASSERT_EQ(qtest_wait_flag(&m->done, WAIT_MS), 1);
+	ASSERT_OK(m->rc);
+}
+
+static void mget3_free(mcall *m)
+{
+	for (int i = 0; i < 3; i++)
+		obj_set_free(m->sets[i]);
+}
+
+static void put_local(rig *g, const char *key)
+{
+	obj_write w = {0, q_slice_str(key), NULL, (int64_t)q_wall_ns()};
+	ASSERT_OK(replica_update(g->rep, q_slice_str(key), NULL, &w, NULL));
+}
+
+/*
+ * A multi-key read whose hand-off to the workers fails (a batch or a
+ * single job) answers each key the workers were to read with an error,
+ * not with a silent not-found and not never; keys answered on the loop
+ * (io = auto) keep their answers. Once hand-offs work again the same read
+ * is answered right.
+ */
+static void failed_handoff_case(int io, size_t batch)
+{
+	rig g;
+	rig_open(&g);
+	put_local(&g, "disk");
+	ASSERT_OK(lsm_flush(g.db));
+	put_local(&g, "mem");
+	coord_test_hooks h = {NULL, fail_handoff, NULL};
+	rig_start(&g, io, batch, &h);
+	atomic_store(&handoff_fails, 1);
+	mcall m;
+	mget3(&g, &m);
+	ASSERT_EQ(m.rcs[0], Q_EQUORUM);
+	ASSERT_EQ(m.sets[0], NULL);
+	if (io == COORD_IO_AUTO) {
+		ASSERT_OK(m.rcs[1]);
+		ASSERT_EQ(obj_set_count(m.sets[1]), 1);
+		ASSERT_EQ(m.rcs[2], Q_ENOTFOUND);
+	} else {
+		ASSERT_EQ(m.rcs[1], Q_EQUORUM);
+		ASSERT_EQ(m.rcs[2], Q_EQUORUM);
+	}
+	mget3_free(&m);
+	atomic_store(&handoff_fails, 0);
+	mget3(&g, &m);
+	ASSERT_OK(m.rcs[0]);
+	ASSERT_OK(m.rcs[1]);
+	ASSERT_EQ(m.rcs[2], Q_ENOTFOUND);
+	ASSERT_EQ(obj_set_count(m.sets[0]), 1);
+	ASSERT_EQ(obj_set_count(m.sets[1]), 1);
+	mget3_free(&m);
+	rig_stop(&g);
+}
+
+QTEST(failed_handoff_fails_the_keys_of_a_multi_key_read)
+{
+	failed_handoff_case(COORD_IO_WORKER, 64);
+	failed_handoff_case(COORD_IO_WORKER, 1);
+	failed_handoff_case(COORD_IO_AUTO, 64);
+	failed_handoff_case(COORD_IO_AUTO, 1);
+}
+
+QTEST_MAIN(QT(loop_jobs_of_a_key_follow_its_worker_job),
+	   QT(failed_handoff_fails_the_keys_of_a_multi_key_read))
