@@ -13,8 +13,10 @@
  *      crash; the after hook runs only once that batch is accepted.
  *   5. The _nowait forms run the same code with the engine's nowait calls
  *      and a trylock of the stripe; an -EAGAIN from either returns before
- *      anything is stored or counted (the after hook has not run), so the
- *      caller's retry through the blocking form does the whole operation.
+ *      anything is stored or counted (the after hook has not run; a stored
+ *      set that did not decode is counted and logged only by the call that
+ *      gives the outcome, note_corrupt), so the caller's retry through the
+ *      blocking form does the whole operation.
  *   6. A store that refuses writes says so in the node's log whatever path
  *      of the engine refused them (some, such as a new commit log that
  *      cannot be created on a full disk, log nothing themselves): the first
@@ -130,23 +132,34 @@ static void lkey_free(lkey *k)
 		free(k->p);
 }
 
+/* Counts and logs a stored set that does not decode (decode_rc: the
+ * decoder's error). Called once the operation that met it has its outcome,
+ * never for one that gives -EAGAIN (its blocking retry reads it again). */
+static void note_corrupt(replica *r, q_slice key, int decode_rc)
+{
+	__atomic_add_fetch(&r->corrupt, 1, __ATOMIC_RELAXED);
+	Q_WARN("replica", "stored object of a %zu-byte key does not decode: %s", key.n,
+	       q_strerror(decode_rc));
+}
+
 /* Reads and decodes; *out NULL and Q_ENOTFOUND if absent. *digest (if not
  * NULL) receives the set's obj_set_digest, hashed from the stored bytes: a
  * decoder that accepts only canonical input makes them the set's encoding
- * (encode(decode(x)) == x, obj.h), so the set is not encoded again for it. */
-static int load(replica *r, const lkey *k, q_slice key, obj_set **out, uint64_t *digest,
+ * (encode(decode(x)) == x, obj.h), so the set is not encoded again for it.
+ * Bytes that do not decode give Q_ECORRUPT, the decoder's error in *bad
+ * (else 0), for the caller's note_corrupt. */
+static int load(replica *r, const lkey *k, obj_set **out, uint64_t *digest, int *bad,
 		int nowait)
 {
 	q_buf raw = Q_BUF_INIT;
 	*out = NULL;
+	*bad = 0;
 	q_slice lk = q_slice_make(k->p, k->n);
 	int rc = nowait ? lsm_get_nowait(r->db, lk, &raw) : lsm_get(r->db, lk, &raw);
 	if (rc == 0) {
 		rc = obj_set_decode(raw.p, raw.len, out);
 		if (rc < 0) {
-			__atomic_add_fetch(&r->corrupt, 1, __ATOMIC_RELAXED);
-			Q_WARN("replica", "stored object of a %zu-byte key does not decode: %s",
-			       key.n, q_strerror(rc));
+			*bad = rc;
 			rc = Q_ECORRUPT;
 		} else if (digest) {
 			*digest = obj_set_digest_encoded(*out, raw.p, raw.len);
@@ -248,9 +261,12 @@ fail:
 static int get_impl(replica *r, q_slice key, obj_set **out, int nowait)
 {
 	lkey k;
+	int bad;
 	*out = NULL;
 	Q_RET(lkey_make(&k, key));
-	int rc = load(r, &k, key, out, NULL, nowait);
+	int rc = load(r, &k, out, NULL, &bad, nowait);
+	if (bad)
+		note_corrupt(r, key, bad);
 	if (rc != -EAGAIN)
 		__atomic_add_fetch(&r->gets, 1, __ATOMIC_RELAXED);
 	lkey_free(&k);
@@ -307,7 +323,10 @@ static int update_impl(replica *r, q_slice key, const obj_ctx *client, const obj
 		lkey_free(&k);
 		return -EAGAIN;
 	}
-	int rc = load(r, &k, key, &cur, &od, nowait);
+	int bad;
+	int rc = load(r, &k, &cur, &od, &bad, nowait);
+	if (bad)
+		note_corrupt(r, key, bad); /* the update's outcome: Q_ECORRUPT */
 	if (rc == Q_ENOTFOUND)
 		rc = 0;
 	if (rc < 0)
@@ -361,7 +380,8 @@ static int merge_impl(replica *r, q_slice key, const obj_set *in, obj_set **out,
 		lkey_free(&k);
 		return -EAGAIN;
 	}
-	int rc = load(r, &k, key, &cur, &od, nowait);
+	int bad;
+	int rc = load(r, &k, &cur, &od, &bad, nowait);
 	if (rc == Q_ENOTFOUND || rc == Q_ECORRUPT)
 		rc = 0; /* a corrupt local copy is replaced by the incoming one */
 	if (rc < 0)
@@ -381,6 +401,8 @@ static int merge_impl(replica *r, q_slice key, const obj_set *in, obj_set **out,
 		*digest = nd;
 	__atomic_add_fetch(&r->merges, 1, __ATOMIC_RELAXED);
 out:
+	if (bad && rc != -EAGAIN)
+		note_corrupt(r, key, bad); /* once: not on the try a retry repeats */
 	pthread_mutex_unlock(mu);
 	lkey_free(&k);
 	obj_set_free(cur);
@@ -411,7 +433,10 @@ static int remove_when(replica *r, q_slice key, uint64_t digest, int tomb_only)
 	Q_RET(lkey_make(&k, key));
 	pthread_mutex_t *mu = stripe_of(r, key);
 	pthread_mutex_lock(mu);
-	int rc = load(r, &k, key, &cur, &od, 0);
+	int bad;
+	int rc = load(r, &k, &cur, &od, &bad, 0);
+	if (bad)
+		note_corrupt(r, key, bad);
 	if (rc == Q_ENOTFOUND) {
 		rc = 0;
 		goto out;

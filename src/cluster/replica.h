@@ -15,9 +15,11 @@
  * a replica acknowledges only what it holds. A merge that changes nothing
  * writes nothing.
  *
- * A stored set that fails to decode is reported (log, Q_ECORRUPT from
- * replica_get and replica_update); replica_merge replaces it with the
- * incoming set, which is how read repair heals it.
+ * A stored set that fails to decode is reported (log and
+ * replica_stats.corrupt, once per call that meets it, never by a _nowait
+ * call that gives -EAGAIN; Q_ECORRUPT from replica_get and replica_update);
+ * replica_merge replaces it with the incoming set, which is how read
+ * repair heals it.
  *
  * A store that refuses writes (disk full, I/O errors) is reported in the
  * log once when its writes start failing, again when the error changes,

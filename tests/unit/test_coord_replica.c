@@ -726,6 +726,47 @@ QTEST(oversized_writes_are_not_store_errors)
 	fclose(lf);
 }
 
+/*
+ * A merge onto a copy that does not decode, tried without blocking while
+ * the engine cannot take the write at once (sync = always): the try gives
+ * -EAGAIN and neither counts nor logs the corrupt copy; its blocking retry
+ * replaces the copy and counts and logs it once.
+ */
+QTEST(corrupt_copy_is_reported_once_across_a_fallback)
+{
+	char logpath[512];
+	FILE *lf = capture_log(logpath, sizeof(logpath));
+	lsm_db *db = open_db_at("db", LSM_SYNC_ALWAYS);
+	replica *r = NULL;
+	ASSERT_OK(replica_new(db, "n1", &r));
+	uint8_t lk[4] = {LSM_KS_DATA, 'b', 'a', 'd'};
+	ASSERT_OK(lsm_put(db, q_slice_make(lk, 4), q_slice_str("not an object")));
+	obj_write w = wr("v", 1);
+	obj_set *good = NULL;
+	ASSERT_OK(obj_set_update(NULL, NULL, "n2", &w, NULL, 1, &good));
+	ASSERT_EQ(replica_merge_digest_nowait(r, q_slice_str("bad"), good, NULL, NULL), -EAGAIN);
+	replica_stats st;
+	replica_get_stats(r, &st);
+	ASSERT_U64_EQ(st.corrupt, 0);
+	uint64_t d = 0;
+	ASSERT_OK(replica_merge_digest(r, q_slice_str("bad"), good, NULL, &d));
+	ASSERT_U64_EQ(d, obj_set_digest(good));
+	replica_get_stats(r, &st);
+	ASSERT_U64_EQ(st.corrupt, 1);
+	ASSERT_U64_EQ(st.merges, 1);
+	fflush(lf);
+	ASSERT_EQ(qtest_count_in_file(logpath, "does not decode"), 1);
+	obj_set *s = NULL;
+	ASSERT_OK(replica_get(r, q_slice_str("bad"), &s));
+	ASSERT(obj_set_equal(s, good));
+	obj_set_free(s);
+	obj_set_free(good);
+	replica_free(r);
+	ASSERT_OK(lsm_close(db));
+	q_log_set_stream(stderr);
+	fclose(lf);
+}
+
 QTEST_MAIN(QT(update_get_and_context), QT(merge_is_idempotent_and_skips_unchanged),
 	   QT(encodings_and_digests_of_what_is_stored),
 	   QT(concurrent_writers_lose_nothing), QT(corrupt_value_is_reported_and_healed_by_merge),
@@ -733,4 +774,5 @@ QTEST_MAIN(QT(update_get_and_context), QT(merge_is_idempotent_and_skips_unchange
 	   QT(nowait_write_again_while_the_stripe_is_held),
 	   QT(nowait_write_again_under_sync_always),
 	   QT(refused_writes_are_logged_once_and_counted),
-	   QT(oversized_writes_are_not_store_errors))
+	   QT(oversized_writes_are_not_store_errors),
+	   QT(corrupt_copy_is_reported_once_across_a_fallback))
