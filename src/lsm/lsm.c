@@ -284,36 +284,48 @@ static int file_open_table(lsm_db *db, lsm_file *f)
 	return 0;
 }
 
-static void mark_obsolete_diff(lsm_version *old, lsm_version *nv)
+/*
+ * Marks obsolete what leaves the disk with the edit that made nv from old
+ * (nv = old - del + add, ver_edit; del is part of old): the files of del
+ * that add does not put back (a trivial move does), and the blob files of
+ * old that nv no longer has; the tables are dropped from the resident set
+ * (madvise; MANIFEST.prev keeps them a while). Linear in nd + na and the
+ * two blob lists (sorted by number). Called from install_edit with man_mu
+ * held and mu not held: nothing is deleted before the last reference goes,
+ * and old stays the current version until install_edit publishes nv.
+ */
+static void mark_obsolete_edit(const lsm_version *old, const lsm_version *nv,
+			       lsm_file *const *del, size_t nd, lsm_file *const *add, size_t na)
 {
-	if (!old)
-		return;
-	for (int l = 0; l < LSM_LEVELS; l++)
-		for (size_t i = 0; i < old->nfiles[l]; i++) {
-			lsm_file *f = old->files[l][i];
-			int kept = 0;
-			for (int m = 0; m < LSM_LEVELS && !kept; m++)
-				for (size_t j = 0; j < nv->nfiles[m] && !kept; j++)
-					kept = nv->files[m][j] == f;
-			if (!kept) {
-				atomic_store(&f->obsolete, 1);
-				/* kept for MANIFEST.prev: out of the resident set */
-				sst_drop_pages(f->t);
-			}
-		}
+	for (size_t j = 0; j < na; j++)
+		add[j]->edit_mark = 1;
+	int quarantined = 0; /* a table leaving was quarantined */
+	for (size_t i = 0; i < nd; i++) {
+		lsm_file *f = del[i];
+		if (f->edit_mark)
+			continue;
+		atomic_store(&f->obsolete, 1);
+		sst_drop_pages(f->t);
+		quarantined |= atomic_load(&f->quarantined);
+	}
+	size_t k = 0;
 	for (size_t i = 0; i < old->nblobs; i++) {
 		lsm_blob *b = old->blobs[i];
-		if (ver_find_blob(nv, b->number))
+		while (k < nv->nblobs && nv->blobs[k]->number < b->number)
+			k++;
+		if (k < nv->nblobs && nv->blobs[k] == b)
 			continue;
 		atomic_store(&b->obsolete, 1);
 		/* its last tables included a quarantined one: its records may be
-		 * the only intact copy of that table's large values */
-		for (int l = 0; l < LSM_LEVELS; l++)
-			for (size_t j = 0; j < old->nfiles[l]; j++)
-				if (atomic_load(&old->files[l][j]->quarantined) &&
-				    ver_file_has_blob(old->files[l][j], b))
-					atomic_store(&b->quarantined, 1);
+		 * the only intact copy of that table's large values (a
+		 * quarantined table that stays keeps its blob files in nv) */
+		for (size_t j = 0; quarantined && j < nd; j++)
+			if (!del[j]->edit_mark && atomic_load(&del[j]->quarantined) &&
+			    ver_file_has_blob(del[j], b))
+				atomic_store(&b->quarantined, 1);
 	}
+	for (size_t j = 0; j < na; j++)
+		add[j]->edit_mark = 0;
 }
 
 static int manifest_path(lsm_db *db, char *out, size_t cap)
@@ -409,14 +421,19 @@ static void pend_log(lsm_db *db, uint64_t n)
 	p[db->npend_logs++] = n;
 }
 
-/* Builds cur - del + add, makes it durable and installs it. Called with
- * man_mu held and mu not held. If pop_imm, the oldest immutable memtable
- * is dropped in the same step and log_number moves on. */
+/* Builds cur - del + add (del part of cur), makes it durable and installs
+ * it. Called with man_mu held and mu not held. If pop_imm, the oldest
+ * immutable memtable is dropped in the same step and log_number moves on.
+ * Only this function replaces db->cur, always under man_mu: so db->cur
+ * can be read here without mu, and the new version is built and the
+ * files it drops are marked outside mu (their cost grows with the number
+ * of tables); mu is held only to read the counters and to publish. */
 static int install_edit(lsm_db *db, lsm_file *const *del, size_t nd, lsm_file *const *add,
 			const int *add_level, size_t na, int pop_imm)
 {
+	lsm_version *base = db->cur;
+	lsm_version *nv = ver_edit(base, del, nd, add, add_level, na);
 	pthread_mutex_lock(&db->mu);
-	lsm_version *nv = ver_edit(db->cur, del, nd, add, add_level, na);
 	uint64_t next_file = db->next_file;
 	uint64_t last_seq = atomic_load(&db->last_seq);
 	uint64_t log_number = db->log_number;
@@ -431,10 +448,10 @@ static int install_edit(lsm_db *db, lsm_file *const *del, size_t nd, lsm_file *c
 		return rc;
 	}
 	mem_table *popped = NULL;
+	mark_obsolete_edit(base, nv, del, nd, add, na);
 	pthread_mutex_lock(&db->mu);
-	lsm_version *old = db->cur;
+	lsm_version *old = db->cur; /* base: only install_edit replaces it */
 	uint64_t prev_log_number = db->log_number; /* of what is MANIFEST.prev now */
-	mark_obsolete_diff(old, nv);
 	db->cur = nv;
 	/* the old version is what MANIFEST.prev describes now: its files stay */
 	lsm_version *drop = db->prev_ver;

@@ -199,6 +199,10 @@ lsm_version *ver_edit(const lsm_version *base, lsm_file *const *del, size_t nd,
 	lsm_version *v = ver_new();
 	if (!v)
 		return NULL;
+	/* the files to drop are marked for the walk over base (edit_mark,
+	 * cleared again below) */
+	for (size_t j = 0; j < nd; j++)
+		del[j]->edit_mark = 1;
 	for (int l = 0; l < LSM_LEVELS; l++) {
 		size_t cap = (base ? base->nfiles[l] : 0) + na;
 		if (cap == 0)
@@ -206,14 +210,12 @@ lsm_version *ver_edit(const lsm_version *base, lsm_file *const *del, size_t nd,
 		v->files[l] = malloc(cap * sizeof(lsm_file *));
 		if (!v->files[l]) {
 			ver_unref(v);
-			return NULL;
+			v = NULL;
+			goto out;
 		}
 		for (size_t i = 0; base && i < base->nfiles[l]; i++) {
 			lsm_file *f = base->files[l][i];
-			int gone = 0;
-			for (size_t j = 0; j < nd && !gone; j++)
-				gone = del[j] == f;
-			if (gone)
+			if (f->edit_mark)
 				continue;
 			ver_file_ref(f);
 			v->files[l][v->nfiles[l]++] = f;
@@ -228,8 +230,11 @@ lsm_version *ver_edit(const lsm_version *base, lsm_file *const *del, size_t nd,
 	}
 	if (ver_collect_blobs(v)) {
 		ver_unref(v);
-		return NULL;
+		v = NULL;
 	}
+out:
+	for (size_t j = 0; j < nd; j++)
+		del[j]->edit_mark = 0;
 	return v;
 }
 

@@ -52,6 +52,10 @@ typedef struct lsm_file {
 	q_env *env;
 	lsm_blob **blobs;         /* blob files this table points into (refs) */
 	size_t nblobs;
+	int edit_mark;            /* scratch of ver_edit and of the engine's
+	                           * version install, 0 between calls; only
+	                           * touched where versions are built (which
+	                           * the engine serialises) */
 	char path[512];
 } lsm_file;
 
@@ -79,7 +83,8 @@ lsm_version *ver_new(void);
 void ver_ref(lsm_version *v);
 void ver_unref(lsm_version *v);
 /* A copy of base (may be NULL) without the files in del (nd of them) and
- * with add[i] at level add_level[i] (references taken); NULL on ENOMEM. */
+ * with add[i] at level add_level[i] (references taken); NULL on ENOMEM.
+ * Linear in the files of base, del and add (plus sorting each level). */
 lsm_version *ver_edit(const lsm_version *base, lsm_file *const *del, size_t nd,
 		      lsm_file *const *add, const int *add_level, size_t na);
 uint64_t ver_level_bytes(const lsm_version *v, int level);
