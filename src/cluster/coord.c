@@ -486,6 +486,8 @@ typedef struct job {
 	int pend;            /* counted in c->key_pend (with the workers) */
 	int partial;         /* multi-key: the loop answered the keys whose rc
 			      * is not -EAGAIN; the worker does the rest */
+	replica_retry *retry; /* a write the engine refused on the loop: its
+			       * batch, for the worker's retry (replica.h) */
 } job;
 
 static void mget_local_work(job *j);
@@ -505,7 +507,9 @@ static void job_work(uv_work_t *w)
 	case JOB_UPDATE: {
 		op *o = j->r->o;
 		/* j->buf: the stored encoding, sent on to the other replicas */
-		j->rc = replica_update_enc(rp, op_key(o), o->cctx, &o->w, &j->out, &j->buf);
+		j->rc = replica_update_enc_retry(rp, op_key(o), o->cctx, &o->w, &j->out, &j->buf,
+						 j->retry);
+		j->retry = NULL;
 		if (j->rc == 0 && j->r->hint_for[0] && j->c->hints) {
 			/* this node wrote as the fallback of a down owner: keep
 			 * the hint, as a HINT_PUT receiver would */
@@ -519,7 +523,9 @@ static void job_work(uv_work_t *w)
 		break;
 	}
 	case JOB_MERGE:
-		j->rc = replica_merge(rp, q_slice_make(j->key, j->klen), j->in, NULL);
+		j->rc = replica_merge_digest_retry(rp, q_slice_make(j->key, j->klen), j->in, NULL,
+						   NULL, j->retry);
+		j->retry = NULL;
 		if (j->rc == 0 && j->hint_for[0] && j->c->hints) {
 			/* repaired as the fallback of a down owner: keep a
 			 * hint so the owner receives the merge too */
@@ -539,9 +545,11 @@ static void job_work(uv_work_t *w)
 		/* decoded already if the loop tried it first */
 		q_slice ob = j->req->msg.u.repl_put.object;
 		j->rc = j->in ? 0 : obj_set_decode(ob.p, ob.n, &j->in);
-		if (j->rc == 0)
-			j->rc = replica_merge_digest(rp, j->req->msg.u.repl_put.key, j->in, NULL,
-						     &j->digest);
+		if (j->rc == 0) {
+			j->rc = replica_merge_digest_retry(rp, j->req->msg.u.repl_put.key, j->in,
+							   NULL, &j->digest, j->retry);
+			j->retry = NULL; /* freed by the call */
+		}
 		break;
 	}
 	case JOB_SERVE_HINT: {
@@ -746,13 +754,14 @@ static int job_try_loop(coord *c, job *j)
 		op *o = j->r->o;
 		if (j->r->hint_for[0] || o->w.value.n >= COORD_LOOP_MAX_VALUE)
 			return 0;
-		rc = replica_update_enc_nowait(rp, key, o->cctx, &o->w, &j->out, &j->buf);
+		rc = replica_update_enc_nowait(rp, key, o->cctx, &o->w, &j->out, &j->buf,
+					       &j->retry);
 		break;
 	}
 	case JOB_MERGE:
 		if (j->hint_for[0] || set_value_bytes(j->in) >= COORD_LOOP_MAX_VALUE)
 			return 0;
-		rc = replica_merge_digest_nowait(rp, key, j->in, NULL, NULL);
+		rc = replica_merge_digest_nowait(rp, key, j->in, NULL, NULL, &j->retry);
 		break;
 	case JOB_SERVE_GET:
 		rc = replica_get_raw_nowait(rp, key, &j->buf);
@@ -763,7 +772,8 @@ static int job_try_loop(coord *c, job *j)
 			return 0;
 		rc = obj_set_decode(ob.p, ob.n, &j->in);
 		if (rc == 0)
-			rc = replica_merge_digest_nowait(rp, key, j->in, NULL, &j->digest);
+			rc = replica_merge_digest_nowait(rp, key, j->in, NULL, &j->digest,
+							 &j->retry);
 		break;
 	}
 	case JOB_SERVE_MGET:
@@ -873,6 +883,7 @@ static void job_free(job *j)
 	free(j->key);
 	obj_set_free(j->in);
 	obj_set_free(j->out);
+	replica_retry_free(j->retry);
 	free(j);
 }
 
@@ -1180,7 +1191,7 @@ static int get_send(op *o, rep *r)
 		if (rc == 0)
 			return 0;
 		o->refs--;
-		free(j);
+		job_free(j);
 		return rc;
 	}
 	net_msg m;
@@ -1550,7 +1561,7 @@ void coord_put(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coo
 	o->refs++; /* before: an inline job completes at once */
 	if (job_submit(c, j) < 0) {
 		o->refs--;
-		free(j);
+		job_free(j);
 		goto nomem;
 	}
 	return;

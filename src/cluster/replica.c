@@ -16,7 +16,12 @@
  *      anything is stored or counted (the after hook has not run; a stored
  *      set that did not decode is counted and logged only by the call that
  *      gives the outcome, note_corrupt), so the caller's retry through the
- *      blocking form does the whole operation.
+ *      blocking form does the whole operation. Except: a write the engine
+ *      refused had its batch built (batch hook called); that batch and the
+ *      stored bytes it was built from go to the caller (replica_retry), and
+ *      the retry writes it unchanged when the key still holds those bytes
+ *      (the same read-modify-write would build the same batch), so the
+ *      batch hook is called once per write.
  *   6. A store that refuses writes says so in the node's log whatever path
  *      of the engine refused them (some, such as a new commit log that
  *      cannot be created on a full disk, log nothing themselves): the first
@@ -142,30 +147,30 @@ static void note_corrupt(replica *r, q_slice key, int decode_rc)
 	       q_strerror(decode_rc));
 }
 
-/* Reads and decodes; *out NULL and Q_ENOTFOUND if absent. *digest (if not
- * NULL) receives the set's obj_set_digest, hashed from the stored bytes: a
- * decoder that accepts only canonical input makes them the set's encoding
+/* Reads the stored bytes of k into raw (reset first) and decodes them;
+ * *out NULL and Q_ENOTFOUND if absent. *digest (if not NULL) receives the
+ * set's obj_set_digest, hashed from the stored bytes: a decoder that
+ * accepts only canonical input makes them the set's encoding
  * (encode(decode(x)) == x, obj.h), so the set is not encoded again for it.
  * Bytes that do not decode give Q_ECORRUPT, the decoder's error in *bad
  * (else 0), for the caller's note_corrupt. */
-static int load(replica *r, const lkey *k, obj_set **out, uint64_t *digest, int *bad,
-		int nowait)
+static int load(replica *r, const lkey *k, q_buf *raw, obj_set **out, uint64_t *digest,
+		int *bad, int nowait)
 {
-	q_buf raw = Q_BUF_INIT;
 	*out = NULL;
 	*bad = 0;
+	q_buf_reset(raw);
 	q_slice lk = q_slice_make(k->p, k->n);
-	int rc = nowait ? lsm_get_nowait(r->db, lk, &raw) : lsm_get(r->db, lk, &raw);
+	int rc = nowait ? lsm_get_nowait(r->db, lk, raw) : lsm_get(r->db, lk, raw);
 	if (rc == 0) {
-		rc = obj_set_decode(raw.p, raw.len, out);
+		rc = obj_set_decode(raw->p, raw->len, out);
 		if (rc < 0) {
 			*bad = rc;
 			rc = Q_ECORRUPT;
 		} else if (digest) {
-			*digest = obj_set_digest_encoded(*out, raw.p, raw.len);
+			*digest = obj_set_digest_encoded(*out, raw->p, raw->len);
 		}
 	}
-	q_buf_free(&raw);
 	return rc;
 }
 
@@ -210,65 +215,89 @@ static void note_write(replica *r, int rc)
 	pthread_mutex_unlock(&r->werr_mu);
 }
 
-/* Writes s (NULL: deletes the key) in one batch with the hook's entries,
- * then tells the after hook. cur is the set stored before (may be NULL), od
- * its digest (from load). On success *new_digest (if not NULL) receives s's
- * digest and *enc_out (if not NULL) s's encoding (swapped in: the caller
- * owns it). Called with the key's stripe held. */
-static int store(replica *r, const lkey *k, q_slice key, const obj_set *cur, uint64_t od,
-		 const obj_set *s, uint64_t *new_digest, q_buf *enc_out, int nowait)
+/* The batch that stores s (NULL: deletes the key): the data entry and
+ * the batch hook's entries, in *bp (the caller frees it); s's digest in
+ * *nd and its encoding appended to enc (when s is not NULL). */
+static int build(replica *r, const lkey *k, q_slice key, const obj_set *s, lsm_batch **bp,
+		 q_buf *enc, uint64_t *nd)
 {
-	q_buf enc = Q_BUF_INIT;
 	lsm_batch *b = NULL;
-	uint64_t nd = 0;
 	int rc = 0;
+	*nd = 0;
 	if (s) {
-		Q_ERR(obj_set_encode(s, &enc));
-		nd = obj_set_digest_encoded(s, enc.p, enc.len);
+		Q_ERR(obj_set_encode(s, enc));
+		*nd = obj_set_digest_encoded(s, enc->p, enc->len);
 	}
 	b = lsm_batch_new();
 	rc = -ENOMEM;
 	if (!b)
 		goto fail;
 	if (s)
-		rc = lsm_batch_put(b, q_slice_make(k->p, k->n), q_buf_slice(&enc));
+		rc = lsm_batch_put(b, q_slice_make(k->p, k->n), q_buf_slice(enc));
 	else
 		rc = lsm_batch_delete(b, q_slice_make(k->p, k->n));
 	if (rc < 0)
 		goto fail;
 	if (r->hooks.batch)
-		Q_ERR(r->hooks.batch(r->hooks.arg, b, key, s ? &nd : NULL));
-	rc = nowait ? lsm_write_nowait(r->db, b) : lsm_write(r->db, b);
-	note_write(r, rc);
-	if (rc < 0)
-		goto fail;
-	if (r->hooks.after)
-		r->hooks.after(r->hooks.arg, key, cur ? &od : NULL, s ? &nd : NULL, s);
-	if (new_digest)
-		*new_digest = nd;
-	if (enc_out) {
-		q_buf t = *enc_out;
-		*enc_out = enc;
-		enc = t;
-	}
-	rc = 0;
+		Q_ERR(r->hooks.batch(r->hooks.arg, b, key, s ? nd : NULL));
+	*bp = b;
+	return 0;
 fail:
 	lsm_batch_free(b);
-	q_buf_free(&enc);
 	return rc;
+}
+
+/* Writes b (built by build for s) and, once the engine accepted it, tells
+ * the after hook. od: the digest of the set stored before, when cur is
+ * set (there was one and it decoded). Called with the key's stripe held. */
+static int commit(replica *r, lsm_batch *b, q_slice key, int cur, uint64_t od,
+		  const obj_set *s, uint64_t nd, int nowait)
+{
+	int rc = nowait ? lsm_write_nowait(r->db, b) : lsm_write(r->db, b);
+	note_write(r, rc);
+	if (rc == 0 && r->hooks.after)
+		r->hooks.after(r->hooks.arg, key, cur ? &od : NULL, s ? &nd : NULL, s);
+	return rc;
+}
+
+/* What a _nowait write refused by the engine leaves for its retry
+ * (replica.h): the batch built (hook entries included) and the stored
+ * bytes it was built from. */
+struct replica_retry {
+	int had;          /* a value was stored (raw) */
+	q_buf raw;        /* the bytes read */
+	int cur;          /* they decoded (od is their digest) */
+	int bad;          /* they did not decode: the decoder's error */
+	uint64_t od, nd;
+	lsm_batch *b;     /* stores next */
+	obj_set *next;
+	q_buf enc;        /* next's encoding */
+};
+
+void replica_retry_free(replica_retry *t)
+{
+	if (!t)
+		return;
+	q_buf_free(&t->raw);
+	lsm_batch_free(t->b);
+	obj_set_free(t->next);
+	q_buf_free(&t->enc);
+	free(t);
 }
 
 static int get_impl(replica *r, q_slice key, obj_set **out, int nowait)
 {
 	lkey k;
+	q_buf raw = Q_BUF_INIT;
 	int bad;
 	*out = NULL;
 	Q_RET(lkey_make(&k, key));
-	int rc = load(r, &k, out, NULL, &bad, nowait);
+	int rc = load(r, &k, &raw, out, NULL, &bad, nowait);
 	if (bad)
 		note_corrupt(r, key, bad);
 	if (rc != -EAGAIN)
 		__atomic_add_fetch(&r->gets, 1, __ATOMIC_RELAXED);
+	q_buf_free(&raw);
 	lkey_free(&k);
 	return rc;
 }
@@ -305,101 +334,115 @@ int replica_get_raw_nowait(replica *r, q_slice key, q_buf *out)
 	return get_raw_impl(r, key, out, 1);
 }
 
-int replica_update(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
-		   obj_set **out)
-{
-	return replica_update_enc(r, key, client, w, out, NULL);
-}
-
-static int update_impl(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
-		       obj_set **out, q_buf *enc, int nowait)
-{
-	lkey k;
-	obj_set *cur = NULL, *next = NULL;
-	uint64_t od = 0;
-	Q_RET(lkey_make(&k, key));
-	pthread_mutex_t *mu = stripe_of(r, key);
-	if (stripe_lock(mu, nowait)) {
-		lkey_free(&k);
-		return -EAGAIN;
-	}
-	int bad;
-	int rc = load(r, &k, &cur, &od, &bad, nowait);
-	if (bad)
-		note_corrupt(r, key, bad); /* the update's outcome: Q_ECORRUPT */
-	if (rc == Q_ENOTFOUND)
-		rc = 0;
-	if (rc < 0)
-		goto out;
-	rc = obj_set_update(cur, client, r->node, w, &OBJ_PRUNE_DEFAULT, w->wall_ns, &next);
-	if (rc < 0)
-		goto out;
-	if (enc)
-		q_buf_reset(enc);
-	rc = store(r, &k, key, cur, od, next, NULL, enc, nowait);
-	if (rc < 0)
-		goto out;
-	__atomic_add_fetch(&r->updates, 1, __ATOMIC_RELAXED);
-out:
-	pthread_mutex_unlock(mu);
-	lkey_free(&k);
-	obj_set_free(cur);
-	if (rc == 0 && out)
-		*out = next;
-	else
-		obj_set_free(next);
-	return rc;
-}
-
-int replica_update_enc(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
-		       obj_set **out, q_buf *enc)
-{
-	return update_impl(r, key, client, w, out, enc, 0);
-}
-
-int replica_update_enc_nowait(replica *r, q_slice key, const obj_ctx *client,
-			      const obj_write *w, obj_set **out, q_buf *enc)
-{
-	return update_impl(r, key, client, w, out, enc, 1);
-}
-
-int replica_merge(replica *r, q_slice key, const obj_set *in, obj_set **out)
-{
-	return replica_merge_digest(r, key, in, out, NULL);
-}
-
-static int merge_impl(replica *r, q_slice key, const obj_set *in, obj_set **out,
-		      uint64_t *digest, int nowait)
+/*
+ * One read-modify-write under the key's stripe: a merge of in when in is
+ * not NULL (a stored set that does not decode is replaced), else an update
+ * with client and w (Q_ECORRUPT on such a set). On success *out (if not
+ * NULL) receives the stored set, enc (if not NULL; reset first) its
+ * encoding, *digest (if not NULL) its digest. nowait: the _nowait form;
+ * an engine that refuses the write then leaves the batch in *keep (if not
+ * NULL). t (blocking, may be NULL; freed): the batch a _nowait call left,
+ * stored as it is if the key still holds the bytes it was built from.
+ */
+static int rmw(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
+	       const obj_set *in, obj_set **out, q_buf *enc, uint64_t *digest, int nowait,
+	       replica_retry **keep, replica_retry *t)
 {
 	lkey k;
 	obj_set *cur = NULL, *next = NULL;
 	uint64_t od = 0, nd = 0;
-	Q_RET(lkey_make(&k, key));
+	q_buf raw = Q_BUF_INIT, nenc = Q_BUF_INIT;
+	lsm_batch *b = NULL;
+	int bad = 0, had = 0, has_cur = 0, rc;
+	if (keep)
+		*keep = NULL;
+	rc = lkey_make(&k, key);
+	if (rc < 0) {
+		replica_retry_free(t);
+		return rc;
+	}
 	pthread_mutex_t *mu = stripe_of(r, key);
 	if (stripe_lock(mu, nowait)) {
 		lkey_free(&k);
-		return -EAGAIN;
+		return -EAGAIN; /* only nowait, which has no t */
 	}
-	int bad;
-	int rc = load(r, &k, &cur, &od, &bad, nowait);
-	if (rc == Q_ENOTFOUND || rc == Q_ECORRUPT)
-		rc = 0; /* a corrupt local copy is replaced by the incoming one */
-	if (rc < 0)
+	rc = load(r, &k, &raw, &cur, &od, &bad, nowait);
+	if (rc == -EAGAIN || (rc < 0 && rc != Q_ENOTFOUND && rc != Q_ECORRUPT))
 		goto out;
-	rc = obj_set_sync(cur, in, &next);
-	if (rc < 0)
-		goto out;
-	if (cur && obj_set_equal(cur, next)) {
-		__atomic_add_fetch(&r->unchanged, 1, __ATOMIC_RELAXED);
-		nd = od; /* equal sets encode to equal bytes */
-	} else {
-		rc = store(r, &k, key, cur, od, next, &nd, NULL, nowait);
+	had = rc != Q_ENOTFOUND;
+	has_cur = cur != NULL;
+	if (t && t->had == had && t->raw.len == raw.len &&
+	    (!raw.len || !memcmp(t->raw.p, raw.p, raw.len))) {
+		/* the bytes the kept batch was built from: the same write, its
+		 * batch (hook entries included) stored as it is */
+		b = t->b;
+		t->b = NULL;
+		next = t->next;
+		t->next = NULL;
+		q_buf_free(&nenc);
+		nenc = t->enc;
+		q_buf_init(&t->enc);
+		od = t->od;
+		nd = t->nd;
+		has_cur = t->cur;
+		bad = t->bad;
+		rc = commit(r, b, key, has_cur, od, next, nd, 0);
 		if (rc < 0)
 			goto out;
+		goto stored;
 	}
+	if (!in) {
+		if (rc == Q_ECORRUPT)
+			goto out;
+		rc = obj_set_update(cur, client, r->node, w, &OBJ_PRUNE_DEFAULT, w->wall_ns, &next);
+		if (rc < 0)
+			goto out;
+	} else {
+		/* a corrupt local copy is replaced by the incoming one */
+		rc = obj_set_sync(cur, in, &next);
+		if (rc < 0)
+			goto out;
+		if (cur && obj_set_equal(cur, next)) {
+			__atomic_add_fetch(&r->unchanged, 1, __ATOMIC_RELAXED);
+			nd = od; /* equal sets encode to equal bytes */
+			goto stored;
+		}
+	}
+	rc = build(r, &k, key, next, &b, &nenc, &nd);
+	if (rc < 0)
+		goto out;
+	rc = commit(r, b, key, has_cur, od, next, nd, nowait);
+	if (rc == -EAGAIN && keep) {
+		replica_retry *kt = calloc(1, sizeof(*kt));
+		if (kt) {
+			kt->had = had;
+			kt->raw = raw;
+			q_buf_init(&raw);
+			kt->cur = has_cur;
+			kt->bad = bad;
+			kt->od = od;
+			kt->nd = nd;
+			kt->b = b;
+			b = NULL;
+			kt->next = next;
+			next = NULL;
+			kt->enc = nenc;
+			q_buf_init(&nenc);
+			*keep = kt;
+		}
+	}
+	if (rc < 0)
+		goto out;
+stored:
+	__atomic_add_fetch(in ? &r->merges : &r->updates, 1, __ATOMIC_RELAXED);
 	if (digest)
 		*digest = nd;
-	__atomic_add_fetch(&r->merges, 1, __ATOMIC_RELAXED);
+	if (enc) {
+		q_buf tb = *enc;
+		*enc = nenc;
+		nenc = tb;
+		q_buf_reset(&nenc);
+	}
 out:
 	if (bad && rc != -EAGAIN)
 		note_corrupt(r, key, bad); /* once: not on the try a retry repeats */
@@ -410,31 +453,72 @@ out:
 		*out = next;
 	else
 		obj_set_free(next);
+	lsm_batch_free(b);
+	q_buf_free(&raw);
+	q_buf_free(&nenc);
+	replica_retry_free(t);
 	return rc;
+}
+
+int replica_update(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
+		   obj_set **out)
+{
+	return rmw(r, key, client, w, NULL, out, NULL, NULL, 0, NULL, NULL);
+}
+
+int replica_update_enc(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
+		       obj_set **out, q_buf *enc)
+{
+	return rmw(r, key, client, w, NULL, out, enc, NULL, 0, NULL, NULL);
+}
+
+int replica_update_enc_nowait(replica *r, q_slice key, const obj_ctx *client,
+			      const obj_write *w, obj_set **out, q_buf *enc, replica_retry **keep)
+{
+	return rmw(r, key, client, w, NULL, out, enc, NULL, 1, keep, NULL);
+}
+
+int replica_update_enc_retry(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
+			     obj_set **out, q_buf *enc, replica_retry *t)
+{
+	return rmw(r, key, client, w, NULL, out, enc, NULL, 0, NULL, t);
+}
+
+int replica_merge(replica *r, q_slice key, const obj_set *in, obj_set **out)
+{
+	return rmw(r, key, NULL, NULL, in, out, NULL, NULL, 0, NULL, NULL);
 }
 
 int replica_merge_digest(replica *r, q_slice key, const obj_set *in, obj_set **out,
 			 uint64_t *digest)
 {
-	return merge_impl(r, key, in, out, digest, 0);
+	return rmw(r, key, NULL, NULL, in, out, NULL, digest, 0, NULL, NULL);
 }
 
 int replica_merge_digest_nowait(replica *r, q_slice key, const obj_set *in, obj_set **out,
-				uint64_t *digest)
+				uint64_t *digest, replica_retry **keep)
 {
-	return merge_impl(r, key, in, out, digest, 1);
+	return rmw(r, key, NULL, NULL, in, out, NULL, digest, 1, keep, NULL);
+}
+
+int replica_merge_digest_retry(replica *r, q_slice key, const obj_set *in, obj_set **out,
+			       uint64_t *digest, replica_retry *t)
+{
+	return rmw(r, key, NULL, NULL, in, out, NULL, digest, 0, NULL, t);
 }
 
 static int remove_when(replica *r, q_slice key, uint64_t digest, int tomb_only)
 {
 	lkey k;
 	obj_set *cur = NULL;
-	uint64_t od = 0;
+	uint64_t od = 0, nd;
+	q_buf raw = Q_BUF_INIT, enc = Q_BUF_INIT;
+	lsm_batch *b = NULL;
 	Q_RET(lkey_make(&k, key));
 	pthread_mutex_t *mu = stripe_of(r, key);
 	pthread_mutex_lock(mu);
 	int bad;
-	int rc = load(r, &k, &cur, &od, &bad, 0);
+	int rc = load(r, &k, &raw, &cur, &od, &bad, 0);
 	if (bad)
 		note_corrupt(r, key, bad);
 	if (rc == Q_ENOTFOUND) {
@@ -447,13 +531,18 @@ static int remove_when(replica *r, q_slice key, uint64_t digest, int tomb_only)
 		rc = 0;
 		goto out;
 	}
-	rc = store(r, &k, key, cur, od, NULL, NULL, NULL, 0);
+	rc = build(r, &k, key, NULL, &b, &enc, &nd);
+	if (rc == 0)
+		rc = commit(r, b, key, 1, od, NULL, nd, 0);
 	if (rc == 0)
 		rc = 1;
 out:
 	pthread_mutex_unlock(mu);
 	lkey_free(&k);
 	obj_set_free(cur);
+	lsm_batch_free(b);
+	q_buf_free(&raw);
+	q_buf_free(&enc);
 	return rc;
 }
 

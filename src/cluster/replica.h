@@ -89,13 +89,32 @@ int replica_merge_digest(replica *r, q_slice key, const obj_set *in, obj_set **o
  * have to wait or read a file: nothing was stored, counted or told to the
  * hooks, and the caller does the blocking form from a worker instead. Any
  * other result is what the blocking form would have returned.
+ *
+ * A write the engine itself refuses (-EAGAIN from lsm_write_nowait) comes
+ * after its batch was built, the batch hook's entries included. With keep
+ * not NULL that batch is handed over in *keep (NULL when there is none;
+ * the caller owns it) and the caller's retry passes it to the _retry form
+ * with the same arguments: under the key's stripe, if the key still holds
+ * the bytes the batch was built from, the retry stores that batch as it is
+ * (same set, same digest; the batch hook is not called again), else the
+ * key changed meanwhile and the retry does the whole operation (a
+ * different write: the hook is called for it). So the batch hook is called
+ * once per write, fallback included, unless the key changes in between.
+ * The _retry forms are blocking forms (t NULL: exactly the blocking form)
+ * and free t; replica_retry_free frees one not retried.
  */
+typedef struct replica_retry replica_retry;
 int replica_get_nowait(replica *r, q_slice key, obj_set **out);
 int replica_get_raw_nowait(replica *r, q_slice key, q_buf *out);
 int replica_update_enc_nowait(replica *r, q_slice key, const obj_ctx *client,
-			      const obj_write *w, obj_set **out, q_buf *enc);
+			      const obj_write *w, obj_set **out, q_buf *enc, replica_retry **keep);
 int replica_merge_digest_nowait(replica *r, q_slice key, const obj_set *in, obj_set **out,
-				uint64_t *digest);
+				uint64_t *digest, replica_retry **keep);
+int replica_update_enc_retry(replica *r, q_slice key, const obj_ctx *client, const obj_write *w,
+			     obj_set **out, q_buf *enc, replica_retry *t);
+int replica_merge_digest_retry(replica *r, q_slice key, const obj_set *in, obj_set **out,
+			       uint64_t *digest, replica_retry *t);
+void replica_retry_free(replica_retry *t);
 /* The stripe (0..REPLICA_STRIPES-1) of key: two keys with the same stripe
  * share one mutex. Pure. */
 unsigned replica_stripe(q_slice key);
@@ -112,7 +131,11 @@ unsigned replica_stripe(q_slice key);
  *          the set that was stored before (NULL if none, or it did not
  *          decode), new_digest as above, stored the new set (NULL on
  *          removal; borrowed for the call).
- * A merge that changes nothing calls neither. Through the _nowait forms
+ * A merge that changes nothing calls neither. Each is called once per
+ * write stored; a _nowait write the engine refuses has called batch (not
+ * after), and its retry stores that batch without calling it again unless
+ * the key changed meanwhile (see the _nowait forms); batch only adds to b,
+ * so a batch that is never written has no effect. Through the _nowait forms
  * they run on the event-loop thread, so they must not wait long (no I/O,
  * only short critical sections). Set before the replica is used; hooks
  * NULL clears them.

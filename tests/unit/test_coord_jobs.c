@@ -40,13 +40,13 @@ typedef struct rig {
 /* The engine without a block cache and without page-cache reads: a key
  * whose value is in a table is never read on the loop (-EAGAIN), one in
  * the memtable always is. */
-static void rig_open(rig *g)
+static void rig_open_sync(rig *g, lsm_sync sync)
 {
 	memset(g, 0, sizeof(*g));
 	setenv("UV_THREADPOOL_SIZE", "1", 1);
 	lsm_options o;
 	lsm_options_default(&o);
-	o.sync = LSM_SYNC_NONE;
+	o.sync = sync;
 	o.block_cache_size = 0;
 	o.nowait_page_cache = 0;
 	static int opened; /* a fresh store per rig */
@@ -54,6 +54,11 @@ static void rig_open(rig *g)
 	snprintf(dir, sizeof(dir), "%s/db%d", qtest_tmpdir, opened++);
 	ASSERT_OK(lsm_open(dir, &o, &g->db));
 	ASSERT_OK(replica_new(g->db, "solo", &g->rep));
+}
+
+static void rig_open(rig *g)
+{
+	rig_open_sync(g, LSM_SYNC_NONE);
 }
 
 static void start_on_loop(void *arg)
@@ -404,5 +409,65 @@ QTEST(failed_handoff_fails_the_keys_of_a_multi_key_read)
 	failed_handoff_case(COORD_IO_AUTO, 1);
 }
 
+/* ---- the replica's batch hook across a fallback ---------------------- */
+
+static atomic_int batch_calls, after_calls;
+
+static int count_batch(void *arg, lsm_batch *b, q_slice key, const uint64_t *nd)
+{
+	(void)arg;
+	(void)b;
+	(void)key;
+	(void)nd;
+	atomic_fetch_add(&batch_calls, 1);
+	return 0;
+}
+
+static void count_after(void *arg, q_slice key, const uint64_t *od, const uint64_t *nd,
+			const obj_set *stored)
+{
+	(void)arg;
+	(void)key;
+	(void)od;
+	(void)nd;
+	(void)stored;
+	atomic_fetch_add(&after_calls, 1);
+}
+
+/*
+ * With sync = always the engine refuses every write on the loop, after the
+ * replica built its batch: each put is tried on the loop and falls back to
+ * the worker, which stores the batch the loop built. The replica's batch
+ * hook is called once per put, as the after hook is.
+ */
+QTEST(fallback_writes_call_the_batch_hook_once)
+{
+	rig g;
+	rig_open_sync(&g, LSM_SYNC_ALWAYS);
+	replica_hooks rh = {count_batch, count_after, NULL};
+	replica_set_hooks(g.rep, &rh);
+	rig_start(&g, COORD_IO_AUTO, 1, NULL);
+	enum { PUTS = 5 };
+	call p[PUTS];
+	for (int i = 0; i < PUTS; i++) {
+		post(&g, &p[i], i % 2 ? "a" : "b", 1, q_slice_str("v"));
+		wait_done(&p[i]);
+		ASSERT_OK(p[i].rc);
+		obj_set_free(p[i].set);
+	}
+	coord_stats st = stats(&g);
+	ASSERT_U64_EQ(st.jobs_worker, PUTS);
+	ASSERT_EQ(atomic_load(&after_calls), PUTS);
+	ASSERT_EQ(atomic_load(&batch_calls), PUTS);
+	call get;
+	post(&g, &get, "a", 0, q_slice_make(NULL, 0));
+	wait_done(&get);
+	ASSERT_OK(get.rc);
+	ASSERT_EQ(obj_set_count(get.set), 2); /* two blind puts of "a" */
+	obj_set_free(get.set);
+	rig_stop(&g);
+}
+
 QTEST_MAIN(QT(loop_jobs_of_a_key_follow_its_worker_job),
-	   QT(failed_handoff_fails_the_keys_of_a_multi_key_read))
+	   QT(failed_handoff_fails_the_keys_of_a_multi_key_read),
+	   QT(fallback_writes_call_the_batch_hook_once))

@@ -350,14 +350,15 @@ static void step(replica *r, int nowait, int i, const obj_set *peer_set, q_buf *
 	snprintf(v, sizeof(v), "v%d", i);
 	obj_write w = wr(v, 1000 + i);
 	int rc = -EAGAIN;
+	replica_retry *t = NULL;
 	q_buf_reset(out);
 	if (i % 3 == 2) {
 		uint64_t d = 0;
 		if (nowait)
-			rc = replica_merge_digest_nowait(r, key, peer_set, NULL, &d);
+			rc = replica_merge_digest_nowait(r, key, peer_set, NULL, &d, &t);
 		*loop_done += rc != -EAGAIN;
 		if (rc == -EAGAIN)
-			rc = replica_merge_digest(r, key, peer_set, NULL, &d);
+			rc = replica_merge_digest_retry(r, key, peer_set, NULL, &d, t);
 		ASSERT_OK(rc);
 		ASSERT_OK(q_put_fixed64(out, d));
 	} else {
@@ -371,10 +372,11 @@ static void step(replica *r, int nowait, int i, const obj_set *peer_set, q_buf *
 		}
 		if (nowait)
 			rc = replica_update_enc_nowait(r, key, cur ? obj_set_ctx(cur) : NULL, &w, NULL,
-						       out);
+						       out, &t);
 		*loop_done += rc != -EAGAIN;
 		if (rc == -EAGAIN)
-			rc = replica_update_enc(r, key, cur ? obj_set_ctx(cur) : NULL, &w, NULL, out);
+			rc = replica_update_enc_retry(r, key, cur ? obj_set_ctx(cur) : NULL, &w, NULL,
+						      out, t);
 		ASSERT_OK(rc);
 		obj_set_free(cur);
 	}
@@ -528,13 +530,14 @@ QTEST(nowait_write_again_while_the_stripe_is_held)
 	replica_stats s0, s1;
 	replica_get_stats(r, &s0);
 	obj_write w = wr("nowait", 2);
-	int urc = held ? replica_update_enc_nowait(r, q_slice_str("held"), NULL, &w, NULL, NULL) : 0;
+	int urc = held ? replica_update_enc_nowait(r, q_slice_str("held"), NULL, &w, NULL, NULL, NULL) : 0;
 	obj_set *in = NULL;
 	ASSERT_OK(replica_get(r, q_slice_str("other"), &in));
-	int mrc = held ? replica_merge_digest_nowait(r, q_slice_str("held"), in, NULL, NULL) : 0;
+	int mrc = held ? replica_merge_digest_nowait(r, q_slice_str("held"), in, NULL, NULL, NULL) : 0;
 	obj_set *got = NULL;
 	int grc = held ? replica_get_nowait(r, q_slice_str("held"), &got) : 0;
-	int frc = held ? replica_update_enc_nowait(r, q_slice_str(free_key), NULL, &w, NULL, NULL)
+	int frc = held ? replica_update_enc_nowait(r, q_slice_str(free_key), NULL, &w, NULL, NULL,
+						   NULL)
 		       : -1;
 	replica_get_stats(r, &s1);
 	atomic_store(&g.open, 1);
@@ -551,7 +554,7 @@ QTEST(nowait_write_again_while_the_stripe_is_held)
 	ASSERT_OK(replica_get(r, q_slice_str("held"), &got));
 	ASSERT_EQ(obj_set_count(got), 1);
 	obj_set_free(got);
-	ASSERT_OK(replica_merge_digest_nowait(r, q_slice_str("held"), in, &got, NULL));
+	ASSERT_OK(replica_merge_digest_nowait(r, q_slice_str("held"), in, &got, NULL, NULL));
 	ASSERT_EQ(obj_set_count(got), 2);
 	obj_set_free(got);
 	obj_set_free(in);
@@ -573,11 +576,11 @@ QTEST(nowait_write_again_under_sync_always)
 	replica_set_hooks(r, &h);
 	obj_write w = wr("v", 1);
 	q_buf enc = Q_BUF_INIT, raw = Q_BUF_INIT;
-	ASSERT_EQ(replica_update_enc_nowait(r, q_slice_str("k"), NULL, &w, NULL, &enc), -EAGAIN);
+	ASSERT_EQ(replica_update_enc_nowait(r, q_slice_str("k"), NULL, &w, NULL, &enc, NULL), -EAGAIN);
 	obj_set *s = NULL;
 	ASSERT_OK(replica_update(r, q_slice_str("src"), NULL, &w, &s));
 	ASSERT_EQ(hl.calls, 1);
-	ASSERT_EQ(replica_merge_digest_nowait(r, q_slice_str("k"), s, NULL, NULL), -EAGAIN);
+	ASSERT_EQ(replica_merge_digest_nowait(r, q_slice_str("k"), s, NULL, NULL, NULL), -EAGAIN);
 	ASSERT_EQ(hl.calls, 1);
 	ASSERT_EQ(replica_get_raw(r, q_slice_str("k"), &raw), Q_ENOTFOUND);
 	replica_stats st;
@@ -587,7 +590,7 @@ QTEST(nowait_write_again_under_sync_always)
 	ASSERT_OK(replica_get_raw_nowait(r, q_slice_str("src"), &raw));
 	/* a merge that changes nothing writes nothing: answered without waiting */
 	uint64_t d = 0;
-	ASSERT_OK(replica_merge_digest_nowait(r, q_slice_str("src"), s, NULL, &d));
+	ASSERT_OK(replica_merge_digest_nowait(r, q_slice_str("src"), s, NULL, &d, NULL));
 	ASSERT_U64_EQ(d, obj_set_digest(s));
 	obj_set_free(s);
 	q_buf_free(&enc);
@@ -744,7 +747,7 @@ QTEST(corrupt_copy_is_reported_once_across_a_fallback)
 	obj_write w = wr("v", 1);
 	obj_set *good = NULL;
 	ASSERT_OK(obj_set_update(NULL, NULL, "n2", &w, NULL, 1, &good));
-	ASSERT_EQ(replica_merge_digest_nowait(r, q_slice_str("bad"), good, NULL, NULL), -EAGAIN);
+	ASSERT_EQ(replica_merge_digest_nowait(r, q_slice_str("bad"), good, NULL, NULL, NULL), -EAGAIN);
 	replica_stats st;
 	replica_get_stats(r, &st);
 	ASSERT_U64_EQ(st.corrupt, 0);
@@ -767,6 +770,166 @@ QTEST(corrupt_copy_is_reported_once_across_a_fallback)
 	fclose(lf);
 }
 
+/* A batch hook as the anti-entropy index's: an entry per write, under
+ * LSM_KS_META "i" || key, holding the new digest (deleted on removal). */
+typedef struct batch_log {
+	int calls;
+} batch_log;
+
+static int log_batch(void *arg, lsm_batch *b, q_slice key, const uint64_t *new_digest)
+{
+	batch_log *l = arg;
+	l->calls++;
+	uint8_t k[64];
+	if (key.n + 2 > sizeof(k))
+		return -EINVAL;
+	k[0] = LSM_KS_META;
+	k[1] = 'i';
+	memcpy(k + 2, key.p, key.n);
+	uint8_t v[8];
+	q_enc_fixed64(v, new_digest ? *new_digest : 0);
+	return new_digest ? lsm_batch_put(b, q_slice_make(k, key.n + 2), q_slice_make(v, 8))
+			  : lsm_batch_delete(b, q_slice_make(k, key.n + 2));
+}
+
+static uint64_t index_entry(lsm_db *db, const char *key)
+{
+	uint8_t k[64];
+	k[0] = LSM_KS_META;
+	k[1] = 'i';
+	memcpy(k + 2, key, strlen(key));
+	q_buf v = Q_BUF_INIT;
+	ASSERT_OK(lsm_get(db, q_slice_make(k, strlen(key) + 2), &v));
+	ASSERT_EQ(v.len, 8);
+	uint64_t d = q_dec_fixed64(v.p);
+	q_buf_free(&v);
+	return d;
+}
+
+/* The batch/after hooks of both: counted; the after hook's last digests. */
+typedef struct both_log {
+	batch_log b;
+	hook_log a;
+} both_log;
+
+static int both_batch(void *arg, lsm_batch *b, q_slice key, const uint64_t *nd)
+{
+	return log_batch(&((both_log *)arg)->b, b, key, nd);
+}
+
+static void both_after(void *arg, q_slice key, const uint64_t *od, const uint64_t *nd,
+		       const obj_set *stored)
+{
+	log_after(&((both_log *)arg)->a, key, od, nd, stored);
+}
+
+/*
+ * A nowait write that the engine refuses after its batch was built (sync =
+ * always: every nowait write is refused) hands that batch to its retry,
+ * which stores it as it is: the batch hook is called once per write, the
+ * after hook once, and what is stored (set, digest, the hook's entry) is
+ * what the blocking form stores. When the key changes between the try and
+ * the retry, the retry does the whole write again over the new set (a
+ * different write: the hook is called for it), losing nothing.
+ */
+QTEST(batch_hook_runs_once_across_a_fallback)
+{
+	lsm_db *db = open_db_at("db", LSM_SYNC_ALWAYS);
+	replica *r = NULL;
+	ASSERT_OK(replica_new(db, "n1", &r));
+	both_log hl;
+	memset(&hl, 0, sizeof(hl));
+	replica_hooks h = {both_batch, both_after, &hl};
+	replica_set_hooks(r, &h);
+	obj_write w = wr("v", 1);
+	q_buf enc = Q_BUF_INIT, raw = Q_BUF_INIT;
+	obj_set *s = NULL;
+
+	/* update */
+	replica_retry *t = NULL;
+	ASSERT_EQ(replica_update_enc_nowait(r, q_slice_str("k"), NULL, &w, NULL, &enc, &t), -EAGAIN);
+	ASSERT(t != NULL);
+	ASSERT_EQ(hl.b.calls, 1);
+	ASSERT_EQ(hl.a.calls, 0);
+	ASSERT_EQ(replica_get_raw(r, q_slice_str("k"), &raw), Q_ENOTFOUND);
+	ASSERT_OK(replica_update_enc_retry(r, q_slice_str("k"), NULL, &w, &s, &enc, t));
+	ASSERT_EQ(hl.b.calls, 1);
+	ASSERT_EQ(hl.a.calls, 1);
+	ASSERT_U64_EQ(hl.a.old_d, 0);
+	ASSERT_U64_EQ(hl.a.new_d, obj_set_digest(s));
+	ASSERT_OK(replica_get_raw(r, q_slice_str("k"), &raw));
+	ASSERT_EQ(raw.len, enc.len);
+	ASSERT_MEMEQ(raw.p, enc.p, enc.len);
+	ASSERT_U64_EQ(index_entry(db, "k"), obj_set_digest(s));
+	replica_stats st;
+	replica_get_stats(r, &st);
+	ASSERT_U64_EQ(st.updates, 1);
+	/* the same write through the blocking form stores the same bytes */
+	{
+		lsm_db *db2 = open_db_at("db2", LSM_SYNC_ALWAYS);
+		replica *r2 = NULL;
+		ASSERT_OK(replica_new(db2, "n1", &r2));
+		q_buf enc2 = Q_BUF_INIT;
+		ASSERT_OK(replica_update_enc(r2, q_slice_str("k"), NULL, &w, NULL, &enc2));
+		ASSERT_EQ(enc2.len, enc.len);
+		ASSERT_MEMEQ(enc2.p, enc.p, enc.len);
+		q_buf_free(&enc2);
+		replica_free(r2);
+		ASSERT_OK(lsm_close(db2));
+	}
+
+	/* merge */
+	obj_write w2 = wr("peer", 2);
+	obj_set *peer = NULL, *m = NULL;
+	ASSERT_OK(obj_set_update(NULL, NULL, "n2", &w2, NULL, 2, &peer));
+	uint64_t d = 0;
+	ASSERT_EQ(replica_merge_digest_nowait(r, q_slice_str("k"), peer, NULL, &d, &t), -EAGAIN);
+	ASSERT(t != NULL);
+	ASSERT_EQ(hl.b.calls, 2);
+	ASSERT_EQ(hl.a.calls, 1);
+	ASSERT_OK(replica_merge_digest_retry(r, q_slice_str("k"), peer, &m, &d, t));
+	ASSERT_EQ(hl.b.calls, 2);
+	ASSERT_EQ(hl.a.calls, 2);
+	ASSERT_EQ(obj_set_count(m), 2);
+	ASSERT_U64_EQ(d, obj_set_digest(m));
+	ASSERT_U64_EQ(d, stored_digest(r, "k"));
+	ASSERT_U64_EQ(hl.a.old_d, obj_set_digest(s));
+	ASSERT_U64_EQ(index_entry(db, "k"), d);
+	obj_set_free(m);
+
+	/* the key changes between the try and the retry */
+	ASSERT_EQ(replica_update_enc_nowait(r, q_slice_str("k2"), NULL, &w, NULL, NULL, &t), -EAGAIN);
+	ASSERT(t != NULL);
+	ASSERT_EQ(hl.b.calls, 3);
+	ASSERT_OK(replica_update(r, q_slice_str("k2"), NULL, &w2, NULL));
+	ASSERT_EQ(hl.b.calls, 4);
+	ASSERT_OK(replica_update_enc_retry(r, q_slice_str("k2"), NULL, &w, &m, NULL, t));
+	ASSERT_EQ(hl.b.calls, 5);
+	ASSERT_EQ(obj_set_live_count(m), 2); /* blind writes: both kept */
+	ASSERT_U64_EQ(stored_digest(r, "k2"), obj_set_digest(m));
+	ASSERT_U64_EQ(index_entry(db, "k2"), obj_set_digest(m));
+	obj_set_free(m);
+
+	/* a refused try whose retry never comes: freed, nothing stored */
+	ASSERT_EQ(replica_merge_digest_nowait(r, q_slice_str("k3"), peer, NULL, NULL, &t), -EAGAIN);
+	ASSERT(t != NULL);
+	replica_retry_free(t);
+	ASSERT_EQ(replica_get_raw(r, q_slice_str("k3"), &raw), Q_ENOTFOUND);
+	/* with keep NULL the refused try hands nothing over (nor leaks) */
+	ASSERT_EQ(replica_update_enc_nowait(r, q_slice_str("k3"), NULL, &w, NULL, NULL, NULL),
+		  -EAGAIN);
+	replica_get_stats(r, &st);
+	ASSERT_U64_EQ(st.updates, 3);
+	ASSERT_U64_EQ(st.merges, 1);
+
+	obj_set_free(s);
+	obj_set_free(peer);
+	q_buf_free(&enc);
+	q_buf_free(&raw);
+	replica_free(r);
+	ASSERT_OK(lsm_close(db));
+}
+
 QTEST_MAIN(QT(update_get_and_context), QT(merge_is_idempotent_and_skips_unchanged),
 	   QT(encodings_and_digests_of_what_is_stored),
 	   QT(concurrent_writers_lose_nothing), QT(corrupt_value_is_reported_and_healed_by_merge),
@@ -775,4 +938,5 @@ QTEST_MAIN(QT(update_get_and_context), QT(merge_is_idempotent_and_skips_unchange
 	   QT(nowait_write_again_under_sync_always),
 	   QT(refused_writes_are_logged_once_and_counted),
 	   QT(oversized_writes_are_not_store_errors),
-	   QT(corrupt_copy_is_reported_once_across_a_fallback))
+	   QT(corrupt_copy_is_reported_once_across_a_fallback),
+	   QT(batch_hook_runs_once_across_a_fallback))
