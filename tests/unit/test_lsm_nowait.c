@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lsm/lsm.h"
+#include "lsm/ver.h"
 #include "qtest.h"
 #include "util/log.h"
 #include "util/qerr.h"
@@ -766,6 +767,32 @@ QTEST(get_nowait_goes_on_while_a_switch_waits_for_the_log)
 	q_fault_env_free(fe);
 }
 
+/* A store on a fault env (*fe, for the caller to free after lsm_close),
+ * log lines off, holding key 0 (generation 1, 100 bytes). */
+static lsm_db *open_faulty(q_env **fe, lsm_sync sync, size_t wbuf)
+{
+	q_log_set_level(Q_LOG_OFF);
+	*fe = q_fault_env_new(q_env_posix());
+	ASSERT(*fe != NULL);
+	lsm_db *db = open_db(*fe, sync, wbuf, 0);
+	put_wait(db, 0, 1, 100);
+	return db;
+}
+
+/* Blocking puts of keys *n, *n + 1, ... (value "v"; up to key 4999) until
+ * one fails: its error (0 if none did), *n the key it failed on. */
+static int put_until_error(lsm_db *db, int *n)
+{
+	char k[32];
+	for (; *n < 5000; ++*n) {
+		key_of(k, *n);
+		int rc = lsm_put(db, q_slice_str(k), q_slice_str("v"));
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* A gate on file syncs that holds the first thread to sync a file once
  * armed (the batch sync thread, holding the log's lock) and lets every
  * later sync pass. */
@@ -814,26 +841,17 @@ QTEST(get_nowait_goes_on_while_a_flush_lifts_a_disk_full_error)
 	 * sync thread is in its fsync (holding the log's lock): lifting the
 	 * error must not wait for the log while holding the engine's mutex,
 	 * which lsm_get_nowait takes */
-	q_log_set_level(Q_LOG_OFF);
 	first_gate g;
 	memset(&g, 0, sizeof(g));
-	q_env *fe = q_fault_env_new(q_env_posix());
-	ASSERT(fe != NULL);
+	q_env *fe;
+	lsm_db *db = open_faulty(&fe, LSM_SYNC_BATCH, 8 << 10);
 	q_fault_env_on_sync(fe, first_gate_hook, &g);
-	lsm_db *db = open_db(fe, LSM_SYNC_BATCH, 8 << 10, 0);
-	put_wait(db, 0, 1, 100);
 	/* the next memtable's log is created, the flush's table is not (a
 	 * full disk once): the flush is retried a second later, and writes
 	 * fail with ENOSPC until then */
 	q_fault_env_fail_at(fe, Q_FAULT_OPEN, 2, -ENOSPC, 0);
-	int n = 1, rc = 0;
-	char k[32];
-	while (n < 2000) {
-		key_of(k, n++);
-		if ((rc = lsm_put(db, q_slice_str(k), q_slice_str("v"))) != 0)
-			break;
-	}
-	ASSERT_EQ(rc, -ENOSPC);
+	int n = 1;
+	ASSERT_EQ(put_until_error(db, &n), -ENOSPC);
 	ASSERT_EQ(count_files(".sst"), 0);
 	atomic_store(&g.armed, 1);
 	ASSERT(qtest_wait_flag(&g.entered, 10000)); /* the sync thread holds the log */
@@ -859,6 +877,151 @@ QTEST(get_nowait_goes_on_while_a_flush_lifts_a_disk_full_error)
 	q_fault_env_free(fe);
 }
 
+QTEST(write_nowait_again_at_the_level0_slowdown)
+{
+	/* level 0 at L0_SLOWDOWN (8) tables: lsm_write sleeps 1 ms once
+	 * (stall_ms), lsm_write_nowait gives -EAGAIN having written nothing
+	 * (nowait_write_room) */
+	q_env *fe;
+	lsm_db *db = open_faulty(&fe, LSM_SYNC_NONE, 4 << 20);
+	ASSERT_OK(lsm_flush(db));
+	/* the data blocks of the first table cannot be read from now on (its
+	 * index and filter are in memory): every level-0 compaction fails
+	 * and is retried later, so each flush adds a level-0 table */
+	DIR *d = opendir(dbdir);
+	ASSERT(d != NULL);
+	char p[700];
+	int found = next_file(d, ".sst", p);
+	closedir(d);
+	ASSERT(found);
+	ASSERT_OK(q_fault_env_bad_region(fe, p, 0, -EIO));
+	for (int i = 1; i < 8; i++) {
+		put_wait(db, i, 1, 100);
+		ASSERT_OK(lsm_flush(db));
+	}
+	lsm_stats s0 = stats(db);
+	ASSERT_EQ(s0.tables_per_level[0], 8);
+	ASSERT_EQ(put_nowait(db, 100, 1, 100), -EAGAIN);
+	lsm_stats s1 = stats(db);
+	ASSERT_EQ(s1.nowait_write_room, s0.nowait_write_room + 1);
+	ASSERT_EQ(s1.commit_groups, s0.commit_groups);
+	expect(db, 100, -1, 0);
+	put_wait(db, 100, 1, 100); /* delayed once, then written */
+	s1 = stats(db);
+	ASSERT(s1.stall_ms > s0.stall_ms);
+	ASSERT_EQ(s1.commit_groups, s0.commit_groups + 1);
+	expect(db, 100, 1, 100);
+	for (int i = 1; i < 8; i++)
+		expect(db, i, 1, 100);
+	ASSERT_OK(q_fault_env_bad_region(fe, NULL, 0, 0));
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
+QTEST(write_nowait_again_while_a_resume_is_due)
+{
+	/* after a failed log write (full disk) lsm_write tries, at most once
+	 * a second, to resume on a new log (statfs, log creation): within
+	 * that second lsm_write_nowait returns the error as lsm_write does,
+	 * once a try is due it gives -EAGAIN having written nothing */
+	q_env *fe;
+	lsm_db *db = open_faulty(&fe, LSM_SYNC_NONE, 4 << 20);
+	/* full: the log's next write-out fails, and so does a new log */
+	q_fault_env_fail_at(fe, Q_FAULT_WRITE | Q_FAULT_OPEN, 1, -ENOSPC, 1);
+	int n = 1;
+	ASSERT_EQ(put_until_error(db, &n), -ENOSPC);
+	uint64_t t0 = q_mono_ns();
+	char k[32];
+	key_of(k, n);
+	ASSERT_EQ(lsm_put(db, q_slice_str(k), q_slice_str("v")), -ENOSPC); /* tried */
+	int rc = put_nowait(db, n, 1, 100);
+	if (q_mono_ns() - t0 < 900000000ull)
+		ASSERT_EQ(rc, -ENOSPC); /* no try due yet */
+	else
+		ASSERT(rc == -ENOSPC || rc == -EAGAIN); /* a slow machine */
+	q_sleep_ms(1100);
+	lsm_stats s0 = stats(db);
+	ASSERT_EQ(put_nowait(db, n, 1, 100), -EAGAIN); /* a try is due */
+	lsm_stats s1 = stats(db);
+	ASSERT_EQ(s1.nowait_write_room, s0.nowait_write_room + 1);
+	ASSERT_EQ(s1.commit_groups, s0.commit_groups);
+	q_fault_env_fail_at(fe, 0, 0, 0, 0); /* space back */
+	expect(db, n, -1, 0);
+	int ok = 0;
+	for (int t = 0; t < 50 && !ok; t++) { /* tries are a second apart */
+		ok = lsm_put(db, q_slice_str(k), q_slice_str("v")) == 0;
+		if (!ok)
+			q_sleep_ms(100);
+	}
+	ASSERT(ok);
+	ASSERT_OK(put_nowait(db, n + 1, 1, 100));
+	expect(db, n + 1, 1, 100);
+	expect(db, 0, 1, 100);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
+/* The last sequence number the store's MANIFEST records (written at
+ * close). */
+static uint64_t manifest_last_seq(void)
+{
+	char p[700];
+	snprintf(p, sizeof(p), "%s/MANIFEST", dbdir);
+	uint8_t *data = NULL;
+	size_t n = 0;
+	ASSERT_OK(q_env_read_all(q_env_posix(), p, &data, &n));
+	man_data md;
+	memset(&md, 0, sizeof(md));
+	size_t bad = 0;
+	ASSERT_OK(ver_manifest_decode(data, n, &md, &bad));
+	uint64_t seq = md.last_seq;
+	ver_manifest_free(&md);
+	free(data);
+	return seq;
+}
+
+QTEST(refused_writes_take_no_sequence_number)
+{
+	/* each acknowledged operation takes the next sequence number, in
+	 * the order of acknowledgement; a refused nowait write (-EAGAIN)
+	 * takes none, so the newest acknowledged value of a key wins, before
+	 * and after a reopen */
+	lsm_db *db = open_db(NULL, LSM_SYNC_NONE, 4 << 20, 0);
+	put_wait(db, 1, 1, 100);
+	put_wait(db, 2, 1, 100);
+	put_wait(db, 3, 1, 100);
+	/* refused in the commit itself: the record would not stay in the
+	 * log's buffer */
+	ASSERT_EQ(put_nowait(db, 1, 2, 70000), -EAGAIN);
+	lsm_batch *b = lsm_batch_new();
+	ASSERT(b != NULL);
+	q_buf v = Q_BUF_INIT;
+	for (int i = 1; i <= 5; i++) {
+		char k[32];
+		key_of(k, i);
+		val_of(&v, i, 3, 100);
+		ASSERT_OK(lsm_batch_put(b, q_slice_str(k), q_buf_slice(&v)));
+	}
+	ASSERT_OK(lsm_write(db, b)); /* 5 operations */
+	lsm_batch_free(b);
+	q_buf_free(&v);
+	ASSERT_EQ(put_nowait(db, 4, 2, 70000), -EAGAIN);
+	ASSERT_OK(put_nowait(db, 1, 4, 100));
+	expect(db, 1, 4, 100);
+	expect(db, 4, 3, 100);
+	ASSERT_OK(lsm_close(db));
+	ASSERT_EQ(manifest_last_seq(), 9);
+	db = open_db(NULL, LSM_SYNC_NONE, 4 << 20, 0);
+	expect(db, 1, 4, 100);
+	expect(db, 2, 3, 100);
+	expect(db, 4, 3, 100);
+	ASSERT_EQ(put_nowait(db, 2, 5, 70000), -EAGAIN);
+	put_wait(db, 2, 6, 100);
+	expect(db, 2, 6, 100);
+	ASSERT_OK(lsm_close(db));
+	ASSERT_EQ(manifest_last_seq(), 10);
+}
+
 QTEST_MAIN(QT(get_answers_from_the_memtable), QT(get_not_found_through_filters_and_key_ranges),
 	   QT(get_again_for_an_uncached_block_until_a_read_caches_it),
 	   QT(get_reads_a_block_in_the_page_cache), QT(get_again_for_a_separated_value), QT(write_nowait_is_read_back_and_recovered),
@@ -871,4 +1034,7 @@ QTEST_MAIN(QT(get_answers_from_the_memtable), QT(get_not_found_through_filters_a
 	   QT(write_nowait_returns_the_background_error),
 	   QT(write_nowait_again_while_the_log_is_being_synced),
 	   QT(get_nowait_goes_on_while_a_switch_waits_for_the_log),
-	   QT(get_nowait_goes_on_while_a_flush_lifts_a_disk_full_error))
+	   QT(get_nowait_goes_on_while_a_flush_lifts_a_disk_full_error),
+	   QT(write_nowait_again_at_the_level0_slowdown),
+	   QT(write_nowait_again_while_a_resume_is_due),
+	   QT(refused_writes_take_no_sequence_number))
