@@ -23,6 +23,8 @@
 #include "cluster/replica.h"
 #include "lsm/lsm.h"
 #include "net/net_loop.h"
+#include "net/net_msg.h"
+#include "net/net_pool.h"
 #include "qtest.h"
 #include "util/qerr.h"
 #include "util/qtime.h"
@@ -354,6 +356,46 @@ static void mget3_free(mcall *m)
 		obj_set_free(m->sets[i]);
 }
 
+/* A REPL_MGET for "disk", "mem" and "none" sent to the node over TCP, as
+ * a peer coordinating a multi-key read would: the entries' statuses in
+ * st[], 1 in has[] where an entry came with an object. */
+static net_pool *probe_pool;
+
+static void probe_pool_new(void *arg)
+{
+	net_pool_opts po;
+	memset(&po, 0, sizeof(po));
+	ASSERT_OK(net_pool_new(((rig *)arg)->loop, &po, &probe_pool));
+}
+
+static void probe_pool_close(void *arg)
+{
+	(void)arg;
+	net_pool_close(probe_pool);
+	probe_pool = NULL;
+}
+
+static void repl_mget3(rig *g, int st[3], int has[3])
+{
+	ASSERT_OK(net_loop_call(g->loop, probe_pool_new, g));
+	q_slice keys[3] = {q_slice_str("disk"), q_slice_str("mem"), q_slice_str("none")};
+	net_msg m, resp;
+	q_buf buf = Q_BUF_INIT;
+	net_msg_init(&m, NET_MSG_REPL_MGET);
+	m.u.mget.nkeys = 3;
+	m.u.mget.keys = keys;
+	ASSERT_OK(net_pool_call(g->loop, probe_pool, coord_listen_addr(g->c), &m, WAIT_MS, &resp,
+				&buf));
+	ASSERT_EQ(resp.u.mget_resp.n, 3);
+	for (int i = 0; i < 3; i++) {
+		st[i] = resp.u.mget_resp.entries[i].status;
+		has[i] = resp.u.mget_resp.entries[i].object.n > 0;
+	}
+	net_msg_clear(&resp);
+	q_buf_free(&buf);
+	ASSERT_OK(net_loop_call(g->loop, probe_pool_close, NULL));
+}
+
 static void put_local(rig *g, const char *key)
 {
 	obj_write w = {0, q_slice_str(key), NULL, (int64_t)q_wall_ns()};
@@ -390,7 +432,25 @@ static void failed_handoff_case(int io, size_t batch)
 		ASSERT_EQ(m.rcs[2], Q_EQUORUM);
 	}
 	mget3_free(&m);
+	/* the same keys asked by a peer (REPL_MGET): each key the workers
+	 * were to read has an error status, not 0 without an object */
+	int st[3], has[3];
+	repl_mget3(&g, st, has);
+	ASSERT_EQ(st[0], Q_ECLOSED);
+	if (io == COORD_IO_AUTO) {
+		ASSERT_OK(st[1]);
+		ASSERT_EQ(has[1], 1);
+		ASSERT_EQ(st[2], Q_ENOTFOUND);
+	} else {
+		ASSERT_EQ(st[1], Q_ECLOSED);
+		ASSERT_EQ(st[2], Q_ECLOSED);
+	}
 	atomic_store(&handoff_fails, 0);
+	repl_mget3(&g, st, has);
+	ASSERT_OK(st[0]);
+	ASSERT_OK(st[1]);
+	ASSERT_EQ(st[2], Q_ENOTFOUND);
+	ASSERT_EQ(has[0] + has[1] + has[2], 2);
 	mget3(&g, &m);
 	ASSERT_OK(m.rcs[0]);
 	ASSERT_OK(m.rcs[1]);
