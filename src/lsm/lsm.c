@@ -1705,7 +1705,15 @@ static int switch_memtable(lsm_db *db)
  * may be torn; replay drops a torn tail) is closed and its memtable queued
  * for a flush like any full memtable, so every write acknowledged before
  * the failure stays in memory until it is in a table. Tried at most once a
- * second, by the write leader; mu held. 0 if writes may go on.
+ * second, by the write leader; mu held on entry and on return, but
+ * released, as switch_memtable does, while the new log is prepared
+ * (statfs, creation, directory fsync) and swapped in under log_mu and the
+ * failed one closed: the calls that never block take mu meanwhile. Only
+ * the leader replaces db->mem and db->log, and while it leads no other
+ * write commits (nowait writes find the queue taken), so the failed log
+ * stays current until the swap. The error is lifted after the swap if it
+ * is still a retryable one (a flush may have failed for good meanwhile).
+ * Returns 0 if writes may go on, else the background error.
  */
 static int try_resume(lsm_db *db)
 {
@@ -1717,37 +1725,47 @@ static int try_resume(lsm_db *db)
 		return db->bg_error; /* a flush failed: the flush thread lifts it */
 	if (db->nimm >= LSM_MAX_IMM)
 		return db->bg_error;
+	int err = db->bg_error;
+	uint64_t n = db->next_file++;
+	mem_table *m = mem_new();
+	if (!m)
+		return db->bg_error;
+	mem_set_log(m, n);
+	pthread_mutex_unlock(&db->mu);
 	/* an empty log can be created on a full disk (it needs no block), and
 	 * under `batch` and `none` a small record then waits in the writer's
 	 * buffer: writes would be acknowledged with no room for them. Resume
 	 * only once some space is free (an env that cannot tell: as before) */
 	uint64_t total = 0, avail = 0;
-	if (db->bg_error == -ENOSPC && q_env_statfs(db->env, db->dir, &total, &avail) == 0 &&
+	wal_writer *w = NULL;
+	int rc = 0;
+	if (err == -ENOSPC && q_env_statfs(db->env, db->dir, &total, &avail) == 0 &&
 	    avail < LSM_RESUME_MIN_FREE)
-		return db->bg_error;
-	uint64_t n = db->next_file++;
-	wal_writer *w;
-	mem_table *m = mem_new();
-	if (!m)
-		return db->bg_error;
-	if (new_log(db, n, &w)) {
+		rc = err;
+	if (rc == 0)
+		rc = new_log(db, n, &w);
+	if (rc == 0) {
+		pthread_mutex_lock(&db->log_mu);
+		wal_writer *old = db->log;
+		db->log = w;
+		db->log_num = n;
+		pthread_mutex_unlock(&db->log_mu);
+		wal_writer_close(old); /* its error is the one recovered from */
+	}
+	pthread_mutex_lock(&db->mu);
+	if (rc) {
 		mem_unref(m);
 		return db->bg_error;
 	}
-	mem_set_log(m, n);
-	pthread_mutex_lock(&db->log_mu);
-	wal_writer *old = db->log;
-	db->log = w;
-	db->log_num = n;
-	pthread_mutex_unlock(&db->log_mu);
-	wal_writer_close(old); /* its error is the one recovered from */
 	db->imm[db->nimm++] = db->mem;
 	db->mem = m;
-	Q_WARN("lsm", "writes resume on commit log %llu after %s", (unsigned long long)n,
-	       q_strerror(db->bg_error));
-	db->bg_error = 0;
+	if (bg_retryable(db->bg_error)) {
+		Q_WARN("lsm", "writes resume on commit log %llu after %s", (unsigned long long)n,
+		       q_strerror(db->bg_error));
+		db->bg_error = 0;
+	}
 	pthread_cond_broadcast(&db->work_cv);
-	return 0;
+	return db->bg_error;
 }
 
 /* The size at which the current memtable is full: write_buffer_size less

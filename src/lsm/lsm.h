@@ -164,9 +164,8 @@ int lsm_write(lsm_db *db, lsm_batch *b);
  * the same result, or returns -EAGAIN (== -EWOULDBLOCK) having changed
  * nothing and read nothing from a file; the caller then makes the
  * blocking call from a thread that may wait. Both take the engine's mutex
- * briefly: it is not held across I/O, with one exception, the resumption
- * of writes after a full disk (a directory sync and a log creation under
- * the mutex, at most once a second while writes fail with -ENOSPC).
+ * briefly: it is never held across I/O, nor by a thread waiting for a lock
+ * that is (the commit log's, during the periodic fsync of LSM_SYNC_BATCH).
  *
  * lsm_get_nowait answers from the memtables, the tables' in-memory
  * filters and indexes and the block cache, and (nowait_page_cache, mapped

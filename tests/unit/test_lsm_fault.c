@@ -1045,6 +1045,66 @@ QTEST(reads_go_on_while_the_next_log_is_created)
 	q_fault_env_free(fe);
 }
 
+static void *put_thread(void *arg)
+{
+	bg_call *c = arg;
+	c->rc = -1;
+	for (int t = 0; t < 50 && c->rc; t++) /* tries to resume are 1 s apart */
+		if ((c->rc = put_i(c->db, 5000)) != 0)
+			q_sleep_ms(100);
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+/* Resuming writes after a full disk creates the next commit log (statfs,
+ * open, directory fsync): reads, those that never block included, must
+ * not wait for it behind the engine's lock. */
+QTEST(reads_go_on_while_writes_resume_on_a_new_log)
+{
+	q_log_set_level(Q_LOG_OFF);
+	g_big = 0;
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_db *db = open_env(fe, LSM_SYNC_NONE, 64 << 20);
+	for (int i = 0; i < 100; i++)
+		ASSERT_OK(put_i(db, i));
+	q_fault_env_fail_at(fe, Q_FAULT_WRITE, 1, -ENOSPC, 1);
+	int rc = 0;
+	for (int i = 100; i < 5000 && rc == 0; i++)
+		rc = put_i(db, i);
+	ASSERT_EQ(rc, -ENOSPC); /* the log's write-out failed */
+	q_fault_env_fail_at(fe, 0, 0, 0, 0); /* space back */
+	sync_gate g = {1, 0, 0};
+	q_fault_env_on_sync_dir(fe, gate_hook, &g);
+	bg_call wr = {db, 0, 0};
+	pthread_t wt;
+	ASSERT_EQ(pthread_create(&wt, NULL, put_thread, &wr), 0);
+	/* the write resumes on a new log: held in its directory sync */
+	int entered = qtest_wait_flag(&g.entered, 10000);
+	bg_call gc = {db, -1, 0};
+	pthread_t gt;
+	ASSERT_EQ(pthread_create(&gt, NULL, get_thread, &gc), 0);
+	int served = qtest_wait_flag(&gc.done, 10000);
+	char k[32];
+	key_of(k, 8);
+	q_buf out = Q_BUF_INIT;
+	int nrc = served ? lsm_get_nowait(db, q_slice_str(k), &out) : -1;
+	atomic_store(&g.open, 1);
+	pthread_join(gt, NULL);
+	pthread_join(wt, NULL);
+	q_fault_env_on_sync_dir(fe, NULL, NULL);
+	q_buf_free(&out);
+	ASSERT(entered);
+	ASSERT(served); /* the read finished while the new log's sync was held */
+	ASSERT_EQ(gc.rc, 0);
+	ASSERT_OK(nrc);
+	ASSERT_OK(wr.rc);
+	for (int i = 0; i < 100; i++)
+		ASSERT_EQ(probe(db, i), 0);
+	ASSERT_EQ(probe(db, 5000), 0);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
 /* lsm_write_nowait must not wait behind a writer that leads the queue:
  * the flush request held while it creates the next log. Reads from memory
  * go on meanwhile; the refused write changed nothing. */
@@ -1092,6 +1152,7 @@ QTEST(write_nowait_again_while_another_writer_leads)
 }
 
 QTEST_MAIN(QT(power_loss_keeps_acked_writes_always), QT(power_loss_sync_none_leaves_a_prefix),
+	   QT(reads_go_on_while_writes_resume_on_a_new_log),
 	   QT(eio_on_log_write), QT(eio_on_sync), QT(enospc_everywhere_later), QT(eio_on_rename),
 	   QT(enospc_then_space_back_always), QT(enospc_then_space_back_batch),
 	   QT(emfile_then_descriptors_back), QT(failed_log_switch_is_logged_once),
