@@ -1867,10 +1867,12 @@ static int commit_group(lsm_db *db, lsm_batch *grp, int ngroup, int nowait)
 	uint64_t seq = atomic_load(&db->last_seq) + 1;
 	mem_table *m = db->mem;
 	pthread_mutex_unlock(&db->mu);
-	/* a shared batch (resubmitted after a write) is copied here;
-	 * if that fails nothing reached the log: the group just fails */
-	int rc = batch_set_seq(grp, seq);
-	int logged = rc == 0;
+	/* a shared batch (resubmitted after a write) is copied when its seq
+	 * is set; if that fails nothing reached the log: the group just
+	 * fails. A nowait write sets it only once it goes ahead (a refusal
+	 * changes nothing), under log_mu: its record fits the log's buffer,
+	 * so that copy is short; a blocking one before taking log_mu */
+	int rc = nowait ? 0 : batch_set_seq(grp, seq);
 	uint64_t rec_start = 0, rec_log = 0, bad = 0;
 	if (rc == 0 && nowait) {
 		if (pthread_mutex_trylock(&db->log_mu)) {
@@ -1894,10 +1896,12 @@ static int commit_group(lsm_db *db, lsm_batch *grp, int ngroup, int nowait)
 		} else {
 			db->log_nudged = 0;
 		}
-		logged = rc == 0;
+		if (rc == 0 && (rc = batch_set_seq(grp, seq)) != 0)
+			pthread_mutex_unlock(&db->log_mu);
 	} else if (rc == 0) {
 		pthread_mutex_lock(&db->log_mu);
 	}
+	int logged = rc == 0;
 	if (rc == 0) {
 		rec_log = db->log_num;
 		rc = wal_add_at(db->log, grp->rep.p, grp->rep.len, &rec_start);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lsm/batch.h"
 #include "lsm/lsm.h"
 #include "lsm/ver.h"
 #include "qtest.h"
@@ -844,17 +845,20 @@ QTEST(get_nowait_goes_on_while_a_flush_lifts_a_disk_full_error)
 	first_gate g;
 	memset(&g, 0, sizeof(g));
 	q_env *fe;
-	lsm_db *db = open_faulty(&fe, LSM_SYNC_BATCH, 8 << 10);
+	lsm_db *db = open_faulty(&fe, LSM_SYNC_BATCH, 4 << 20);
 	q_fault_env_on_sync(fe, first_gate_hook, &g);
-	/* the next memtable's log is created, the flush's table is not (a
-	 * full disk once): the flush is retried a second later, and writes
-	 * fail with ENOSPC until then */
-	q_fault_env_fail_at(fe, Q_FAULT_OPEN, 2, -ENOSPC, 0);
+	/* the next memtable's log is created, no file after it (a full
+	 * disk): the flush fails, is retried every second, and writes fail
+	 * with ENOSPC meanwhile */
+	q_fault_env_fail_at(fe, Q_FAULT_OPEN, 2, -ENOSPC, 1);
+	ASSERT_EQ(lsm_flush(db), -ENOSPC);
 	int n = 1;
 	ASSERT_EQ(put_until_error(db, &n), -ENOSPC);
-	ASSERT_EQ(count_files(".sst"), 0);
+	ASSERT_EQ(n, 1);
 	atomic_store(&g.armed, 1);
 	ASSERT(qtest_wait_flag(&g.entered, 10000)); /* the sync thread holds the log */
+	ASSERT_EQ(count_files(".sst"), 0);
+	q_fault_env_fail_at(fe, 0, 0, 0, 0); /* space back: the next retry works */
 	int flushed = 0;
 	for (int t = 0; t < 1000 && !flushed; t++) { /* the retry, within seconds */
 		flushed = count_files(".sst") > 0;
@@ -1022,6 +1026,36 @@ QTEST(refused_writes_take_no_sequence_number)
 	ASSERT_EQ(manifest_last_seq(), 10);
 }
 
+QTEST(refused_write_nowait_leaves_a_shared_batch_as_it_is)
+{
+	/* a batch with a large value, written: the memtable shares its
+	 * encoding. Written again without waiting and refused, it must
+	 * still share it: the copy a change of a shared batch needs is made
+	 * only once the write goes ahead */
+	early_write = 0; /* the buffer keeps what is written until full */
+	lsm_db *db = open_db(NULL, LSM_SYNC_NONE, 4 << 20, 0);
+	lsm_batch *b = lsm_batch_new();
+	ASSERT(b != NULL);
+	q_buf v = Q_BUF_INIT;
+	char k[32];
+	key_of(k, 1);
+	val_of(&v, 1, 1, 40000);
+	ASSERT_OK(lsm_batch_put(b, q_slice_str(k), q_buf_slice(&v)));
+	ASSERT_OK(lsm_write(db, b));
+	ASSERT(b->hold != NULL); /* shared with the memtable */
+	const uint8_t *enc = b->rep.p;
+	/* 40 KB more would not stay in the log's 64 KiB buffer */
+	ASSERT_EQ(lsm_write_nowait(db, b), -EAGAIN);
+	ASSERT_EQ(stats(db).nowait_write_log_full, 1);
+	ASSERT(b->hold != NULL);
+	ASSERT(b->rep.p == enc);
+	ASSERT_OK(lsm_write(db, b)); /* copied now, written */
+	expect(db, 1, 1, 40000);
+	ASSERT_OK(lsm_close(db));
+	lsm_batch_free(b);
+	q_buf_free(&v);
+}
+
 QTEST_MAIN(QT(get_answers_from_the_memtable), QT(get_not_found_through_filters_and_key_ranges),
 	   QT(get_again_for_an_uncached_block_until_a_read_caches_it),
 	   QT(get_reads_a_block_in_the_page_cache), QT(get_again_for_a_separated_value), QT(write_nowait_is_read_back_and_recovered),
@@ -1037,4 +1071,5 @@ QTEST_MAIN(QT(get_answers_from_the_memtable), QT(get_not_found_through_filters_a
 	   QT(get_nowait_goes_on_while_a_flush_lifts_a_disk_full_error),
 	   QT(write_nowait_again_at_the_level0_slowdown),
 	   QT(write_nowait_again_while_a_resume_is_due),
-	   QT(refused_writes_take_no_sequence_number))
+	   QT(refused_writes_take_no_sequence_number),
+	   QT(refused_write_nowait_leaves_a_shared_batch_as_it_is))
