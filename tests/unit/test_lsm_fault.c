@@ -1011,34 +1011,58 @@ static void *get_thread(void *arg)
 	return NULL;
 }
 
-/* Creating the next commit log (open, preallocation, directory fsync) takes
- * milliseconds; reads must not wait for it behind the engine's lock. */
-QTEST(reads_go_on_while_the_next_log_is_created)
+/* A store on fe holding keys 0..99 (small values), log lines off. */
+static lsm_db *open_with_keys(q_env *fe, lsm_sync sync)
 {
 	q_log_set_level(Q_LOG_OFF);
 	g_big = 0;
-	q_env *fe = q_fault_env_new(q_env_posix());
-	lsm_db *db = open_env(fe, LSM_SYNC_ALWAYS, 64 << 20);
+	lsm_db *db = open_env(fe, sync, 64 << 20);
 	for (int i = 0; i < 100; i++)
 		ASSERT_OK(put_i(db, i));
+	return db;
+}
+
+/* Runs fn(c) in a thread whose work creates the next commit log; a gate
+ * holds it in that log's directory sync, and meanwhile a blocking read (in
+ * another thread) and a nowait read must be answered. Returns once both
+ * threads are done (c->rc: fn's result). */
+static void reads_go_on_while_a_log_is_created(lsm_db *db, q_env *fe, void *(*fn)(void *),
+					       bg_call *c)
+{
 	sync_gate g = {1, 0, 0};
 	q_fault_env_on_sync_dir(fe, gate_hook, &g);
-	bg_call fl = {db, 0, 0};
-	pthread_t ft;
-	ASSERT_EQ(pthread_create(&ft, NULL, flush_thread, &fl), 0);
-	/* the forced switch to a new memtable creates the next log first */
-	ASSERT(qtest_wait_flag(&g.entered, 10000));
+	pthread_t wt;
+	ASSERT_EQ(pthread_create(&wt, NULL, fn, c), 0);
+	int entered = qtest_wait_flag(&g.entered, 10000);
 	bg_call gc = {db, -1, 0};
 	pthread_t gt;
 	ASSERT_EQ(pthread_create(&gt, NULL, get_thread, &gc), 0);
 	int served = qtest_wait_flag(&gc.done, 10000);
+	char k[32];
+	key_of(k, 8);
+	q_buf out = Q_BUF_INIT;
+	int nrc = served ? lsm_get_nowait(db, q_slice_str(k), &out) : -1;
 	atomic_store(&g.open, 1);
 	pthread_join(gt, NULL);
-	pthread_join(ft, NULL);
+	pthread_join(wt, NULL);
+	q_fault_env_on_sync_dir(fe, NULL, NULL);
+	q_buf_free(&out);
+	ASSERT(entered);
 	ASSERT(served); /* the read finished while the log's sync was held */
 	ASSERT_EQ(gc.rc, 0);
+	ASSERT_OK(nrc);
+}
+
+/* Creating the next commit log (open, preallocation, directory fsync) takes
+ * milliseconds; reads must not wait for it behind the engine's lock. */
+QTEST(reads_go_on_while_the_next_log_is_created)
+{
+	q_env *fe = q_fault_env_new(q_env_posix());
+	lsm_db *db = open_with_keys(fe, LSM_SYNC_ALWAYS);
+	/* the forced switch to a new memtable creates the next log first */
+	bg_call fl = {db, 0, 0};
+	reads_go_on_while_a_log_is_created(db, fe, flush_thread, &fl);
 	ASSERT_OK(fl.rc);
-	q_fault_env_on_sync_dir(fe, NULL, NULL);
 	for (int i = 0; i < 100; i++)
 		ASSERT_EQ(probe(db, i), 0);
 	ASSERT_OK(lsm_close(db));
@@ -1061,42 +1085,17 @@ static void *put_thread(void *arg)
  * not wait for it behind the engine's lock. */
 QTEST(reads_go_on_while_writes_resume_on_a_new_log)
 {
-	q_log_set_level(Q_LOG_OFF);
-	g_big = 0;
 	q_env *fe = q_fault_env_new(q_env_posix());
-	lsm_db *db = open_env(fe, LSM_SYNC_NONE, 64 << 20);
-	for (int i = 0; i < 100; i++)
-		ASSERT_OK(put_i(db, i));
+	lsm_db *db = open_with_keys(fe, LSM_SYNC_NONE);
 	q_fault_env_fail_at(fe, Q_FAULT_WRITE, 1, -ENOSPC, 1);
 	int rc = 0;
 	for (int i = 100; i < 5000 && rc == 0; i++)
 		rc = put_i(db, i);
 	ASSERT_EQ(rc, -ENOSPC); /* the log's write-out failed */
 	q_fault_env_fail_at(fe, 0, 0, 0, 0); /* space back */
-	sync_gate g = {1, 0, 0};
-	q_fault_env_on_sync_dir(fe, gate_hook, &g);
+	/* the write resumes on a new log */
 	bg_call wr = {db, 0, 0};
-	pthread_t wt;
-	ASSERT_EQ(pthread_create(&wt, NULL, put_thread, &wr), 0);
-	/* the write resumes on a new log: held in its directory sync */
-	int entered = qtest_wait_flag(&g.entered, 10000);
-	bg_call gc = {db, -1, 0};
-	pthread_t gt;
-	ASSERT_EQ(pthread_create(&gt, NULL, get_thread, &gc), 0);
-	int served = qtest_wait_flag(&gc.done, 10000);
-	char k[32];
-	key_of(k, 8);
-	q_buf out = Q_BUF_INIT;
-	int nrc = served ? lsm_get_nowait(db, q_slice_str(k), &out) : -1;
-	atomic_store(&g.open, 1);
-	pthread_join(gt, NULL);
-	pthread_join(wt, NULL);
-	q_fault_env_on_sync_dir(fe, NULL, NULL);
-	q_buf_free(&out);
-	ASSERT(entered);
-	ASSERT(served); /* the read finished while the new log's sync was held */
-	ASSERT_EQ(gc.rc, 0);
-	ASSERT_OK(nrc);
+	reads_go_on_while_a_log_is_created(db, fe, put_thread, &wr);
 	ASSERT_OK(wr.rc);
 	for (int i = 0; i < 100; i++)
 		ASSERT_EQ(probe(db, i), 0);
@@ -1110,12 +1109,8 @@ QTEST(reads_go_on_while_writes_resume_on_a_new_log)
  * go on meanwhile; the refused write changed nothing. */
 QTEST(write_nowait_again_while_another_writer_leads)
 {
-	q_log_set_level(Q_LOG_OFF);
-	g_big = 0;
 	q_env *fe = q_fault_env_new(q_env_posix());
-	lsm_db *db = open_env(fe, LSM_SYNC_NONE, 64 << 20);
-	for (int i = 0; i < 100; i++)
-		ASSERT_OK(put_i(db, i));
+	lsm_db *db = open_with_keys(fe, LSM_SYNC_NONE);
 	char k[32], v[VAL_MAX];
 	key_of(k, 100);
 	val_of(v, 100);
