@@ -199,7 +199,7 @@ struct lsm_db {
 	_Atomic uint64_t st_blob_skipped; /* iterator entries passed over (corrupt blob) */
 	/* -EAGAIN of the nowait calls by cause (lsm_stats), early write-outs */
 	_Atomic uint64_t st_nw_get, st_nw_queue, st_nw_room, st_nw_log_busy, st_nw_log_full;
-	_Atomic uint64_t st_nw_log_mark;
+	_Atomic uint64_t st_nw_log_mark, st_nw_sync;
 	_Atomic uint64_t st_log_early;
 };
 
@@ -2099,8 +2099,10 @@ int lsm_write_nowait(lsm_db *db, lsm_batch *b)
 	int rc = write_check(db, b);
 	if (rc)
 		return rc < 0 ? rc : 0;
-	if (db->o.sync == LSM_SYNC_ALWAYS)
+	if (db->o.sync == LSM_SYNC_ALWAYS) {
+		atomic_fetch_add(&db->st_nw_sync, 1);
 		return -EAGAIN; /* every write waits for an fsync */
+	}
 	writer w;
 	memset(&w, 0, sizeof(w));
 	w.b = b;
@@ -2589,6 +2591,7 @@ void lsm_get_stats(lsm_db *db, lsm_stats *s)
 	s->nowait_write_log_busy = atomic_load(&db->st_nw_log_busy);
 	s->nowait_write_log_full = atomic_load(&db->st_nw_log_full);
 	s->nowait_write_log_mark = atomic_load(&db->st_nw_log_mark);
+	s->nowait_write_sync = atomic_load(&db->st_nw_sync);
 	s->log_early_writes = atomic_load(&db->st_log_early);
 	size_t usage;
 	cache_stats(db->cache, &s->cache_hits, &s->cache_misses, &usage);

@@ -133,6 +133,8 @@ typedef struct lsm_stats {
 	uint64_t nowait_write_log_mark; /* the first after the buffer passed
 	                                 * log_early_write (lsm_write writes
 	                                 * it out) */
+	uint64_t nowait_write_sync; /* LSM_SYNC_ALWAYS: every nowait write
+	                             * (each waits for an fsync) */
 	uint64_t log_early_writes;  /* buffer write-outs by lsm_write before
 	                             * the buffer was full (log_early_write) */
 } lsm_stats;

@@ -152,7 +152,7 @@ static int status_hook(void *arg, q_buf *out)
 			    "\"flushes\":%llu,\"compactions\":%llu,\"stall_ms\":%llu,"
 			    "\"nowait_again\":{\"get_read\":%llu,\"write_queue\":%llu,"
 			    "\"write_room\":%llu,\"write_log_busy\":%llu,\"write_log_full\":%llu,"
-			    "\"write_log_mark\":%llu},"
+			    "\"write_log_mark\":%llu,\"write_sync\":%llu},"
 			    "\"log_early_writes\":%llu},"
 			    "\"replica\":{\"gets\":%llu,\"updates\":%llu,\"merges\":%llu,"
 			    "\"merges_unchanged\":%llu,\"corrupt\":%llu,\"write_errors\":%llu}",
@@ -171,6 +171,7 @@ static int status_hook(void *arg, q_buf *out)
 			    (unsigned long long)st.nowait_write_log_busy,
 			    (unsigned long long)st.nowait_write_log_full,
 			    (unsigned long long)st.nowait_write_log_mark,
+			    (unsigned long long)st.nowait_write_sync,
 			    (unsigned long long)st.log_early_writes,
 			    (unsigned long long)rs.gets, (unsigned long long)rs.updates,
 			    (unsigned long long)rs.merges, (unsigned long long)rs.merges_unchanged,

@@ -433,6 +433,8 @@ QTEST(write_nowait_again_under_sync_always)
 	uint64_t g0 = commit_groups(db);
 	ASSERT_EQ(put_nowait(db, 1, 1, 100), -EAGAIN);
 	ASSERT_EQ(commit_groups(db), g0);
+	ASSERT_EQ(stats(db).nowait_write_sync, 1); /* counted by cause */
+	ASSERT_EQ(stats(db).nowait_write_room, 0);
 	expect(db, 1, -1, 0);
 	put_wait(db, 1, 1, 100);
 	ASSERT_OK(get_nowait(db, 1, 1, 100)); /* reads still answer */
