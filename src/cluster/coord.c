@@ -461,6 +461,21 @@ enum {
 	JOB_MGET_LOCAL      /* multi-key op: this node's replica reads */
 };
 
+/* One hint on its way: to its owner (one REPL_PUT) or, when the owner left
+ * the cluster, to the key's current primaries (a JOB_MERGE for this node,
+ * REPL_PUT to the others). The hint is deleted once every send succeeded
+ * (hint_delete_if: not if a write was merged into it meanwhile). Loop
+ * thread. */
+typedef struct hint_dlv {
+	coord *c;
+	char owner[MEMBER_ID_MAX + 1];
+	uint8_t *key;
+	size_t klen;
+	uint64_t seq;
+	int pending;             /* sends outstanding, +1 while issuing them */
+	int failed;
+} hint_dlv;
+
 typedef struct job {
 	uv_work_t w;
 	struct job *bnext;   /* next job of the same worker batch */
@@ -488,6 +503,8 @@ typedef struct job {
 			      * is not -EAGAIN; the worker does the rest */
 	replica_retry *retry; /* a write the engine refused on the loop: its
 			       * batch, for the worker's retry (replica.h) */
+	hint_dlv *dlv;       /* JOB_MERGE of a hint redirected to this node
+			       * (its owner left): the delivery it is part of */
 } job;
 
 static void mget_local_work(job *j);
@@ -2077,6 +2094,7 @@ static void op_timeout(uv_timer_t *t)
 }
 
 static void serve_reply_obj(net_request *req, uint8_t resp_type, int rc, q_slice obj);
+static void hint_dlv_done(hint_dlv *d);
 
 static void job_done(uv_work_t *w, int status)
 {
@@ -2117,8 +2135,16 @@ static void job_done(uv_work_t *w, int status)
 		break;
 	}
 	case JOB_MERGE:
-		if (j->rc < 0)
+		if (j->dlv) {
+			if (j->rc < 0) {
+				Q_WARN("coord", "merging a hint for departed %s here: %s",
+				       j->dlv->owner, q_strerror(j->rc));
+				j->dlv->failed = 1;
+			}
+			hint_dlv_done(j->dlv);
+		} else if (j->rc < 0) {
 			Q_WARN("coord", "local read repair failed: %s", q_strerror(j->rc));
+		}
 		break;
 	case JOB_SERVE_GET:
 		STAT_INC(c, repl_gets_served);
@@ -2516,21 +2542,6 @@ int coord_new(const coord_config *cfg, replica *store, members *mem, net_loop *l
 #define HINT_BATCH_ITEMS 64
 #define HINT_BATCH_BYTES (4u << 20)
 
-/* One hint on its way: to its owner (one REPL_PUT) or, when the owner left
- * the cluster, to the key's current primaries (replica_merge for this node,
- * REPL_PUT to the others). The hint is deleted once every send succeeded
- * (hint_delete_if: not if a write was merged into it meanwhile). Loop
- * thread. */
-typedef struct hint_dlv {
-	coord *c;
-	char owner[MEMBER_ID_MAX + 1];
-	uint8_t *key;
-	size_t klen;
-	uint64_t seq;
-	int pending;             /* sends outstanding, +1 while issuing them */
-	int failed;
-} hint_dlv;
-
 static void hint_dlv_done(hint_dlv *d)
 {
 	coord *c = d->c;
@@ -2584,15 +2595,29 @@ static void hint_redirect(coord *c, const char *owner, const hint_item *it)
 	c->hint_inflight++;
 	for (int i = 0; i < nr; i++) {
 		if (reps[i].self) {
-			obj_set *in = NULL;
-			int rc = obj_set_decode(it->object, it->olen, &in);
-			if (rc == 0)
-				rc = replica_merge(c->rep, k, in, NULL);
-			obj_set_free(in);
+			/* a disk job like any replica write (not a blocking
+			 * merge on the loop thread); it releases its share of
+			 * f when done */
+			job *j = job_new(JOB_MERGE);
+			int rc = j ? obj_set_decode(it->object, it->olen, &j->in) : -ENOMEM;
+			if (rc == 0) {
+				j->key = q_slice_dup(k);
+				j->klen = k.n;
+				j->dlv = f;
+				rc = -ENOMEM;
+				if (j->key) {
+					f->pending++;
+					rc = job_submit(c, j);
+					if (rc < 0)
+						f->pending--;
+				}
+			}
 			if (rc < 0) {
 				Q_WARN("coord", "merging a hint for departed %s here: %s", owner,
 				       q_strerror(rc));
 				f->failed = 1;
+				if (j)
+					job_free(j);
 			}
 			continue;
 		}

@@ -21,6 +21,7 @@
 #include "cluster/coord.h"
 #include "cluster/members.h"
 #include "cluster/replica.h"
+#include "handoff/hint.h"
 #include "lsm/lsm.h"
 #include "net/net_loop.h"
 #include "net/net_msg.h"
@@ -37,6 +38,8 @@ typedef struct rig {
 	members *mem;
 	net_loop *loop;
 	coord *c;
+	hint_store *hints;      /* if set before rig_start: the node keeps hints,
+				 * and their owner "gone" has left for good */
 } rig;
 
 /* The engine without a block cache and without page-cache reads: a key
@@ -75,6 +78,12 @@ static void close_on_loop(void *arg)
 	coord_close(g->c);
 }
 
+static int departed_gone(void *arg, const char *id)
+{
+	(void)arg;
+	return !strcmp(id, "gone");
+}
+
 static void rig_start(rig *g, int io, size_t job_batch, const coord_test_hooks *h)
 {
 	char listen[64];
@@ -97,6 +106,10 @@ static void rig_start(rig *g, int io, size_t job_batch, const coord_test_hooks *
 	ASSERT_OK(net_loop_start(0, "test-loop", &g->loop));
 	ASSERT_OK(coord_new(&cc, g->rep, g->mem, g->loop, &g->c));
 	coord_set_test_hooks(g->c, h);
+	if (g->hints) {
+		coord_set_hints(g->c, g->hints);
+		coord_set_departed_fn(g->c, departed_gone, NULL);
+	}
 	ASSERT_OK(net_loop_call(g->loop, start_on_loop, g));
 }
 
@@ -106,6 +119,7 @@ static void rig_stop(rig *g)
 	net_loop_stop(g->loop);
 	coord_free(g->c);
 	members_free(g->mem);
+	hint_store_close(g->hints);
 	replica_free(g->rep);
 	ASSERT_OK(lsm_close(g->db));
 }
@@ -528,6 +542,62 @@ QTEST(fallback_writes_call_the_batch_hook_once)
 	rig_stop(&g);
 }
 
+/* ---- hints of an owner that left ------------------------------------- */
+
+static uint64_t hint_count(rig *g)
+{
+	hint_stats hs;
+	hint_get_stats(g->hints, &hs);
+	return hs.count;
+}
+
+/*
+ * A hint kept for an owner that left the cluster goes to the key's current
+ * primaries; this node's share is merged by a disk job like any replica
+ * write, not by a blocking merge on the loop thread. Its value is large, so
+ * io = auto leaves the merge to the worker: held there, it keeps the hint
+ * (deleted only once stored) while the loop goes on serving other keys;
+ * let go, the set is stored and the hint deleted.
+ */
+QTEST(hint_of_a_departed_owner_is_merged_by_a_disk_job)
+{
+	rig g;
+	rig_open(&g);
+	ASSERT_OK(hint_store_open(g.db, NULL, NULL, &g.hints));
+	static char big[20 << 10];
+	memset(big, 'h', sizeof(big));
+	obj_write w = {0, q_slice_make(big, sizeof(big)), NULL, 1};
+	obj_set *s = NULL;
+	ASSERT_OK(obj_set_update(NULL, NULL, "gone", &w, NULL, 1, &s));
+	q_buf enc = Q_BUF_INIT;
+	ASSERT_OK(obj_set_encode(s, &enc));
+	ASSERT_OK(hint_put(g.hints, "gone", q_slice_str("hk"), q_buf_slice(&enc),
+			   q_wall_ns() / 1000000u, NULL));
+	hold_set("hk", 1);
+	coord_test_hooks h = {hold_work, NULL, NULL};
+	rig_start(&g, COORD_IO_AUTO, 64, &h);
+	/* the delivery tick (every COORD_HINT_INTERVAL_MS) hands it over */
+	ASSERT_EQ(qtest_wait_flag(&hold.arrived, 10 * COORD_HINT_INTERVAL_MS), 1);
+	call other;
+	post(&g, &other, "other", 1, q_slice_str("x"));
+	wait_done(&other);
+	ASSERT_OK(other.rc);
+	obj_set_free(other.set);
+	ASSERT_U64_EQ(hint_count(&g), 1);
+	hold_set("hk", 0);
+	for (int i = 0; i < WAIT_MS && hint_count(&g); i++)
+		q_sleep_ms(1);
+	ASSERT_U64_EQ(hint_count(&g), 0);
+	obj_set *got = NULL;
+	ASSERT_OK(replica_get(g.rep, q_slice_str("hk"), &got));
+	ASSERT(obj_set_equal(got, s));
+	obj_set_free(got);
+	obj_set_free(s);
+	q_buf_free(&enc);
+	rig_stop(&g);
+}
+
 QTEST_MAIN(QT(loop_jobs_of_a_key_follow_its_worker_job),
 	   QT(failed_handoff_fails_the_keys_of_a_multi_key_read),
-	   QT(fallback_writes_call_the_batch_hook_once))
+	   QT(fallback_writes_call_the_batch_hook_once),
+	   QT(hint_of_a_departed_owner_is_merged_by_a_disk_job))
