@@ -5,7 +5,10 @@
  * keeps later loop-eligible jobs of that key off the loop until it is done
  * (invariant 6 of coord.c: key_pend), and the key runs on the loop again
  * afterwards; a failed hand-off to the workers gives the keys of a
- * multi-key read an explicit error.
+ * multi-key read (local, and served to a peer as REPL_MGET) an explicit
+ * error; a write the engine refuses on the loop calls the replica's batch
+ * hook once, its batch stored by the worker; a hint whose owner left is
+ * merged here by a disk job, not on the loop thread.
  *
  * The coordinator's test hooks (coord.h) hold jobs at the workers and fail
  * hand-offs. The worker pool has one thread (UV_THREADPOOL_SIZE, set before
