@@ -79,9 +79,10 @@
  *     the batch sync thread's fsync covers it), and a failed write-out
  *     fails the write and the log as a full buffer's would (bg_error).
  *
- * Threads: callers (any number), one flush thread, one compaction thread,
- * and for LSM_SYNC_BATCH one sync thread. Lock order: man_mu, then mu, then
- * log_mu.
+ * Threads: callers (any number), one flush thread (which also releases
+ * the versions whose last reference a nowait lookup dropped), one
+ * compaction thread, and for LSM_SYNC_BATCH one sync thread. Lock order:
+ * man_mu, then mu, then log_mu; no thread holding mu waits for log_mu.
  */
 #include "lsm/lsm.h"
 
@@ -158,6 +159,11 @@ struct lsm_db {
 	                           * (a new log that could not be created), 0
 	                           * after a switch that worked; under mu */
 	uint64_t switch_err_ns;   /* when switch_err was last logged */
+	lsm_version *deferred;    /* versions whose last reference a nowait
+	                           * lookup dropped, for the flush thread to
+	                           * release (ver_unref_nowait); under mu */
+	void (*view_hook)(void *); /* lsm_test_set_view_hook */
+	void *view_hook_arg;
 	uint64_t log_bad;         /* number of the commit log whose write or
 	                           * sync failed, recorded here (under mu) by
 	                           * the thread that saw it, so that log_failed
@@ -809,6 +815,23 @@ static int bg_retryable(int rc)
 	return rc == -ENOSPC || rc == -EMFILE || rc == -ENFILE;
 }
 
+/* Releases the versions ver_unref_nowait handed over (closing, unmapping
+ * and deleting the files only they kept). mu held, released meanwhile. */
+static void release_deferred(lsm_db *db)
+{
+	while (db->deferred) {
+		lsm_version *v = db->deferred;
+		db->deferred = NULL;
+		pthread_mutex_unlock(&db->mu);
+		while (v) {
+			lsm_version *next = v->defer_next;
+			ver_unref(v);
+			v = next;
+		}
+		pthread_mutex_lock(&db->mu);
+	}
+}
+
 /*
  * Errors of the background flush: a retryable one (bg_retryable) is
  * retried every second while writes fail with it; the first flush that
@@ -821,6 +844,7 @@ static void *flush_main(void *arg)
 	lsm_db *db = arg;
 	pthread_mutex_lock(&db->mu);
 	for (;;) {
+		release_deferred(db);
 		if (db->closing)
 			break;
 		if (db->nimm == 0 || (db->bg_error && !bg_retryable(db->bg_error))) {
@@ -2212,6 +2236,39 @@ static void view_drop(read_view *rv)
 	ver_unref(rv->v);
 }
 
+/*
+ * view_drop for a call that never blocks: if its reference on the version
+ * is the last one (a flush or compaction replaced the version, and the
+ * manifest moved on, while the lookup ran: rare), releasing it would close,
+ * unmap and delete the files only that version kept on the caller's
+ * thread; the version goes to the flush thread instead (release_deferred),
+ * which lsm_close also drains. The last reference on a memtable only
+ * frees memory, and is dropped here.
+ */
+static void view_drop_nowait(lsm_db *db, read_view *rv)
+{
+	mem_unref(rv->mem);
+	for (int i = 0; i < rv->nimm; i++)
+		mem_unref(rv->imm[i]);
+	lsm_version *v = rv->v;
+	int r = atomic_load(&v->refs);
+	while (r > 1)
+		if (atomic_compare_exchange_weak(&v->refs, &r, r - 1))
+			return;
+	/* the last reference: nobody else can take one now */
+	pthread_mutex_lock(&db->mu);
+	v->defer_next = db->deferred;
+	db->deferred = v;
+	pthread_cond_broadcast(&db->work_cv);
+	pthread_mutex_unlock(&db->mu);
+}
+
+void lsm_test_set_view_hook(lsm_db *db, void (*fn)(void *arg), void *arg)
+{
+	db->view_hook_arg = arg;
+	db->view_hook = fn;
+}
+
 static int file_covers(lsm_file *f, q_slice ukey)
 {
 	q_slice s = ikey_user(q_buf_slice(&f->smallest));
@@ -2265,6 +2322,8 @@ static int get_impl(lsm_db *db, q_slice key, q_buf *out, int nowait)
 	read_view rv;
 	view_take(db, &rv);
 	int kind = 0, rc;
+	if (nowait && db->view_hook)
+		db->view_hook(db->view_hook_arg);
 	if (nowait && db->o.nowait_page_cache)
 		nowait = 2;
 	/* one hash per lookup: the memtables' filters and the tables' bloom
@@ -2308,7 +2367,10 @@ static int get_impl(lsm_db *db, q_slice key, q_buf *out, int nowait)
 		}
 	}
 out:
-	view_drop(&rv);
+	if (nowait)
+		view_drop_nowait(db, &rv);
+	else
+		view_drop(&rv);
 	if (rc < 0)
 		return rc;
 	if (rc == 0 || kind == KIND_DEL)
@@ -3197,6 +3259,9 @@ int lsm_close(lsm_db *db)
 		pthread_join(db->compact_thr, NULL);
 	if (db->have_sync)
 		pthread_join(db->sync_thr, NULL);
+	pthread_mutex_lock(&db->mu);
+	release_deferred(db); /* what the flush thread left */
+	pthread_mutex_unlock(&db->mu);
 	int rc = 0;
 	if (db->log) {
 		if (db->o.sync != LSM_SYNC_NONE)

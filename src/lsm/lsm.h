@@ -177,9 +177,10 @@ int lsm_write(lsm_db *db, lsm_batch *b);
  * commit log. (A page evicted between the residency check and the copy
  * would be read from the disk by the copy: only under memory pressure.)
  * Q_ENOTFOUND when every table that could hold the key is excluded by its
- * key range or bloom filter or by a cached block. (Rarely, the lookup holds the last reference to a
- * version a flush or compaction just replaced; releasing it closes that
- * version's obsolete files.)
+ * key range or bloom filter or by a cached block. (Rarely, the lookup
+ * holds the last reference to a version a flush or compaction just
+ * replaced: it hands that version to the flush thread, which closes and
+ * deletes its obsolete files.)
  *
  * lsm_write_nowait gives -EAGAIN, before anything is written, whenever
  * lsm_write would wait or do I/O on the way: under LSM_SYNC_ALWAYS (every

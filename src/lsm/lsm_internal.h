@@ -91,6 +91,14 @@ static inline q_slice it_value(lsm_it *it) { return it->ops->value(it); }
 static inline int it_status(lsm_it *it) { return it->ops->status(it); }
 static inline void it_free(lsm_it *it) { if (it) it->ops->free(it); }
 
+/* ---- test seam ---- */
+
+/* fn(arg) runs in lsm_get_nowait once the lookup holds its view (its
+ * references on the memtables and the version), before it looks; NULL
+ * (the default): none. Set it before the calls it is meant for. */
+struct lsm_db;
+void lsm_test_set_view_hook(struct lsm_db *db, void (*fn)(void *arg), void *arg);
+
 /* A merge of n children (ownership of the array's iterators passes to the
  * merge, which frees them); NULL on allocation failure (children freed). */
 lsm_it *it_merge_new(lsm_it **children, size_t n);

@@ -65,6 +65,9 @@ typedef struct lsm_version {
 	size_t nfiles[LSM_LEVELS];
 	lsm_blob **blobs;         /* every blob file of the tables, by number */
 	size_t nblobs;
+	struct lsm_version *defer_next; /* the engine's list of versions whose
+	                           * last reference a call that never blocks
+	                           * handed to a background thread */
 } lsm_version;
 
 /* ---- files ---- */

@@ -19,6 +19,7 @@
 
 #include "lsm/batch.h"
 #include "lsm/lsm.h"
+#include "lsm/lsm_internal.h"
 #include "lsm/ver.h"
 #include "qtest.h"
 #include "util/log.h"
@@ -782,6 +783,20 @@ static lsm_db *open_faulty(q_env **fe, lsm_sync sync, size_t wbuf)
 	return db;
 }
 
+/* open_faulty (sync none), with key 0 flushed to a table: its path in p
+ * (of size 700). */
+static lsm_db *open_faulty_table(q_env **fe, char *p)
+{
+	lsm_db *db = open_faulty(fe, LSM_SYNC_NONE, 4 << 20);
+	ASSERT_OK(lsm_flush(db));
+	DIR *d = opendir(dbdir);
+	ASSERT(d != NULL);
+	int found = next_file(d, ".sst", p);
+	closedir(d);
+	ASSERT(found);
+	return db;
+}
+
 /* Blocking puts of keys *n, *n + 1, ... (value "v"; up to key 4999) until
  * one fails: its error (0 if none did), *n the key it failed on. */
 static int put_until_error(lsm_db *db, int *n)
@@ -889,17 +904,11 @@ QTEST(write_nowait_again_at_the_level0_slowdown)
 	 * (stall_ms), lsm_write_nowait gives -EAGAIN having written nothing
 	 * (nowait_write_room) */
 	q_env *fe;
-	lsm_db *db = open_faulty(&fe, LSM_SYNC_NONE, 4 << 20);
-	ASSERT_OK(lsm_flush(db));
+	char p[700];
+	lsm_db *db = open_faulty_table(&fe, p);
 	/* the data blocks of the first table cannot be read from now on (its
 	 * index and filter are in memory): every level-0 compaction fails
 	 * and is retried later, so each flush adds a level-0 table */
-	DIR *d = opendir(dbdir);
-	ASSERT(d != NULL);
-	char p[700];
-	int found = next_file(d, ".sst", p);
-	closedir(d);
-	ASSERT(found);
 	ASSERT_OK(q_fault_env_bad_region(fe, p, 0, -EIO));
 	for (int i = 1; i < 8; i++) {
 		put_wait(db, i, 1, 100);
@@ -1058,6 +1067,65 @@ QTEST(refused_write_nowait_leaves_a_shared_batch_as_it_is)
 	q_buf_free(&v);
 }
 
+static void *flush_main(void *arg)
+{
+	nowait_reader *f = arg;
+	f->rc = lsm_flush(f->db);
+	atomic_store(&f->done, 1);
+	return NULL;
+}
+
+QTEST(get_nowait_leaves_a_replaced_version_to_the_flush_thread)
+{
+	/* a nowait lookup that holds the last reference to a version (a full
+	 * compaction replaced it while the lookup ran) does not release it on
+	 * its own thread, which would close, unmap and delete the table only
+	 * that version kept: the flush thread does (held in a sync here, so
+	 * the table is still on disk when the lookup returns) */
+	first_gate vg, sg;
+	memset(&vg, 0, sizeof(vg));
+	memset(&sg, 0, sizeof(sg));
+	q_env *fe;
+	char t1[700];
+	lsm_db *db = open_faulty_table(&fe, t1);
+	lsm_test_set_view_hook(db, first_gate_hook, &vg);
+	atomic_store(&vg.armed, 1);
+	nowait_reader r = {db, 0, 0};
+	pthread_t rt, ft;
+	ASSERT_OK(pthread_create(&rt, NULL, reader_main, &r));
+	ASSERT(qtest_wait_flag(&vg.entered, 10000)); /* the lookup holds its view */
+	ASSERT_OK(lsm_compact_all(db)); /* the table replaced, the manifests moved on */
+	ASSERT_OK(access(t1, F_OK)); /* still in the lookup's view */
+	q_fault_env_on_sync(fe, first_gate_hook, &sg);
+	atomic_store(&sg.armed, 1);
+	put_wait(db, 1, 1, 100);
+	nowait_reader fl = {db, 0, 0};
+	ASSERT_OK(pthread_create(&ft, NULL, flush_main, &fl));
+	int held = qtest_wait_flag(&sg.entered, 10000); /* the flush thread, in its sync */
+	atomic_store(&vg.open, 1);
+	int returned = qtest_wait_flag(&r.done, 10000);
+	int kept = access(t1, F_OK) == 0;
+	atomic_store(&sg.open, 1);
+	pthread_join(rt, NULL);
+	pthread_join(ft, NULL);
+	ASSERT(held);
+	ASSERT(returned);
+	ASSERT(r.rc == 0 || r.rc == -EAGAIN); /* (the fault env maps no table) */
+	ASSERT(kept); /* not deleted on the lookup's thread */
+	ASSERT_OK(fl.rc);
+	int gone = 0;
+	for (int t = 0; t < 1000 && !gone; t++) { /* released by the flush thread */
+		gone = access(t1, F_OK) != 0;
+		if (!gone)
+			q_sleep_ms(10);
+	}
+	ASSERT(gone);
+	expect(db, 0, 1, 100);
+	expect(db, 1, 1, 100);
+	ASSERT_OK(lsm_close(db));
+	q_fault_env_free(fe);
+}
+
 QTEST_MAIN(QT(get_answers_from_the_memtable), QT(get_not_found_through_filters_and_key_ranges),
 	   QT(get_again_for_an_uncached_block_until_a_read_caches_it),
 	   QT(get_reads_a_block_in_the_page_cache), QT(get_again_for_a_separated_value), QT(write_nowait_is_read_back_and_recovered),
@@ -1074,4 +1142,5 @@ QTEST_MAIN(QT(get_answers_from_the_memtable), QT(get_not_found_through_filters_a
 	   QT(write_nowait_again_at_the_level0_slowdown),
 	   QT(write_nowait_again_while_a_resume_is_due),
 	   QT(refused_writes_take_no_sequence_number),
-	   QT(refused_write_nowait_leaves_a_shared_batch_as_it_is))
+	   QT(refused_write_nowait_leaves_a_shared_batch_as_it_is),
+	   QT(get_nowait_leaves_a_replaced_version_to_the_flush_thread))
