@@ -1576,14 +1576,17 @@ void coord_put(coord *c, q_slice key, q_slice ctx, const obj_write *w, const coo
 	j->r = self;
 	self->state = REP_PENDING;
 	o->refs++; /* before: an inline job completes at once */
-	if (job_submit(c, j) < 0) {
+	rc = job_submit(c, j);
+	if (rc < 0) {
 		o->refs--;
 		job_free(j);
-		goto nomem;
+		goto fail;
 	}
 	return;
 nomem:
-	op_reply(o, -ENOMEM, NULL);
+	rc = -ENOMEM;
+fail: /* answered with the cause (a failed hand-off is not -ENOMEM) */
+	op_reply(o, rc, NULL);
 	op_end_timer(o);
 }
 

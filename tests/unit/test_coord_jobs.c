@@ -486,6 +486,31 @@ QTEST(failed_handoff_fails_the_keys_of_a_multi_key_read)
 	failed_handoff_case(COORD_IO_AUTO, 1);
 }
 
+/* A put whose write cannot be handed to the workers is answered with
+ * that error (the failed hand-off's own, or Q_ECLOSED for a batch that
+ * could not go), not with -ENOMEM; nothing is stored. */
+QTEST(failed_handoff_answers_a_put_with_its_cause)
+{
+	size_t batches[2] = {1, 64};
+	int want[2] = {-EIO, Q_ECLOSED};
+	for (int i = 0; i < 2; i++) {
+		rig g;
+		rig_open(&g);
+		coord_test_hooks h = {NULL, fail_handoff, NULL};
+		rig_start(&g, COORD_IO_WORKER, batches[i], &h);
+		atomic_store(&handoff_fails, 1);
+		call p;
+		post(&g, &p, "k", 1, q_slice_str("v"));
+		wait_done(&p);
+		ASSERT_EQ(p.rc, want[i]);
+		ASSERT_EQ(p.set, NULL);
+		atomic_store(&handoff_fails, 0);
+		obj_set *got = NULL;
+		ASSERT_EQ(replica_get(g.rep, q_slice_str("k"), &got), Q_ENOTFOUND);
+		rig_stop(&g);
+	}
+}
+
 /* ---- the replica's batch hook across a fallback ---------------------- */
 
 static atomic_int batch_calls, after_calls;
@@ -602,5 +627,6 @@ QTEST(hint_of_a_departed_owner_is_merged_by_a_disk_job)
 
 QTEST_MAIN(QT(loop_jobs_of_a_key_follow_its_worker_job),
 	   QT(failed_handoff_fails_the_keys_of_a_multi_key_read),
+	   QT(failed_handoff_answers_a_put_with_its_cause),
 	   QT(fallback_writes_call_the_batch_hook_once),
 	   QT(hint_of_a_departed_owner_is_merged_by_a_disk_job))
