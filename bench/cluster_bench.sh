@@ -30,8 +30,13 @@
 # The CPU time the 3 nodes and the bench client used is printed for each
 # quorumd phase (the load generator must not be the bottleneck), with the
 # load average before each phase, and the nodes' CPU time per operation of
-# the mixed phase (the figure that depends least on the machine's load). The summary checks the targets: mixed
-# throughput >= 0.5x redis, p99.9 < 10 ms, puts >= 20x etcd.
+# the mixed phase (the figure that depends least on the machine's load).
+# The CPU time per write is printed for the puts-only phase (nodes and
+# bench client), redis-server (per request) and etcd's members (per put):
+# when every system is bound by the same cores, the throughput ratio
+# follows the ratio of CPU per write, and the summary gives the most puts
+# per second the cores allow at our cost. The summary checks the targets:
+# mixed throughput >= 0.5x redis, p99.9 < 10 ms, puts >= 20x etcd.
 # Every process started here is stopped by its PID on exit.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -188,14 +193,23 @@ EOF2
 	echo "$1 q_p99 $q_p99" >>"$res"
 	echo "$1 q_p999 $q_p999" >>"$res"
 	# puts only, for the comparison with etcd (which is measured on puts)
-	"$QC" --timeout 5s bench --nodes "$nodes" --clients "$CLIENTS" --keys "$KEYS" \
-		--value-size "$VALUE" --get-percent 0 --duration "$DURATION" --r 2 --w 2 \
-		--json >"$work/qp.json" || true
-	local q_puts
+	n0=0; for p in "${pids[@]}"; do n0=$(python3 -c "print($n0 + $(cpu_s "$p"))"); done
+	( TIMEFORMAT='%U %S'; time "$QC" --timeout 5s bench --nodes "$nodes" --clients "$CLIENTS" \
+		--keys "$KEYS" --value-size "$VALUE" --get-percent 0 --duration "$DURATION" --r 2 --w 2 \
+		--json >"$work/qp.json" ) 2>"$work/qp.time" || true
+	n1=0; for p in "${pids[@]}"; do n1=$(python3 -c "print($n1 + $(cpu_s "$p"))"); done
+	local q_puts q_cpu_put q_cl_put
 	q_puts=$(jget "$work/qp.json" ops_per_sec)
+	read -r q_cpu_put q_cl_put < <(python3 -c "
+import json; ops = json.load(open('$work/qp.json'))['ops'] or 1
+cl = sum(map(float, open('$work/qp.time').read().split()[-2:]))
+print('%.1f %.1f' % (($n1 - $n0) * 1e6 / ops, cl * 1e6 / ops))")
 	printf "quorumd  %10.0f puts/s (puts only)  p99 %.3f ms  p99.9 %.3f ms\n" \
 		"$q_puts" "$(jget "$work/qp.json" p99_ms)" "$(jget "$work/qp.json" p999_ms)"
+	printf "         cpu per put: 3 nodes %s us, bench client %s us\n" "$q_cpu_put" "$q_cl_put"
 	echo "$1 q_puts $q_puts" >>"$res"
+	echo "$1 q_cpu_put $q_cpu_put" >>"$res"
+	echo "$1 q_cl_put $q_cl_put" >>"$res"
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	pids=()
@@ -220,10 +234,13 @@ run_redis() { # $1 = run number
 		--daemonize no --dir "$work" >"$work/redis.log" 2>&1 &
 	pids+=($!)
 	wait_port "$rp"
+	local r0 r1
+	r0=$(cpu_s "${pids[-1]}")
 	n=$((CLIENTS * 4000))
 	echo "== run $1: redis-benchmark -c $CLIENTS -d $VALUE -r $KEYS -n $n -t set,get (single redis-server; load $(load))"
 	redis-benchmark -p "$rp" -c "$CLIENTS" -d "$VALUE" -r "$KEYS" -n "$n" -t set,get --csv \
 		>"$work/redis.csv"
+	r1=$(cpu_s "${pids[-1]}")
 	cat "$work/redis.csv"
 	read -r r_set r_get r_set_p99 r_get_p99 < <(python3 - "$work/redis.csv" <<'EOF2'
 import csv, sys
@@ -237,6 +254,8 @@ EOF2
 	printf "redis    %10.0f ops/s mixed (SET %.0f, GET %.0f; p99 %s / %s ms)\n" \
 		"$r_mix" "$r_set" "$r_get" "$r_set_p99" "$r_get_p99"
 	echo "$1 r_mix $r_mix" >>"$res"
+	# SET and GET ran n requests each
+	printf "         cpu: redis-server %s us per request\n" "$(python3 -c "print('%.1f' % (($r1 - $r0) * 1e6 / (2 * $n)))")"
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	pids=()
@@ -255,7 +274,7 @@ if [ "${SKIP_ETCD:-0}" != 1 ]; then
 	fi
 fi
 run_etcd() { # $1 = run number
-	local cp=() pp=() cluster="" i e_put
+	local cp=() pp=() cluster="" i e_put e_out
 	for i in 0 1 2; do cp+=($(free_port)); pp+=($(free_port)); done
 	for i in 0 1 2; do cluster+="${cluster:+,}e$i=http://127.0.0.1:${pp[$i]}"; done
 	rm -rf "$work"/etcd0 "$work"/etcd1 "$work"/etcd2
@@ -270,8 +289,10 @@ run_etcd() { # $1 = run number
 		pids+=($!)
 	done
 	for p in "${cp[@]}"; do wait_port "$p"; done
+	local e0 e1 p
+	e0=0; for p in "${pids[@]}"; do e0=$(python3 -c "print($e0 + $(cpu_s "$p"))"); done
 	echo "== run $1: etcd: 3 members on loopback, $CLIENTS client threads putting $VALUE-byte values for $DURATION (load $(load))"
-	e_put=$(python3 - "$DURATION" "$CLIENTS" "$VALUE" "$KEYS" "${cp[@]}" <<'EOF2'
+	e_out=$(python3 - "$DURATION" "$CLIENTS" "$VALUE" "$KEYS" "${cp[@]}" <<'EOF2'
 import base64, http.client, json, random, sys, threading, time
 dur, clients, vsize, keys = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 ports = sys.argv[5:]
@@ -308,12 +329,18 @@ ts = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
 t0 = time.time()
 for t in ts: t.start()
 for t in ts: t.join()
-print("%.1f" % (sum(count) / (time.time() - t0)))
+print("%.1f %d" % (sum(count) / (time.time() - t0), sum(count)))
 print("etcd errors: %d" % sum(errors), file=sys.stderr)
 EOF2
 )
+	e1=0; for p in "${pids[@]}"; do e1=$(python3 -c "print($e1 + $(cpu_s "$p"))"); done
+	local e_cpu_put e_n
+	read -r e_put e_n <<<"$e_out"
+	e_cpu_put=$(python3 -c "print('%.1f' % (($e1 - $e0) * 1e6 / max(1, $e_n)))")
 	printf "etcd     %10.0f puts/s (3 members)\n" "$e_put"
+	printf "         cpu per put: 3 members %s us\n" "$e_cpu_put"
 	echo "$1 e_put $e_put" >>"$res"
+	echo "$1 e_cpu_put $e_cpu_put" >>"$res"
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	pids=()
@@ -326,7 +353,7 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 echo "== summary (load average now $(load))"
-python3 - "$res" "$RUNS" <<'EOF2'
+python3 - "$res" "$RUNS" "$(nproc)" <<'EOF2'
 import sys, statistics
 runs = int(sys.argv[2])
 v = {}
@@ -351,7 +378,7 @@ for r in sorted(v):
     print()
     rows.append((d, q))
 med = lambda xs: statistics.median(xs) if xs else None
-m = {k: med([d[k] for d, _ in rows if k in d]) for k in ("q_ops", "q_p50", "q_p99", "q_p999", "q_puts", "r_mix", "e_put", "q_cpu_op")}
+m = {k: med([d[k] for d, _ in rows if k in d]) for k in ("q_ops", "q_p50", "q_p99", "q_p999", "q_puts", "r_mix", "e_put", "q_cpu_op", "q_cpu_put", "q_cl_put", "e_cpu_put")}
 mr = {k: med([q[k] for _, q in rows if k in q]) for k in ("redis", "etcd", "etcd_mixed")}
 label = "median of %d runs" % runs if runs > 1 else "1 run"
 print("quorumd 3 nodes N=3 R=2 W=2 (%s): %.0f ops/s, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms; puts only %.0f/s; nodes' cpu per op %.1f us" %
@@ -361,6 +388,15 @@ if mr["redis"] is not None:
 if mr["etcd"] is not None:
     print("ours/etcd (puts vs puts): %.1fx; ours mixed / etcd puts: %.1fx (etcd %.0f puts/s)" %
           (mr["etcd"], mr["etcd_mixed"], m["e_put"]))
+if m["q_cpu_put"] is not None and m["q_cl_put"] is not None:
+    cores = int(sys.argv[3])
+    bound = cores * 1e6 / (m["q_cpu_put"] + m["q_cl_put"])
+    print("cpu per put: 3 nodes %.1f us + bench client %.1f us; at that cost %d cores allow at most about %.0f puts/s" %
+          (m["q_cpu_put"], m["q_cl_put"], cores, bound), end="")
+    if m["e_cpu_put"] is not None and m["e_put"]:
+        print("; etcd's 3 members %.1f us per put (%.1fx ours); 20x etcd is %.0f puts/s" %
+              (m["e_cpu_put"], m["e_cpu_put"] / m["q_cpu_put"], 20 * m["e_put"]), end="")
+    print()
 verdict = lambda ok: "met" if ok else "NOT met"
 print("targets: >= 0.5x redis: %s; p99.9 < 10 ms: %s; >= 20x etcd: %s" % (
     verdict(mr["redis"] is not None and mr["redis"] >= 0.5) if mr["redis"] is not None else "not measured",
