@@ -338,8 +338,8 @@ int replica_get_raw_nowait(replica *r, q_slice key, q_buf *out)
  * One read-modify-write under the key's stripe: a merge of in when in is
  * not NULL (a stored set that does not decode is replaced), else an update
  * with client and w (Q_ECORRUPT on such a set). On success *out (if not
- * NULL) receives the stored set, enc (if not NULL; reset first) its
- * encoding, *digest (if not NULL) its digest. nowait: the _nowait form;
+ * NULL) receives the stored set, enc (if not NULL; updates only) its
+ * encoding in place of what it held, *digest (if not NULL) its digest. nowait: the _nowait form;
  * an engine that refuses the write then leaves the batch in *keep (if not
  * NULL). t (blocking, may be NULL; freed): the batch a _nowait call left,
  * stored as it is if the key still holds the bytes it was built from.
