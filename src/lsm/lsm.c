@@ -161,7 +161,7 @@ struct lsm_db {
 	uint64_t switch_err_ns;   /* when switch_err was last logged */
 	lsm_version *deferred;    /* versions whose last reference a nowait
 	                           * lookup dropped, for the flush thread to
-	                           * release (ver_unref_nowait); under mu */
+	                           * release (view_drop_nowait); under mu */
 	void (*view_hook)(void *); /* lsm_test_set_view_hook */
 	void *view_hook_arg;
 	uint64_t log_bad;         /* number of the commit log whose write or
@@ -815,7 +815,7 @@ static int bg_retryable(int rc)
 	return rc == -ENOSPC || rc == -EMFILE || rc == -ENFILE;
 }
 
-/* Releases the versions ver_unref_nowait handed over (closing, unmapping
+/* Releases the versions view_drop_nowait handed over (closing, unmapping
  * and deleting the files only they kept). mu held, released meanwhile. */
 static void release_deferred(lsm_db *db)
 {
@@ -1776,11 +1776,12 @@ static int try_resume(lsm_db *db)
 		pthread_mutex_unlock(&db->log_mu);
 		wal_writer_close(old); /* its error is the one recovered from */
 	}
-	pthread_mutex_lock(&db->mu);
 	if (rc) {
 		mem_unref(m);
+		pthread_mutex_lock(&db->mu);
 		return db->bg_error;
 	}
+	pthread_mutex_lock(&db->mu);
 	db->imm[db->nimm++] = db->mem;
 	db->mem = m;
 	if (bg_retryable(db->bg_error)) {
