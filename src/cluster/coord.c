@@ -769,14 +769,16 @@ static int job_try_loop(coord *c, job *j)
 		break;
 	case JOB_UPDATE: {
 		op *o = j->r->o;
-		if (j->r->hint_for[0] || o->w.value.n >= COORD_LOOP_MAX_VALUE)
+		if (c->cfg.sync_writes || j->r->hint_for[0] ||
+		    o->w.value.n >= COORD_LOOP_MAX_VALUE)
 			return 0;
 		rc = replica_update_enc_nowait(rp, key, o->cctx, &o->w, &j->out, &j->buf,
 					       &j->retry);
 		break;
 	}
 	case JOB_MERGE:
-		if (j->hint_for[0] || set_value_bytes(j->in) >= COORD_LOOP_MAX_VALUE)
+		if (c->cfg.sync_writes || j->hint_for[0] ||
+		    set_value_bytes(j->in) >= COORD_LOOP_MAX_VALUE)
 			return 0;
 		rc = replica_merge_digest_nowait(rp, key, j->in, NULL, NULL, &j->retry);
 		break;
@@ -785,7 +787,7 @@ static int job_try_loop(coord *c, job *j)
 		break;
 	case JOB_SERVE_PUT: {
 		q_slice ob = j->req->msg.u.repl_put.object;
-		if (ob.n >= COORD_LOOP_MAX_VALUE)
+		if (c->cfg.sync_writes || ob.n >= COORD_LOOP_MAX_VALUE)
 			return 0;
 		rc = obj_set_decode(ob.p, ob.n, &j->in);
 		if (rc == 0)

@@ -88,6 +88,11 @@ typedef struct coord_config {
 				  * 0 or 1: one job per worker hand-off. Keep 1
 				  * with a per-write fsync, where concurrent
 				  * writers share their syncs in the engine */
+	int sync_writes;         /* 1: the storage engine syncs every write
+				  * (sync = always), so io = auto does not try
+				  * writes on the loop: the engine would refuse
+				  * each one without blocking, after the loop
+				  * had read and merged for it */
 } coord_config;
 
 /* Per-request options; 0 = the cluster default. */

@@ -355,6 +355,7 @@ int q_node_start(q_conf *conf, q_node **out)
 		.ring_tokens = n->cfg.ring_tokens,
 		.io = n->cfg.io,
 		.job_batch = n->cfg.sync == LSM_SYNC_ALWAYS ? 1 : 64,
+		.sync_writes = n->cfg.sync == LSM_SYNC_ALWAYS,
 		.sloppy_quorum = n->cfg.sloppy_quorum,
 	};
 	Q_ERR(coord_new(&cc, n->rep, n->mem, NULL, &n->coord));

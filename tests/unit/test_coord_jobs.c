@@ -7,7 +7,8 @@
  * afterwards; a failed hand-off to the workers gives the keys of a
  * multi-key read (local, and served to a peer as REPL_MGET) an explicit
  * error; a write the engine refuses on the loop calls the replica's batch
- * hook once, its batch stored by the worker; a hint whose owner left is
+ * hook once, its batch stored by the worker; with sync = always writes are
+ * not tried on the loop at all; a hint whose owner left is
  * merged here by a disk job, not on the loop thread.
  *
  * The coordinator's test hooks (coord.h) hold jobs at the workers and fail
@@ -43,6 +44,8 @@ typedef struct rig {
 	coord *c;
 	hint_store *hints;      /* if set before rig_start: the node keeps hints,
 				 * and their owner "gone" has left for good */
+	int sync_writes;        /* coord_config.sync_writes, if set before
+				 * rig_start */
 } rig;
 
 /* The engine without a block cache and without page-cache reads: a key
@@ -105,6 +108,7 @@ static void rig_start(rig *g, int io, size_t job_batch, const coord_test_hooks *
 		.ring_tokens = 16,
 		.io = io,
 		.job_batch = job_batch,
+		.sync_writes = g->sync_writes,
 	};
 	ASSERT_OK(net_loop_start(0, "test-loop", &g->loop));
 	ASSERT_OK(coord_new(&cc, g->rep, g->mem, g->loop, &g->c));
@@ -570,6 +574,41 @@ QTEST(fallback_writes_call_the_batch_hook_once)
 	rig_stop(&g);
 }
 
+/*
+ * With a store that syncs every write, as the node configures it
+ * (sync_writes), writes go to the workers without a try on the loop: the
+ * engine refuses no nowait write (it is asked for none), each put is one
+ * worker job, and reads are still served on the loop.
+ */
+QTEST(sync_always_writes_go_to_the_workers_untried)
+{
+	rig g;
+	rig_open_sync(&g, LSM_SYNC_ALWAYS);
+	g.sync_writes = 1;
+	rig_start(&g, COORD_IO_AUTO, 1, NULL);
+	enum { PUTS = 5 };
+	for (int i = 0; i < PUTS; i++) {
+		call p;
+		post(&g, &p, i % 2 ? "a" : "b", 1, q_slice_str("v"));
+		wait_done(&p);
+		ASSERT_OK(p.rc);
+		obj_set_free(p.set);
+	}
+	lsm_stats ls;
+	lsm_get_stats(g.db, &ls);
+	ASSERT_U64_EQ(ls.nowait_write_sync, 0);
+	coord_stats st = stats(&g);
+	ASSERT_U64_EQ(st.jobs_worker, PUTS);
+	call get;
+	post(&g, &get, "a", 0, q_slice_make(NULL, 0));
+	wait_done(&get);
+	ASSERT_OK(get.rc);
+	ASSERT_EQ(obj_set_count(get.set), 2);
+	obj_set_free(get.set);
+	ASSERT_U64_EQ(stats(&g).jobs_loop, st.jobs_loop + 1); /* the get, from the memtable */
+	rig_stop(&g);
+}
+
 /* ---- hints of an owner that left ------------------------------------- */
 
 static uint64_t hint_count(rig *g)
@@ -629,4 +668,5 @@ QTEST_MAIN(QT(loop_jobs_of_a_key_follow_its_worker_job),
 	   QT(failed_handoff_fails_the_keys_of_a_multi_key_read),
 	   QT(failed_handoff_answers_a_put_with_its_cause),
 	   QT(fallback_writes_call_the_batch_hook_once),
+	   QT(sync_always_writes_go_to_the_workers_untried),
 	   QT(hint_of_a_departed_owner_is_merged_by_a_disk_job))
