@@ -8,13 +8,16 @@
  * byte (with its operand bytes) is one operation on a real store in a
  * fresh temporary directory, opened through the fault env:
  *
- *   put, delete, write batch (1-8 puts/deletes, atomic), get, ordered range
- *   scan from a seek key, take a snapshot iterator / check the held snapshot
- *   against the model as it was when taken, flush, compact everything,
- *   close + reopen, power loss (drop everything unsynced and every file
- *   created or renamed after the last directory sync, reopen) either after a
- *   clean close or at an instant: every env call fails from then on, so the
- *   close path's log sync and manifest write never reach the disk.
+ *   put, delete, write batch (1-8 puts/deletes, atomic; bit 3 of its count
+ *   byte tries lsm_write_nowait first, then lsm_write if that says -EAGAIN),
+ *   get (op 7 lsm_get, op 8 lsm_get_nowait, then lsm_get on -EAGAIN),
+ *   ordered range scan from a seek key, take a snapshot iterator / check the
+ *   held snapshot against the model as it was when taken, flush, compact
+ *   everything, close + reopen, power loss (drop everything unsynced and
+ *   every file created or renamed after the last directory sync, reopen)
+ *   either after a clean close or at an instant: every env call fails from
+ *   then on, so the close path's log sync and manifest write never reach
+ *   the disk.
  *
  * Keys come from a small alphabet (1-3 letters of "abcd", 84 keys) so that
  * writes collide and overwrite; values are 0-120 bytes, sometimes 1-6 KiB
@@ -22,7 +25,10 @@
  * a seed so the model stores (seed, length, hash) instead of bytes.
  *
  * Checks (any divergence prints the step and aborts):
- *   - every call succeeds (no fault is injected besides the crash);
+ *   - every call succeeds (no fault is injected besides the crash); a nowait
+ *     call gives -EAGAIN or the blocking call's result; a refused nowait
+ *     write changed nothing; under sync=always it is always refused (it
+ *     would wait for an fsync);
  *   - after each step the keys it touched read back as the model says;
  *   - after flush, compaction, reopen, crash and at the end, a full ordered
  *     scan equals the model exactly (same keys, same order, same values);
@@ -40,6 +46,7 @@
  * The engine's log is off unless QFS_OPS_LOG is set. Not thread-safe
  * (libFuzzer runs one input at a time).
  */
+#include <errno.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -211,9 +218,14 @@ static void hist_push(run *R)
 	R->hist[R->nhist++] = R->model;
 }
 
-static void check_get(run *R, const mstate *m, int k)
+/* nowait = 1: lsm_get_nowait, and lsm_get only when it says -EAGAIN */
+static void check_get_how(run *R, const mstate *m, int k, int nowait)
 {
-	int rc = lsm_get(R->db, key_slice(k), &R->out);
+	int rc = -EAGAIN;
+	if (nowait)
+		rc = lsm_get_nowait(R->db, key_slice(k), &R->out);
+	if (rc == -EAGAIN)
+		rc = lsm_get(R->db, key_slice(k), &R->out);
 	const mval *v = &m->v[k];
 	if (!v->present) {
 		if (rc != Q_ENOTFOUND)
@@ -224,6 +236,11 @@ static void check_get(run *R, const mstate *m, int k)
 		die(R, "get of a present key failed", rc);
 	if (R->out.len != v->len || q_hash64(R->out.p, R->out.len, 7) != v->h)
 		die(R, "get returned a wrong value", 0);
+}
+
+static void check_get(run *R, const mstate *m, int k)
+{
+	check_get_how(R, m, k, 0);
 }
 
 /* Full ordered scan into a state (values hashed). */
@@ -454,7 +471,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_get(R, &R->model, k);
 			break;
 		case 6: { /* batch */
-			int n = 1 + u8(&r) % 8;
+			uint8_t nb = u8(&r);
+			int n = 1 + nb % 8, nowait = nb & 8;
 			int touched[8];
 			mstate after = R->model;
 			lsm_batch_clear(b);
@@ -473,7 +491,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (rc)
 					die(R, "batch add", rc);
 			}
-			rc = lsm_write(R->db, b);
+			rc = -EAGAIN;
+			if (nowait) {
+				rc = lsm_write_nowait(R->db, b);
+				if (rc == 0 && R->o.sync == LSM_SYNC_ALWAYS)
+					die(R, "write_nowait went ahead under sync=always", 0);
+				if (rc == -EAGAIN) /* refused: nothing of it written */
+					for (int i = 0; i < n; i++)
+						check_get(R, &R->model, touched[i]);
+			}
+			if (rc == -EAGAIN)
+				rc = lsm_write(R->db, b);
 			if (rc)
 				die(R, "write batch", rc);
 			R->model = after;
@@ -481,8 +509,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				check_get(R, &R->model, touched[i]);
 			break;
 		}
-		case 7: case 8: /* get */
-			check_get(R, &R->model, k);
+		case 7: case 8: /* get: 7 blocking, 8 nowait first */
+			check_get_how(R, &R->model, k, op == 8);
 			break;
 		case 9: /* range scan */
 			check_range(R, k, 1 + u8(&r) % 16);
