@@ -264,6 +264,8 @@ static int commit(replica *r, lsm_batch *b, q_slice key, int cur, uint64_t od,
  * (replica.h): the batch built (hook entries included) and the stored
  * bytes it was built from. */
 struct replica_retry {
+	q_buf key;        /* the key and kind of write it was built for: */
+	int merge;        /* a retry for another stores nothing of it */
 	int had;          /* a value was stored (raw) */
 	q_buf raw;        /* the bytes read */
 	int cur;          /* they decoded (od is their digest) */
@@ -278,6 +280,7 @@ void replica_retry_free(replica_retry *t)
 {
 	if (!t)
 		return;
+	q_buf_free(&t->key);
 	q_buf_free(&t->raw);
 	lsm_batch_free(t->b);
 	obj_set_free(t->next);
@@ -371,8 +374,9 @@ static int rmw(replica *r, q_slice key, const obj_ctx *client, const obj_write *
 		goto out;
 	had = rc != Q_ENOTFOUND;
 	has_cur = cur != NULL;
-	if (t && t->had == had && t->raw.len == raw.len &&
-	    (!raw.len || !memcmp(t->raw.p, raw.p, raw.len))) {
+	if (t && t->merge == (in != NULL) && t->key.len == key.n &&
+	    (!key.n || !memcmp(t->key.p, key.p, key.n)) && t->had == had &&
+	    t->raw.len == raw.len && (!raw.len || !memcmp(t->raw.p, raw.p, raw.len))) {
 		/* the bytes the kept batch was built from: the same write, its
 		 * batch (hook entries included) stored as it is */
 		b = t->b;
@@ -414,7 +418,12 @@ static int rmw(replica *r, q_slice key, const obj_ctx *client, const obj_write *
 	rc = commit(r, b, key, has_cur, od, next, nd, nowait);
 	if (rc == -EAGAIN && keep) {
 		replica_retry *kt = calloc(1, sizeof(*kt));
+		if (kt && q_buf_append(&kt->key, key.p, key.n) < 0) {
+			free(kt);
+			kt = NULL; /* the retry does the whole write */
+		}
 		if (kt) {
+			kt->merge = in != NULL;
 			kt->had = had;
 			kt->raw = raw;
 			q_buf_init(&raw);

@@ -98,8 +98,10 @@ int replica_merge_digest(replica *r, q_slice key, const obj_set *in, obj_set **o
  * the bytes the batch was built from, the retry stores that batch as it is
  * (same set, same digest; the batch hook is not called again), else the
  * key changed meanwhile and the retry does the whole operation (a
- * different write: the hook is called for it). So the batch hook is called
- * once per write, fallback included, unless the key changes in between.
+ * different write: the hook is called for it; so is a retry passed with
+ * another key, or an update's batch passed to a merge or the other way
+ * round, which does its own operation). So the batch hook is called once
+ * per write, fallback included, unless the key changes in between.
  * The _retry forms are blocking forms (t NULL: exactly the blocking form)
  * and free t; replica_retry_free frees one not retried.
  */

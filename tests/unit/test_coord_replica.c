@@ -832,6 +832,50 @@ static void both_after(void *arg, q_slice key, const uint64_t *od, const uint64_
  * the retry, the retry does the whole write again over the new set (a
  * different write: the hook is called for it), losing nothing.
  */
+/* A kept batch is stored only by a retry of the write it was built for:
+ * passed with another key, or to the other kind of write, whose stored
+ * bytes match (both keys absent), the retry does its own operation. */
+QTEST(kept_batch_serves_only_its_own_write)
+{
+	lsm_db *db = open_db_at("db", LSM_SYNC_ALWAYS);
+	replica *r = NULL;
+	ASSERT_OK(replica_new(db, "n1", &r));
+	obj_write wa = wr("for-a", 1), wb = wr("for-b", 1);
+	q_buf enc = Q_BUF_INIT, raw = Q_BUF_INIT;
+	obj_set *s = NULL;
+	replica_retry *t = NULL;
+	ASSERT_EQ(replica_update_enc_nowait(r, q_slice_str("a"), NULL, &wa, NULL, &enc, &t), -EAGAIN);
+	ASSERT(t != NULL);
+	ASSERT_OK(replica_update_enc_retry(r, q_slice_str("b"), NULL, &wb, &s, &enc, t));
+	ASSERT_EQ(replica_get_raw(r, q_slice_str("a"), &raw), Q_ENOTFOUND);
+	ASSERT_EQ(obj_set_count(s), 1);
+	obj_sibling sb;
+	obj_set_sibling(s, 0, &sb);
+	ASSERT_EQ(sb.value.n, 5);
+	ASSERT_MEMEQ(sb.value.p, "for-b", 5);
+	obj_set_free(s);
+	s = NULL;
+	/* an update's batch handed to a merge of another set */
+	obj_write wp = wr("peer", 2);
+	obj_set *peer = NULL;
+	ASSERT_OK(obj_set_update(NULL, NULL, "n2", &wp, NULL, 2, &peer));
+	ASSERT_EQ(replica_update_enc_nowait(r, q_slice_str("c"), NULL, &wa, NULL, &enc, &t), -EAGAIN);
+	ASSERT(t != NULL);
+	uint64_t d = 0;
+	ASSERT_OK(replica_merge_digest_retry(r, q_slice_str("c"), peer, &s, &d, t));
+	ASSERT_EQ(obj_set_count(s), 1);
+	obj_set_sibling(s, 0, &sb);
+	ASSERT_EQ(sb.value.n, 4);
+	ASSERT_MEMEQ(sb.value.p, "peer", 4);
+	ASSERT_U64_EQ(d, obj_set_digest(s));
+	obj_set_free(s);
+	obj_set_free(peer);
+	q_buf_free(&enc);
+	q_buf_free(&raw);
+	replica_free(r);
+	ASSERT_OK(lsm_close(db));
+}
+
 QTEST(batch_hook_runs_once_across_a_fallback)
 {
 	lsm_db *db = open_db_at("db", LSM_SYNC_ALWAYS);
@@ -939,4 +983,4 @@ QTEST_MAIN(QT(update_get_and_context), QT(merge_is_idempotent_and_skips_unchange
 	   QT(refused_writes_are_logged_once_and_counted),
 	   QT(oversized_writes_are_not_store_errors),
 	   QT(corrupt_copy_is_reported_once_across_a_fallback),
-	   QT(batch_hook_runs_once_across_a_fallback))
+	   QT(batch_hook_runs_once_across_a_fallback), QT(kept_batch_serves_only_its_own_write))
