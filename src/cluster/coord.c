@@ -6,7 +6,8 @@
  * ===================================================================
  *
  * Threads. Everything below runs on the net_loop thread except the bodies
- * of disk jobs (job_work, on libuv's worker pool: they only call replica_*)
+ * of disk jobs (job_work, on libuv's worker pool: they only call replica_*
+ * and hint_put), the hint store jobs of a delivery round ("Hint delivery")
  * and the *_sync entry points (caller threads: they post to the loop and
  * wait on a condition variable, or take the single-node fast path). With
  * io = auto (the default) a job is first tried on the loop thread with the
@@ -210,7 +211,7 @@ struct coord {
 	uv_timer_t probe_timer;  /* down-member probes (probe_tick) */
 	int probe_timer_on;
 	int probe_inflight;
-	int hint_inflight;       /* deliveries outstanding (loop thread) */
+	struct hint_round *hint_round; /* delivery round under way (loop thread) */
 	uint64_t hints_delivered, hints_stored; /* atomics */
 	struct {
 		coord_msg_fn fn;
@@ -464,12 +465,16 @@ enum {
 /* One hint on its way: to its owner (one REPL_PUT) or, when the owner left
  * the cluster, to the key's current primaries (a JOB_MERGE for this node,
  * REPL_PUT to the others). The hint is deleted once every send succeeded
- * (hint_delete_if: not if a write was merged into it meanwhile). Loop
- * thread. */
+ * (hint_delete_if: not if a write was merged into it meanwhile), by the
+ * delete job of its round (see "Hint delivery"). Loop thread, until that
+ * job reads it. */
+typedef struct hint_round hint_round;
 typedef struct hint_dlv {
 	coord *c;
+	hint_round *round;       /* owns it */
+	struct hint_dlv *next;   /* the round's list */
 	char owner[MEMBER_ID_MAX + 1];
-	uint8_t *key;
+	const uint8_t *key;      /* borrowed from the round's batch */
 	size_t klen;
 	uint64_t seq;
 	int pending;             /* sends outstanding, +1 while issuing them */
@@ -2541,19 +2546,90 @@ int coord_new(const coord_config *cfg, replica *store, members *mem, net_loop *l
 }
 
 /* ------------------------------------------------------------------ */
-/* Hint delivery (loop thread; the hint store's reads and deletes are
- * small LSM operations done inline)                                    */
+/* Hint delivery
+ *
+ * The loop thread never touches the hint store: its reads and deletes
+ * (and its statistics, which may rescan) wait for the disk, and for a
+ * worker's hint_put holding the store's mutex through an fsync. A round,
+ * one at a time (c->hint_round), started by hint_tick every
+ * COORD_HINT_INTERVAL_MS:
+ *   1. LOAD, a worker (hint_load_work): nothing if the store is empty;
+ *      else lists the owners (hint_owners) and loads a batch
+ *      (hint_batch_load, HINT_BATCH_ITEMS / HINT_BATCH_BYTES) for each
+ *      owner the loop's snapshot of the view calls deliverable: a member
+ *      up and not this node, or (not a member) one that left for good.
+ *      Corrupt hints are deleted there.
+ *   2. SEND, the loop (hint_load_done): each owner is checked again
+ *      against the current view; each hint is sent (hint_deliver_owner,
+ *      hint_redirect). A hint_dlv completes once all its sends did.
+ *   3. DELETE, a worker (hint_delete_work), once every delivery of the
+ *      round completed: hint_delete_if(seq) for each hint whose every send
+ *      succeeded, so a hint into which a write was merged meanwhile stays
+ *      for the next round.
+ * The round is freed on the loop after its last step. Once the
+ * coordinator closes no round starts, a loaded round sends nothing and a
+ * round whose sends complete queues no delete job (a delete job already
+ * queued deletes what was delivered). libuv runs the completion of every
+ * queued job before the loop ends, and the loop ends before coord_free,
+ * so no job outlives the coordinator.
+ */
 
 #define HINT_BATCH_ITEMS 64
 #define HINT_BATCH_BYTES (4u << 20)
 
-static void hint_dlv_done(hint_dlv *d)
+typedef struct hint_owner_batch {
+	char owner[MEMBER_ID_MAX + 1];
+	int departed;            /* not a member: left for good */
+	hint_batch b;
+} hint_owner_batch;
+
+typedef struct hint_view_entry {
+	char id[MEMBER_ID_MAX + 1];
+	int up;                  /* up and not this node */
+} hint_view_entry;
+
+struct hint_round {
+	uv_work_t lw, dw;        /* the load and the delete job */
+	coord *c;
+	hint_view_entry *view;   /* the view when the round started */
+	size_t nview;
+	hint_owner_batch *ob;    /* loaded by the worker */
+	size_t nob;
+	hint_dlv *dlvs;          /* this round's deliveries */
+	int outstanding;         /* deliveries not done, +1 while sending */
+	int any_ok;              /* some delivery succeeded: delete job */
+};
+
+static void hint_round_free(hint_round *h)
 {
-	coord *c = d->c;
-	if (--d->pending > 0)
-		return;
-	c->hint_inflight--;
-	if (!d->failed && c->hints && !c->closing) {
+	h->c->hint_round = NULL;
+	while (h->dlvs) {
+		hint_dlv *d = h->dlvs;
+		h->dlvs = d->next;
+		free(d);
+	}
+	for (size_t i = 0; i < h->nob; i++)
+		hint_batch_free(&h->ob[i].b);
+	free(h->ob);
+	free(h->view);
+	free(h);
+}
+
+/* The test hook (coord.h) on the worker, before a round's store work. */
+static void hint_job_hook(coord *c)
+{
+	if (c->th.work)
+		c->th.work(c->th.arg, q_slice_make(NULL, 0));
+}
+
+static void hint_delete_work(uv_work_t *w)
+{
+	hint_round *h = w->data;
+	coord *c = h->c;
+	hint_job_hook(c);
+	for (hint_dlv *d = h->dlvs; d; d = d->next) {
+		if (d->failed)
+			continue;
 		int rc = hint_delete_if(c->hints, d->owner, q_slice_make(d->key, d->klen), d->seq);
 		if (rc == 0)
 			__atomic_add_fetch(&c->hints_delivered, 1, __ATOMIC_RELAXED);
@@ -2561,8 +2637,33 @@ static void hint_dlv_done(hint_dlv *d)
 			Q_WARN("coord", "deleting a delivered hint for %s: %s", d->owner,
 			       q_strerror(rc));
 	}
-	free(d->key);
-	free(d);
+}
+
+static void hint_delete_done(uv_work_t *w, int status)
+{
+	(void)status;
+	hint_round_free(w->data);
+}
+
+/* One delivery of the round completed, or the sending is over: the last
+ * one hands the deletes to a worker (or ends the round). */
+static void hint_round_release(hint_round *h)
+{
+	if (--h->outstanding > 0)
+		return;
+	coord *c = h->c;
+	if (!h->any_ok || c->closing ||
+	    job_queue(c, &h->dw, hint_delete_work, hint_delete_done) < 0)
+		hint_round_free(h);
+}
+
+static void hint_dlv_done(hint_dlv *d)
+{
+	if (--d->pending > 0)
+		return;
+	if (!d->failed)
+		d->round->any_ok = 1;
+	hint_round_release(d->round);
 }
 
 static void hint_dlv_cb(void *arg, int status, const net_msg *resp)
@@ -2576,28 +2677,37 @@ static void hint_dlv_cb(void *arg, int status, const net_msg *resp)
 	hint_dlv_done(d);
 }
 
-static void hint_redirect(coord *c, const char *owner, const hint_item *it)
+/* A delivery of it (key borrowed from the round's batch), counted in the
+ * round; one pending share, released by hint_dlv_done after the sends. */
+static hint_dlv *hint_dlv_new(hint_round *h, const char *owner, const hint_item *it)
 {
+	hint_dlv *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->c = h->c;
+	d->round = h;
+	snprintf(d->owner, sizeof(d->owner), "%s", owner);
+	d->key = it->key;
+	d->klen = it->klen;
+	d->seq = it->seq;
+	d->pending = 1;
+	d->next = h->dlvs;
+	h->dlvs = d;
+	h->outstanding++;
+	return d;
+}
+
+static void hint_redirect(hint_round *h, const char *owner, const hint_item *it)
+{
+	coord *c = h->c;
 	q_slice k = q_slice_make(it->key, it->klen);
 	rep reps[COORD_MAX_N];
 	int nr = view_primaries(c, k, eff_n(c, 0), reps);
 	if (nr <= 0)
 		return;
-	hint_dlv *f = calloc(1, sizeof(*f));
-	uint8_t *kc = malloc(it->klen ? it->klen : 1);
-	if (!f || !kc) {
-		free(f);
-		free(kc);
+	hint_dlv *f = hint_dlv_new(h, owner, it);
+	if (!f)
 		return;
-	}
-	f->c = c;
-	snprintf(f->owner, sizeof(f->owner), "%s", owner);
-	memcpy(kc, it->key, it->klen);
-	f->key = kc;
-	f->klen = it->klen;
-	f->seq = it->seq;
-	f->pending = 1; /* released at the end, after every send is issued */
-	c->hint_inflight++;
 	for (int i = 0; i < nr; i++) {
 		if (reps[i].self) {
 			/* a disk job like any replica write (not a blocking
@@ -2644,60 +2754,35 @@ static void hint_redirect(coord *c, const char *owner, const hint_item *it)
 	hint_dlv_done(f);
 }
 
-static void hint_deliver_owner(coord *c, const char *owner)
+static void hint_deliver_owner(hint_round *h, const hint_owner_batch *ob)
 {
-	const member *m = view_member(c, owner);
-	int departed = !m && c->departed && c->departed(c->departed_arg, owner);
-	if (!departed && (!m || m->self || members_state_of(c->mem, owner) != MEMBER_UP))
-		return;
-	hint_batch b;
-	memset(&b, 0, sizeof(b));
-	int rc = hint_batch_load(c->hints, owner, q_slice_make(NULL, 0), HINT_BATCH_ITEMS,
-				 HINT_BATCH_BYTES, &b);
-	if (rc < 0) {
-		Q_WARN("coord", "loading hints for %s: %s", owner, q_strerror(rc));
-		return;
-	}
-	for (size_t i = 0; i < b.n; i++) {
-		hint_item *it = &b.v[i];
-		q_slice k = q_slice_make(it->key, it->klen);
-		if (it->status == Q_ECORRUPT) {
-			Q_ERROR("coord", "dropping a corrupt hint for %s", owner);
-			hint_delete(c->hints, owner, k);
+	coord *c = h->c;
+	const member *m = view_member(c, ob->owner);
+	if (ob->departed ? m != NULL
+			 : !m || m->self || members_state_of(c->mem, ob->owner) != MEMBER_UP)
+		return; /* changed since the round started: a later round */
+	for (size_t i = 0; i < ob->b.n; i++) {
+		const hint_item *it = &ob->b.v[i];
+		if (it->status == Q_ECORRUPT)
+			continue; /* deleted by the load */
+		if (ob->departed) {
+			hint_redirect(h, ob->owner, it);
 			continue;
 		}
-		if (departed) {
-			hint_redirect(c, owner, it);
-			continue;
-		}
-		hint_dlv *d = calloc(1, sizeof(*d));
-		uint8_t *kc = malloc(it->klen);
-		if (!d || !kc) {
-			free(d);
-			free(kc);
+		hint_dlv *d = hint_dlv_new(h, ob->owner, it);
+		if (!d)
 			break;
-		}
-		d->c = c;
-		snprintf(d->owner, sizeof(d->owner), "%s", owner);
-		memcpy(kc, it->key, it->klen);
-		d->key = kc;
-		d->klen = it->klen;
-		d->seq = it->seq;
-		d->pending = 1;
 		net_msg msg;
 		net_msg_init(&msg, NET_MSG_REPL_PUT);
-		msg.u.repl_put.key = k;
+		msg.u.repl_put.key = q_slice_make(it->key, it->klen);
 		msg.u.repl_put.object = q_slice_make(it->object, it->olen);
-		if (net_pool_request(c->pool, m->addr, &msg, c->cfg.timeout_ms, hint_dlv_cb, d) ==
+		if (net_pool_request(c->pool, m->addr, &msg, c->cfg.timeout_ms, hint_dlv_cb, d) !=
 		    0) {
-			c->hint_inflight++;
-		} else {
-			free(kc);
-			free(d);
+			d->failed = 1;
+			hint_dlv_done(d);
 			break;
 		}
 	}
-	hint_batch_free(&b);
 }
 
 typedef struct owner_list {
@@ -2723,24 +2808,91 @@ static int collect_owner(void *ud, const char *owner, const hint_stats *st)
 	return 0;
 }
 
-static void hint_tick(uv_timer_t *t)
+/* Worker: step 1 of a round (see above). */
+static void hint_load_work(uv_work_t *w)
 {
-	coord *c = t->data;
-	if (c->closing || !c->hints || c->hint_inflight > 0)
-		return;
+	hint_round *h = w->data;
+	coord *c = h->c;
+	hint_job_hook(c);
 	hint_stats st;
 	hint_get_stats(c->hints, &st);
 	if (st.count == 0)
-		return;
-	if (view_refresh(c) < 0)
 		return;
 	owner_list l = {NULL, 0, 0};
 	int rc = hint_owners(c->hints, collect_owner, &l);
 	if (rc < 0)
 		Q_WARN("coord", "listing hint owners: %s", q_strerror(rc));
-	for (size_t i = 0; i < l.n; i++)
-		hint_deliver_owner(c, l.v[i]);
+	h->ob = l.n ? calloc(l.n, sizeof(*h->ob)) : NULL;
+	for (size_t i = 0; h->ob && i < l.n; i++) {
+		const char *owner = l.v[i];
+		int known = 0, up = 0;
+		for (size_t k = 0; k < h->nview && !known; k++)
+			if (!strcmp(h->view[k].id, owner)) {
+				known = 1;
+				up = h->view[k].up;
+			}
+		int departed = !known && c->departed && c->departed(c->departed_arg, owner);
+		if (!up && !departed)
+			continue;
+		hint_owner_batch *ob = &h->ob[h->nob];
+		rc = hint_batch_load(c->hints, owner, q_slice_make(NULL, 0), HINT_BATCH_ITEMS,
+				     HINT_BATCH_BYTES, &ob->b);
+		if (rc < 0) {
+			Q_WARN("coord", "loading hints for %s: %s", owner, q_strerror(rc));
+			hint_batch_free(&ob->b);
+			continue;
+		}
+		snprintf(ob->owner, sizeof(ob->owner), "%s", owner);
+		ob->departed = departed;
+		h->nob++;
+		for (size_t k = 0; k < ob->b.n; k++) {
+			const hint_item *it = &ob->b.v[k];
+			if (it->status == Q_ECORRUPT) {
+				Q_ERROR("coord", "dropping a corrupt hint for %s", owner);
+				hint_delete(c->hints, owner, q_slice_make(it->key, it->klen));
+			}
+		}
+	}
 	free(l.v);
+}
+
+/* Loop: step 2 of a round. */
+static void hint_load_done(uv_work_t *w, int status)
+{
+	hint_round *h = w->data;
+	coord *c = h->c;
+	h->outstanding = 1; /* released once every send is issued */
+	if (status == 0 && !c->closing && view_refresh(c) == 0)
+		for (size_t i = 0; i < h->nob; i++)
+			hint_deliver_owner(h, &h->ob[i]);
+	hint_round_release(h);
+}
+
+static void hint_tick(uv_timer_t *t)
+{
+	coord *c = t->data;
+	if (c->closing || !c->hints || c->hint_round || view_refresh(c) < 0)
+		return;
+	hint_round *h = calloc(1, sizeof(*h));
+	if (!h)
+		return;
+	h->view = calloc(c->mn ? c->mn : 1, sizeof(*h->view));
+	if (!h->view) {
+		free(h);
+		return;
+	}
+	h->c = c;
+	h->lw.data = h;
+	h->dw.data = h;
+	for (size_t i = 0; i < c->mn; i++) {
+		const member *m = &c->mv[i];
+		snprintf(h->view[i].id, sizeof(h->view[i].id), "%s", m->id);
+		h->view[i].up = !m->self && members_state_of(c->mem, m->id) == MEMBER_UP;
+	}
+	h->nview = c->mn;
+	c->hint_round = h;
+	if (job_queue(c, &h->lw, hint_load_work, hint_load_done) < 0)
+		hint_round_free(h);
 }
 
 void coord_set_hints(coord *c, hint_store *hs)

@@ -174,10 +174,11 @@ typedef int (*coord_status_fn)(void *arg, q_buf *out);
 void coord_set_status_hook(coord *c, coord_status_fn fn, void *arg);
 
 /* Before coord_start: the hint store (handoff/hint.h, borrowed; it must
- * outlive the coordinator). With it the node accepts HINT_PUT as a
- * fallback and, every COORD_HINT_INTERVAL_MS, delivers its hints to owners
- * that are up (REPL_PUT) and deletes them (hint_delete_if). Without it
- * HINT_PUT is refused. */
+ * outlive the coordinator and its loop). With it the node accepts HINT_PUT
+ * as a fallback and, every COORD_HINT_INTERVAL_MS, delivers its hints to
+ * owners that are up (REPL_PUT) and deletes them (hint_delete_if); the
+ * store is read and written only by disk workers, never on the loop
+ * thread. Without it HINT_PUT is refused. */
 #define COORD_HINT_INTERVAL_MS 500
 void coord_set_hints(coord *c, hint_store *hs);
 
@@ -211,7 +212,9 @@ net_pool *coord_pool(coord *c);
  * a node never sets them. Before coord_start; NULL clears.
  *   work     on the worker thread, before the replica work of each job
  *            handed to the workers; key is the job's key, empty for a
- *            multi-key read. It may wait (to hold a job at the workers).
+ *            multi-key read and for the hint store jobs of a delivery
+ *            round (its load, its delete). It may wait (to hold a job at
+ *            the workers).
  *   handoff  on the loop thread, before each hand-off to the workers (one
  *            job, or a batch); a negative result fails that hand-off as a
  *            failing uv_queue_work would.

@@ -9,7 +9,10 @@
  * error; a write the engine refuses on the loop calls the replica's batch
  * hook once, its batch stored by the worker; with sync = always writes are
  * not tried on the loop at all; a hint whose owner left is
- * merged here by a disk job, not on the loop thread.
+ * merged here by a disk job, not on the loop thread; a hint delivery
+ * round reads and deletes the hint store at a worker while the loop goes
+ * on serving, keeps a hint into which a write was merged during its
+ * delivery, and keeps a hint whose delivery failed.
  *
  * The coordinator's test hooks (coord.h) hold jobs at the workers and fail
  * hand-offs. The worker pool has one thread (UV_THREADPOOL_SIZE, set before
@@ -618,6 +621,15 @@ static uint64_t hint_count(rig *g)
 	return hs.count;
 }
 
+/* The replica holds want for key. */
+static void replica_holds(rig *g, const char *key, const obj_set *want)
+{
+	obj_set *got = NULL;
+	ASSERT_OK(replica_get(g->rep, q_slice_str(key), &got));
+	ASSERT(obj_set_equal(got, want));
+	obj_set_free(got);
+}
+
 /*
  * A hint kept for an owner that left the cluster goes to the key's current
  * primaries; this node's share is merged by a disk job like any replica
@@ -655,10 +667,226 @@ QTEST(hint_of_a_departed_owner_is_merged_by_a_disk_job)
 	for (int i = 0; i < WAIT_MS && hint_count(&g); i++)
 		q_sleep_ms(1);
 	ASSERT_U64_EQ(hint_count(&g), 0);
-	obj_set *got = NULL;
-	ASSERT_OK(replica_get(g.rep, q_slice_str("hk"), &got));
+	replica_holds(&g, "hk", s);
+	obj_set_free(s);
+	q_buf_free(&enc);
+	rig_stop(&g);
+}
+
+/* ---- hint delivery keeps the hint store off the loop ----------------- */
+
+/* Gate for the jobs the workers get with an empty key (in these tests,
+ * only the hint store jobs of a delivery round: no multi-key reads): the
+ * i-th such job (from 0) waits at the worker until pass > i. */
+static struct {
+	pthread_mutex_t mu;
+	int arrivals;
+	int pass;
+} gate = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
+
+static void gate_work(void *arg, q_slice key)
+{
+	(void)arg;
+	if (key.n)
+		return;
+	pthread_mutex_lock(&gate.mu);
+	int me = gate.arrivals++;
+	uint64_t limit = q_mono_ms() + WAIT_MS;
+	while (me >= gate.pass && q_mono_ms() < limit) {
+		pthread_mutex_unlock(&gate.mu);
+		q_sleep_ms(1);
+		pthread_mutex_lock(&gate.mu);
+	}
+	pthread_mutex_unlock(&gate.mu);
+}
+
+/* Lets the first pass gated jobs run (pass < 0: as before); returns how
+ * many reached the worker so far. */
+static int gate_ctl(int pass)
+{
+	pthread_mutex_lock(&gate.mu);
+	if (pass >= 0)
+		gate.pass = pass;
+	int n = gate.arrivals;
+	pthread_mutex_unlock(&gate.mu);
+	return n;
+}
+
+/* Waits until n gated jobs reached the worker. */
+static void gate_wait(int n)
+{
+	for (int i = 0; i < WAIT_MS && gate_ctl(-1) < n; i++)
+		q_sleep_ms(1);
+	ASSERT(gate_ctl(-1) >= n);
+}
+
+static void wait_hint_count(rig *g, uint64_t n)
+{
+	for (int i = 0; i < WAIT_MS && hint_count(g) != n; i++)
+		q_sleep_ms(1);
+	ASSERT_U64_EQ(hint_count(g), n);
+}
+
+/* A set of one sibling, value v, written by node; its encoding in enc. */
+static obj_set *one_sibling(const char *node, q_slice v, q_buf *enc)
+{
+	obj_write w = {0, v, NULL, 1};
+	obj_set *s = NULL;
+	ASSERT_OK(obj_set_update(NULL, NULL, node, &w, NULL, 1, &s));
+	q_buf_reset(enc);
+	ASSERT_OK(obj_set_encode(s, enc));
+	return s;
+}
+
+/* Opens g with a hint store holding one hint for "gone" (an owner that
+ * left) of key "hk": a set of one sibling of value v (returned; its
+ * encoding in enc). */
+static obj_set *rig_with_hint(rig *g, q_slice v, q_buf *enc)
+{
+	rig_open(g);
+	ASSERT_OK(hint_store_open(g->db, NULL, NULL, &g->hints));
+	obj_set *s = one_sibling("gone", v, enc);
+	ASSERT_OK(hint_put(g->hints, "gone", q_slice_str("hk"), q_buf_slice(enc),
+			   q_wall_ns() / 1000000u, NULL));
+	return s;
+}
+
+/* A get of key posted to the loop, answered with rc; its set (or NULL). */
+static obj_set *loop_get(rig *g, const char *key, int rc)
+{
+	call k;
+	post(g, &k, key, 0, q_slice_make(NULL, 0));
+	wait_done(&k);
+	ASSERT_EQ(k.rc, rc);
+	return k.set;
+}
+
+/*
+ * A delivery round's hint store work is done at a worker: with the
+ * round's load held there (the loop has not read the store), the loop
+ * answers a get from memory; let go, the hint (its owner left: delivered
+ * to this node, the key's primary, by a merge done on the loop from
+ * memory) is merged into the replica while its delete is held at the
+ * worker in turn, the hint still stored and the loop still answering,
+ * the delivered key included. Let go, the hint is deleted. With the store
+ * read on the loop thread no job of the round ever reaches the worker.
+ */
+QTEST(hint_delivery_reads_and_deletes_the_store_at_a_worker)
+{
+	rig g;
+	q_buf enc = Q_BUF_INIT;
+	obj_set *s = rig_with_hint(&g, q_slice_str("hv"), &enc);
+	put_local(&g, "mem");
+	gate_ctl(0);
+	coord_test_hooks h = {gate_work, NULL, NULL};
+	rig_start(&g, COORD_IO_AUTO, 64, &h);
+	gate_wait(1); /* the round's load, held */
+	obj_set *got = loop_get(&g, "mem", 0);
+	ASSERT_EQ(obj_set_count(got), 1);
+	obj_set_free(got);
+	coord_stats st = stats(&g);
+	ASSERT_U64_EQ(st.jobs_worker, 0);
+	ASSERT_U64_EQ(st.jobs_loop, 1);
+	ASSERT_U64_EQ(hint_count(&g), 1);
+	ASSERT_EQ(replica_get(g.rep, q_slice_str("hk"), &got), Q_ENOTFOUND);
+	gate_ctl(1);
+	gate_wait(2); /* the round's delete, held */
+	replica_holds(&g, "hk", s);
+	ASSERT_U64_EQ(hint_count(&g), 1);
+	got = loop_get(&g, "hk", 0);
 	ASSERT(obj_set_equal(got, s));
 	obj_set_free(got);
+	st = stats(&g);
+	ASSERT_U64_EQ(st.jobs_worker, 0); /* the merge was done on the loop */
+	gate_ctl(1000);
+	wait_hint_count(&g, 0);
+	obj_set_free(s);
+	q_buf_free(&enc);
+	rig_stop(&g);
+}
+
+/*
+ * A write merged into a hint while its round's delete waits at the worker
+ * gives the hint a new sequence number: the delete leaves it (the merged
+ * write was not delivered yet), and a later round delivers the merge and
+ * deletes it.
+ */
+QTEST(hint_merged_into_during_its_delivery_is_kept)
+{
+	rig g;
+	q_buf enc = Q_BUF_INIT;
+	obj_set *s1 = rig_with_hint(&g, q_slice_str("v1"), &enc);
+	gate_ctl(1);
+	coord_test_hooks h = {gate_work, NULL, NULL};
+	rig_start(&g, COORD_IO_AUTO, 64, &h);
+	gate_wait(2); /* loaded and merged here; the delete held */
+	obj_set *s2 = one_sibling("late", q_slice_str("v2"), &enc);
+	uint64_t seq = 0;
+	ASSERT_OK(hint_put(g.hints, "gone", q_slice_str("hk"), q_buf_slice(&enc),
+			   q_wall_ns() / 1000000u, &seq));
+	gate_ctl(2);
+	gate_wait(3); /* the next round's load: the first round is over */
+	ASSERT_U64_EQ(hint_count(&g), 1);
+	hint_entry meta;
+	ASSERT_OK(hint_get(g.hints, "gone", q_slice_str("hk"), NULL, &meta));
+	ASSERT_U64_EQ(meta.seq, seq);
+	obj_set *got = NULL;
+	ASSERT_OK(replica_get(g.rep, q_slice_str("hk"), &got));
+	ASSERT_EQ(obj_set_count(got), 1); /* v2 not delivered yet */
+	obj_set_free(got);
+	gate_ctl(1000);
+	wait_hint_count(&g, 0);
+	ASSERT_OK(replica_get(g.rep, q_slice_str("hk"), &got));
+	ASSERT_EQ(obj_set_count(got), 2);
+	ASSERT_EQ(live_values(got, "v1", 2, "v2", 2), 2);
+	obj_set_free(got);
+	obj_set_free(s1);
+	obj_set_free(s2);
+	q_buf_free(&enc);
+	rig_stop(&g);
+}
+
+static atomic_int handoff_calls;
+
+static int count_fail_handoff(void *arg)
+{
+	(void)arg;
+	if (!atomic_load(&handoff_fails))
+		return 0;
+	atomic_fetch_add(&handoff_calls, 1);
+	return -EIO;
+}
+
+/*
+ * A hint whose delivery failed stays: its owner left, and the merge here
+ * (a large value: a worker job) cannot be handed to the workers. The
+ * round ends without deleting it (the next round's hand-off is attempted,
+ * which happens only once the first round is over); once hand-offs work
+ * again a later round delivers and deletes it.
+ */
+QTEST(hint_whose_delivery_failed_is_kept)
+{
+	rig g;
+	static char big[20 << 10];
+	memset(big, 'f', sizeof(big));
+	q_buf enc = Q_BUF_INIT;
+	obj_set *s = rig_with_hint(&g, q_slice_make(big, sizeof(big)), &enc);
+	gate_ctl(0);
+	coord_test_hooks h = {gate_work, count_fail_handoff, NULL};
+	rig_start(&g, COORD_IO_AUTO, 1, &h);
+	gate_wait(1); /* the load, held */
+	atomic_store(&handoff_fails, 1);
+	gate_ctl(1000);
+	/* the merge's hand-off fails, then the next round's load's */
+	for (int i = 0; i < WAIT_MS && atomic_load(&handoff_calls) < 2; i++)
+		q_sleep_ms(1);
+	ASSERT(atomic_load(&handoff_calls) >= 2);
+	ASSERT_U64_EQ(hint_count(&g), 1);
+	obj_set *got = NULL;
+	ASSERT_EQ(replica_get(g.rep, q_slice_str("hk"), &got), Q_ENOTFOUND);
+	atomic_store(&handoff_fails, 0);
+	wait_hint_count(&g, 0);
+	replica_holds(&g, "hk", s);
 	obj_set_free(s);
 	q_buf_free(&enc);
 	rig_stop(&g);
@@ -669,4 +897,7 @@ QTEST_MAIN(QT(loop_jobs_of_a_key_follow_its_worker_job),
 	   QT(failed_handoff_answers_a_put_with_its_cause),
 	   QT(fallback_writes_call_the_batch_hook_once),
 	   QT(sync_always_writes_go_to_the_workers_untried),
-	   QT(hint_of_a_departed_owner_is_merged_by_a_disk_job))
+	   QT(hint_of_a_departed_owner_is_merged_by_a_disk_job),
+	   QT(hint_delivery_reads_and_deletes_the_store_at_a_worker),
+	   QT(hint_merged_into_during_its_delivery_is_kept),
+	   QT(hint_whose_delivery_failed_is_kept))
