@@ -2563,9 +2563,9 @@ int coord_new(const coord_config *cfg, replica *store, members *mem, net_loop *l
  *      against the current view; each hint is sent (hint_deliver_owner,
  *      hint_redirect). A hint_dlv completes once all its sends did.
  *   3. DELETE, a worker (hint_delete_work), once every delivery of the
- *      round completed: hint_delete_if(seq) for each hint whose every send
- *      succeeded, so a hint into which a write was merged meanwhile stays
- *      for the next round.
+ *      round completed: hint_delete_if_many, the hint_delete_if(seq) of
+ *      each hint whose every send succeeded in one store batch, so a hint
+ *      into which a write was merged meanwhile stays for the next round.
  * The round is freed on the loop after its last step. Once the
  * coordinator closes no round starts, a loaded round sends nothing and a
  * round whose sends complete queues no delete job (a delete job already
@@ -2622,21 +2622,34 @@ static void hint_job_hook(coord *c)
 		c->th.work(c->th.arg, q_slice_make(NULL, 0));
 }
 
+/* Worker: step 3 of a round, every delivered hint in one store batch
+ * (one sync under sync = always). */
 static void hint_delete_work(uv_work_t *w)
 {
 	hint_round *h = w->data;
 	coord *c = h->c;
 	hint_job_hook(c);
-	for (hint_dlv *d = h->dlvs; d; d = d->next) {
-		if (d->failed)
-			continue;
-		int rc = hint_delete_if(c->hints, d->owner, q_slice_make(d->key, d->klen), d->seq);
-		if (rc == 0)
-			__atomic_add_fetch(&c->hints_delivered, 1, __ATOMIC_RELAXED);
-		else if (rc != -EAGAIN && rc != Q_ENOTFOUND)
-			Q_WARN("coord", "deleting a delivered hint for %s: %s", d->owner,
-			       q_strerror(rc));
+	size_t n = 0;
+	for (hint_dlv *d = h->dlvs; d; d = d->next)
+		n += !d->failed;
+	hint_del *v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		Q_WARN("coord", "deleting delivered hints: %s", q_strerror(-ENOMEM));
+		return; /* kept: delivered again by a later round */
 	}
+	size_t i = 0;
+	for (hint_dlv *d = h->dlvs; d; d = d->next)
+		if (!d->failed)
+			v[i++] = (hint_del){d->owner, q_slice_make(d->key, d->klen), d->seq, 0};
+	hint_delete_if_many(c->hints, v, n);
+	for (i = 0; i < n; i++) {
+		if (v[i].rc == 0)
+			__atomic_add_fetch(&c->hints_delivered, 1, __ATOMIC_RELAXED);
+		else if (v[i].rc != -EAGAIN && v[i].rc != Q_ENOTFOUND)
+			Q_WARN("coord", "deleting a delivered hint for %s: %s", v[i].owner,
+			       q_strerror(v[i].rc));
+	}
+	free(v);
 }
 
 static void hint_delete_done(uv_work_t *w, int status)

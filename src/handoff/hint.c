@@ -390,20 +390,28 @@ fail:
 	return rc;
 }
 
+/* Under s->mu: reads the record at LSM key k into *old (olde's slices
+ * borrow from it; *old_ok: it decodes). -EAGAIN if check is set and the
+ * record is corrupt or its seq is not seq. */
+static int read_for_delete(hint_store *s, q_slice k, int check, uint64_t seq, q_buf *old,
+			   hint_entry *olde, int *old_ok)
+{
+	Q_RET(lsm_get(s->db, k, old));
+	*old_ok = hint_value_decode(old->p, old->len, olde) == 0;
+	if (check && (!*old_ok || olde->seq != seq))
+		return -EAGAIN;
+	return 0;
+}
+
 static int delete_impl(hint_store *s, const char *owner, q_slice key, int check, uint64_t seq)
 {
 	q_buf k = Q_BUF_INIT, old = Q_BUF_INIT;
-	int rc, locked = 0;
+	int rc, locked = 0, old_ok = 0;
+	hint_entry olde;
 	Q_ERR(hint_key_encode(owner, key, &k));
 	pthread_mutex_lock(&s->mu);
 	locked = 1;
-	Q_ERR(lsm_get(s->db, q_buf_slice(&k), &old));
-	hint_entry olde;
-	int old_ok = hint_value_decode(old.p, old.len, &olde) == 0;
-	if (check && (!old_ok || olde.seq != seq)) {
-		rc = -EAGAIN;
-		goto fail;
-	}
+	Q_ERR(read_for_delete(s, q_buf_slice(&k), check, seq, &old, &olde, &old_ok));
 	Q_ERR(lsm_delete(s->db, q_buf_slice(&k)));
 	account_remove(s, k.len, q_buf_slice(&old), old_ok, &olde);
 	rc = 0;
@@ -423,6 +431,79 @@ int hint_delete_if(hint_store *s, const char *owner, q_slice key, uint64_t seq)
 int hint_delete(hint_store *s, const char *owner, q_slice key)
 {
 	return delete_impl(s, owner, key, 0, 0);
+}
+
+/* Keys listed before v[i] that encode as k[i] (a hint listed twice). */
+static int listed_before(const q_buf *k, const hint_del *v, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (v[j].rc == 0 && k[j].len == k[i].len && !memcmp(k[j].p, k[i].p, k[i].len))
+			return 1;
+	return 0;
+}
+
+int hint_delete_if_many(hint_store *s, hint_del *v, size_t n)
+{
+	if (n == 0)
+		return 0;
+	q_buf *k = calloc(n, sizeof(*k));
+	uint64_t *created = calloc(n, sizeof(*created));
+	size_t *vlen = calloc(n, sizeof(*vlen));
+	lsm_batch *b = lsm_batch_new();
+	q_buf old = Q_BUF_INIT;
+	size_t ndel = 0;
+	int rc = 0;
+	if (!k || !created || !vlen || !b) {
+		rc = -ENOMEM;
+		for (size_t i = 0; i < n; i++)
+			v[i].rc = rc;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		q_buf_init(&k[i]);
+		v[i].rc = hint_key_encode(v[i].owner, v[i].key, &k[i]);
+		if (v[i].rc == 0 && listed_before(k, v, i))
+			v[i].rc = -EINVAL;
+	}
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].rc < 0)
+			continue;
+		hint_entry olde;
+		int old_ok = 0;
+		q_buf_reset(&old);
+		v[i].rc = read_for_delete(s, q_buf_slice(&k[i]), 1, v[i].seq, &old, &olde, &old_ok);
+		if (v[i].rc == 0)
+			v[i].rc = lsm_batch_delete(b, q_buf_slice(&k[i]));
+		if (v[i].rc == 0) {
+			vlen[i] = old.len;
+			created[i] = olde.created_ms;
+			ndel++;
+		}
+	}
+	if (ndel)
+		rc = lsm_write(s->db, b);
+	for (size_t i = 0; ndel && i < n; i++) {
+		if (v[i].rc < 0)
+			continue;
+		if (rc < 0) {
+			v[i].rc = rc;
+			continue;
+		}
+		hint_entry olde;
+		olde.created_ms = created[i];
+		account_remove(s, k[i].len, q_slice_make(NULL, vlen[i]), 1, &olde);
+	}
+	pthread_mutex_unlock(&s->mu);
+out:
+	for (size_t i = 0; k && i < n; i++)
+		q_buf_free(&k[i]); /* zeroed by calloc: Q_BUF_INIT */
+	free(k);
+	free(created);
+	free(vlen);
+	lsm_batch_free(b);
+	q_buf_free(&old);
+	return rc;
 }
 
 /* ---------------------------------------------------------------------

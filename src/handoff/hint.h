@@ -103,6 +103,21 @@ int hint_delete_if(hint_store *s, const char *owner, q_slice key, uint64_t seq);
 /* Deletes unconditionally (e.g. a corrupt record). Q_ENOTFOUND if absent. */
 int hint_delete(hint_store *s, const char *owner, q_slice key);
 
+/* hint_delete_if for each of v[0..n) (owner, key, seq: the caller's),
+ * those that pass written as one LSM batch (one sync under sync = always).
+ * Each v[i].rc gets 0 (deleted), -EAGAIN (changed since it was read: kept),
+ * Q_ENOTFOUND, -EINVAL (bad owner or key, or listed twice: only the first
+ * counts) or a read error. Returns 0, or the batch write's error (then
+ * nothing was deleted and each v[i].rc that was to be 0 has it), or
+ * -ENOMEM (every v[i].rc has it). */
+typedef struct hint_del {
+	const char *owner;
+	q_slice key;
+	uint64_t seq;
+	int rc;            /* out */
+} hint_del;
+int hint_delete_if_many(hint_store *s, hint_del *v, size_t n);
+
 void hint_get_stats(hint_store *s, hint_stats *out);
 /* Statistics of one owner's hints, by scan. */
 int hint_owner_stats(hint_store *s, const char *owner, hint_stats *out);

@@ -12,7 +12,8 @@
  * merged here by a disk job, not on the loop thread; a hint delivery
  * round reads and deletes the hint store at a worker while the loop goes
  * on serving, keeps a hint into which a write was merged during its
- * delivery, and keeps a hint whose delivery failed.
+ * delivery, keeps a hint whose delivery failed, and deletes what it
+ * delivered in one store write.
  *
  * The coordinator's test hooks (coord.h) hold jobs at the workers and fail
  * hand-offs. The worker pool has one thread (UV_THREADPOOL_SIZE, set before
@@ -892,6 +893,42 @@ QTEST(hint_whose_delivery_failed_is_kept)
 	rig_stop(&g);
 }
 
+/*
+ * With sync = always a round's deletes are one store write (one log sync)
+ * however many hints it delivered, not one each.
+ */
+QTEST(hint_round_deletes_in_one_write)
+{
+	rig g;
+	rig_open_sync(&g, LSM_SYNC_ALWAYS);
+	g.sync_writes = 1;
+	ASSERT_OK(hint_store_open(g.db, NULL, NULL, &g.hints));
+	enum { HINTS = 5 };
+	q_buf enc = Q_BUF_INIT;
+	obj_set *s = one_sibling("gone", q_slice_str("v"), &enc);
+	for (int i = 0; i < HINTS; i++) {
+		char key[8];
+		snprintf(key, sizeof(key), "h%d", i);
+		ASSERT_OK(hint_put(g.hints, "gone", q_slice_str(key), q_buf_slice(&enc),
+				   q_wall_ns() / 1000000u, NULL));
+	}
+	gate_ctl(1);
+	coord_test_hooks h = {gate_work, NULL, NULL};
+	rig_start(&g, COORD_IO_AUTO, 64, &h);
+	gate_wait(2); /* merged here; the delete held */
+	ASSERT_U64_EQ(hint_count(&g), HINTS);
+	lsm_stats before, after;
+	lsm_get_stats(g.db, &before);
+	gate_ctl(1000);
+	wait_hint_count(&g, 0);
+	lsm_get_stats(g.db, &after);
+	ASSERT_U64_EQ(after.commit_groups, before.commit_groups + 1);
+	replica_holds(&g, "h0", s);
+	obj_set_free(s);
+	q_buf_free(&enc);
+	rig_stop(&g);
+}
+
 QTEST_MAIN(QT(loop_jobs_of_a_key_follow_its_worker_job),
 	   QT(failed_handoff_fails_the_keys_of_a_multi_key_read),
 	   QT(failed_handoff_answers_a_put_with_its_cause),
@@ -900,4 +937,5 @@ QTEST_MAIN(QT(loop_jobs_of_a_key_follow_its_worker_job),
 	   QT(hint_of_a_departed_owner_is_merged_by_a_disk_job),
 	   QT(hint_delivery_reads_and_deletes_the_store_at_a_worker),
 	   QT(hint_merged_into_during_its_delivery_is_kept),
-	   QT(hint_whose_delivery_failed_is_kept))
+	   QT(hint_whose_delivery_failed_is_kept),
+	   QT(hint_round_deletes_in_one_write))

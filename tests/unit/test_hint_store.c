@@ -96,6 +96,67 @@ QTEST(put_get_merge_delete)
 	ASSERT_OK(lsm_close(db));
 }
 
+/*
+ * hint_delete_if_many deletes, in one LSM write (one group commit under
+ * sync = always), each listed hint whose seq is still the one given; a
+ * hint merged into since, one absent, one with a bad owner and one listed
+ * twice stay with their own rc. The statistics follow, as a scan gives
+ * them, and the deletes survive a reopen.
+ */
+QTEST(delete_if_many_is_one_write)
+{
+	lsm_db *db = open_db();
+	hint_store *s;
+	ASSERT_OK(hint_store_open(db, union_merge, NULL, &s));
+	uint64_t sq[4], late;
+	ASSERT_OK(hint_put(s, "n1", S("a"), S("x"), 1000, &sq[0]));
+	ASSERT_OK(hint_put(s, "n1", S("b"), S("x"), 1001, &sq[1]));
+	ASSERT_OK(hint_put(s, "n2", S("c"), S("x"), 1002, &sq[2]));
+	ASSERT_OK(hint_put(s, "n2", S("d"), S("x"), 1003, &sq[3]));
+	ASSERT_OK(hint_put(s, "n1", S("b"), S("y"), 1004, &late)); /* merged into */
+	ASSERT_OK(hint_delete(s, "n2", S("c")));
+	hint_del v[6] = {
+		{"n1", S("a"), sq[0], 1}, {"n1", S("b"), sq[1], 1}, {"n2", S("c"), sq[2], 1},
+		{"n2", S("d"), sq[3], 1}, {"", S("a"), sq[0], 1},   {"n1", S("a"), sq[0], 1},
+	};
+	lsm_stats before, after;
+	lsm_get_stats(db, &before);
+	ASSERT_OK(hint_delete_if_many(s, v, 6));
+	lsm_get_stats(db, &after);
+	ASSERT_U64_EQ(after.commit_groups, before.commit_groups + 1);
+	ASSERT_OK(v[0].rc);
+	ASSERT_EQ(v[1].rc, -EAGAIN);
+	ASSERT_EQ(v[2].rc, Q_ENOTFOUND);
+	ASSERT_OK(v[3].rc);
+	ASSERT_EQ(v[4].rc, -EINVAL);
+	ASSERT_EQ(v[5].rc, -EINVAL);
+	ASSERT_EQ(hint_get(s, "n1", S("a"), NULL, NULL), Q_ENOTFOUND);
+	ASSERT_EQ(hint_get(s, "n2", S("d"), NULL, NULL), Q_ENOTFOUND);
+	expect_obj(s, "n1", "b", "xy");
+	hint_stats st, scan;
+	hint_get_stats(s, &st);
+	ASSERT_OK(hint_owner_stats(s, "n1", &scan));
+	ASSERT_U64_EQ(st.count, 1);
+	ASSERT_U64_EQ(st.bytes, scan.bytes);
+	ASSERT_U64_EQ(st.oldest_ms, 1001);
+	/* nothing to delete: no write */
+	ASSERT_OK(hint_delete_if_many(s, v, 0));
+	v[0].rc = 1;
+	ASSERT_OK(hint_delete_if_many(s, v, 1));
+	ASSERT_EQ(v[0].rc, Q_ENOTFOUND);
+	lsm_get_stats(db, &before);
+	ASSERT_U64_EQ(before.commit_groups, after.commit_groups);
+	hint_store_close(s);
+	ASSERT_OK(lsm_close(db));
+	db = open_db();
+	ASSERT_OK(hint_store_open(db, union_merge, NULL, &s));
+	hint_get_stats(s, &st);
+	ASSERT_U64_EQ(st.count, 1);
+	expect_obj(s, "n1", "b", "xy");
+	hint_store_close(s);
+	ASSERT_OK(lsm_close(db));
+}
+
 QTEST(stats_track_puts_and_deletes)
 {
 	lsm_db *db = open_db();
@@ -480,7 +541,7 @@ QTEST(record_codec)
 	q_buf_free(&v);
 }
 
-QTEST_MAIN(QT(put_get_merge_delete), QT(stats_track_puts_and_deletes), QT(survives_restart),
+QTEST_MAIN(QT(put_get_merge_delete), QT(delete_if_many_is_one_write), QT(stats_track_puts_and_deletes), QT(survives_restart),
 	   QT(survives_process_crash), QT(iterate_per_owner), QT(corrupt_record_reported_not_returned),
 	   QT(real_objects_merge_as_siblings), QT(concurrent_puts_lose_nothing), QT(batches_resume_and_deliver),
 	   QT(record_codec))
