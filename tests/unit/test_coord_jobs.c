@@ -657,7 +657,7 @@ QTEST(hint_of_a_departed_owner_is_merged_by_a_disk_job)
 	coord_test_hooks h = {hold_work, NULL, NULL};
 	rig_start(&g, COORD_IO_AUTO, 64, &h);
 	/* the delivery tick (every COORD_HINT_INTERVAL_MS) hands it over */
-	ASSERT_EQ(qtest_wait_flag(&hold.arrived, 10 * COORD_HINT_INTERVAL_MS), 1);
+	ASSERT_EQ(qtest_wait_flag(&hold.arrived, WAIT_MS), 1);
 	call other;
 	post(&g, &other, "other", 1, q_slice_str("x"));
 	wait_done(&other);
