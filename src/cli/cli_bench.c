@@ -7,7 +7,12 @@
  * itself. Each runs get or put (by --get-percent) on uniformly random keys
  * "bench-<i>" of a --keys key space, the next request as soon as the
  * answer arrives.
- * Puts are blind writes of --value-size random bytes. Every operation's
+ * Puts are blind writes of --value-size random bytes: a key written again
+ * keeps its earlier values as siblings. With --contexts a put carries the
+ * causal context of the last answer (get or put) that brought the key's
+ * object, so it replaces what that answer showed, as a client that reads
+ * or writes before it writes again does (siblings then come only from
+ * concurrent writes of one key). Every operation's
  * latency is recorded (microseconds); at the end the tool prints the
  * throughput and the p50/p99/p99.9/max latencies over all operations, with
  * --json one JSON document.
@@ -37,6 +42,7 @@
 #include "net/net_frame.h"
 #include "net/net_msg.h"
 #include "net/net_sync.h"
+#include "object/obj.h"
 #include "util/qerr.h"
 #include "util/qtime.h"
 
@@ -51,6 +57,9 @@ typedef struct bench_cfg {
 	int n, r, w;
 	int preload;
 	uint64_t timeout_ms;
+	q_buf *ctx;           /* --contexts: per key, the causal context of the
+			       * last answer that carried the key's object; a
+			       * put sends it (NULL: every put is blind) */
 } bench_cfg;
 
 /* One closed-loop client: one connection, at most one request in flight. */
@@ -62,6 +71,7 @@ typedef struct bconn {
 	q_buf in;             /* bytes read, at most one response plus more */
 	uint64_t t0_ns;       /* when the request in flight was issued */
 	int is_get;
+	uint64_t key_no;      /* of the request in flight */
 	uint64_t reqid;
 	int active;
 	int want_out;         /* registered for EPOLLOUT (output pending) */
@@ -125,6 +135,10 @@ static int next_request(const bench_cfg *cfg, bconn *b, uint64_t *seed, uint8_t 
 			val[rnd(seed) % cfg->value_size] ^= 1;
 		net_msg_init(&m, NET_MSG_KV_PUT);
 		m.u.kv_put.key = q_slice_make(key, (size_t)kn);
+		if (cfg->ctx) { /* and the stored object back, for the next context */
+			m.u.kv_put.ctx = q_buf_slice(&cfg->ctx[key_no]);
+			m.u.kv_put.flags = NET_PUT_RETURN_OBJ;
+		}
 		m.u.kv_put.value = q_slice_make(val, cfg->value_size);
 		m.u.kv_put.n = (uint8_t)cfg->n;
 		m.u.kv_put.w = (uint8_t)cfg->w;
@@ -133,6 +147,7 @@ static int next_request(const bench_cfg *cfg, bconn *b, uint64_t *seed, uint8_t 
 	q_buf_reset(&b->out);
 	b->sent = 0;
 	b->is_get = is_get;
+	b->key_no = key_no;
 	b->reqid++;
 	b->t0_ns = q_mono_ns();
 	return net_msg_encode_frame(&m, b->reqid, &b->out);
@@ -153,10 +168,24 @@ static int flush_out(bconn *b)
 	return 0;
 }
 
+/* --contexts: keeps the context of the object an answer carried for the
+ * key of b's request (bytes that do not decode keep the one before). */
+static void keep_ctx(const bench_cfg *cfg, const bconn *b, q_slice object)
+{
+	obj_set *s = NULL;
+	if (!object.n || obj_set_decode(object.p, object.n, &s) < 0)
+		return;
+	q_buf *c = &cfg->ctx[b->key_no];
+	q_buf_reset(c);
+	if (obj_ctx_encode(obj_set_ctx(s), c) < 0)
+		q_buf_reset(c); /* out of memory: the next put is blind */
+	obj_set_free(s);
+}
+
 /* Reads and handles a complete response if there is one: 1 when the
  * request finished (ok or failed), 0 when more bytes are needed, < 0 on a
  * broken connection. */
-static int read_resp(bconn *b, bstats *st)
+static int read_resp(const bench_cfg *cfg, bconn *b, bstats *st)
 {
 	for (;;) {
 		if (q_buf_reserve(&b->in, 65536) < 0)
@@ -193,6 +222,8 @@ static int read_resp(bconn *b, bstats *st)
 		status = m.u.error.code;
 	else
 		status = m.u.obj_resp.status;
+	if (cfg->ctx && f.type != NET_MSG_ERROR && status == 0)
+		keep_ctx(cfg, b, m.u.obj_resp.object);
 	net_msg_clear(&m);
 	memmove(b->in.p, b->in.p + used, b->in.len - used);
 	b->in.len -= used;
@@ -304,7 +335,7 @@ static int run_loop(const bench_cfg *cfg, bstats *st, uint64_t seed, int preload
 			if (re & EPOLLOUT)
 				done = flush_out(b);
 			if (done == 0 && (re & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-				done = read_resp(b, st);
+				done = read_resp(cfg, b, st);
 			if (done < 0) {
 				/* the node went away: count the request as failed and
 				 * reconnect this client, or retire it */
@@ -420,6 +451,7 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 	};
 	const char *nodes = node;
 	const char *trace = NULL;
+	int contexts = 0;
 	FILE *tf = NULL;
 	uint64_t seed = q_mono_ns();
 	int code = CLI_EXIT_USAGE;
@@ -436,6 +468,10 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 		}
 		if (!strcmp(s, "--preload")) {
 			cfg.preload = 1;
+			continue;
+		}
+		if (!strcmp(s, "--contexts")) {
+			contexts = 1;
 			continue;
 		}
 		if (!v)
@@ -486,6 +522,11 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 	}
 	if (split_nodes(nodes, &cfg) < 0) {
 		fprintf(stderr, "quorumctl: bench: bad --nodes list\n");
+		goto out;
+	}
+	if (contexts && !(cfg.ctx = calloc(cfg.keys, sizeof(q_buf)))) {
+		fprintf(stderr, "quorumctl: bench: no memory for %llu contexts\n",
+			(unsigned long long)cfg.keys);
 		goto out;
 	}
 	double preload_s = 0;
@@ -553,12 +594,13 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 		       "\"get_percent\":%d,\"seconds\":%.3f,\"ops\":%zu,\"gets\":%llu,"
 		       "\"puts\":%llu,\"not_found\":%llu,\"errors\":%llu,\"quorum_errors\":%llu,"
 		       "\"ops_per_sec\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,"
-		       "\"max_ms\":%.3f,\"preload_seconds\":%.3f,\"preload_errors\":%llu}\n",
+		       "\"max_ms\":%.3f,\"preload_seconds\":%.3f,\"preload_errors\":%llu,"
+		       "\"contexts\":%d}\n",
 		       cfg.clients, cfg.nnodes, (unsigned long long)cfg.keys, cfg.value_size,
 		       cfg.get_percent, secs, total, (unsigned long long)gets,
 		       (unsigned long long)puts, (unsigned long long)nf, (unsigned long long)errs,
 		       (unsigned long long)qerrs, tput, p50, p99, p999, pmax, preload_s,
-		       (unsigned long long)preload_err);
+		       (unsigned long long)preload_err, cfg.ctx != NULL);
 	} else {
 		printf("bench: %d clients, %zu node(s), %llu keys, %zu-byte values, %d%% gets, "
 		       "%.1f s\n",
@@ -580,6 +622,9 @@ out:
 	if (tf)
 		fclose(tf);
 	free(st.lat);
+	for (uint64_t i = 0; cfg.ctx && i < cfg.keys; i++)
+		q_buf_free(&cfg.ctx[i]);
+	free(cfg.ctx);
 	for (size_t i = 0; i < cfg.nnodes; i++)
 		free(cfg.nodes[i]);
 	free(cfg.nodes);

@@ -270,6 +270,35 @@ def test_peer_by_address_is_learned_by_hello(procs, tmp_path):
              timeout=10, what="replica on beta")
 
 
+def test_quorumctl_bench_contexts_replace_instead_of_piling_up(procs, tmp_path):
+    """Blind bench puts keep every earlier value of a key as a sibling; with
+    --contexts one client's puts replace what its last answer showed, so a
+    key it wrote many times holds one value."""
+    c = Cluster(procs, tmp_path).start_all()
+    nodes = ",".join(c.addr(i) for i in range(3))
+
+    def run(*extra):
+        r = ctl(c.addr(0), "bench", "--nodes", nodes, "--clients", "1", "--keys", "3",
+                "--duration", "2s", "--get-percent", "20", "--json", *extra)
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert doc["errors"] == 0 and doc["puts"] >= 30, doc
+        return doc
+
+    def counts():
+        out = []
+        for k in range(3):
+            r = ctl(c.addr(1), "get", f"bench-{k}", "--json")
+            assert r.returncode == 0, r.stderr
+            out.append(len(json.loads(r.stdout)["siblings"]))
+        return out
+
+    assert run()["contexts"] == 0
+    assert max(counts()) > 1  # blind: the values piled up
+    assert run("--contexts")["contexts"] == 1
+    assert counts() == [1, 1, 1]
+
+
 def test_quorumctl_bench_and_status_text(procs, tmp_path):
     c = Cluster(procs, tmp_path).start_all()
     nodes = ",".join(c.addr(i) for i in range(3))
