@@ -527,6 +527,7 @@ int cli_bench(int argc, char **argv, const char *node, uint64_t timeout_ms, int 
 	if (contexts && !(cfg.ctx = calloc(cfg.keys, sizeof(q_buf)))) {
 		fprintf(stderr, "quorumctl: bench: no memory for %llu contexts\n",
 			(unsigned long long)cfg.keys);
+		code = CLI_EXIT_ERROR;
 		goto out;
 	}
 	double preload_s = 0;
