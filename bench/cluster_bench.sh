@@ -78,6 +78,12 @@ jget() { python3 -c "import json,sys;print(json.load(open('$1'))['$2'])"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 # CPU seconds (user + system) a live process has used so far
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# their sum over the live processes given
+cpu_sum() {
+	local s=0 p
+	for p in "$@"; do s=$(python3 -c "print($s + $(cpu_s "$p"))"); done
+	echo "$s"
+}
 # TRACE=1: where the operations at or above the p99.9 fell (100 ms
 # windows, most first) and the engines' flush/compaction counter changes
 # within 200 ms of each window (times in seconds from the first operation)
@@ -140,7 +146,7 @@ run_quorumd() { # $1 = run number
 	[ "${PRELOAD:-0}" = 1 ] && pre=(--preload)
 	echo "== run $1: quorumd: 3 nodes, N=3 R=2 W=2, sync=$SYNC io=${IO:-default}, $CLIENTS clients, $VALUE-byte values, 50% gets, $KEYS keys, $DURATION (load $(load))"
 	local n0 n1
-	n0=0; for p in "${pids[@]}"; do n0=$(python3 -c "print($n0 + $(cpu_s "$p"))"); done
+	n0=$(cpu_sum "${pids[@]}")
 	local tr=() poller=""
 	if [ "${TRACE:-0}" = 1 ]; then
 		tr=(--trace "$work/trace.txt")
@@ -167,7 +173,7 @@ EOF2
 	( TIMEFORMAT='%U %S'; time "$QC" --timeout 5s bench --nodes "$nodes" --clients "$CLIENTS" \
 		--keys "$KEYS" --value-size "$VALUE" --get-percent 50 --duration "$DURATION" --r 2 --w 2 \
 		"${pre[@]}" "${tr[@]}" --json >"$work/q.json" ) 2>"$work/q.time" || true
-	n1=0; for p in "${pids[@]}"; do n1=$(python3 -c "print($n1 + $(cpu_s "$p"))"); done
+	n1=$(cpu_sum "${pids[@]}")
 	if [ -n "$poller" ]; then
 		kill "$poller" 2>/dev/null || true
 		wait "$poller" 2>/dev/null || true
@@ -193,11 +199,11 @@ EOF2
 	echo "$1 q_p99 $q_p99" >>"$res"
 	echo "$1 q_p999 $q_p999" >>"$res"
 	# puts only, for the comparison with etcd (which is measured on puts)
-	n0=0; for p in "${pids[@]}"; do n0=$(python3 -c "print($n0 + $(cpu_s "$p"))"); done
+	n0=$(cpu_sum "${pids[@]}")
 	( TIMEFORMAT='%U %S'; time "$QC" --timeout 5s bench --nodes "$nodes" --clients "$CLIENTS" \
 		--keys "$KEYS" --value-size "$VALUE" --get-percent 0 --duration "$DURATION" --r 2 --w 2 \
 		--json >"$work/qp.json" ) 2>"$work/qp.time" || true
-	n1=0; for p in "${pids[@]}"; do n1=$(python3 -c "print($n1 + $(cpu_s "$p"))"); done
+	n1=$(cpu_sum "${pids[@]}")
 	local q_puts q_cpu_put q_cl_put
 	q_puts=$(jget "$work/qp.json" ops_per_sec)
 	read -r q_cpu_put q_cl_put < <(python3 -c "
@@ -289,8 +295,8 @@ run_etcd() { # $1 = run number
 		pids+=($!)
 	done
 	for p in "${cp[@]}"; do wait_port "$p"; done
-	local e0 e1 p
-	e0=0; for p in "${pids[@]}"; do e0=$(python3 -c "print($e0 + $(cpu_s "$p"))"); done
+	local e0 e1
+	e0=$(cpu_sum "${pids[@]}")
 	echo "== run $1: etcd: 3 members on loopback, $CLIENTS client threads putting $VALUE-byte values for $DURATION (load $(load))"
 	e_out=$(python3 - "$DURATION" "$CLIENTS" "$VALUE" "$KEYS" "${cp[@]}" <<'EOF2'
 import base64, http.client, json, random, sys, threading, time
@@ -333,7 +339,7 @@ print("%.1f %d" % (sum(count) / (time.time() - t0), sum(count)))
 print("etcd errors: %d" % sum(errors), file=sys.stderr)
 EOF2
 )
-	e1=0; for p in "${pids[@]}"; do e1=$(python3 -c "print($e1 + $(cpu_s "$p"))"); done
+	e1=$(cpu_sum "${pids[@]}")
 	local e_cpu_put e_n
 	read -r e_put e_n <<<"$e_out"
 	e_cpu_put=$(python3 -c "print('%.1f' % (($e1 - $e0) * 1e6 / max(1, $e_n)))")
